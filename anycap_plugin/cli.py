@@ -1,0 +1,151 @@
+"""The `anycap` command. Exit status: 0 all done, 1 some items failed, 2 usage errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import AnyCapError, OptionsError, UnknownCaptionerError
+from .plugins import plugin_manager, plugins, registrations
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def _build(model: str, post: str | None) -> Any:
+    from .captioner import wrap
+    from .plugins import get_captioner
+
+    try:
+        captioner = get_captioner(model)
+        return wrap(captioner, post) if post else captioner
+    except (UnknownCaptionerError, OptionsError) as e:
+        raise click.UsageError(str(e)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="anycap-plugin")
+def cli() -> None:
+    """Controllable captioning: a base captioner, then an instruction-following post-processor."""
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="Base captioner spec, e.g. openai:gpt-4o-mini.")
+@click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
+@click.option("--instruction", "-i", help="Instruction for every input (a manifest may set its own).")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL output; re-running with the same file resumes.")
+@click.option("--concurrency", "-c", default=1, show_default=True, type=click.IntRange(1),
+              help="Batches in flight at once (API captioners).")
+@click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(1),
+              help="Items per model call (local models).")
+@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Per-call captioner option.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: Path,
+            concurrency: int, batch_size: int, options: tuple[str, ...], progress: bool | None) -> None:
+    """Caption INPUT... (files, folders, globs, or JSONL manifests) into one JSON line each."""
+    from .runner import expand_inputs, run
+
+    captioner = _build(model, post)
+    items = list(expand_inputs(inputs, instruction))
+    if not items:
+        raise click.UsageError("No inputs found: check the paths, globs or manifest.")
+    try:
+        summary = run(captioner, items, output, batch_size=batch_size, concurrency=concurrency,
+                      options=_parse_options(options), progress=progress)
+    except OptionsError as e:
+        raise click.UsageError(str(e)) from None
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
+    click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
+               f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
+               f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    sys.exit(0 if summary.ok else 1)
+
+
+@cli.command()
+@click.argument("pattern", default="*")
+def models(pattern: str) -> None:
+    """List registered captioners and post-processors (wildcards allowed)."""
+    import fnmatch
+
+    for kind in ("captioner", "post-processor"):
+        rows = [r for n, r in sorted(registrations(kind).items()) if fnmatch.fnmatch(n, pattern)]
+        click.echo(f"{kind}s:")
+        for r in rows:
+            click.echo(f"  {r.name:<16} {r.description}  [{r.plugin}]")
+        if not rows:
+            click.echo("  (none)")
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins: distribution, version, hooks, and errors of broken ones."""
+    infos = plugins()
+    if as_json:
+        click.echo(json.dumps([vars(p) for p in infos], indent=2))
+        return
+    for p in infos:
+        dist = f"{p.distribution or '?'} {p.version or ''}".strip()
+        status = f"BROKEN: {p.error}" if p.error else ", ".join(p.hooks)
+        click.echo(f"{p.name:<20} {dist:<32} {status}")
+
+
+@cli.command()
+@click.option("--output", "-o", default="out/demo.jsonl", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", "-m", default="stats", show_default=True, help="Base captioner spec.")
+@click.option("--post", "-p", default="identity", show_default=True, help="Post-processor spec.")
+@click.option("--instruction", "-i", default="Describe the content in at most two sentences.", show_default=True)
+def demo(output: Path, model: str, post: str, instruction: str) -> None:
+    """Caption bundled sample media (an image, a video with sound, an audio clip) offline."""
+    from .runner import WorkItem, run
+    from .testing import sample_media
+
+    captioner = _build(model, post)
+    media = sample_media(output.parent / "samples")
+    items = [WorkItem(str(p), instruction) for p in media.values()]
+    rows: list[dict[str, Any]] = []
+    output.unlink(missing_ok=True)
+    summary = run(captioner, items, output, on_record=rows.append, progress=False)
+    click.echo(f"AnyCap demo: {captioner.id}  (offline sample media; instruction: {instruction!r})")
+    for row in rows:
+        click.echo(f"\n[{row.get('modality') or '?'}] {row['input']}")
+        if row["error"]:
+            click.echo(f"  error:   {row['error']['type']}: {row['error']['message']}")
+        else:
+            click.echo(f"  base:    {row.get('base_caption')}")
+            click.echo(f"  refined: {row['caption']}")
+    click.echo(f"\nwrote {output}")
+    sys.exit(0 if summary.ok else 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        plugin_manager().hook.register_commands(cli=cli)
+    except Exception as e:  # a plugin's command hook must not break the built-in commands
+        click.echo(f"warning: a plugin failed to add its commands: {type(e).__name__}: {e}", err=True)
+    try:
+        cli.main(args=argv, prog_name="anycap")
+    except AnyCapError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The plugin contract: four hooks. Each receives a callback (or the CLI group) and calls it.
+
+A plugin is a module with functions marked `@anycap_plugin.hookimpl`, named in the
+`anycap` entry-point group of its distribution:
+
+    [project.entry-points.anycap]
+    myplugin = "anycap_myplugin"
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("anycap")
+hookimpl = pluggy.HookimplMarker("anycap")
+
+Register = Callable[..., None]
+
+
+@hookspec
+def register_captioners(register: Register) -> None:
+    """Register base captioners: `register(name, factory, description="")`.
+
+    `factory(model, **kwargs)` returns a `BaseCaptioner`; `model` is the part of the spec
+    after the colon (`openai:gpt-4o-mini` gives `"gpt-4o-mini"`), or None when absent.
+    """
+
+
+@hookspec
+def register_post_processors(register: Register) -> None:
+    """Register post-processors: `register(name, factory, description="")`.
+
+    `factory(model, **kwargs)` returns a `PostProcessor`; specs work as for captioners and
+    chain after a captioner with `+` (`qwen2.5-vl:PATH+acm:PATH`).
+    """
+
+
+@hookspec
+def register_benchmarks(register: Register) -> None:
+    """Register benchmarks: `register(name, run, description="")`.
+
+    `run(captioner, **kwargs)` evaluates a captioner and returns a JSON-serialisable dict.
+    """
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """Add subcommands to the `anycap` command: `cli` is its `click.Group`."""

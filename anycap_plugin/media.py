@@ -1,0 +1,333 @@
+"""Media loading: one `Media` type for images, video and audio, decoded lazily.
+
+Captioners take a `Media` and ask it for what they need (`image()`, `frames()`, `audio()`),
+so a batch run never decodes what no model will read. The modality is sniffed from the
+bytes, not trusted from the file name; PyAV (FFmpeg) decodes video and every audio format.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import numpy as np
+from PIL import Image
+
+from .errors import (
+    CorruptMediaError,
+    EmptyMediaError,
+    MediaError,
+    MediaNotFoundError,
+    MediaTooLargeError,
+    UnsupportedMediaError,
+)
+
+Modality = Literal["image", "video", "audio"]
+MODALITIES: tuple[Modality, ...] = ("image", "video", "audio")
+AUDIO_SAMPLE_RATE = 16_000
+DEFAULT_NUM_FRAMES = 8
+MEDIA_EXTENSIONS = {
+    "image": {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"},
+    "video": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpeg", ".mpg"},
+    "audio": {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus"},
+}
+
+MediaLike = Union["Media", str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Frames sampled from a video, in order, with their presentation times in seconds."""
+
+    images: list[Image.Image]
+    timestamps: list[float]
+    duration: float
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass
+class Media:
+    """A media item: where it came from (`ref`), what it is (`modality`), and lazy decoders."""
+
+    modality: Modality
+    ref: str
+    path: Path | None = None
+    data: bytes | None = None
+    _image: Image.Image | None = field(default=None, repr=False)
+
+    # ---- constructors -------------------------------------------------------------
+    @classmethod
+    def load(cls, obj: MediaLike, modality: Modality | None = None) -> "Media":
+        """Build a `Media` from a path, bytes, a PIL image, a numpy array or a `Media`."""
+        if isinstance(obj, Media):
+            return obj if modality in (None, obj.modality) else obj.as_modality(modality)
+        if isinstance(obj, (str, os.PathLike)):
+            return cls.from_path(obj, modality)
+        if isinstance(obj, (bytes, bytearray, memoryview)):
+            return cls.from_bytes(bytes(obj), modality=modality)
+        if isinstance(obj, Image.Image):
+            return cls.from_image(obj)
+        if isinstance(obj, np.ndarray):
+            return cls.from_array(obj)
+        raise UnsupportedMediaError(
+            f"Cannot load media from a {type(obj).__name__}.",
+            hint="Pass a file path, bytes, a PIL.Image or a numpy array.",
+        )
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike, modality: Modality | None = None) -> "Media":
+        p = Path(path).expanduser()
+        if not p.exists():
+            raise MediaNotFoundError(f"No such file: {str(p)!r}.", hint="Check the path.")
+        if not p.is_file():
+            raise UnsupportedMediaError(f"Not a regular file: {str(p)!r}.")
+        if p.stat().st_size == 0:
+            raise EmptyMediaError(f"Empty file: {str(p)!r}.", hint="Re-export or remove it.")
+        with open(p, "rb") as f:
+            head = f.read(64)
+        detected = _detect_modality(head, lambda: str(p), str(p))
+        media = cls(modality=detected, ref=str(p), path=p)
+        return media if modality in (None, detected) else media.as_modality(modality)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str | None = None, modality: Modality | None = None) -> "Media":
+        if not data:
+            raise EmptyMediaError("Empty media bytes.")
+        ref = name or "bytes:" + hashlib.sha1(data).hexdigest()[:16]
+        detected = _detect_modality(data[:64], lambda: io.BytesIO(data), ref)
+        media = cls(modality=detected, ref=ref, data=data)
+        return media if modality in (None, detected) else media.as_modality(modality)
+
+    @classmethod
+    def from_image(cls, image: Image.Image, ref: str | None = None) -> "Media":
+        return cls(modality="image", ref=ref or f"pil:{image.width}x{image.height}", _image=_to_rgb(image))
+
+    @classmethod
+    def from_array(cls, array: np.ndarray, ref: str | None = None) -> "Media":
+        """An image from an HxW, HxWx3 or HxWx4 array, uint8 or float in [0, 1]."""
+        a = np.asarray(array)
+        if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or a.size == 0:
+            raise UnsupportedMediaError(
+                f"An image array must be HxW, HxWx3 or HxWx4; got shape {a.shape}.",
+                hint="For video, save it to a file first.",
+            )
+        if a.dtype != np.uint8:
+            if not np.issubdtype(a.dtype, np.floating):
+                raise UnsupportedMediaError(f"Image arrays must be uint8 or float; got {a.dtype}.")
+            a = (np.clip(a, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+        if a.ndim == 3 and a.shape[2] == 1:
+            a = a[:, :, 0]
+        return cls.from_image(Image.fromarray(a), ref=ref or f"array:{a.shape[1]}x{a.shape[0]}")
+
+    def as_modality(self, modality: Modality) -> "Media":
+        """Read this item as another modality: only a video's audio track qualifies."""
+        if modality == self.modality:
+            return self
+        if self.modality == "video" and modality == "audio":
+            with self._open_av() as c:
+                if not c.streams.audio:
+                    raise UnsupportedMediaError(f"{self.ref!r} is a video without an audio track.")
+            return Media(modality="audio", ref=self.ref, path=self.path, data=self.data)
+        raise UnsupportedMediaError(
+            f"{self.ref!r} is {self.modality}, not {modality}.",
+            hint="Leave the modality out to detect it from the content.",
+        )
+
+    # ---- decoders -----------------------------------------------------------------
+    def read_bytes(self) -> bytes:
+        """The encoded bytes, as stored (for API adapters that upload files)."""
+        if self.data is not None:
+            return self.data
+        if self.path is not None:
+            return self.path.read_bytes()
+        buf = io.BytesIO()
+        self.image().save(buf, format="PNG")
+        return buf.getvalue()
+
+    def image(self) -> Image.Image:
+        """The image as RGB (alpha composited on white)."""
+        if self.modality != "image":
+            raise UnsupportedMediaError(f"{self.ref!r} is {self.modality}, not an image.")
+        if self._image is None:
+            src = self.path if self.path is not None else io.BytesIO(self.data or b"")
+            try:
+                with Image.open(src) as im:
+                    im.load()
+                    self._image = _to_rgb(im)
+            except Image.DecompressionBombError as e:
+                raise MediaTooLargeError(
+                    f"{self.ref!r} is too large to decode safely ({e}).",
+                    hint="Downscale it, or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file.",
+                ) from None
+            except (OSError, SyntaxError, ValueError) as e:
+                raise CorruptMediaError(f"Cannot decode image {self.ref!r}: {e}.") from None
+        return self._image
+
+    def frames(self, num_frames: int = DEFAULT_NUM_FRAMES, fps: float | None = None,
+               max_frames: int | None = None) -> VideoFrames:
+        """Sample frames: `num_frames` at the midpoints of equal segments, or every 1/`fps` s.
+
+        An image gives itself as a one-frame video, so frame-based captioners take both.
+        """
+        if self.modality == "image":
+            return VideoFrames([self.image()], [0.0], 0.0)
+        if self.modality != "video":
+            raise UnsupportedMediaError(f"{self.ref!r} is {self.modality}, not a video.")
+        if fps is None and num_frames < 1:
+            raise ValueError("num_frames must be at least 1")
+        try:
+            with self._open_av() as c:
+                stream = c.streams.video[0]
+                pts = sorted(p.pts for p in c.demux(stream) if p.pts is not None)
+            if not pts:
+                raise EmptyMediaError(f"Video {self.ref!r} has no frames.")
+            tb = float(stream.time_base)
+            times = [t * tb for t in pts]
+            frame_dur = (times[-1] - times[0]) / max(len(times) - 1, 1) if len(times) > 1 else 0.0
+            duration = times[-1] - times[0] + frame_dur
+            targets = _sample_times(times[0], duration, num_frames, fps, max_frames)
+            wanted = {pts[_nearest(times, t)] for t in targets}
+            picked: dict[int, Image.Image] = {}
+            with self._open_av() as c:
+                vs = c.streams.video[0]
+                vs.thread_type = "AUTO"
+                for frame in c.decode(vs):
+                    if frame.pts in wanted and frame.pts not in picked:
+                        picked[frame.pts] = frame.to_image()
+                        if len(picked) == len(wanted):
+                            break
+        except MediaError:
+            raise
+        except Exception as e:  # PyAV raises several error types for bad streams
+            raise CorruptMediaError(f"Cannot decode video {self.ref!r}: {e}.") from None
+        if not picked:
+            raise CorruptMediaError(f"Video {self.ref!r} decoded no frames.")
+        keys = sorted(picked)
+        return VideoFrames([picked[k] for k in keys], [k * tb for k in keys], duration)
+
+    def audio(self, sample_rate: int = AUDIO_SAMPLE_RATE) -> AudioClip:
+        """Decode the audio (or a video's audio track), resampled to mono float32."""
+        if self.modality not in ("audio", "video"):
+            raise UnsupportedMediaError(f"{self.ref!r} is {self.modality} and has no audio.")
+        try:
+            import av
+
+            chunks: list[np.ndarray] = []
+            with self._open_av() as c:
+                if not c.streams.audio:
+                    raise UnsupportedMediaError(f"{self.ref!r} has no audio track.")
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+                for frame in c.decode(c.streams.audio[0]):
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray().reshape(-1))
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except MediaError:
+            raise
+        except Exception as e:
+            raise CorruptMediaError(f"Cannot decode audio {self.ref!r}: {e}.") from None
+        samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+        if samples.size == 0:
+            raise EmptyMediaError(f"Audio {self.ref!r} has no samples.")
+        return AudioClip(samples, sample_rate)
+
+    def _open_av(self) -> Any:
+        import av
+
+        src = str(self.path) if self.path is not None else io.BytesIO(self.data or b"")
+        try:
+            return av.open(src)
+        except Exception as e:
+            raise CorruptMediaError(f"Cannot open {self.ref!r}: {e}.") from None
+
+
+def media_files_in(folder: Path) -> list[Path]:
+    """Files under `folder` (recursively, sorted) whose extension names a known media type."""
+    exts = set().union(*MEDIA_EXTENSIONS.values())
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
+
+
+def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
+    """Sniff the modality: image magic numbers, then PIL, then FFmpeg's stream probe."""
+    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return "image"
+    try:
+        with Image.open(opener()):
+            return "image"
+    except Image.DecompressionBombError:
+        return "image"  # image() raises the size error with its hint
+    except Exception:
+        pass
+    try:
+        import av
+
+        with av.open(opener()) as c:
+            video = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+            if video:
+                return "video"
+            if c.streams.audio:
+                return "audio"
+    except Exception as e:
+        raise UnsupportedMediaError(
+            f"{ref!r} is not an image, video or audio file that can be decoded ({type(e).__name__}).",
+            hint="Check that the file is complete; supported: common image formats, and anything FFmpeg reads.",
+        ) from None
+    raise UnsupportedMediaError(f"{ref!r} holds no image, video or audio stream.")
+
+
+def _sample_times(start: float, duration: float, num_frames: int, fps: float | None,
+                  max_frames: int | None) -> list[float]:
+    if fps is not None:
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        step = 1.0 / fps
+        n = max(1, int(duration * fps))
+        times = [start + step * (i + 0.5) for i in range(n)]
+    else:
+        seg = duration / num_frames
+        times = [start + seg * (i + 0.5) for i in range(num_frames)]
+    if max_frames is not None and len(times) > max_frames:
+        idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
+        times = [times[i] for i in idx]
+    return times
+
+
+def _nearest(sorted_times: list[float], t: float) -> int:
+    i = bisect.bisect_left(sorted_times, t)
+    if i == 0:
+        return 0
+    if i == len(sorted_times):
+        return i - 1
+    return i if sorted_times[i] - t < t - sorted_times[i - 1] else i - 1
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image.copy()
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.split()[3])
+        return background
+    return image.convert("RGB")

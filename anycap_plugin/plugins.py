@@ -1,0 +1,229 @@
+"""The plugin host: entry-point loading (lazy, once), registries, and spec resolution.
+
+`ANYCAP_LOAD_PLUGINS` picks which installed plugins load: unset loads all, an empty value
+none, otherwise a comma-separated list of entry-point or distribution names. A plugin that
+fails to import, has a hook with no matching spec, or raises while registering is recorded
+with its error and left out; everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import logging
+import os
+import threading
+import traceback
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Literal
+
+import pluggy
+
+from . import hookspecs
+from .errors import OptionsError, PluginError, UnknownCaptionerError
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "anycap"
+LOAD_ENV = "ANYCAP_LOAD_PLUGINS"
+Kind = Literal["captioner", "post-processor", "benchmark"]
+_HOOK_FOR_KIND = {
+    "captioner": "register_captioners",
+    "post-processor": "register_post_processors",
+    "benchmark": "register_benchmarks",
+}
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    factory: Callable[..., Any]
+    description: str
+    plugin: str
+    kind: Kind
+
+
+@dataclass
+class PluginInfo:
+    """What `anycap plugins` shows: where a plugin came from, its hooks, its error if broken."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class _Host:
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.pm: pluggy.PluginManager | None = None
+        self.plugins: dict[str, PluginInfo] = {}
+        self.registry: dict[Kind, dict[str, Registration]] = {k: {} for k in _HOOK_FOR_KIND}
+
+
+_host = _Host()
+
+
+def _wanted(ep: metadata.EntryPoint) -> bool:
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return True
+    names = {n.strip() for n in value.split(",") if n.strip()}
+    dist = ep.dist.name if ep.dist is not None else None
+    return ep.name in names or (dist is not None and dist in names)
+
+
+def _load_entry_point(pm: pluggy.PluginManager, ep: metadata.EntryPoint) -> PluginInfo:
+    dist = ep.dist
+    info = PluginInfo(ep.name, dist.name if dist else None, dist.version if dist else None)
+    try:
+        module = ep.load()
+    except Exception as e:  # a broken plugin must not take the host down
+        info.error = f"failed to import {ep.value!r}: {type(e).__name__}: {e}"
+        return info
+    try:
+        pm.register(module, name=ep.name)
+        pm.check_pending()
+    except Exception as e:
+        if pm.is_registered(module):
+            pm.unregister(module)
+        info.error = f"{type(e).__name__}: {e}"
+        return info
+    info.hooks = sorted(c.name for c in pm.get_hookcallers(module) or [])
+    return info
+
+
+def plugin_manager() -> pluggy.PluginManager:
+    """The loaded plugin manager; the first call loads the built-ins and the entry points."""
+    with _host.lock:
+        if _host.pm is not None:
+            return _host.pm
+        pm = pluggy.PluginManager("anycap")
+        pm.add_hookspecs(hookspecs)
+        from . import builtin_captioners as builtin_plugin
+
+        pm.register(builtin_plugin, name="anycap_plugin.builtins")
+        _host.plugins = {"builtins": PluginInfo("builtins", "anycap-plugin", _own_version(),
+                                                sorted(c.name for c in pm.get_hookcallers(builtin_plugin) or []))}
+        for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in _host.plugins or not _wanted(ep):
+                continue
+            info = _load_entry_point(pm, ep)
+            _host.plugins[ep.name] = info
+            if info.error:
+                log.warning("anycap plugin %r not loaded: %s", ep.name, info.error)
+        for kind, hook in _HOOK_FOR_KIND.items():
+            _collect(pm, kind, hook)
+        _host.pm = pm
+        return pm
+
+
+def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
+    """Call each plugin's hook on its own, so one plugin raising leaves the others registered."""
+    registry = _host.registry[kind]
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        plugin = impl.plugin_name.removeprefix("anycap_plugin.")
+
+        def register(name: str, factory: Callable[..., Any], description: str = "", _p: str = plugin) -> None:
+            if name in registry and registry[name].plugin != _p:
+                log.warning("%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin)
+            registry[name] = Registration(name, factory, description, _p, kind)
+
+        try:
+            impl.function(register=register)
+        except Exception as e:
+            info = _host.plugins.get(plugin)
+            if info is not None:
+                info.error = f"{hook_name} raised {type(e).__name__}: {e}"
+            log.warning("anycap plugin %r failed in %s: %s", plugin, hook_name, traceback.format_exc(limit=3))
+
+
+def _own_version() -> str | None:
+    try:
+        return metadata.version("anycap-plugin")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def reset() -> None:
+    """Forget loaded plugins, so the next call loads again (tests change the environment)."""
+    with _host.lock:
+        _host.pm = None
+        _host.plugins = {}
+        _host.registry = {k: {} for k in _HOOK_FOR_KIND}
+
+
+def plugins() -> list[PluginInfo]:
+    plugin_manager()
+    return list(_host.plugins.values())
+
+
+def registrations(kind: Kind) -> dict[str, Registration]:
+    plugin_manager()
+    return dict(_host.registry[kind])
+
+
+def _matching(kind: Kind, pattern: str) -> list[str]:
+    return sorted(n for n in registrations(kind) if fnmatch.fnmatch(n, pattern))
+
+
+def list_captioners(pattern: str = "*") -> list[str]:
+    """Registered captioner names matching a wildcard pattern (`*vl*`)."""
+    return _matching("captioner", pattern)
+
+
+def list_post_processors(pattern: str = "*") -> list[str]:
+    return _matching("post-processor", pattern)
+
+
+def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
+    name, _, model = spec.strip().partition(":")
+    known = registrations(kind)
+    if name not in known:
+        close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+        raise UnknownCaptionerError(name, kind, close, sorted(known))
+    try:
+        return known[name].factory(model or None, **kwargs)
+    except TypeError as e:
+        raise OptionsError(f"Cannot build {kind} {spec!r}: {e}.",
+                           hint="Check the keyword options against the plugin's documentation.") from None
+
+
+def _split_chain(spec: str) -> tuple[str, str | None]:
+    """`base+post` at the last `+` that starts a registered post-processor name."""
+    posts = registrations("post-processor")
+    for i in range(len(spec) - 1, 0, -1):
+        if spec[i] == "+":
+            name = spec[i + 1:].partition(":")[0]
+            if name in posts:
+                return spec[:i], spec[i + 1:]
+    return spec, None
+
+
+def get_captioner(spec: str, **kwargs: Any) -> Any:
+    """Build a captioner from a spec: `name`, `name:model`, or `name:model+post:model`."""
+    from .captioner import wrap
+
+    base_spec, post_spec = _split_chain(spec)
+    base = _resolve("captioner", base_spec, kwargs)
+    return wrap(base, get_post_processor(post_spec)) if post_spec else base
+
+
+def get_post_processor(spec: str, **kwargs: Any) -> Any:
+    return _resolve("post-processor", spec, kwargs)
+
+
+def get_benchmark(name: str) -> Registration:
+    known = registrations("benchmark")
+    if name not in known:
+        raise UnknownCaptionerError(name, "benchmark", difflib.get_close_matches(name, list(known)), sorted(known))
+    return known[name]
+
+
+def require_plugins_ok() -> None:
+    """Raise when any plugin failed: for strict hosts (CI) that must not run half-loaded."""
+    broken = [p for p in plugins() if p.error]
+    if broken:
+        raise PluginError("; ".join(f"{p.name}: {p.error}" for p in broken))

