@@ -1,0 +1,71 @@
+"""The `anycap` command as a user runs it: a real process, real files, exit codes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_plugins import hello_site  # noqa: F401  (session fixture: the installed plugin)
+
+ANYCAP = Path(sys.executable).with_name("anycap")
+
+
+def anycap(*args, env=None, cwd=None):
+    base = {**os.environ, "ANYCAP_LOAD_PLUGINS": ""}
+    base.update(env or {})
+    cmd = [str(ANYCAP)] if ANYCAP.exists() else [sys.executable, "-m", "anycap_plugin"]
+    return subprocess.run(cmd + list(args), capture_output=True, text=True, env=base, cwd=cwd, timeout=120)
+
+
+def test_caption_exit_codes_and_output(tmp_path, media_dir):
+    out = tmp_path / "caps.jsonl"
+    ok = anycap("caption", str(media_dir), "--model", "stats", "--post", "identity",
+                "--instruction", "Describe it in one sentence.", "--output", str(out), "-O", "num_frames=4")
+    assert ok.returncode == 0, ok.stderr
+    assert "4 captioned, 0 failed, 0 already done" in ok.stderr
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 4 and all(r["models"] == {"base": "stats", "post": "identity"} for r in rows)
+    video = next(r for r in rows if r["modality"] == "video")
+    assert "4 sampled frames" in video["caption"] and video["instruction"] == "Describe it in one sentence."
+
+    (media_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    some_failed = anycap("caption", str(media_dir), "-m", "stats", "-i", "Describe it in one sentence.", "-o", str(out))
+    assert some_failed.returncode == 1
+    assert "0 captioned, 1 failed (CorruptMediaError: 1), 4 already done" in some_failed.stderr
+    assert sum(1 for _ in out.read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("args,message", [
+    (["caption", "x.png", "-m", "stat", "-o", "o.jsonl"], "Did you mean: stats"),
+    (["caption", "x.png", "-m", "stats", "-p", "acme", "-o", "o.jsonl"], "Unknown post-processor 'acme'"),
+    (["caption", "nothing/*.png", "-m", "stats", "-o", "o.jsonl"], "No inputs found"),
+    (["caption", "x.png", "-m", "stats", "-o", "o.jsonl", "-O", "colour=red"], "Allowed options: num_frames"),
+    (["caption", "x.png", "-m", "stats"], "Missing option '--output'"),
+])
+def test_usage_errors_exit_2(tmp_path, args, message):
+    result = anycap(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_models_and_plugins_listings(hello_site):  # noqa: F811
+    models = anycap("models", "s*")
+    assert models.returncode == 0 and "stats" in models.stdout and "instant" not in models.stdout
+    env = {"PYTHONPATH": str(hello_site)}
+    listed = anycap("plugins", "--json", env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
+    found = {p["name"]: p for p in json.loads(listed.stdout)}
+    assert found["hello"]["distribution"] == "anycap-hello" and found["hello"]["version"] == "0.3.0"
+    assert "register_commands" in found["hello"]["hooks"]
+    hello = anycap("hello", env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
+    assert hello.returncode == 0 and hello.stdout.strip() == "hello from anycap-hello"
+
+
+def test_demo_runs_offline_on_sample_media(tmp_path):
+    result = anycap("demo", "--output", str(tmp_path / "demo.jsonl"))
+    assert result.returncode == 0, result.stderr
+    for label in ("[image]", "[video]", "[audio]", "base:", "refined:"):
+        assert label in result.stdout
+    assert len((tmp_path / "demo.jsonl").read_text().splitlines()) == 3

@@ -1,0 +1,33 @@
+"""The public test helpers: tiny models load from disk like real ones; generated media decode."""
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from anycap_plugin import Media, testing
+
+
+def test_tiny_causal_lm_round_trips_through_a_folder(tmp_path):
+    folder = testing.build_tiny_causal_lm(tmp_path / "lm", extra_special_tokens=("<image>",))
+    assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert tok.convert_tokens_to_ids("<image>") != tok.unk_token_id
+    text = "A dog runs on the beach."
+    ids = tok(text, return_tensors="pt")
+    assert tok.decode(ids["input_ids"][0]) == text
+    out = model.generate(**ids, max_new_tokens=5, do_sample=False)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 5
+    again = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        assert torch.equal(model(**ids).logits, again(**ids).logits)
+
+
+def test_generated_media_decode(tmp_path):
+    video = testing.generate_video(tmp_path / "v.mp4", seconds=1.0, fps=10, audio=True)
+    m = Media.load(video)
+    assert m.modality == "video" and len(m.frames(num_frames=5)) == 5
+    assert abs(m.audio().duration - 1.0) < 0.1
+    wav = testing.generate_wav(tmp_path / "a.wav", seconds=0.5, channels=2)
+    assert Media.load(wav).audio().samples.shape == (8000,)
+    files = testing.sample_media(tmp_path / "s")
+    assert {k: Media.load(v).modality for k, v in files.items()} == {"image": "image", "video": "video", "audio": "audio"}
