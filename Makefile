@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/runner_overhead.py
+	$(BIN)/python benchmarks/api_throughput.py
 
 clean:
 	rm -rf $(VENV) out

@@ -1,0 +1,16 @@
+"""AnyCap plugin: GPT-4o and any OpenAI-compatible server (`openai:MODEL`)."""
+
+from typing import Any
+
+from anycap_plugin import hookimpl
+
+from .captioner import OpenAICaptioner, OpenAIOptions
+from .retry import RetryPolicy
+
+__all__ = ["OpenAICaptioner", "OpenAIOptions", "RetryPolicy"]
+
+
+@hookimpl
+def register_captioners(register: Any) -> None:
+    register("openai", lambda model=None, **kw: OpenAICaptioner(model, **kw),
+             "GPT-4o or any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)")
