@@ -276,3 +276,83 @@ def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: 
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(folder), safe_serialization=True)
     return folder
+
+
+def _chat_template(image_markup: str, video_markup: str) -> str:
+    """A ChatML template that places each image or video part's markup before the text."""
+    return ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+            "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+            "{% for part in message['content'] %}"
+            f"{{% if part['type'] == 'image' %}}{image_markup}{{% elif part['type'] == 'video' %}}{video_markup}"
+            "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+            "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def _tiny_text_config(tokenizer: Any, hidden: int, init_std: float) -> dict[str, Any]:
+    return dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                tie_word_embeddings=True, initializer_range=init_std)
+
+
+def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                          init_std: float = 0.02) -> Path:
+    """A random-weight Qwen2.5-VL (transformers' native class) with its processor, saved to `folder`."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    folder = Path(folder)
+    marks = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+    tok = build_tokenizer(folder, extra_special_tokens=marks)
+    pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tok, chat_template=_chat_template("<|vision_start|><|image_pad|><|vision_end|>",
+                                                    "<|vision_start|><|video_pad|><|vision_end|>"))
+    processor.save_pretrained(str(folder))
+    ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    text["rope_scaling"] = {"type": "mrope", "mrope_section": [1, 1, 2]}
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[1], initializer_range=init_std),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                        init_std: float = 0.02) -> Path:
+    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor, PreTrainedTokenizerFast
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
+
+    folder = Path(folder)
+    specials = {"start_image_token": "<img>", "end_image_token": "</img>",
+                "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+    build_tokenizer(folder, extra_special_tokens=tuple(specials.values()))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), extra_special_tokens=specials)
+    tok.padding_side = "left"
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True,
+                                              min_patches=1, max_patches=4),
+        video_processor=InternVLVideoProcessor(size={"height": 56, "width": 56}),
+        tokenizer=tok, image_seq_length=4, chat_template=_chat_template("<IMG_CONTEXT>\n", "<video>\n"))
+    processor.save_pretrained(str(folder))
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std),
+        text_config=_tiny_text_config(tok, hidden_size, init_std),
+        image_token_id=tok.context_image_token_id, downsample_ratio=0.5, image_seq_length=4)
+    torch.manual_seed(seed)
+    InternVLForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder

@@ -1,0 +1,150 @@
+"""Shared transformers plumbing for local-model adapters: loading with typed errors, device
+and dtype choice, left-padded batched generation, and per-item token usage.
+
+Adapters subclass `HFChatCaptioner` and say only how one item becomes a prompt and its
+pixels (`build_prompt`); everything a batch needs is here once.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any
+
+from .captioner import BaseCaptioner, Caption, CaptionOptions
+from .errors import AnyCapError
+from .media import Media
+
+
+class ModelNotFoundError(AnyCapError):
+    """No model at the given folder or hub id."""
+
+
+class CheckpointError(AnyCapError):
+    """A model folder that exists but cannot be loaded (corrupt or incomplete files)."""
+
+
+class GenerationOptions(CaptionOptions):
+    max_new_tokens: int = 128
+    do_sample: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    num_frames: int = 8
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            kw.update({k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
+                                         ("top_k", self.top_k)) if v is not None})
+        return kw
+
+
+def choose_device(device: str | None = None) -> str:
+    """`cuda` when a GPU is present, else `cpu`, unless the user says otherwise."""
+    import torch
+
+    return device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def choose_dtype(dtype: Any = None, device: str = "cpu") -> Any:
+    """bfloat16 on GPUs, float32 on CPU (CPU bf16 matmuls are slow and less exact)."""
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise AnyCapError(f"Unknown dtype {dtype!r}.", hint="Use float32, bfloat16 or float16.")
+        return getattr(torch, dtype)
+    return dtype
+
+
+def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
+    """`loader.from_pretrained` with errors that say whether the folder, the id or the files are wrong."""
+    path = Path(name_or_path).expanduser()
+    local = path.exists() or name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+    if local and not path.is_dir():
+        raise ModelNotFoundError(f"No model folder at {str(path)!r}.",
+                                 hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")
+    if local and not (path / "config.json").exists() and loader.__name__ != "AutoTokenizer":
+        raise CheckpointError(f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?")
+    try:
+        return loader.from_pretrained(str(path) if local else name_or_path, **kwargs)
+    except OSError as e:
+        if local:
+            raise CheckpointError(f"Cannot load {str(path)!r}: {e}", hint="Re-download or re-save the model.") from None
+        raise ModelNotFoundError(f"Cannot load {name_or_path!r}: {e}",
+                                 hint="Check the hub id; offline, pass a local folder instead.") from None
+    except Exception as e:  # safetensors header errors, shape mismatches, bad configs
+        raise CheckpointError(f"Cannot load {name_or_path!r}: {type(e).__name__}: {e}",
+                              hint="The checkpoint looks corrupt or incomplete: re-download or re-save it.") from None
+
+
+class HFChatCaptioner(BaseCaptioner):
+    """A transformers image-text-to-text model driven through its processor, batched for real."""
+
+    Options = GenerationOptions
+    modalities = frozenset({"image", "video"})
+    spec_name = "hf"
+
+    def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None,
+                 **model_kwargs: Any) -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        if not model:
+            raise ModelNotFoundError(f"The {self.spec_name} captioner needs a model folder or hub id.",
+                                     hint=f"Use a spec like '{self.spec_name}:/path/to/model'.")
+        self.id = f"{self.spec_name}:{model}"
+        self.device = choose_device(device)
+        self.dtype = choose_dtype(dtype, self.device)
+        self.processor = load_pretrained(AutoProcessor, model)
+        self.processor.tokenizer.padding_side = "left"
+        net = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype, **model_kwargs)
+        self.model = net.to(self.device).eval()
+
+    @abstractmethod
+    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict[str, list]]:
+        """The prompt text for one item and its visual inputs: {"images": [...]} or {"videos": [...]}."""
+
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        return self._caption_batch([media], [instruction], options)[0]
+
+    def _caption_batch(self, media: list[Media], instructions: list[str | None],
+                       options: CaptionOptions) -> list[Caption]:
+        import torch
+
+        assert isinstance(options, GenerationOptions)
+        texts, images, videos = [], [], []
+        for m, i in zip(media, instructions):
+            text, visual = self.build_prompt(m, i, options)
+            texts.append(text)
+            images += visual.get("images", [])
+            videos += visual.get("videos", [])
+        inputs = self.processor(text=texts, images=images or None, videos=videos or None,
+                                return_tensors="pt", padding=True)
+        inputs = inputs.to(self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **options.generate_kwargs(),
+                                      pad_token_id=self.processor.tokenizer.pad_token_id)
+        new = out[:, inputs["input_ids"].shape[1]:]
+        decoded = self.processor.batch_decode(new, skip_special_tokens=True)
+        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        completion_tokens = _generated_lengths(new, self.model.generation_config.eos_token_id,
+                                               self.processor.tokenizer.pad_token_id)
+        return [Caption(text=t.strip(), usage={"prompt_tokens": int(p), "completion_tokens": int(c)})
+                for t, p, c in zip(decoded, prompt_tokens, completion_tokens)]
+
+
+def _generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
+    """Tokens generated per row, up to and including the first end-of-sequence token."""
+    eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+    lengths = []
+    for row in new_tokens.tolist():
+        n = 0
+        for tok in row:
+            n += 1
+            if tok in eos_ids:
+                break
+        lengths.append(n)
+    return lengths
