@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/api_throughput.py
+	$(BIN)/python benchmarks/local_batching.py
 
 clean:
 	rm -rf $(VENV) out
