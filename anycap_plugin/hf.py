@@ -8,6 +8,7 @@ pixels (`build_prompt`); everything a batch needs is here once.
 from __future__ import annotations
 
 from abc import abstractmethod
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,10 @@ class HFChatCaptioner(BaseCaptioner):
 
         assert isinstance(options, GenerationOptions)
         texts, images, videos = [], [], []
-        for m, i in zip(media, instructions):
-            text, visual = self.build_prompt(m, i, options)
+        # decoding (PIL, PyAV) releases the GIL: build the batch's prompts in parallel
+        with ThreadPoolExecutor(min(len(media), 4)) as pool:
+            prompts = list(pool.map(lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)))
+        for text, visual in prompts:
             texts.append(text)
             images += visual.get("images", [])
             videos += visual.get("videos", [])
