@@ -88,7 +88,7 @@ class _Stage(ABC):
         return f"<{type(self).__name__} {self.id}>"
 
 
-def _instructions_for(n: int, instructions: str | Sequence[str | None] | None) -> list[str | None]:
+def instructions_for(n: int, instructions: str | Sequence[str | None] | None) -> list[str | None]:
     if instructions is None or isinstance(instructions, str):
         return [instructions] * n
     out = list(instructions)
@@ -128,13 +128,21 @@ class BaseCaptioner(_Stage):
                       **options: Any) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
         opts = _validate_options(self.Options, self.id, options)
-        return self._captions(prepared, _instructions_for(len(prepared), instructions), opts)
+        return self._captions(prepared, instructions_for(len(prepared), instructions), opts)
+
+    async def _acaption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        """Caption one item without blocking the loop. Backends with a native async client override it."""
+        return await asyncio.to_thread(self._caption, media, instruction, options)
 
     async def acaption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
-        return await asyncio.to_thread(self.caption, media, instruction, **options)
+        m, opts = self._prepare(media, options)
+        t0 = time.perf_counter()
+        c = await self._acaption(m, instruction, opts)
+        return _stamp(c, m, instruction, "base", self.id, time.perf_counter() - t0)
 
     async def acaption_batch(self, media: Sequence[MediaLike],
                              instructions: str | Sequence[str | None] | None = None, **options: Any) -> list[Caption]:
+        """One batched call in a worker thread; native async backends gather `acaption` instead."""
         return await asyncio.to_thread(self.caption_batch, media, instructions, **options)
 
 
@@ -165,7 +173,7 @@ class PostProcessor(_Stage):
                      captions: Sequence[Caption], **options: Any) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
         opts = _validate_options(self.Options, self.id, options)
-        return self._refinements(prepared, _instructions_for(len(prepared), instructions), list(captions), opts)
+        return self._refinements(prepared, instructions_for(len(prepared), instructions), list(captions), opts)
 
     async def arefine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
         return await asyncio.to_thread(self.refine, media, instruction, caption, **options)

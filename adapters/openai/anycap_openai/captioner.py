@@ -22,6 +22,7 @@ from openai.types.chat import ChatCompletion
 from PIL import Image
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
+from anycap_plugin.captioner import instructions_for
 from anycap_plugin.media import Modality
 
 from .retry import RetryPolicy, is_retryable, retry_after
@@ -157,7 +158,8 @@ class OpenAICaptioner(BaseCaptioner):
             self._async_slots[loop] = asyncio.Semaphore(self.concurrency)
         return self._async_clients[loop], self._async_slots[loop]
 
-    async def _acaption_one(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:
+    async def _acaption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        assert isinstance(options, OpenAIOptions)
         client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
         for attempt in range(self.retry.max_retries + 1):
@@ -170,21 +172,11 @@ class OpenAICaptioner(BaseCaptioner):
                 await asyncio.sleep(self._wait(e, attempt))
         raise AssertionError("unreachable")
 
-    async def acaption(self, media: Any, instruction: str | None = None, **options: Any) -> Caption:
-        m, opts = self._prepare(media, options)
-        t0 = time.perf_counter()
-        c = await self._acaption_one(m, instruction, opts)  # type: ignore[arg-type]
-        return self._stamp_one(c, m, instruction, time.perf_counter() - t0)
-
     async def acaption_batch(self, media: Any, instructions: Any = None, **options: Any) -> list[Caption]:
+        """Concurrent requests (bounded by `concurrency`) rather than one call in a thread."""
         items = list(media)
-        instr = instructions if isinstance(instructions, list) else [instructions] * len(items)
-        return list(await asyncio.gather(*(self.acaption(m, i, **options) for m, i in zip(items, instr))))
-
-    def _stamp_one(self, c: Caption, media: Media, instruction: str | None, seconds: float) -> Caption:
-        from anycap_plugin.captioner import _stamp
-
-        return _stamp(c, media, instruction, "base", self.id, seconds)
+        paired = zip(items, instructions_for(len(items), instructions))
+        return list(await asyncio.gather(*(self.acaption(m, i, **options) for m, i in paired)))
 
 
 def _image_part(url: str, detail: str) -> dict[str, Any]:
