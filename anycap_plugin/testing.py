@@ -315,7 +315,9 @@ def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size:
     ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
     text = _tiny_text_config(tok, hidden_size, init_std)
     text.pop("model_type")
-    text["rope_scaling"] = {"type": "mrope", "mrope_section": [1, 1, 2]}
+    half = hidden_size // text["num_attention_heads"] // 2  # mrope sections (t, h, w) split half a head
+    t = half // 4
+    text["rope_scaling"] = {"type": "mrope", "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2]}
     config = Qwen2_5_VLConfig(
         text_config=text,
         vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
