@@ -135,6 +135,15 @@ def demo(output: Path, model: str, post: str, instruction: str) -> None:
     sys.exit(0 if summary.ok else 1)
 
 
+def _add_builtin_groups() -> None:
+    from .eval.cli import eval_group
+
+    cli.add_command(eval_group)
+
+
+_add_builtin_groups()
+
+
 def main(argv: list[str] | None = None) -> None:
     try:
         plugin_manager().hook.register_commands(cli=cli)

@@ -42,6 +42,23 @@ def echo_responder(body: dict[str, Any]) -> str:
     return f"{images} images, {audios} audio: " + " | ".join(texts)
 
 
+def judge_responder(body: dict[str, Any]) -> str:
+    """A well-behaved AnyCapEval judge: every other key point matched; style always 3."""
+    import re
+
+    content = body["messages"][-1]["content"]
+    text = content if isinstance(content, str) else content[-1]["text"]
+    m = re.search(r"each index from 1 to (\d+)", text)
+    if m:
+        n = int(m.group(1))
+        return json.dumps({"key_points": [{"index": i, "matched": i % 2, "reason": "loopback"}
+                                          for i in range(1, n + 1)]})
+    return json.dumps({"score": 3, "reason": "loopback"})
+
+
+RESPONDERS: dict[str, Responder] = {"echo": echo_responder, "judge": judge_responder}
+
+
 class _LoopbackHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # read at bind time: many clients connect at once in benchmarks
@@ -184,8 +201,9 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--responder", choices=sorted(RESPONDERS), default="echo")
     args = p.parse_args()
-    server = ChatCompletionsServer(delay=args.delay, fault_rate=args.fault_rate, seed=args.seed, port=args.port).start()
+    server = ChatCompletionsServer(responder=RESPONDERS[args.responder], delay=args.delay, fault_rate=args.fault_rate, seed=args.seed, port=args.port).start()
     print(server.base_url, flush=True)
     try:
         threading.Event().wait()

@@ -14,6 +14,7 @@ import logging
 import os
 import random
 import threading
+import weakref
 import time
 from typing import Any, Literal
 
@@ -67,11 +68,11 @@ class OpenAICaptioner(BaseCaptioner):
         self._key = key
         self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout, "max_retries": 0}
         self.client = openai.OpenAI(**self._client_args)  # type: ignore[arg-type]
-        self._async_clients: dict[int, openai.AsyncOpenAI] = {}
+        self._per_loop: weakref.WeakKeyDictionary[Any, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = (
+            weakref.WeakKeyDictionary())
         self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._async_slots: dict[int, asyncio.Semaphore] = {}
         self._rng = random.Random(seed)
 
     def __repr__(self) -> str:  # never show the key
@@ -152,11 +153,11 @@ class OpenAICaptioner(BaseCaptioner):
         raise AssertionError("unreachable")
 
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
-        loop = id(asyncio.get_running_loop())
-        if loop not in self._async_clients:
-            self._async_clients[loop] = openai.AsyncOpenAI(**self._client_args)  # type: ignore[arg-type]
-            self._async_slots[loop] = asyncio.Semaphore(self.concurrency)
-        return self._async_clients[loop], self._async_slots[loop]
+        loop = asyncio.get_running_loop()  # async clients and semaphores belong to one event loop
+        if loop not in self._per_loop:
+            self._per_loop[loop] = (openai.AsyncOpenAI(**self._client_args),  # type: ignore[arg-type]
+                                    asyncio.Semaphore(self.concurrency))
+        return self._per_loop[loop]
 
     async def _acaption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
         assert isinstance(options, OpenAIOptions)

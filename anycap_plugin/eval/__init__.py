@@ -1,0 +1,18 @@
+"""AnyCapEval: content (key-point density) and style (0-4 rubric), with judges, cache, reports."""
+
+from .anycapeval import evaluate, evaluate_async
+from .cache import JudgeCache
+from .judges import PROMPT_VERSION, Judge, JudgeError, OpenAIJudge
+from .references import EvalItem, load_captions, load_references
+from .report import compare, write_report
+
+__all__ = ["evaluate", "evaluate_async", "JudgeCache", "Judge", "JudgeError", "OpenAIJudge", "PROMPT_VERSION",
+           "EvalItem", "load_captions", "load_references", "compare", "write_report", "OfflineJudge"]
+
+
+def __getattr__(name: str):  # the offline judge loads torch and transformers: only on demand
+    if name == "OfflineJudge":
+        from .offline import OfflineJudge
+
+        return OfflineJudge
+    raise AttributeError(name)

@@ -1,0 +1,91 @@
+"""`anycap eval ...`: AnyCapEval runs, comparisons, and caption manifests from references."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+@click.group("eval")
+def eval_group() -> None:
+    """Evaluate captions (AnyCapEval)."""
+
+
+@eval_group.command("anycapeval")
+@click.option("--refs", "refs", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="AnyCapEval reference JSONL (repeatable).")
+@click.option("--captions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Candidate JSONL: id, caption (and modality when refs mix modalities).")
+@click.option("--judge-model", required=True, help="Judge model name, or 'offline' for the embedding judge.")
+@click.option("--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--media-root", type=click.Path(exists=True, file_okay=False),
+              help="Folder of the media, so the style judge sees them (default: text only).")
+@click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Judge cache (default: OUTPUT/judge_cache.sqlite).")
+def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, judge_base_url: str | None,
+                       output: Path, repeats: int, concurrency: int, media_root: str | None,
+                       cache_path: Path | None) -> None:
+    """Judge candidate captions against AnyCapEval references; write report.json, report.md, radars."""
+    from ..errors import AnyCapError
+    from .anycapeval import evaluate
+    from .cache import JudgeCache
+    from .references import load_captions, load_references
+    from .report import write_report
+
+    try:
+        items = load_references(refs)
+        cands = load_captions(captions, items)
+        if judge_model == "offline":
+            from .offline import OfflineJudge
+
+            judge = OfflineJudge()
+        else:
+            from .judges import OpenAIJudge
+
+            judge = OpenAIJudge(judge_model, base_url=judge_base_url, concurrency=concurrency, media_root=media_root)
+    except AnyCapError as e:
+        raise click.UsageError(str(e)) from None
+    cache = JudgeCache(cache_path or output / "judge_cache.sqlite")
+    try:
+        report = evaluate(items, cands, judge, cache=cache, repeats=repeats, concurrency=concurrency)
+    finally:
+        cache.close()
+    for path in write_report(report, output):
+        click.echo(f"wrote {path}", err=True)
+    meta = report["meta"]
+    click.echo(f"{meta['judged']} judged, {meta['failed']} failed, {meta['missing_captions']} without a caption; "
+               f"cache {meta['cache']['hits']} hits / {meta['cache']['misses']} misses [{meta['seconds']}s]", err=True)
+    sys.exit(1 if meta["failed"] else 0)
+
+
+@eval_group.command("compare")
+@click.argument("a", type=click.Path(exists=True))
+@click.argument("b", type=click.Path(exists=True))
+def compare_command(a: str, b: str) -> None:
+    """Print B's tables with deltas against A (report.json files or their folders)."""
+    from .report import compare
+
+    def read(p: str) -> dict:
+        path = Path(p) / "report.json" if Path(p).is_dir() else Path(p)
+        return json.loads(path.read_text())
+
+    click.echo(compare(read(a), read(b)))
+
+
+@eval_group.command("manifest")
+@click.option("--refs", "refs", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--media-root", required=True, type=click.Path(file_okay=False))
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def manifest_command(refs: tuple[str, ...], media_root: str, output: Path) -> None:
+    """Write an `anycap caption` manifest (id, media, instruction) for these references."""
+    from .references import caption_manifest, load_references
+
+    rows = caption_manifest(load_references(refs), media_root)
+    output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    click.echo(f"wrote {len(rows)} items to {output}", err=True)

@@ -1,0 +1,91 @@
+"""AnyCapEval scoring, exactly as the benchmark defines it.
+
+Content: an item scores its matched key points, minus one (not below zero) when the caption
+breaks the item's length constraint; a dimension's key-point density is
+100 x sum(item scores) / sum(candidate word counts). Recall is the dimension's matched key
+points (before the penalty) over all its key points.
+Style: the judge's 0..4 score, capped at 1 when the length constraint is broken; a
+dimension's score is the mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from statistics import mean, pstdev
+from typing import Any
+
+import numpy as np
+
+from ..instructions import count_words
+from .references import EvalItem
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One item's verdicts, one per repeat (content: flags per key point; style: a score)."""
+
+    item: EvalItem
+    caption: str
+    verdicts: list[Any]
+
+    @cached_property
+    def broken(self) -> bool:
+        c = self.item.constraint
+        return c is not None and not c.check(self.caption).ok
+
+    @cached_property
+    def words(self) -> int:
+        return count_words(self.caption)
+
+    def content_score(self, flags: list[int]) -> int:
+        return max(0, sum(flags) - 1) if self.broken else sum(flags)
+
+    def style_score(self, score: int) -> int:
+        return min(score, 1) if self.broken else score
+
+
+def content_kpd(judged: list[Judged], repeat: int) -> float:
+    words = sum(j.words for j in judged)
+    return 100.0 * sum(j.content_score(j.verdicts[repeat]) for j in judged) / words if words else 0.0
+
+
+def style_mean(judged: list[Judged], repeat: int) -> float:
+    return mean(j.style_score(j.verdicts[repeat]) for j in judged) if judged else 0.0
+
+
+def _bootstrap(judged: list[Judged], axis: str, repeats: int, samples: int = 1000, seed: int = 0) -> list[float]:
+    """95% interval of the dimension score over items (each resample averages the repeats)."""
+    if len(judged) < 2:
+        return []
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(judged), size=(samples, len(judged)))
+    if axis == "content":
+        scores = np.array([[j.content_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float)
+        words = np.array([j.words for j in judged], float)
+        total_words = words[pick].sum(axis=1)
+        stats = 100.0 * scores[pick].sum(axis=1).mean(axis=1) / np.maximum(total_words, 1e-9)
+        stats[total_words == 0] = 0.0
+    else:
+        scores = np.array([[j.style_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float)
+        stats = scores[pick].mean(axis=(1, 2))
+    lo, hi = np.quantile(stats, [0.025, 0.975])
+    return [round(float(lo), 4), round(float(hi), 4)]
+
+
+def dimension_summary(axis: str, judged: list[Judged], failed: int, missing: int, repeats: int) -> dict[str, Any]:
+    stat = content_kpd if axis == "content" else style_mean
+    per_repeat = [stat(judged, r) for r in range(repeats)] if judged else []
+    out: dict[str, Any] = {
+        "score": round(mean(per_repeat), 4) if per_repeat else None,
+        "n": len(judged), "failed": failed, "missing": missing,
+        "length_violations": sum(j.broken for j in judged),
+    }
+    if axis == "content":
+        points = sum(len(j.item.key_points or ()) for j in judged)
+        matched = [sum(sum(j.verdicts[r]) for j in judged) for r in range(repeats)]
+        out["recall"] = round(mean(matched) / points, 4) if points and judged else None
+    if repeats > 1:
+        out["std"] = round(pstdev(per_repeat), 4) if per_repeat else None
+    out["ci95"] = _bootstrap(judged, axis, repeats)
+    return out
