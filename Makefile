@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/api_throughput.py
 	$(BIN)/python benchmarks/local_batching.py
+	$(BIN)/python benchmarks/eval_judging.py
 
 clean:
 	rm -rf $(VENV) out
