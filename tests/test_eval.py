@@ -140,9 +140,11 @@ def test_openai_judge_prompt_retries_and_failures():
 
 
 def test_openai_judge_falls_back_when_json_mode_is_rejected():
-    with ChatCompletionsServer(responder=ReplyScript('{"score": 3}', reject_json_mode=True)) as server:
-        assert asyncio.run(judge_for(server).judge_style(item("s", dim="poem"), TEN)) == 3
+    script = ReplyScript('{"score": 7}', 'Score: {"score": 3, "reason": "fine"}', reject_json_mode=True)
+    with ChatCompletionsServer(responder=script) as server:
+        assert asyncio.run(judge_for(server).judge_style(item("s", dim="poem"), TEN)) == 3  # 7 is out of range
         assert "response_format" in server.requests[0] and "response_format" not in server.requests[-1]
+        assert len(server.requests) == 3
 
 
 def test_openai_judge_timeouts_are_failures_not_zeros():

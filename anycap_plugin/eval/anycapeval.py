@@ -41,6 +41,9 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
     started = time.perf_counter()
     slots = asyncio.Semaphore(concurrency)
     present = [i for i in items if i.key in captions]
+    prefetch = getattr(judge, "prefetch", None)
+    if prefetch is not None:  # local judges batch their model calls up front
+        await asyncio.to_thread(prefetch, [(i, captions[i.key]) for i in present])
 
     async def one(item: EvalItem) -> tuple[EvalItem, Any]:
         try:

@@ -26,11 +26,12 @@ def eval_group() -> None:
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--media-root", type=click.Path(exists=True, file_okay=False),
               help="Folder of the media, so the style judge sees them (default: text only).")
+@click.option("--judge-audio", is_flag=True, help="The judge model takes audio: send it to the style judge.")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge cache (default: OUTPUT/judge_cache.sqlite).")
 def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, judge_base_url: str | None,
                        output: Path, repeats: int, concurrency: int, media_root: str | None,
-                       cache_path: Path | None) -> None:
+                       judge_audio: bool, cache_path: Path | None) -> None:
     """Judge candidate captions against AnyCapEval references; write report.json, report.md, radars."""
     from ..errors import AnyCapError
     from .anycapeval import evaluate
@@ -48,7 +49,8 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
         else:
             from .judges import OpenAIJudge
 
-            judge = OpenAIJudge(judge_model, base_url=judge_base_url, concurrency=concurrency, media_root=media_root)
+            judge = OpenAIJudge(judge_model, base_url=judge_base_url, concurrency=concurrency, media_root=media_root,
+                                audio=judge_audio)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
     cache = JudgeCache(cache_path or output / "judge_cache.sqlite")

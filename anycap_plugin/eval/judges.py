@@ -37,6 +37,8 @@ class Judge(Protocol):
 
     async def judge_style(self, item: EvalItem, caption: str) -> int: ...
 
+    # optional: `prefetch(pairs)` is called once with every (item, caption) before judging
+
 
 # ---- reply parsing ---------------------------------------------------------------------
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)

@@ -56,7 +56,8 @@ class SentenceEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         torch = self._torch
-        todo = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        # sorted by length, so a batch pads to similar lengths (padding is most of the cost otherwise)
+        todo = sorted((t for t in dict.fromkeys(texts) if t not in self._memo), key=len)
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start:start + self.batch_size]
             enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt")
@@ -90,6 +91,16 @@ class OfflineJudge:
     def __post_init__(self) -> None:
         self.embedder = self.embedder or SentenceEmbedder()
         self.id = f"offline:all-MiniLM-L6-v2|t={self.threshold:.2f}"
+
+    def prefetch(self, pairs: list[tuple[EvalItem, str]]) -> None:
+        """Embed every text the judgments will need in large batches (one forward per 64 texts)."""
+        texts: list[str] = []
+        for item, caption in pairs:
+            if item.key_points is not None:
+                texts += [key_point_text(p) for p in item.key_points] + caption_units(caption)
+            else:
+                texts += [caption, item.reference]
+        self.embedder.embed([t for t in texts if t])
 
     def similarities(self, key_points: tuple[str, ...], caption: str) -> np.ndarray:
         """For each key point, its best cosine similarity to any unit of the caption."""
