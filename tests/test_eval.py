@@ -157,7 +157,7 @@ def test_openai_judge_timeouts_are_failures_not_zeros():
 
 
 def test_cache_makes_a_rerun_free(tmp_path):
-    items = [item(i, ["cat", "chair"]) for i in range(5)]
+    items = [item(i, ["cat", f"chair {i}"]) for i in range(5)]  # distinct questions: identical ones share a verdict
     captions = {i.key: TEN for i in items}
     reply = '{"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 1}]}'
     with ChatCompletionsServer(responder=lambda body: reply) as server:
