@@ -31,3 +31,10 @@ def register_captioners(register: Register) -> None:
 @hookimpl
 def register_post_processors(register: Register) -> None:
     register("identity", _no_model("identity", IdentityPostProcessor), "keeps the base caption unchanged")
+
+    def acm(model: str | None = None, **kwargs: Any) -> Any:
+        from .acm.postprocessor import ACMPostProcessor
+
+        return ACMPostProcessor(model, **kwargs)
+
+    register("acm", acm, "ACM in process (transformers); model = a saved ACM folder")

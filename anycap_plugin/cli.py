@@ -110,13 +110,20 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--output", "-o", default="out/demo.jsonl", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", "-m", default="stats", show_default=True, help="Base captioner spec.")
-@click.option("--post", "-p", default="identity", show_default=True, help="Post-processor spec.")
+@click.option("--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM).")
 @click.option("--instruction", "-i", default="Describe the content in at most two sentences.", show_default=True)
-def demo(output: Path, model: str, post: str, instruction: str) -> None:
-    """Caption bundled sample media (an image, a video with sound, an audio clip) offline."""
+def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
+    """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
     from .runner import WorkItem, run
-    from .testing import sample_media
+    from .testing import build_tiny_acm, cache_dir, sample_media
 
+    smoke = post is None
+    if smoke:  # built once, then reused
+        folder = cache_dir() / "models" / "tiny-acm"
+        if not (folder / "config.json").exists():
+            click.echo(f"building a tiny random-weight ACM in {folder} ...", err=True)
+            build_tiny_acm(folder, init_std=0.5)  # a wide init, so the noise is visible text
+        post = f"acm:{folder}"
     captioner = _build(model, post)
     media = sample_media(output.parent / "samples")
     items = [WorkItem(str(p), instruction) for p in media.values()]
@@ -124,13 +131,16 @@ def demo(output: Path, model: str, post: str, instruction: str) -> None:
     output.unlink(missing_ok=True)
     summary = run(captioner, items, output, on_record=rows.append, progress=False)
     click.echo(f"AnyCap demo: {captioner.id}  (offline sample media; instruction: {instruction!r})")
+    if smoke:
+        click.echo("NOTE: the post-processor is a tiny RANDOM-WEIGHT ACM: its captions are smoke-test noise, "
+                   "not model output. Pass --post acm:/path/to/real/acm for real captions.")
     for row in rows:
         click.echo(f"\n[{row.get('modality') or '?'}] {row['input']}")
         if row["error"]:
             click.echo(f"  error:   {row['error']['type']}: {row['error']['message']}")
         else:
             click.echo(f"  base:    {row.get('base_caption')}")
-            click.echo(f"  refined: {row['caption']}")
+            click.echo(f"  refined: {row['caption']!r}  (complies: {row.get('meta', {}).get('complies')})")
     click.echo(f"\nwrote {output}")
     sys.exit(0 if summary.ok else 1)
 

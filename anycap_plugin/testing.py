@@ -358,3 +358,39 @@ def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: i
     torch.manual_seed(seed)
     InternVLForConditionalGeneration(config).save_pretrained(str(folder))
     return folder
+
+
+def build_tiny_acm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, vision: bool = True,
+                   audio: bool = True, init_std: float = 0.02) -> Path:
+    """A random-weight ACM (tiny InternViT, AST and Qwen2) with its processor, saved to `folder`."""
+    import torch
+    from transformers import ASTFeatureExtractor, PreTrainedTokenizerFast
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+
+    from .acm import ACMConfig, ACMForConditionalGeneration, ACMProcessor
+    from .acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT, SPECIAL_TOKENS
+
+    folder = Path(folder)
+    build_tokenizer(folder, extra_special_tokens=SPECIAL_TOKENS)
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    config = ACMConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std) if vision else None,
+        audio_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                          num_mel_bins=128, max_length=64, frequency_stride=10, time_stride=10) if audio else None,
+        text_config=_tiny_text_config(tok, hidden_size, init_std),
+        image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT), audio_token_id=tok.convert_tokens_to_ids(AUDIO_CONTEXT),
+        image_size=56, audio_pool=4, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    processor = ACMProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True,
+                                              min_patches=1, max_patches=4),
+        feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=64),
+        tokenizer=tok, image_seq_length=config.image_seq_length if vision else 0,
+        audio_seq_length=config.audio_seq_length if audio else 0, num_frames=4)
+    processor.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    model = ACMForConditionalGeneration(config)
+    model.generation_config.eos_token_id = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(folder))
+    return folder

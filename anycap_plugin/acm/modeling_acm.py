@@ -1,0 +1,161 @@
+"""ACM: the AnyCap post-processor model, everything its forward pass needs in one file.
+
+Media features replace placeholder tokens in the prompt: each image tile gives
+`config.image_seq_length` vision tokens (InternViT, pixel shuffle, MLP projector, as InternVL
+does), each audio clip `config.audio_seq_length` audio tokens (AST encoder, neighbouring
+patches merged, MLP projector). The language model is any causal LM transformers can build
+from `text_config`. Training runs `forward` with labels; captions come from `generate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.activations import ACT2FN
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .configuration_acm import ACMConfig
+
+
+class ACMModalityError(ValueError):
+    """Media of a modality this checkpoint has no encoder for."""
+
+
+def pixel_shuffle(features: torch.Tensor, ratio: float) -> torch.Tensor:
+    """(B, N, C) patch grid -> (B, N*ratio^2, C/ratio^2): InternVL's token merge."""
+    b, n, c = features.shape
+    side = int(n ** 0.5)
+    x = features.reshape(b, side, side, c)
+    x = x.reshape(b, side, int(side * ratio), int(c / ratio))
+    x = x.permute(0, 2, 1, 3).reshape(b, int(side * ratio), int(side * ratio), int(c / ratio ** 2))
+    return x.permute(0, 2, 1, 3).reshape(b, -1, int(c / ratio ** 2))
+
+
+class ModalityProjector(nn.Module):
+    """LayerNorm -> Linear -> act -> Linear into the language model's embedding space."""
+
+    def __init__(self, in_features: int, out_features: int, act: str) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(in_features)
+        self.fc1 = nn.Linear(in_features, out_features)
+        self.act = ACT2FN[act]
+        self.fc2 = nn.Linear(out_features, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(self.norm(x))))
+
+
+class ASTAudioEncoder(nn.Module):
+    """The audio-encoder interface ACM uses: (B, frames, mel) filterbanks -> (B, T, H) features.
+
+    Another encoder (EAT, BEATs) replaces it by producing the same shape from `encode`.
+    """
+
+    def __init__(self, config: Any) -> None:
+        super().__init__()
+        from transformers import ASTModel
+
+        self.model = ASTModel(config)
+
+    def encode(self, input_values: torch.Tensor) -> torch.Tensor:
+        return self.model(input_values=input_values).last_hidden_state[:, 2:, :]  # drop cls and distillation
+
+
+class ACMPreTrainedModel(PreTrainedModel):
+    config_class = ACMConfig
+    base_model_prefix = "acm"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["InternVLVisionLayer", "ASTLayer"]
+    _supports_sdpa = True
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = getattr(self.config.text_config, "initializer_range", 0.02)
+        if isinstance(module, nn.Linear):
+            module.weight.data.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.data.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.data.fill_(1.0)
+            module.bias.data.zero_()
+
+
+class ACMForConditionalGeneration(ACMPreTrainedModel, GenerationMixin):
+    def __init__(self, config: ACMConfig) -> None:
+        super().__init__(config)
+        text_hidden = config.text_config.hidden_size
+        self.vision_model = None
+        self.vision_projector = None
+        if config.vision_config is not None:
+            from transformers.models.internvl.modeling_internvl import InternVLVisionModel
+
+            self.vision_model = InternVLVisionModel(config.vision_config)
+            merged = config.vision_config.hidden_size * int(1 / config.downsample_ratio) ** 2
+            self.vision_projector = ModalityProjector(merged, text_hidden, config.projector_hidden_act)
+        self.audio_encoder = None
+        self.audio_projector = None
+        if config.audio_config is not None:
+            self.audio_encoder = ASTAudioEncoder(config.audio_config)
+            self.audio_projector = ModalityProjector(config.audio_config.hidden_size * config.audio_pool,
+                                                     text_hidden, config.projector_hidden_act)
+        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.vision_model is None:
+            raise ACMModalityError("This ACM checkpoint has no vision encoder: it cannot read images or video.")
+        hidden = self.vision_model(pixel_values=pixel_values.to(self.dtype)).last_hidden_state[:, 1:, :]
+        return self.vision_projector(pixel_shuffle(hidden, self.config.downsample_ratio))
+
+    def audio_features(self, audio_values: torch.Tensor) -> torch.Tensor:
+        if self.audio_encoder is None:
+            raise ACMModalityError("This ACM checkpoint has no audio encoder: it cannot read audio.")
+        hidden = self.audio_encoder.encode(audio_values.to(self.dtype))
+        b, t, h = hidden.shape
+        merged = hidden.reshape(b, t // self.config.audio_pool, h * self.config.audio_pool)
+        return self.audio_projector(merged)
+
+    def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
+              audio_values: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with every image and audio placeholder replaced by media features, in order."""
+        embeds = self.get_input_embeddings()(input_ids)
+        for values, token_id, encode in ((pixel_values, self.config.image_token_id, self.image_features),
+                                         (audio_values, self.config.audio_token_id, self.audio_features)):
+            mask = input_ids == token_id if token_id is not None else torch.zeros_like(input_ids, dtype=torch.bool)
+            if values is None:
+                if mask.any():
+                    raise ValueError("The prompt has media placeholders but no media features were given.")
+                continue
+            features = encode(values).reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+            if int(mask.sum()) != features.shape[0]:
+                raise ValueError(f"{int(mask.sum())} placeholder tokens for {features.shape[0]} media features.")
+            embeds = embeds.masked_scatter(mask.unsqueeze(-1), features)
+        return embeds
+
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                pixel_values: torch.Tensor | None = None, audio_values: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
+                **kwargs: Any) -> CausalLMOutputWithPast:
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(input_ids, pixel_values, audio_values)
+        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
+                                   **kwargs)
+
+    @torch.inference_mode()
+    def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
+                 pixel_values: torch.Tensor | None = None, audio_values: torch.Tensor | None = None,
+                 **generate_kwargs: Any) -> torch.Tensor:
+        """New tokens only: media are embedded once, then the language model decodes from embeddings."""
+        embeds = self.embed(input_ids, pixel_values, audio_values)
+        return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs)

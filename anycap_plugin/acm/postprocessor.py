@@ -1,0 +1,103 @@
+"""The `acm` post-processor: ACM in process (transformers, any device), batched, with checked
+length constraints.
+
+When the instruction states a length constraint and the refined caption breaks it, ACM is asked
+again with the violation stated and its last caption as the existing one, a bounded number of
+times. Every caption records in `meta` whether it complies, so nothing silently passes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..captioner import Caption, CaptionOptions, PostProcessor
+from ..hf import CheckpointError, choose_device, choose_dtype, load_pretrained
+from ..instructions import parse_length_constraint
+from ..media import Media
+
+
+class ACMOptions(CaptionOptions):
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    num_frames: int = 8
+    check_constraints: bool = True
+    max_attempts: int = 3
+
+
+class ACMPostProcessor(PostProcessor):
+    Options = ACMOptions
+
+    def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None) -> None:
+        from transformers import AutoModel, AutoProcessor
+
+        from . import ACMModalityError  # noqa: F401  (registers the Auto classes)
+
+        if not model:
+            from ..errors import OptionsError
+
+            raise OptionsError("The acm post-processor needs a model folder.", hint="Use a spec like 'acm:/path/to/acm'.")
+        self.id = f"acm:{model}"
+        self.device = choose_device(device)
+        self.processor = load_pretrained(AutoProcessor, model)
+        net, info = load_pretrained(AutoModel, model, dtype=choose_dtype(dtype, self.device), output_loading_info=True)
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:  # transformers would fill them with random weights and carry on
+            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            raise CheckpointError(f"The ACM checkpoint {model!r} lacks {len(missing)} weights: {shown}.",
+                                  hint="It is incomplete, or saved in another layout (the released InternVL-chat "
+                                       "layout needs converting first).")
+        self.model = net.to(self.device).eval()
+        cfg = self.model.config
+        self.modalities = frozenset(  # type: ignore[misc]
+            (["image", "video"] if cfg.vision_config is not None else []) + (["audio"] if cfg.audio_config is not None else []))
+
+    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
+                  options: ACMOptions) -> list[tuple[str, int, int]]:
+        inputs = self.processor(media, instructions, existing, num_frames=options.num_frames)
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        out = self.model.generate(**inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample)
+        texts = self.processor.batch_decode(out, skip_special_tokens=True)
+        prompt = inputs["attention_mask"].sum(dim=1).tolist()
+        pad = self.processor.tokenizer.pad_token_id
+        completion = [(row != pad).sum().item() for row in out]
+        return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]
+
+    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
+                      options: CaptionOptions) -> list[Caption]:
+        assert isinstance(options, ACMOptions)
+        results = self._generate(media, instructions, [c.text for c in captions], options)
+        texts = [r[0] for r in results]
+        usage = [{"prompt_tokens": r[1], "completion_tokens": r[2]} for r in results]
+        constraints = [parse_length_constraint(i) if (i and options.check_constraints) else None for i in instructions]
+        attempts = [1] * len(media)
+        for _ in range(options.max_attempts - 1):
+            redo = [k for k, c in enumerate(constraints) if c is not None and not c.check(texts[k]).ok]
+            if not redo:
+                break
+            asks = []
+            for k in redo:
+                check = constraints[k].check(texts[k])  # type: ignore[union-attr]
+                asks.append(f"{instructions[k]} (Your last caption had {check.count} {check.constraint.unit}; "
+                            f"it must have {check.constraint.describe()}.)")
+            again = self._generate([media[k] for k in redo], asks, [texts[k] for k in redo], options)
+            for k, (text, p, c) in zip(redo, again):
+                texts[k] = text
+                attempts[k] += 1
+                usage[k] = {"prompt_tokens": usage[k]["prompt_tokens"] + p,
+                            "completion_tokens": usage[k]["completion_tokens"] + c}
+        out = []
+        for k, text in enumerate(texts):
+            c = constraints[k]
+            meta: dict[str, Any] = {"attempts": attempts[k]}
+            if c is not None:
+                check = c.check(text)
+                meta.update(complies=check.ok, length=check.count, constraint=c.describe())
+            else:
+                meta["complies"] = None  # no constraint stated, or checking switched off
+            out.append(Caption(text=text, usage=usage[k], meta=meta))
+        return out
+
+    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+        return self._refine_batch([media], [instruction], [caption], options)[0]

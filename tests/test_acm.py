@@ -1,0 +1,118 @@
+"""ACM as a transformers model: config and weights round trip, prompt layout, wrap() end to end."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoConfig, AutoModel, AutoProcessor
+
+from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, testing, wrap
+from anycap_plugin.acm import ACMConfig, ACMForConditionalGeneration, ACMProcessor
+from anycap_plugin.acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+from anycap_plugin.hf import CheckpointError
+
+
+@pytest.fixture(scope="module")
+def tiny_acm(tmp_path_factory):
+    return testing.build_tiny_acm(tmp_path_factory.mktemp("acm"), init_std=0.5)
+
+
+@pytest.fixture(scope="module")
+def image_only_acm(tmp_path_factory):
+    return testing.build_tiny_acm(tmp_path_factory.mktemp("acm-vision"), audio=False)
+
+
+def test_auto_classes_load_it_without_remote_code(tiny_acm):
+    config = json.loads((tiny_acm / "config.json").read_text())
+    assert config["model_type"] == "anycap_acm" and "auto_map" not in config
+    assert isinstance(AutoConfig.from_pretrained(tiny_acm), ACMConfig)
+    assert isinstance(AutoModel.from_pretrained(tiny_acm), ACMForConditionalGeneration)
+    assert isinstance(AutoProcessor.from_pretrained(tiny_acm), ACMProcessor)
+    assert (tiny_acm / "model.safetensors").exists() and not list(tiny_acm.glob("*.bin"))
+
+
+def test_save_and_load_round_trip_exactly(tiny_acm, tmp_path):
+    model = AutoModel.from_pretrained(tiny_acm)
+    model.save_pretrained(tmp_path / "again")
+    again = AutoModel.from_pretrained(tmp_path / "again")
+    a, b = model.state_dict(), again.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    strip = lambda d: {k: v for k, v in d.items() if k != "_name_or_path"}  # noqa: E731
+    assert strip(again.config.to_dict()) == strip(model.config.to_dict())
+
+
+def test_prompt_layout_per_modality(tiny_acm, image_path, video_path, audio_path):
+    proc = AutoProcessor.from_pretrained(tiny_acm)
+    cfg = AutoConfig.from_pretrained(tiny_acm)
+    media = [Media.load(p) for p in (image_path, video_path, audio_path)]
+    batch = proc(media, ["Describe the background.", "What moves?", "Name the sound."], ["an astronaut", None, "a tone"],
+                 num_frames=3)
+    texts = proc.tokenizer.batch_decode(batch["input_ids"])
+    ids = batch["input_ids"]
+    image_tokens = (ids == cfg.image_token_id).sum(dim=1).tolist()
+    tiles = batch["pixel_values"].shape[0]
+    assert image_tokens[0] + image_tokens[1] == tiles * cfg.image_seq_length
+    assert image_tokens[1] == 3 * cfg.image_seq_length  # one tile per video frame
+    assert (ids[2] == cfg.audio_token_id).sum() == cfg.audio_seq_length and image_tokens[2] == 0
+    assert batch["audio_values"].shape == (1, 64, 128)
+    # modality tags, then the instruction, then the existing caption, then the ask
+    t = texts[0]
+    assert t.index("Image: <img>") < t.index("Instruction: Describe the background.") < t.index(
+        "Existing caption: an astronaut") < t.index("Write the caption")
+    assert "Frame1: <img>" in texts[1] and "Frame3: <img>" in texts[1] and "Existing caption: (none)" in texts[1]
+    assert IMG_CONTEXT not in texts[2] and AUDIO_CONTEXT in texts[2]
+
+
+def test_labels_cover_only_the_answer(tiny_acm, image_path):
+    proc = AutoProcessor.from_pretrained(tiny_acm)
+    batch = proc([Media.load(image_path)] * 2, ["brief", "brief"], ["old", "old caption here"],
+                 targets=["A new caption.", "Short."])
+    labels = batch["labels"]
+    for row, ids in zip(labels, batch["input_ids"]):
+        answer = proc.tokenizer.decode(ids[row != -100])
+        assert answer.startswith(("A new caption.", "Short.")) and "Instruction" not in answer
+    model = AutoModel.from_pretrained(tiny_acm)
+    loss = model(**batch).loss
+    assert torch.isfinite(loss) and loss.requires_grad
+
+
+def test_wrap_with_acm_end_to_end(tiny_acm, image_path, video_path, audio_path):
+    chain = wrap(get_captioner("stats"), f"acm:{tiny_acm}")
+    captions = chain.caption_batch([image_path, video_path, audio_path],
+                                   ["Describe it in at most two sentences.", "What moves?", "Name the sound."],
+                                   num_frames=2)
+    for c, modality in zip(captions, ("image", "video", "audio")):
+        assert c.modality == modality and c.base_text.startswith("A ")
+        assert c.models == {"base": "stats", "post": f"acm:{tiny_acm}"}
+        assert c.usage["post"]["prompt_tokens"] > 0 and set(c.timings) == {"base", "post"}
+    assert captions[0].meta["constraint"] == "at most 2 sentences"
+    assert captions[0].meta["complies"] == (captions[0].meta["length"] <= 2)
+    assert captions[1].meta["complies"] is None  # no constraint stated
+    assert get_captioner(f"stats+acm:{tiny_acm}").caption(image_path).models["post"] == f"acm:{tiny_acm}"
+
+
+def test_constraint_violations_are_refined_again_a_bounded_number_of_times(tiny_acm, image_path):
+    from anycap_plugin.plugins import get_post_processor
+
+    post = get_post_processor(f"acm:{tiny_acm}")
+    base = get_captioner("stats").caption(image_path)
+    strict = post.refine(image_path, "Describe it in exactly 40 words.", base, max_new_tokens=4, max_attempts=3)
+    assert strict.meta["complies"] is False and strict.meta["attempts"] == 3  # 4 tokens can never make 40 words
+    off = post.refine(image_path, "Describe it in exactly 40 words.", base, max_new_tokens=4, check_constraints=False)
+    assert off.meta == {"attempts": 1, "complies": None}
+
+
+def test_media_without_an_encoder_and_broken_checkpoints(image_only_acm, audio_path, tmp_path):
+    with pytest.raises(ModalityNotSupportedError, match="takes: image, video"):
+        wrap(get_captioner("stats"), f"acm:{image_only_acm}").caption(audio_path)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for f in image_only_acm.iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    weights = load_file(broken / "model.safetensors")
+    dropped = sorted(k for k in weights if k.startswith("vision_projector."))
+    save_file({k: v for k, v in weights.items() if k not in dropped}, broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(CheckpointError) as err:
+        get_captioner(f"stats+acm:{broken}")
+    assert "vision_projector.fc1.weight" in str(err.value)
