@@ -145,6 +145,39 @@ def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
     sys.exit(0 if summary.ok else 1)
 
 
+@cli.command()
+@click.option("--model", "-m", required=True, help="ACM folder to start from (e.g. one built by the converter).")
+@click.option("--data", "-d", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="ACD JSONL file (repeatable).")
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
+@click.option("--ratio", default="2:2:1", show_default=True, help="degraded:weaker:correct sample mix.")
+@click.option("--max-steps", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--learning-rate", default=2e-5, show_default=True, type=float)
+@click.option("--max-length", default=2048, show_default=True, type=click.IntRange(64))
+@click.option("--media-root", type=click.Path(exists=True, file_okay=False))
+@click.option("--missing-media", type=click.Choice(["error", "skip", "text"]), default="error", show_default=True)
+@click.option("--on-bad-line", type=click.Choice(["skip", "raise"]), default="skip", show_default=True)
+@click.option("--eval-steps", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUTPUT.")
+def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps: int, batch_size: int,
+          learning_rate: float, max_length: int, media_root: str | None, missing_media: str, on_bad_line: str,
+          eval_steps: int, resume: bool) -> None:
+    """Residual-correction SFT of ACM on ACD-format data (HF Trainer: torchrun/accelerate for multi-GPU)."""
+    from .train import TrainConfig
+    from .train import train as run_training
+
+    try:
+        result = run_training(TrainConfig(
+            model=model, data=list(data), output_dir=output, ratio=ratio, max_steps=max_steps, batch_size=batch_size,
+            learning_rate=learning_rate, max_length=max_length, media_root=media_root,
+            missing_media=missing_media, on_error=on_bad_line, eval_steps=eval_steps, save_steps=eval_steps,
+            resume=resume))  # type: ignore[arg-type]
+    except AnyCapError as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(json.dumps(result, indent=2))
+
+
 def _add_builtin_groups() -> None:
     from .eval.cli import eval_group
 

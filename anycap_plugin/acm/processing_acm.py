@@ -42,20 +42,25 @@ class ACMProcessor(ProcessorMixin):
             tags = f"Image: {self._image_markup(tiles[0])}\n"
         elif modality == "video":
             tags = "".join(f"Frame{i + 1}: {self._image_markup(t)}\n" for i, t in enumerate(tiles))
-        else:
+        elif modality == "audio":
             tags = f"Audio: {AUDIO_START}{AUDIO_CONTEXT * self.audio_seq_length}{AUDIO_END}\n"
+        else:  # text only: training records whose media are not at hand
+            tags = ""
         return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{tags}"
                 f"Instruction: {instruction or 'Describe the content in detail.'}\n"
                 f"Existing caption: {caption or '(none)'}\n{ASK}<|im_end|>\n<|im_start|>assistant\n")
 
     # ---- batches ---------------------------------------------------------------------------
-    def __call__(self, media: Sequence[Media], instructions: Sequence[str | None], captions: Sequence[str | None],
+    def __call__(self, media: Sequence[Media | None], instructions: Sequence[str | None], captions: Sequence[str | None],
                  targets: Sequence[str] | None = None, padding_side: str | None = None,
-                 num_frames: int | None = None) -> BatchFeature:
+                 num_frames: int | None = None, max_length: int | None = None) -> BatchFeature:
         pixel_values: list[torch.Tensor] = []
         audio: list[Any] = []
         texts: list[str] = []
         for m, instruction, caption in zip(media, instructions, captions):
+            if m is None:
+                texts.append(self.prompt("text", [], instruction, caption))
+                continue
             if m.modality == "audio":
                 audio.append(m.audio(self.feature_extractor.sampling_rate).samples)
                 texts.append(self.prompt("audio", [], instruction, caption))
@@ -85,6 +90,8 @@ class ACMProcessor(ProcessorMixin):
         for text, target in zip(texts, targets):
             prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             answer_ids = self.tokenizer(target + "<|im_end|>" + eos, add_special_tokens=False)["input_ids"]
+            if max_length is not None:  # cut the answer, never the prompt's media placeholders
+                answer_ids = answer_ids[: max(16, max_length - len(prompt_ids))]
             rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id

@@ -1,0 +1,122 @@
+"""ACD records (InternVL SFT format) -> (media, instruction, existing caption, target) examples.
+
+The human turn carries the instruction and the existing caption inside the aligner prompt
+("... The requirement is: '...'. The existing caption is: '...'. You only need to answer ...");
+quoting and punctuation vary across the release, so the parser is tolerant. Records without
+an existing caption (`gpt_q_c`) are plain captioning examples.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ..errors import AnyCapError
+
+Kind = Literal["degraded", "weaker", "correct", "plain"]
+KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
+    "q-a-c": "degraded", "q_c_a": "degraded",  # existing caption is a degraded version of the target
+    "q-8b-c": "weaker", "q_c_a_org": "weaker",  # from a weaker model / the original dataset caption
+    "q-c-c": "correct",  # existing caption already equals the target
+    "gpt_q_c": "plain",  # no existing caption
+}
+_ALIGNER = re.compile(r"The requirement is:\s*(?P<req>.*?)\s*The existing caption is:\s*(?P<cap>.*?)\s*"
+                      r"(?:You only need to answer.*)?$", re.DOTALL)
+_MEDIA_TAG = re.compile(r"<(?:image|video|audio)>\s*")
+
+
+class ACDFormatError(AnyCapError):
+    """A training file line that is not a usable ACD record."""
+
+
+@dataclass(frozen=True)
+class Example:
+    media: str | None
+    modality: str
+    instruction: str
+    existing: str | None
+    target: str
+    kind: Kind
+
+
+def _unquote(text: str) -> str:
+    text = text.strip().rstrip(".").strip() if text.strip().endswith("'.") else text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    return _MEDIA_TAG.sub("", text).strip()
+
+
+def parse_record(row: dict, where: str) -> Example:
+    try:
+        human = next(t["value"] for t in row["conversations"] if t["from"] == "human")
+        target = next(t["value"] for t in row["conversations"] if t["from"] == "gpt")
+    except (KeyError, StopIteration, TypeError) as e:
+        raise ACDFormatError(f"{where}: no human/gpt turns ({e}).") from None
+    modality = next((m for m in ("image", "video", "audio") if m in row), None)
+    if modality is None:
+        raise ACDFormatError(f"{where}: no 'image', 'video' or 'audio' field.")
+    m = _ALIGNER.search(human)
+    if m:
+        instruction, existing = _unquote(m.group("req")), _unquote(m.group("cap"))
+    else:
+        instruction, existing = _MEDIA_TAG.sub("", human).strip(), None
+    if not instruction or not str(target).strip():
+        raise ACDFormatError(f"{where}: empty instruction or target.")
+    kind = KIND_OF_SAMPLE_TYPE.get(str(row.get("_sample_type")), "plain" if existing is None else "degraded")
+    return Example(str(row[modality]), modality, instruction, existing, str(target).strip(), kind)
+
+
+def read_acd(paths: list[str | Path], on_error: Literal["skip", "raise"] = "skip") -> tuple[list[Example], list[str]]:
+    """Examples and the problems found (one line each, with file and line number)."""
+    examples, problems = [], []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                where = f"{path}:{lineno}"
+                try:
+                    try:
+                        row = json.loads(line)
+                    except ValueError as e:
+                        raise ACDFormatError(f"{where}: invalid JSON ({e}).") from None
+                    examples.append(parse_record(row, where))
+                except ACDFormatError as e:
+                    if on_error == "raise":
+                        raise
+                    problems.append(str(e))
+    return examples, problems
+
+
+def parse_ratio(text: str) -> tuple[float, float, float]:
+    """'2:2:1' -> degraded : weaker : correct."""
+    try:
+        parts = tuple(float(x) for x in text.split(":"))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3 or min(parts) < 0 or sum(parts) == 0:
+        raise AnyCapError(f"Bad ratio {text!r}.", hint="Give three non-negative numbers: degraded:weaker:correct, e.g. 2:2:1.")
+    return parts  # type: ignore[return-value]
+
+
+def mix(examples: list[Example], ratio: tuple[float, float, float], seed: int = 0) -> list[Example]:
+    """The largest mix with degraded:weaker:correct at `ratio`; plain examples are all kept."""
+    rng = random.Random(seed)
+    by_kind: dict[str, list[Example]] = defaultdict(list)
+    for ex in examples:
+        by_kind[ex.kind].append(ex)
+    kinds = ("degraded", "weaker", "correct")
+    weights = dict(zip(kinds, ratio))
+    scale = min((len(by_kind[k]) / w for k, w in weights.items() if w > 0), default=0)
+    picked = list(by_kind["plain"])
+    for k in kinds:
+        pool = by_kind[k][:]
+        rng.shuffle(pool)
+        picked += pool[: int(scale * weights[k])]
+    rng.shuffle(picked)
+    return picked
