@@ -44,7 +44,7 @@ def fake_distribution(site: Path, dist: str, module: str, code: str) -> None:
 
 def test_builtins_load_even_with_plugins_disabled():
     assert list_captioners() == ["instant", "stats"]
-    assert plugins.list_post_processors() == ["identity"]
+    assert plugins.list_post_processors() == ["acm", "identity"]
     assert [p.name for p in plugins.plugins()] == ["builtins"]
 
 
