@@ -27,6 +27,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/api_throughput.py
 	$(BIN)/python benchmarks/local_batching.py
 	$(BIN)/python benchmarks/eval_judging.py
+	$(BIN)/python benchmarks/acm_overhead.py
 
 clean:
 	rm -rf $(VENV) out

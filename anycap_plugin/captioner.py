@@ -191,8 +191,9 @@ class IdentityPostProcessor(PostProcessor):
 class WrappedCaptioner(BaseCaptioner):
     """Base captioner then post-processor, for single, batch and async calls."""
 
-    def __init__(self, base: BaseCaptioner, post: PostProcessor) -> None:
+    def __init__(self, base: BaseCaptioner, post: PostProcessor, post_options: dict[str, Any] | None = None) -> None:
         self.base, self.post = base, post
+        self.post_options = _validate_options(post.Options, post.id, post_options or {})
         self.id = f"{base.id}+{post.id}"
         self.modalities = frozenset(base.modalities & post.modalities)  # type: ignore[misc]
         self.Options = base.Options  # type: ignore[misc]
@@ -203,7 +204,7 @@ class WrappedCaptioner(BaseCaptioner):
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:
         base = self.base._captions(media, instructions, options)
-        return self.post._refinements(media, instructions, base, self.post.Options())
+        return self.post._refinements(media, instructions, base, self.post_options)
 
 
 def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_id: str, seconds: float) -> Caption:
@@ -231,10 +232,13 @@ def _merge(base: Caption, refined: Caption) -> Caption:
     )
 
 
-def wrap(base: BaseCaptioner | str, post: PostProcessor | str | None = None) -> BaseCaptioner:
-    """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity)."""
+def wrap(base: BaseCaptioner | str, post: PostProcessor | str | None = None, **post_options: Any) -> BaseCaptioner:
+    """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity).
+
+    Per-call options go to the base captioner; `post_options` are the post-processor's, fixed here.
+    """
     from .plugins import get_captioner, get_post_processor
 
     b = get_captioner(base) if isinstance(base, str) else base
     p = get_post_processor(post) if isinstance(post, str) else (post or IdentityPostProcessor())
-    return WrappedCaptioner(b, p)
+    return WrappedCaptioner(b, p, post_options)

@@ -127,3 +127,18 @@ def test_stats_captioner_reads_each_modality(image_path, video_path, audio_path)
     assert "4 sampled frames" in cap.caption(video_path, num_frames=4).text
     audio = cap.caption(audio_path).text
     assert "2.0-second" in audio and "440 Hz" in audio
+
+
+def test_wrap_fixes_post_processor_options_and_validates_them(image_path):
+    class Suffix(PostProcessor):
+        id = "suffix"
+
+        class Options(CaptionOptions):
+            mark: str = "!"
+
+        def _refine(self, media, instruction, caption, options):
+            return Caption(text=caption.text + options.mark)
+
+    assert wrap(StatsCaptioner(), Suffix(), mark="?").caption(image_path).text.endswith("tones.?")
+    with pytest.raises(OptionsError, match="Allowed options: mark"):
+        wrap(StatsCaptioner(), Suffix(), colour="red")
