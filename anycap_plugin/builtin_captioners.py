@@ -33,8 +33,12 @@ def register_post_processors(register: Register) -> None:
     register("identity", _no_model("identity", IdentityPostProcessor), "keeps the base caption unchanged")
 
     def acm(model: str | None = None, **kwargs: Any) -> Any:
+        if model and model.startswith(("http://", "https://")):
+            from .acm.remote import RemoteACM
+
+            return RemoteACM(model, **kwargs)
         from .acm.postprocessor import ACMPostProcessor
 
         return ACMPostProcessor(model, **kwargs)
 
-    register("acm", acm, "ACM in process (transformers); model = a saved ACM folder")
+    register("acm", acm, "ACM in process (model = a saved ACM folder) or remote (model = http(s)://host/v1)")

@@ -116,3 +116,31 @@ def test_media_without_an_encoder_and_broken_checkpoints(image_only_acm, audio_p
     with pytest.raises(CheckpointError) as err:
         get_captioner(f"stats+acm:{broken}")
     assert "vision_projector.fc1.weight" in str(err.value)
+
+
+def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, audio_path):
+    from anycap_plugin.testing_server import ChatCompletionsServer
+
+    seen = []
+
+    def acm_server(body):
+        parts = body["messages"][-1]["content"]
+        text = parts[-1]["text"]
+        seen.append(([p["type"] for p in parts[:-1]], text))
+        existing = text.split("Existing caption: ", 1)[1].split("\n", 1)[0]
+        if "(Your last caption had" in text:  # asked again after breaking the constraint
+            return "Short now."
+        return ("Long. " * 5).strip() if "at most two sentences" in text else f"refined {existing}"
+
+    with ChatCompletionsServer(responder=acm_server) as server:
+        url = server.base_url
+        chain = wrap(get_captioner("stats"), f"acm:{url}", num_frames=3)
+        out = chain.caption_batch([image_path, video_path, audio_path],
+                                  ["Describe it in at most two sentences.", "What moves?", "Name the sound."])
+    assert out[0].text == "Short now." and out[0].meta["complies"] is True and out[0].meta["attempts"] == 2
+    assert out[1].text.startswith("refined A 5.3-second") and out[1].meta["complies"] is None
+    assert out[2].models["post"] == f"acm:{url}" and out[2].usage["post"]["completion_tokens"] > 0
+    kinds = sorted(k for k, _ in seen[:3])
+    assert ["image_url"] in kinds and ["input_audio"] in kinds and ["image_url"] * 3 in kinds
+    assert all("Instruction: " in t and "Existing caption: A " in t for _, t in seen[:3])
+    assert "Existing caption: Long." in seen[3][1]  # the retry shows the last caption

@@ -1,5 +1,5 @@
-"""The `acm` post-processor: ACM in process (transformers, any device), batched, with checked
-length constraints.
+"""The `acm` post-processor: ACM in process (transformers, any device) or remote (any
+OpenAI-compatible endpoint serving ACM), batched, with checked length constraints.
 
 When the instruction states a length constraint and the refined caption breaks it, ACM is asked
 again with the violation stated and its last caption as the existing one, a bounded number of
@@ -24,9 +24,25 @@ class ACMOptions(CaptionOptions):
     max_attempts: int = 3
 
 
-class ACMPostProcessor(PostProcessor):
+class ConstraintCheckedRefiner(PostProcessor):
+    """The refine-again loop, shared by every ACM backend; subclasses implement `_generate`."""
+
     Options = ACMOptions
 
+    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
+                  options: ACMOptions) -> list[tuple[str, int, int]]:
+        """(caption, prompt tokens, completion tokens) for each item."""
+        raise NotImplementedError
+
+    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
+                      options: CaptionOptions) -> list[Caption]:
+        return _refine_with_checks(self, media, instructions, captions, options)
+
+    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+        return self._refine_batch([media], [instruction], [caption], options)[0]
+
+
+class ACMPostProcessor(ConstraintCheckedRefiner):
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None) -> None:
         from transformers import AutoModel, AutoProcessor
 
@@ -64,40 +80,38 @@ class ACMPostProcessor(PostProcessor):
         completion = [(row != pad).sum().item() for row in out]
         return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]
 
-    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, ACMOptions)
-        results = self._generate(media, instructions, [c.text for c in captions], options)
-        texts = [r[0] for r in results]
-        usage = [{"prompt_tokens": r[1], "completion_tokens": r[2]} for r in results]
-        constraints = [parse_length_constraint(i) if (i and options.check_constraints) else None for i in instructions]
-        attempts = [1] * len(media)
-        for _ in range(options.max_attempts - 1):
-            redo = [k for k, c in enumerate(constraints) if c is not None and not c.check(texts[k]).ok]
-            if not redo:
-                break
-            asks = []
-            for k in redo:
-                check = constraints[k].check(texts[k])  # type: ignore[union-attr]
-                asks.append(f"{instructions[k]} (Your last caption had {check.count} {check.constraint.unit}; "
-                            f"it must have {check.constraint.describe()}.)")
-            again = self._generate([media[k] for k in redo], asks, [texts[k] for k in redo], options)
-            for k, (text, p, c) in zip(redo, again):
-                texts[k] = text
-                attempts[k] += 1
-                usage[k] = {"prompt_tokens": usage[k]["prompt_tokens"] + p,
-                            "completion_tokens": usage[k]["completion_tokens"] + c}
-        out = []
-        for k, text in enumerate(texts):
-            c = constraints[k]
-            meta: dict[str, Any] = {"attempts": attempts[k]}
-            if c is not None:
-                check = c.check(text)
-                meta.update(complies=check.ok, length=check.count, constraint=c.describe())
-            else:
-                meta["complies"] = None  # no constraint stated, or checking switched off
-            out.append(Caption(text=text, usage=usage[k], meta=meta))
-        return out
 
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
-        return self._refine_batch([media], [instruction], [caption], options)[0]
+def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], instructions: list[str | None],
+                        captions: list[Caption], options: CaptionOptions) -> list[Caption]:
+    assert isinstance(options, ACMOptions)
+    results = refiner._generate(media, instructions, [c.text for c in captions], options)
+    texts = [r[0] for r in results]
+    usage = [{"prompt_tokens": r[1], "completion_tokens": r[2]} for r in results]
+    constraints = [parse_length_constraint(i) if (i and options.check_constraints) else None for i in instructions]
+    attempts = [1] * len(media)
+    for _ in range(options.max_attempts - 1):
+        redo = [k for k, c in enumerate(constraints) if c is not None and not c.check(texts[k]).ok]
+        if not redo:
+            break
+        asks = []
+        for k in redo:
+            check = constraints[k].check(texts[k])  # type: ignore[union-attr]
+            asks.append(f"{instructions[k]} (Your last caption had {check.count} {check.constraint.unit}; "
+                        f"it must have {check.constraint.describe()}.)")
+        again = refiner._generate([media[k] for k in redo], asks, [texts[k] for k in redo], options)
+        for k, (text, p, c) in zip(redo, again):
+            texts[k] = text
+            attempts[k] += 1
+            usage[k] = {"prompt_tokens": usage[k]["prompt_tokens"] + p,
+                        "completion_tokens": usage[k]["completion_tokens"] + c}
+    out = []
+    for k, text in enumerate(texts):
+        c = constraints[k]
+        meta: dict[str, Any] = {"attempts": attempts[k]}
+        if c is not None:
+            check = c.check(text)
+            meta.update(complies=check.ok, length=check.count, constraint=c.describe())
+        else:
+            meta["complies"] = None  # no constraint stated, or checking switched off
+        out.append(Caption(text=text, usage=usage[k], meta=meta))
+    return out

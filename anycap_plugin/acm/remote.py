@@ -1,0 +1,77 @@
+"""ACM behind an OpenAI-compatible endpoint (`acm:http://host:port/v1`).
+
+The request protocol, which `anycap serve` and any other ACM server read: one user message
+whose parts are the media (an image as an `image_url` data URL; a video as its frames, in
+order; audio as `input_audio` wav), then one text part built by `remote_prompt`:
+
+    Instruction: <the user's instruction>
+    Existing caption: <the base caption>
+    Write the caption that follows the instruction. Answer with the caption only.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import CaptionerError, OptionsError
+from ..media import Media
+from .postprocessor import ACMOptions, ConstraintCheckedRefiner
+from .processing_acm import ASK
+
+
+def remote_prompt(instruction: str | None, existing: str | None) -> str:
+    return (f"Instruction: {instruction or 'Describe the content in detail.'}\n"
+            f"Existing caption: {existing or '(none)'}\n{ASK}")
+
+
+def media_parts(media: Media, num_frames: int) -> list[dict[str, Any]]:
+    if media.modality == "audio":
+        wav = base64.b64encode(media.audio().to_wav()).decode()
+        return [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}]
+    images = [media.image()] if media.modality == "image" else media.frames(num_frames=num_frames).images
+    parts = []
+    for image in images:
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=90)
+        parts.append({"type": "image_url",
+                      "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()}})
+    return parts
+
+
+class RemoteACM(ConstraintCheckedRefiner):
+    """Refines through a served ACM; requests for a batch go out concurrently."""
+
+    def __init__(self, base_url: str, *, model_name: str = "acm", api_key: str | None = None, timeout: float = 120.0,
+                 max_retries: int = 3, concurrency: int = 8) -> None:
+        try:
+            import openai
+        except ImportError:
+            raise OptionsError("A remote ACM needs the openai package.", hint="pip install 'anycap-plugin[eval]'") from None
+        self.id = f"acm:{base_url}"
+        self.model_name = model_name
+        key = api_key or os.environ.get("ANYCAP_ACM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+        self.concurrency = concurrency
+
+    def _one(self, media: Media, instruction: str | None, existing: str, options: ACMOptions) -> tuple[str, int, int]:
+        import openai
+
+        content = [*media_parts(media, options.num_frames), {"type": "text", "text": remote_prompt(instruction, existing)}]
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.model_name, messages=[{"role": "user", "content": content}],
+                max_tokens=options.max_new_tokens, temperature=1.0 if options.do_sample else 0.0)
+        except openai.OpenAIError as e:
+            raise CaptionerError(f"{self.id} failed: {type(e).__name__}: {getattr(e, 'message', e)}") from None
+        text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
+        usage = reply.usage
+        return text, (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+
+    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
+                  options: ACMOptions) -> list[tuple[str, int, int]]:
+        with ThreadPoolExecutor(min(self.concurrency, max(len(media), 1))) as pool:
+            return list(pool.map(lambda a: self._one(*a, options), zip(media, instructions, existing)))
