@@ -144,3 +144,21 @@ def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, a
     assert ["image_url"] in kinds and ["input_audio"] in kinds and ["image_url"] * 3 in kinds
     assert all("Instruction: " in t and "Existing caption: A " in t for _, t in seen[:3])
     assert "Existing caption: Long." in seen[3][1]  # the retry shows the last caption
+
+
+def test_packed_batches_compute_what_separate_sequences_do(tiny_acm, image_path, audio_path):
+    proc = AutoProcessor.from_pretrained(tiny_acm)
+    model = AutoModel.from_pretrained(tiny_acm)
+    media = [Media.load(image_path), None, Media.load(audio_path)]
+    args = (["Describe.", "A poem please.", "The sound?"], ["old one", None, "a tone"])
+    targets = ["A new caption.", "Roses are red.", "A steady tone."]
+    packed = proc(media, *args, targets=targets, packed=True)
+    assert "attention_mask" not in packed and packed["input_ids"].shape[0] == 1
+    with torch.no_grad():
+        logits = model(**packed).logits[0]
+        start = 0
+        for i in range(3):
+            alone = proc([media[i]], [args[0][i]], [args[1][i]], targets=[targets[i]])
+            n = alone["input_ids"].shape[1]
+            assert torch.allclose(model(**alone).logits[0], logits[start:start + n], atol=1e-4)
+            start += n

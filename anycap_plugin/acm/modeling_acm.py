@@ -149,6 +149,9 @@ class ACMForConditionalGeneration(ACMPreTrainedModel, GenerationMixin):
                 **kwargs: Any) -> CausalLMOutputWithPast:
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, pixel_values, audio_values)
+        # forward is for training and scoring (generate decodes through the LM directly): no cache,
+        # which also lets transformers keep packed sequences apart by their position ids
+        kwargs.setdefault("use_cache", False)
         return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
                                    **kwargs)
 

@@ -53,7 +53,10 @@ class ACMProcessor(ProcessorMixin):
     # ---- batches ---------------------------------------------------------------------------
     def __call__(self, media: Sequence[Media | None], instructions: Sequence[str | None], captions: Sequence[str | None],
                  targets: Sequence[str] | None = None, padding_side: str | None = None,
-                 num_frames: int | None = None, max_length: int | None = None) -> BatchFeature:
+                 num_frames: int | None = None, max_length: int | None = None, packed: bool = False) -> BatchFeature:
+        """Model inputs for a batch. With `targets`, labels cover the answers only; `packed` puts the
+        whole batch in one row with restarting `position_ids` and no padding (padding-free training:
+        transformers keeps the sequences apart from the position ids)."""
         pixel_values: list[torch.Tensor] = []
         audio: list[Any] = []
         texts: list[str] = []
@@ -93,6 +96,12 @@ class ACMProcessor(ProcessorMixin):
             if max_length is not None:  # cut the answer, never the prompt's media placeholders
                 answer_ids = answer_ids[: max(16, max_length - len(prompt_ids))]
             rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+        if packed:
+            return BatchFeature({
+                "input_ids": torch.tensor([[t for ids, _ in rows for t in ids]]),
+                "labels": torch.tensor([[t for _, lab in rows for t in lab]]),
+                "position_ids": torch.tensor([[i for ids, _ in rows for i in range(len(ids))]]),
+                **data})
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
 

@@ -38,6 +38,8 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     max_examples: int | None = None
+    group_by_length: bool = True  # batches of similar length: little padding, plain attention
+    packed: bool = False  # padding-free rows; pays off only with varlen attention (flash-attn on GPUs)
     extra_args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -51,12 +53,38 @@ class ExampleDataset:
     def __getitem__(self, i: int) -> Example:
         return self.examples[i]
 
+    @property
+    def lengths(self) -> list[int]:
+        """Text length of each example: enough to group examples of similar token length."""
+        return [len(e.instruction) + len(e.existing or "") + len(e.target) for e in self.examples]
+
+
+def _trainer_class() -> Any:
+    from transformers import Trainer
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    class ACMTrainer(Trainer):
+        """Trainer whose sampler can group examples by length (our dataset holds Examples, not tensors)."""
+
+        group_by_length = True
+
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if self.group_by_length and isinstance(dataset, ExampleDataset):
+                return LengthGroupedSampler(self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
+                                            lengths=dataset.lengths)
+            return super()._get_train_sampler(train_dataset)
+
+    return ACMTrainer
+
 
 class ACMCollator:
     """Examples -> a right-padded training batch; media are decoded here, in the loader."""
 
-    def __init__(self, processor: Any, media_root: str | None, missing: str, max_length: int) -> None:
+    def __init__(self, processor: Any, media_root: str | None, missing: str, max_length: int,
+                 packed: bool = False) -> None:
         self.processor, self.media_root, self.missing, self.max_length = processor, media_root, missing, max_length
+        self.packed = packed
 
     def _media(self, ex: Example) -> Media | None:
         if self.media_root is None or ex.media is None:
@@ -71,7 +99,7 @@ class ACMCollator:
     def __call__(self, batch: list[Example]) -> Any:
         return self.processor([self._media(e) for e in batch], [e.instruction for e in batch],
                               [e.existing for e in batch], targets=[e.target for e in batch],
-                              max_length=self.max_length)
+                              max_length=self.max_length, packed=self.packed)
 
 
 def _present(ex: Example, root: str | None) -> bool:
@@ -109,7 +137,7 @@ def freeze_encoders(model: Any) -> dict[str, int]:
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
-    from transformers import AutoModel, AutoProcessor, Trainer, TrainingArguments
+    from transformers import AutoModel, AutoProcessor, TrainingArguments
 
     from .. import acm  # noqa: F401  (registers the Auto classes)
     from ..hf import load_pretrained
@@ -127,12 +155,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         remove_unused_columns=False, bf16=cuda, use_cpu=not cuda, dataloader_num_workers=0, seed=cfg.seed,
         disable_tqdm=not sys.stderr.isatty(),
         **cfg.extra_args)
-    trainer = Trainer(model=model, args=args, train_dataset=ExampleDataset(train_set),
+    trainer_cls = _trainer_class()
+    trainer_cls.group_by_length = cfg.group_by_length
+    trainer = trainer_cls(model=model, args=args, train_dataset=ExampleDataset(train_set),
                       eval_dataset=ExampleDataset(val_set),
-                      data_collator=ACMCollator(processor, cfg.media_root, cfg.missing_media, cfg.max_length))
+                      data_collator=ACMCollator(processor, cfg.media_root, cfg.missing_media, cfg.max_length,
+                                                packed=cfg.packed))
     before = trainer.evaluate()["eval_loss"]
     resume = cfg.resume and any(Path(cfg.output_dir).glob("checkpoint-*"))
     result = trainer.train(resume_from_checkpoint=True if resume else None)
+    stats = result.metrics
     after = trainer.evaluate()["eval_loss"]
     final = Path(cfg.output_dir) / "final"
     trainer.save_model(str(final))
@@ -140,4 +172,5 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     return {"train_examples": len(train_set), "val_examples": len(val_set), "skipped_lines": len(problems),
             "problems": problems[:20], "val_loss_before": before, "val_loss_after": after,
             "val_loss_drop": 1 - after / before, "steps": result.global_step, "parameters": params,
+            "train_seconds": stats.get("train_runtime"), "packed": cfg.packed, "group_by_length": cfg.group_by_length,
             "model": str(final)}

@@ -1,0 +1,77 @@
+"""ACM training throughput on CPU, against the plain HF Trainer batching (random order, padded to
+the longest): our length-grouped batches, and padding-free packed rows. Same tiny model, same
+ACD examples, same steps. Tokens/s counts real tokens only (what the model learns from).
+Prints JSON.
+
+    python benchmarks/train_throughput.py [--steps 30] [--batch-size 8] [--examples 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from anycap_plugin import testing
+from anycap_plugin.train import TrainConfig, train
+from anycap_plugin.train import trainer as trainer_module
+
+ACD = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "acd_sample").glob("*.jsonl"))
+
+
+class CountingCollator(trainer_module.ACMCollator):
+    """The real collator, counting the real and the padded tokens of every training batch."""
+
+    real = padded = 0
+
+    def __call__(self, batch):  # type: ignore[no-untyped-def]
+        out = super().__call__(batch)
+        ids = out["input_ids"]
+        mask = out.get("attention_mask")
+        CountingCollator.real += int(mask.sum()) if mask is not None else ids.numel()
+        CountingCollator.padded += ids.numel()
+        return out
+
+
+def measure(packed: bool, grouped: bool, args: argparse.Namespace, root: Path) -> dict:
+    CountingCollator.real = CountingCollator.padded = 0
+    result = train(TrainConfig(model=str(root / "acm"), data=[str(p) for p in ACD],
+                               output_dir=str(root / f"run-{packed}-{grouped}"), group_by_length=grouped,
+                               max_steps=args.steps, batch_size=args.batch_size, learning_rate=3e-3,
+                               missing_media="text", max_length=512, eval_steps=10_000, save_steps=10_000,
+                               max_examples=args.examples, packed=packed))
+    seconds = result["train_seconds"]
+    return {"train_seconds": round(seconds, 3), "val_loss_after": round(result["val_loss_after"], 4),
+            "tokens_real": CountingCollator.real, "tokens_in_batches": CountingCollator.padded}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--examples", type=int, default=400)
+    args = p.parse_args()
+    trainer_module.ACMCollator = CountingCollator  # type: ignore[misc]
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        testing.build_tiny_acm(root / "acm")
+        padded = measure(False, False, args, root)
+        grouped = measure(False, True, args, root)
+        packed = measure(True, False, args, root)
+    for r in (padded, grouped, packed):
+        r["real_tokens_per_s"] = round(r["tokens_real"] / r["train_seconds"], 1)
+    base = padded["real_tokens_per_s"]
+    print(json.dumps({"benchmark": "train_throughput", "steps": args.steps, "batch_size": args.batch_size,
+                      "examples": args.examples, "plain_hf_padding": padded, "length_grouped": grouped,
+                      "packed_padding_free": packed,
+                      "speedup_length_grouped": round(grouped["real_tokens_per_s"] / base, 2),
+                      "speedup_packed": round(packed["real_tokens_per_s"] / base, 2),
+                      "goal_speedup": 1.5,
+                      "note": "tokens counted include the validation passes; packed rows use a dense block mask "
+                              "under CPU SDPA attention (quadratic in the row), so packing only pays with varlen "
+                              "attention kernels"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
