@@ -51,11 +51,12 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--examples", type=int, default=400)
+    p.add_argument("--hidden-size", type=int, default=32, help="language-model width of the tiny ACM")
     args = p.parse_args()
     trainer_module.ACMCollator = CountingCollator  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        testing.build_tiny_acm(root / "acm")
+        testing.build_tiny_acm(root / "acm", hidden_size=args.hidden_size)
         padded = measure(False, False, args, root)
         grouped = measure(False, True, args, root)
         packed = measure(True, False, args, root)
@@ -63,7 +64,7 @@ def main() -> None:
         r["real_tokens_per_s"] = round(r["tokens_real"] / r["train_seconds"], 1)
     base = padded["real_tokens_per_s"]
     print(json.dumps({"benchmark": "train_throughput", "steps": args.steps, "batch_size": args.batch_size,
-                      "examples": args.examples, "plain_hf_padding": padded, "length_grouped": grouped,
+                      "examples": args.examples, "hidden_size": args.hidden_size, "plain_hf_padding": padded, "length_grouped": grouped,
                       "packed_padding_free": packed,
                       "speedup_length_grouped": round(grouped["real_tokens_per_s"] / base, 2),
                       "speedup_packed": round(packed["real_tokens_per_s"] / base, 2),
