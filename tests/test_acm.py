@@ -162,3 +162,16 @@ def test_packed_batches_compute_what_separate_sequences_do(tiny_acm, image_path,
             n = alone["input_ids"].shape[1]
             assert torch.allclose(model(**alone).logits[0], logits[start:start + n], atol=1e-4)
             start += n
+
+
+def test_batched_refinement_matches_one_by_one(tiny_acm, image_path, audio_path):
+    from anycap_plugin.plugins import get_post_processor
+
+    post = get_post_processor(f"acm:{tiny_acm}")
+    media = [image_path, testing.sample_image("chelsea"), audio_path, testing.sample_image("coffee")]
+    instructions = ["Describe it.", "A poem about this cat please, a long one", "Name the sound.", None]
+    base = get_captioner("stats").caption_batch(media, instructions)
+    batched = post.refine_batch(media, instructions, base, max_new_tokens=8)
+    single = [post.refine(m, i, c, max_new_tokens=8) for m, i, c in zip(media, instructions, base)]
+    assert [b.text for b in batched] == [s.text for s in single]
+    assert len({s.text for s in single}) > 1  # left padding changes nothing, and outputs differ per item
