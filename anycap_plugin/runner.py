@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .captioner import BaseCaptioner, Caption, _validate_options
 from .errors import AnyCapError
+from .jsonl import read_jsonl
 from .media import Media, media_files_in
 
 
@@ -61,27 +62,19 @@ def expand_inputs(inputs: Sequence[str], instruction: str | None = None) -> Iter
 
 
 def _read_manifest(path: Path, default_instruction: str | None) -> Iterator[WorkItem]:
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict) or not isinstance(row.get("media"), str):
-                    raise TypeError("each line must be an object whose 'media' is a path string")
-                media = row["media"]
-            except (ValueError, KeyError, TypeError) as e:
-                yield WorkItem(where, default_instruction, id=where,
-                               problem=ManifestError(f"Bad manifest line {where}: {e}.",
-                                                     hint='Each line needs {"media": PATH, "instruction": TEXT}.'))
-                continue
-            media_path = Path(media).expanduser()
-            if not media_path.is_absolute():
-                media_path = path.parent / media_path
-            item_id = row.get("id")
-            yield WorkItem(str(media_path), row.get("instruction", default_instruction),
-                           id=None if item_id is None else str(item_id))
+    for where, row in read_jsonl(path):
+        if not isinstance(row, dict) or not isinstance(row.get("media"), str):
+            reason = row if isinstance(row, ValueError) else "each line must be an object whose 'media' is a path string"
+            yield WorkItem(where, default_instruction, id=where,
+                           problem=ManifestError(f"Bad manifest line {where}: {reason}.",
+                                                 hint='Each line needs {"media": PATH, "instruction": TEXT}.'))
+            continue
+        media_path = Path(row["media"]).expanduser()
+        if not media_path.is_absolute():
+            media_path = path.parent / media_path
+        item_id = row.get("id")
+        yield WorkItem(str(media_path), row.get("instruction", default_instruction),
+                       id=None if item_id is None else str(item_id))
 
 
 def _error_of(e: BaseException) -> dict[str, str]:

@@ -10,22 +10,12 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+
+from _timing import best_of
 
 from anycap_plugin import Media, get_captioner, testing, wrap
 from anycap_plugin.plugins import get_post_processor
-
-
-def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        if (elapsed := time.perf_counter() - t0) < best:
-            best, result = elapsed, out
-    return best, result
 
 
 def main() -> None:

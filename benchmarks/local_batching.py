@@ -14,11 +14,11 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
+
+from _timing import best_of
 
 from anycap_plugin import get_captioner, testing
 from anycap_plugin.runner import WorkItem, run
@@ -26,18 +26,6 @@ from anycap_plugin.runner import WorkItem, run
 SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "motorcycle_left",
                   "motorcycle_right", "camera", "coins", "moon", "page", "text", "horse", "cell", "brick",
                   "grass", "gravel", "logo", "color", "ihc", "microaneurysms", "clock_motion", "phantom"]
-
-
-def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
-    """The fastest of `repeats` runs (this VM's neighbours add noise, never speed) and its result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - t0
-        if elapsed < best:
-            best, result = elapsed, out
-    return best, result
 
 
 def measure(spec: str, images: list[Path], batch_size: int, max_new_tokens: int, repeats: int) -> dict:

@@ -9,7 +9,6 @@ import pytest
 
 from anycap_plugin import UnknownCaptionerError, get_captioner, list_captioners, plugins, wrap
 from anycap_plugin.errors import OptionsError
-from anycap_plugin.hookspecs import hookspec
 
 HELLO_DIST = Path(__file__).parent / "plugin_dists" / "anycap-hello"
 

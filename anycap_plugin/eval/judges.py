@@ -161,7 +161,6 @@ class OpenAIJudge:
                  media_root: str | None = None, audio: bool = False, num_frames: int = 4) -> None:
         import os
 
-        import openai
 
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("EMPTY" if base_url else None)
         if key is None:

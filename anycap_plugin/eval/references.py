@@ -8,12 +8,12 @@ so items are keyed by (modality, id).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
 from ..errors import AnyCapError
+from ..jsonl import read_jsonl
 from ..instructions import LengthConstraint, parse_length_constraint
 from ..media import Modality
 
@@ -73,16 +73,12 @@ def load_references(paths: Iterable[str | Path]) -> list[EvalItem]:
         p = Path(path)
         if not p.is_file():
             raise EvalDataError(f"No reference file {str(p)!r}.")
-        for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                raise EvalDataError(f"{p}:{lineno}: invalid JSON ({e}).") from None
-            item = _item(row, f"{p}:{lineno}")
+        for where, row in read_jsonl(p):
+            if not isinstance(row, dict):
+                raise EvalDataError(f"{where}: not a JSON object ({row}).")
+            item = _item(row, where)
             if item.key in seen:
-                raise EvalDataError(f"{p}:{lineno}: duplicate {item.modality} id {item.id}.")
+                raise EvalDataError(f"{where}: duplicate {item.modality} id {item.id}.")
             seen.add(item.key)
             items.append(item)
     return items
@@ -95,18 +91,17 @@ def load_captions(path: str | Path, items: list[EvalItem]) -> dict[tuple[str, st
     """
     modalities = {i.modality for i in items}
     out: dict[tuple[str, str], str] = {}
-    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for where, row in read_jsonl(path):
         try:
-            row = json.loads(line)
+            if isinstance(row, ValueError):
+                raise row
             cid, caption = str(row["id"]), row["caption"]
         except (ValueError, KeyError, TypeError) as e:
-            raise EvalDataError(f"{path}:{lineno}: needs 'id' and 'caption' ({e}).") from None
+            raise EvalDataError(f"{where}: needs 'id' and 'caption' ({e}).") from None
         modality = row.get("modality")
         if modality is None:
             if len(modalities) > 1:
-                raise EvalDataError(f"{path}:{lineno}: ids repeat across modalities; add a 'modality' field.",
+                raise EvalDataError(f"{where}: ids repeat across modalities; add a 'modality' field.",
                                     hint="Or evaluate one modality's references at a time.")
             modality = next(iter(modalities)) if modalities else "image"
         if isinstance(caption, str):

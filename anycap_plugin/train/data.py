@@ -8,7 +8,6 @@ an existing caption (`gpt_q_c`) are plain captioning examples.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import defaultdict
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import AnyCapError
+from ..jsonl import read_jsonl
 
 Kind = Literal["degraded", "weaker", "correct", "plain"]
 KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
@@ -75,21 +75,17 @@ def read_acd(paths: list[str | Path], on_error: Literal["skip", "raise"] = "skip
     """Examples and the problems found (one line each, with file and line number)."""
     examples, problems = [], []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    try:
-                        row = json.loads(line)
-                    except ValueError as e:
-                        raise ACDFormatError(f"{where}: invalid JSON ({e}).") from None
-                    examples.append(parse_record(row, where))
-                except ACDFormatError as e:
-                    if on_error == "raise":
-                        raise
-                    problems.append(str(e))
+        for where, row in read_jsonl(path):
+            try:
+                if isinstance(row, ValueError):
+                    raise ACDFormatError(f"{where}: invalid JSON ({row}).")
+                if not isinstance(row, dict):
+                    raise ACDFormatError(f"{where}: not a JSON object.")
+                examples.append(parse_record(row, where))
+            except ACDFormatError as e:
+                if on_error == "raise":
+                    raise
+                problems.append(str(e))
     return examples, problems
 
 
