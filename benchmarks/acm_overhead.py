@@ -1,7 +1,7 @@
 """ACM's overhead inside `wrap()`: the wrapped chain's time against base time plus ACM time
 measured alone, same media, same tiny random-weight ACM, best of N runs each. Prints JSON.
 
-    python benchmarks/acm_overhead.py [--items 16] [--batch-size 8] [--repeats 3]
+    python benchmarks/acm_overhead.py [--items 32] [--batch-size 8] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from anycap_plugin.plugins import get_post_processor
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--items", type=int, default=16)
+    p.add_argument("--items", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=16)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     os.environ.setdefault("ANYCAP_LOAD_PLUGINS", "")
     names = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "moon", "horse"]
