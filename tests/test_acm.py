@@ -175,3 +175,21 @@ def test_batched_refinement_matches_one_by_one(tiny_acm, image_path, audio_path)
     single = [post.refine(m, i, c, max_new_tokens=8) for m, i, c in zip(media, instructions, base)]
     assert [b.text for b in batched] == [s.text for s in single]
     assert len({s.text for s in single}) > 1  # left padding changes nothing, and outputs differ per item
+
+
+def test_answer_logits_only_gives_the_same_loss_and_gradients(tiny_acm, image_path, audio_path):
+    proc = AutoProcessor.from_pretrained(tiny_acm)
+    model = AutoModel.from_pretrained(tiny_acm)
+    media = [Media.load(image_path), None, Media.load(audio_path)]
+    batch = proc(media, ["Describe.", "A poem please.", "The sound?"], ["old one", None, "a tone"],
+                 targets=["A new caption.", "Roses are red, violets are blue.", "A steady tone."])
+    results = []
+    for answer_only in (False, True):
+        model.zero_grad()
+        out = model(**batch, answer_logits_only=answer_only)
+        out.loss.backward()
+        grads = torch.cat([p.grad.flatten() for p in model.language_model.parameters() if p.grad is not None])
+        results.append((out.loss.detach(), grads, out.logits.shape))
+    (full_loss, full_grads, full_shape), (loss, grads, shape) = results
+    assert torch.allclose(full_loss, loss, atol=1e-5) and torch.allclose(full_grads, grads, atol=1e-5)
+    assert shape[0] == int((batch["labels"][:, 1:] != -100).sum()) < full_shape[0] * full_shape[1]

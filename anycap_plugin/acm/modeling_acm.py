@@ -146,14 +146,28 @@ class ACMForConditionalGeneration(ACMPreTrainedModel, GenerationMixin):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 pixel_values: torch.Tensor | None = None, audio_values: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, inputs_embeds: torch.Tensor | None = None,
-                **kwargs: Any) -> CausalLMOutputWithPast:
+                answer_logits_only: bool = False, **kwargs: Any) -> CausalLMOutputWithPast:
+        """With `answer_logits_only`, logits (and the loss) are computed only where a label is set:
+        the answer tokens. Same loss, but the vocabulary projection skips the prompt and padding."""
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, pixel_values, audio_values)
         # forward is for training and scoring (generate decodes through the LM directly): no cache,
         # which also lets transformers keep packed sequences apart by their position ids
         kwargs.setdefault("use_cache", False)
-        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
-                                   **kwargs)
+        decoder = self.language_model.get_decoder() if answer_logits_only and labels is not None else None
+        if decoder is None or decoder is self.language_model:  # an LM without a separate decoder: full logits
+            return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels,
+                                       **kwargs)
+        num_items = kwargs.pop("num_items_in_batch", None)
+        hidden = decoder(inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs).last_hidden_state
+        targets = labels[:, 1:]
+        keep = targets != -100
+        logits = self.get_output_embeddings()(hidden[:, :-1][keep])
+        loss = nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
+        denominator = num_items if num_items is not None else keep.sum().clamp(min=1)
+        if torch.is_tensor(denominator):
+            denominator = denominator.to(loss.device)
+        return CausalLMOutputWithPast(loss=loss / denominator, logits=logits)
 
     @torch.inference_mode()
     def generate(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
