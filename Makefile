@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/local_batching.py
 	$(BIN)/python benchmarks/eval_judging.py
 	$(BIN)/python benchmarks/acm_overhead.py
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) out
