@@ -148,6 +148,14 @@ def style_prompt(item: EvalItem, caption: str) -> str:
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
+def _reply_text(reply: Any) -> str:
+    """The first choice's text of a chat-completions reply; a malformed reply reads as empty (invalid)."""
+    try:
+        return reply["choices"][0]["message"]["content"] or ""
+    except (KeyError, IndexError, TypeError):
+        return ""
+
+
 class OpenAIJudge:
     """Any chat-completions endpoint as a judge; async, with a concurrency limit.
 
@@ -177,7 +185,6 @@ class OpenAIJudge:
 
     async def _ask(self, content: Any) -> str:
         import openai
-        from openai.types.chat import ChatCompletion
 
         request: dict[str, Any] = {"model": self.model, "temperature": 0.0,
                                    "messages": [{"role": "user", "content": content}]}
@@ -188,16 +195,17 @@ class OpenAIJudge:
         async with slots:
             if self._json_mode:
                 try:
-                    reply = await client.post("/chat/completions", cast_to=ChatCompletion,
+                    reply = await client.post("/chat/completions", cast_to=dict,
                                               body={**request, "response_format": {"type": "json_object"}})
-                    return reply.choices[0].message.content or ""
+                    return _reply_text(reply)
                 except openai.BadRequestError as e:
                     if "response_format" not in str(e):
                         raise
                     self._json_mode = False
-            # plain JSON already: `post` skips the SDK's per-call TypedDict transform (~1 ms)
-            reply = await client.post("/chat/completions", cast_to=ChatCompletion, body=request)
-            return reply.choices[0].message.content or ""
+            # plain JSON both ways: `post` skips the SDK's per-call TypedDict transform (~1 ms) and
+            # `cast_to=dict` its response models (~0.3 ms); the client's CPU bounds judging throughput
+            reply = await client.post("/chat/completions", cast_to=dict, body=request)
+            return _reply_text(reply)
 
     async def _verdict(self, content: Any, parse: Any, what: str) -> Any:
         import openai
