@@ -89,6 +89,7 @@ class Media:
     path: Path | None = None
     data: bytes | None = None
     _image: Image.Image | None = field(default=None, repr=False)
+    _frames: VideoFrames | None = field(default=None, repr=False)
 
     # ---- constructors -------------------------------------------------------------
     @classmethod
@@ -136,6 +137,14 @@ class Media:
     @classmethod
     def from_image(cls, image: Image.Image, ref: str | None = None) -> "Media":
         return cls(modality="image", ref=ref or f"pil:{image.width}x{image.height}", _image=_to_rgb(image))
+
+    @classmethod
+    def from_frames(cls, images: list[Image.Image], ref: str | None = None, fps: float = 1.0) -> "Media":
+        """A video given as already-sampled frames, in order (what chat APIs send), `fps` apart."""
+        if not images:
+            raise EmptyMediaError("A video needs at least one frame.")
+        frames = VideoFrames([_to_rgb(im) for im in images], [i / fps for i in range(len(images))], len(images) / fps)
+        return cls(modality="video", ref=ref or f"frames:{len(images)}", _frames=frames)
 
     @classmethod
     def from_array(cls, array: np.ndarray, ref: str | None = None) -> "Media":
@@ -210,6 +219,8 @@ class Media:
             raise UnsupportedMediaError(f"{self.ref!r} is {self.modality}, not a video.")
         if fps is None and num_frames < 1:
             raise ValueError("num_frames must be at least 1")
+        if self._frames is not None:
+            return _subsample(self._frames, num_frames if fps is None else len(self._frames), max_frames)
         try:
             with self._open_av() as c:
                 stream = c.streams.video[0]
@@ -325,6 +336,13 @@ def _sample_times(start: float, duration: float, num_frames: int, fps: float | N
         idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
         times = [times[i] for i in idx]
     return times
+
+
+def _subsample(frames: VideoFrames, num_frames: int, max_frames: int | None) -> VideoFrames:
+    """At most `num_frames` (and `max_frames`) of given frames, evenly spread, in order."""
+    n = min(len(frames), num_frames, max_frames or len(frames))
+    keep = sorted({int((i + 0.5) * len(frames) / n) for i in range(n)})
+    return VideoFrames([frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration)
 
 
 def _nearest(sorted_times: list[float], t: float) -> int:

@@ -1,0 +1,10 @@
+"""`anycap serve`: a captioner or ACM behind the OpenAI chat-completions protocol.
+
+The request format is in `protocol`; dynamic batching in `batching`; the HTTP app in `app`.
+Needs the `serve` extra (Starlette, uvicorn).
+"""
+
+from .app import ServeConfig, create_app, running, serve
+from .protocol import MediaPolicy, RequestError, parse_request
+
+__all__ = ["MediaPolicy", "RequestError", "ServeConfig", "create_app", "parse_request", "running", "serve"]

@@ -1,0 +1,198 @@
+"""Reading chat-completions requests into what a captioner needs: media, instruction, base caption.
+
+What `anycap serve` accepts in the last user message's content parts:
+
+- an image: one `image_url` part; a video: several `image_url` parts (its frames, in order) or
+  one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3). URLs are
+  `data:` URLs; `http(s)` URLs only when the server allows remote media, local paths
+  (`file://` or plain) only under the server's media roots.
+- text parts: either the ACM protocol text that `RemoteACM` sends (`Instruction: ...`,
+  `Existing caption: ...`, then the ask), or a plain instruction. A base caption can also come
+  in the request body's `base_caption` field (`extra_body={"base_caption": ...}` in the SDK).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import AnyCapError
+from ..media import Media
+from ..acm.processing_acm import ASK
+
+_PROTOCOL = re.compile(r"^Instruction: (?P<instruction>.*?)\nExisting caption: (?P<existing>.*?)\n" + re.escape(ASK)
+                       + r"\s*$", re.S)
+
+
+class RequestError(AnyCapError):
+    """A request the server cannot serve: answered with `status` and an OpenAI-style error body."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", hint: str | None = None):
+        super().__init__(message, hint=hint)
+        self.status, self.code = status, code
+
+
+@dataclass(frozen=True)
+class MediaPolicy:
+    """Where media may come from: data URLs always; remote URLs and local paths only when allowed."""
+
+    allow_remote: bool = False
+    local_roots: tuple[Path, ...] = ()
+    max_media_bytes: int = 32 * 1024 * 1024
+    remote_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class CaptionRequest:
+    model: str
+    media: Media | None
+    instruction: str | None
+    base_caption: str | None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stream: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
+    if not isinstance(body, dict):
+        raise RequestError("The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise RequestError("`model` must be a non-empty string.", hint="GET /v1/models lists the served model.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("`messages` must be a non-empty list.")
+    user = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    if not user:
+        raise RequestError("No user message: the media and the instruction go in one.")
+    content = user[-1].get("content")
+    parts = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        raise RequestError("A message's `content` must be a string or a list of content parts.")
+    images, media, texts = [], None, []
+    for part in parts:
+        kind = part.get("type")
+        if kind == "text":
+            if not isinstance(part.get("text"), str):
+                raise RequestError("A text part needs a string `text`.")
+            texts.append(part["text"])
+        elif kind == "image_url":
+            images.append(_load(_url(part, "image_url"), policy, "image"))
+        elif kind == "video_url":
+            media = _one_media(media, _load(_url(part, "video_url"), policy, "video"))
+        elif kind == "input_audio":
+            audio = part.get("input_audio")
+            if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
+                raise RequestError("An input_audio part needs `input_audio.data` (base64).")
+            media = _one_media(media, _media(_b64(audio["data"], policy), "audio"))
+        else:
+            raise RequestError(f"Unsupported content part type {kind!r}.",
+                               hint="Use text, image_url, video_url or input_audio.")
+    if images:
+        media = _one_media(media, images[0] if len(images) == 1 else
+                           Media.from_frames([im.image() for im in images], ref=f"frames:{len(images)}"))
+    instruction, base_caption = _read_text("\n".join(texts).strip())
+    extra = body.get("base_caption")
+    if extra is not None:
+        if not isinstance(extra, str):
+            raise RequestError("`base_caption` must be a string.")
+        base_caption = extra
+    return CaptionRequest(model=model, media=media, instruction=instruction, base_caption=base_caption,
+                          max_tokens=_number(body, "max_tokens", int, 1, 8192)
+                          or _number(body, "max_completion_tokens", int, 1, 8192),
+                          temperature=_number(body, "temperature", float, 0.0, 2.0),
+                          stream=bool(body.get("stream", False)))
+
+
+def _read_text(text: str) -> tuple[str | None, str | None]:
+    match = _PROTOCOL.match(text)
+    if match is None:
+        return text or None, None
+    existing = match["existing"].strip()
+    return match["instruction"].strip() or None, None if existing in ("", "(none)") else existing
+
+
+def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float) -> Any:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise RequestError(f"`{name}` must be a{'n integer' if kind is int else ' number'}.")
+    if not low <= value <= high:
+        raise RequestError(f"`{name}` must be between {low:g} and {high:g}.")
+    return kind(value)
+
+
+def _one_media(current: Media | None, new: Media) -> Media:
+    if current is not None:
+        raise RequestError("One media item per request: one image, one video (or its frames), or one audio clip.")
+    return new
+
+
+def _url(part: dict[str, Any], key: str) -> str:
+    value = part.get(key)
+    url = value.get("url") if isinstance(value, dict) else value
+    if not isinstance(url, str) or not url:
+        raise RequestError(f"A {key} part needs `{key}.url`.")
+    return url
+
+
+def _b64(data: str, policy: MediaPolicy) -> bytes:
+    if len(data) * 3 // 4 > policy.max_media_bytes:
+        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise RequestError("Media data is not valid base64.") from None
+
+
+def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
+    if url.startswith("data:"):
+        header, sep, payload = url.partition(",")
+        if not sep or not header.endswith(";base64"):
+            raise RequestError("Data URLs must be base64: data:<mime>;base64,<data>.")
+        return _media(_b64(payload, policy), expected)
+    if url.startswith(("http://", "https://")):
+        if not policy.allow_remote:
+            raise RequestError("Remote media URLs are refused by this server.", status=403, code="remote_media_refused",
+                               hint="Send the media as a data URL, or start the server with --allow-remote-media.")
+        return _media(_fetch(url, policy), expected)
+    path = Path(url.removeprefix("file://")).expanduser()
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root.resolve()) for root in policy.local_roots):
+        raise RequestError("Local media paths are refused outside the server's media roots.", status=403,
+                           code="local_media_refused", hint="Send a data URL, or start the server with --media-root.")
+    if not resolved.is_file():
+        raise RequestError(f"No media file at {url!r}.", status=404, code="media_not_found")
+    if resolved.stat().st_size > policy.max_media_bytes:
+        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+    return _media(resolved.read_bytes(), expected, ref=str(resolved))
+
+
+def _fetch(url: str, policy: MediaPolicy) -> bytes:
+    try:
+        with urllib.request.urlopen(url, timeout=policy.remote_timeout) as reply:  # noqa: S310 (allowed explicitly)
+            data = reply.read(policy.max_media_bytes + 1)
+    except OSError as e:
+        raise RequestError(f"Cannot fetch the media URL: {type(e).__name__}.", code="media_fetch_failed") from None
+    if len(data) > policy.max_media_bytes:
+        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+    return data
+
+
+def _media(data: bytes, expected: str, ref: str | None = None) -> Media:
+    try:
+        media = Media.from_bytes(data, name=ref)
+        if media.modality == "image":
+            media.image()  # decode now: a broken image is the client's error, not the model's
+    except AnyCapError as e:
+        raise RequestError(f"Undecodable media: {e.message}", code="invalid_media") from None
+    if media.modality != expected and not (expected == "video" and media.modality == "image"):
+        raise RequestError(f"A {expected} part carried {media.modality} data.", code="invalid_media")
+    return media

@@ -1,0 +1,97 @@
+"""What a server serves: one spec, a post-processor (ACM alone) or a captioner (a whole chain).
+
+A post-processor refines the base caption the request carries; a captioner (`qwen2.5-vl:PATH+acm:PATH`)
+captions the media itself. Either way a batch of requests becomes one batched model call, grouped
+by generation options; a failing batch is retried item by item so one bad request fails alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..captioner import BaseCaptioner, Caption, PostProcessor
+from ..errors import AnyCapError, InstructionError, MediaError, ModalityNotSupportedError, OptionsError
+from ..plugins import get_captioner, get_post_processor, registrations
+from .protocol import CaptionRequest, RequestError
+
+CLIENT_ERRORS = (MediaError, ModalityNotSupportedError, OptionsError, InstructionError, RequestError)
+
+
+class ServedModel:
+    def __init__(self, spec: str, name: str | None = None) -> None:
+        kind = spec.partition(":")[0].partition("+")[0]
+        self.target: BaseCaptioner | PostProcessor
+        if kind in registrations("post-processor"):
+            self.target = get_post_processor(spec)
+        else:
+            self.target = get_captioner(spec)
+        self.spec = spec
+        self.name = name or kind  # what clients put in `model`: `acm`, or the chain's base name
+        self.is_post_processor = isinstance(self.target, PostProcessor)
+
+    def options(self, request: CaptionRequest) -> dict[str, Any]:
+        """The request's generation settings, in the target's own option names where it has them."""
+        fields = self.target.Options.model_fields
+        out: dict[str, Any] = {}
+        if request.max_tokens is not None and "max_new_tokens" in fields:
+            out["max_new_tokens"] = request.max_tokens
+        if request.temperature and "do_sample" in fields:
+            out["do_sample"] = True
+            if "temperature" in fields:
+                out["temperature"] = request.temperature
+        return out
+
+    def run(self, requests: list[CaptionRequest]) -> list[Caption | BaseException]:
+        """Captions for a batch, in order; a failure is returned in its item's place."""
+        results: list[Caption | BaseException | None] = [None] * len(requests)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            groups.setdefault(tuple(sorted(self.options(r).items())), []).append(i)
+        for key, indices in groups.items():
+            try:
+                for i, c in zip(indices, self._call([requests[i] for i in indices], dict(key))):
+                    results[i] = c
+            except Exception as e:
+                if len(indices) == 1:
+                    results[indices[0]] = e
+                    continue
+                for i in indices:  # pin the failure on its item; the others still get captions
+                    results[i] = self._one(requests[i], dict(key))
+        return [r if r is not None else RuntimeError("no result") for r in results]
+
+    def _one(self, request: CaptionRequest, options: dict[str, Any]) -> Caption | BaseException:
+        try:
+            return self._call([request], options)[0]
+        except Exception as e:  # returned, not raised: the batcher answers this request with it
+            return e
+
+    def _call(self, requests: list[CaptionRequest], options: dict[str, Any]) -> list[Caption]:
+        media = [r.media for r in requests]
+        if any(m is None for m in media):
+            raise RequestError("The request has no media: send an image, a video or an audio clip.")
+        instructions = [r.instruction for r in requests]
+        if isinstance(self.target, PostProcessor):
+            bases = [Caption(text=r.base_caption or "") for r in requests]
+            return self.target.refine_batch(media, instructions, bases, **options)
+        return self.target.caption_batch(media, instructions, **options)
+
+
+def usage_of(caption: Caption) -> dict[str, int]:
+    """Prompt and completion tokens over every stage of a chain."""
+    prompt = completion = 0
+    stages = caption.usage.values() if all(isinstance(v, dict) for v in caption.usage.values()) else [caption.usage]
+    for stage in stages:
+        prompt += int(stage.get("prompt_tokens", 0) or 0)
+        completion += int(stage.get("completion_tokens", 0) or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def error_status(error: BaseException) -> tuple[int, str, str]:
+    """(HTTP status, error code, message safe to show) for a failed request."""
+    if isinstance(error, RequestError):
+        return error.status, error.code, str(error)
+    if isinstance(error, CLIENT_ERRORS):
+        return 400, "invalid_request", str(error)
+    if isinstance(error, AnyCapError):
+        return 502, "model_error", f"The model failed: {type(error).__name__}."
+    return 500, "server_error", "Internal server error."
