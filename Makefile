@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/eval_judging.py
 	$(BIN)/python benchmarks/acm_overhead.py
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/serve_batching.py
 
 clean:
 	rm -rf $(VENV) out
