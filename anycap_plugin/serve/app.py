@@ -163,6 +163,9 @@ async def _stream(reply_id: str, name: str, text: str, usage: dict[str, int]) ->
 def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
     import uvicorn
 
+    if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
+        log.warning("Serving on %s without an API key: anyone who can reach this port can use the model. "
+                    "Set --api-key (or ANYCAP_API_KEY).", host)
     app = create_app(config)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
