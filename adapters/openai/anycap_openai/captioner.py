@@ -19,7 +19,6 @@ import time
 from typing import Any, Literal
 
 import openai
-from openai.types.chat import ChatCompletion
 from PIL import Image
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
@@ -111,14 +110,20 @@ class OpenAICaptioner(BaseCaptioner):
 
     @staticmethod
     def _to_caption(response: Any) -> Caption:
-        if not response.choices or response.choices[0].message.content is None:
+        """A caption from the reply as plain JSON (`cast_to=dict`: no per-call response models)."""
+        try:
+            text = response["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):
             raise CaptionerError("The model returned no caption (empty choices or content).",
                                  hint="Check the model's content filter or max_tokens.")
         usage = {}
-        if response.usage is not None:
-            usage = {"prompt_tokens": response.usage.prompt_tokens,
-                     "completion_tokens": response.usage.completion_tokens}
-        return Caption(text=response.choices[0].message.content.strip(), usage=usage)
+        reported = response.get("usage") if isinstance(response, dict) else None
+        if isinstance(reported, dict):
+            usage = {"prompt_tokens": reported.get("prompt_tokens"),
+                     "completion_tokens": reported.get("completion_tokens")}
+        return Caption(text=text.strip(), usage=usage)
 
     def _failure(self, error: BaseException, attempts: int) -> CaptionerError:
         status = getattr(error, "status_code", None)
@@ -144,8 +149,8 @@ class OpenAICaptioner(BaseCaptioner):
         for attempt in range(self.retry.max_retries + 1):
             try:
                 with self._slots:
-                    # plain JSON already: `post` skips the SDK's TypedDict transform (~1 ms a call)
-                    return self._to_caption(self.client.post("/chat/completions", body=request, cast_to=ChatCompletion))
+                    # plain JSON both ways: no TypedDict transform (~1 ms a call), no response models
+                    return self._to_caption(self.client.post("/chat/completions", body=request, cast_to=dict))
             except openai.OpenAIError as e:
                 if not is_retryable(e) or attempt == self.retry.max_retries:
                     raise self._failure(e, attempt + 1) from None
@@ -166,7 +171,7 @@ class OpenAICaptioner(BaseCaptioner):
         for attempt in range(self.retry.max_retries + 1):
             try:
                 async with slots:
-                    return self._to_caption(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
+                    return self._to_caption(await client.post("/chat/completions", body=request, cast_to=dict))
             except openai.OpenAIError as e:
                 if not is_retryable(e) or attempt == self.retry.max_retries:
                     raise self._failure(e, attempt + 1) from None
