@@ -20,6 +20,7 @@ import openai
 import torch
 
 from anycap_plugin import testing
+from anycap_plugin.acm.remote import remote_prompt
 from anycap_plugin.serve import ServeConfig, running
 from anycap_plugin.serve.served import ServedModel
 
@@ -55,10 +56,8 @@ def main() -> None:
     for i in range(args.requests):
         data = base64.b64encode(testing.sample_image(PHOTOS[i % len(PHOTOS)]).read_bytes()).decode()
         contents.append([{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
-                         {"type": "text", "text": f"Instruction: Describe image {i}, its objects and colours.\n"
-                                                  f"Existing caption: A photo.\n"
-                                                  "Write the caption that follows the instruction. "
-                                                  "Answer with the caption only."}])
+                         {"type": "text", "text": remote_prompt(f"Describe image {i}, its objects and colours.",
+                                                                "A photo.")}])
     result: dict = {"benchmark": "serve_batching", "requests": args.requests, "concurrency": args.requests,
                     "batch_size": args.batch_size, "window_ms": args.window_ms, "max_tokens": args.max_tokens,
                     "hidden_size": args.hidden_size, "torch_threads": torch.get_num_threads(), "goal_speedup": 2.5}

@@ -11,12 +11,10 @@ order; audio as `input_audio` wav), then one text part built by `remote_prompt`:
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
+from ..chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
@@ -26,20 +24,6 @@ from .processing_acm import ASK
 def remote_prompt(instruction: str | None, existing: str | None) -> str:
     return (f"Instruction: {instruction or 'Describe the content in detail.'}\n"
             f"Existing caption: {existing or '(none)'}\n{ASK}")
-
-
-def media_parts(media: Media, num_frames: int) -> list[dict[str, Any]]:
-    if media.modality == "audio":
-        wav = base64.b64encode(media.audio().to_wav()).decode()
-        return [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}]
-    images = [media.image()] if media.modality == "image" else media.frames(num_frames=num_frames).images
-    parts = []
-    for image in images:
-        buf = io.BytesIO()
-        image.save(buf, format="JPEG", quality=90)
-        parts.append({"type": "image_url",
-                      "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()}})
-    return parts
 
 
 class RemoteACM(ConstraintCheckedRefiner):

@@ -11,8 +11,6 @@ number of times, then raised as `JudgeError`: counted as a failure, never scored
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import json
 import re
 import weakref
@@ -169,7 +167,6 @@ class OpenAIJudge:
                  media_root: str | None = None, audio: bool = False, num_frames: int = 4) -> None:
         import os
 
-
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("EMPTY" if base_url else None)
         if key is None:
             raise AnyCapError("No API key for the judge.",
@@ -237,6 +234,7 @@ class OpenAIJudge:
     def _media_parts(self, item: EvalItem) -> list[dict[str, Any]]:
         from pathlib import Path
 
+        from ..chat_parts import media_parts
         from ..media import Media
 
         if not self.media_root:
@@ -245,16 +243,6 @@ class OpenAIJudge:
         if not path.exists():
             return []  # judged on text alone; the report's meta says media were optional
         media = Media.load(path)
-        if media.modality == "audio":
-            if not self.audio:
-                return []
-            wav = base64.b64encode(media.audio().to_wav()).decode()
-            return [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}]
-        images = [media.image()] if media.modality == "image" else media.frames(num_frames=self.num_frames).images
-        parts = []
-        for im in images:
-            buf = io.BytesIO()
-            im.save(buf, format="JPEG", quality=85)
-            parts.append({"type": "image_url", "image_url": {
-                "url": "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode()}})
-        return parts
+        if media.modality == "audio" and not self.audio:
+            return []
+        return media_parts(media, self.num_frames, quality=85)

@@ -143,8 +143,6 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
                                Route("/health", health, methods=["GET"])],
                        exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
                        lifespan=lifespan)
-    guard.router = router  # type: ignore[attr-defined]
-    guard.batcher = batcher  # type: ignore[attr-defined]
     return guard
 
 

@@ -70,9 +70,7 @@ class DynamicBatcher(Generic[T, R]):
                 continue
             try:
                 results: Sequence[Any] = await asyncio.to_thread(self.run_batch, [item for item, _ in live])
-            except BaseException as e:  # run_batch reports per item; this is a bug in it: fail the batch, go on
-                if isinstance(e, asyncio.CancelledError):
-                    raise
+            except Exception as e:  # run_batch reports per item; this is a bug in it: fail the batch, go on
                 results = [e] * len(live)
             self.batches += 1
             self.items += len(live)
