@@ -211,6 +211,17 @@ def get_captioner(spec: str, **kwargs: Any) -> Any:
     return wrap(base, get_post_processor(post_spec)) if post_spec else base
 
 
+def check_spec(spec: str) -> None:
+    """Raise `UnknownCaptionerError` when a spec names no registered model; builds nothing."""
+    base_spec, post_spec = _split_chain(spec)
+    for kind, part in (("captioner", base_spec), ("post-processor", post_spec)):
+        name = (part or "").strip().partition(":")[0]
+        known = registrations(kind)  # type: ignore[arg-type]
+        if part is not None and name not in known:
+            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+            raise UnknownCaptionerError(name, kind, close, sorted(known))
+
+
 def get_post_processor(spec: str, **kwargs: Any) -> Any:
     return _resolve("post-processor", spec, kwargs)
 

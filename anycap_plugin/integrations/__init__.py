@@ -1,0 +1,1 @@
+"""Integrations with third-party evaluation harnesses; each imports its harness lazily."""

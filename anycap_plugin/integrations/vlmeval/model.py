@@ -1,0 +1,101 @@
+"""Any AnyCap captioner spec as a VLMEvalKit model (`vlmeval.vlm.base.BaseModel`).
+
+VLMEvalKit hands a model a message: a list of `{"type": "image"|"video"|"text", "value": ...}`
+(paths for media). The dataset's prompt is the instruction; the one media item is the media.
+Several images in one message are a video given as frames (datasets do that for models that are
+not video LLMs); we declare `VIDEO_LLM = True`, so video datasets send the file and our own
+decoder samples it. A failed item returns VLMEvalKit's failure marker with the reason, so its
+flow records it, goes on, and retries it on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from ...errors import AnyCapError, MediaError
+from ._containment import import_vlmeval
+
+import_vlmeval()
+
+from vlmeval.inference import FAIL_MSG  # noqa: E402
+from vlmeval.vlm.base import BaseModel  # noqa: E402
+
+log = logging.getLogger(__name__)
+MEDIA_TYPES = ("image", "video", "audio")
+
+
+class AnyCapVLM(BaseModel):
+    """`AnyCapVLM("qwen2.5-vl:/models/qwen+acm:/models/acm", post_options={"max_new_tokens": 128})`.
+
+    Keyword options are the base captioner's per-call options; `post_options` the post-processor's.
+    """
+
+    INTERLEAVE = False
+    VIDEO_LLM = True  # takes the video file and samples frames itself
+    allowed_types = ["text", "image", "video", "audio"]
+    is_api = False  # VLMEvalKit then calls generate item by item, in this process
+
+    def __init__(self, spec: str, post_options: dict[str, Any] | None = None, **options: Any) -> None:
+        from ...captioner import WrappedCaptioner
+        from ...plugins import get_captioner
+
+        super().__init__()
+        self.spec = spec
+        self.captioner = get_captioner(spec)
+        if post_options:
+            if not isinstance(self.captioner, WrappedCaptioner):
+                raise ValueError(f"post_options given, but {spec!r} names no post-processor")
+            self.captioner = WrappedCaptioner(self.captioner.base, self.captioner.post, post_options)
+        self.options = options
+
+    def use_custom_prompt(self, dataset: str | None) -> bool:
+        return False  # the dataset's own prompt is the instruction
+
+    def build_prompt(self, line: Any, dataset: str | None = None) -> list[dict[str, str]]:
+        raise NotImplementedError("AnyCapVLM uses each dataset's own prompt")
+
+    def generate(self, message: Any, dataset: str | None = None) -> str:
+        """VLMEvalKit's checks, except that a missing media file fails its item, not the whole run."""
+        if isinstance(message, list):
+            for m in message:
+                if isinstance(m, dict) and m.get("type") in MEDIA_TYPES and not os.path.exists(str(m.get("value"))):
+                    return self._failure(MediaError(f"No such file: {m.get('value')}."))
+        return super().generate(message, dataset)
+
+    def generate_inner(self, message: list[dict[str, str]], dataset: str | None = None) -> str:
+        try:
+            media, instruction = to_media(message)
+            return self.captioner.caption(media, instruction=instruction or None, **self.options).text
+        except AnyCapError as e:
+            return self._failure(e)
+
+    @staticmethod
+    def _failure(e: AnyCapError) -> str:
+        log.warning("AnyCap item failed (%s): %s", type(e).__name__, e)
+        return f"{FAIL_MSG} ({type(e).__name__}: {e})"
+
+
+def to_media(message: list[dict[str, str]]) -> tuple[Any, str]:
+    """The one media item of a VLMEvalKit message (several images: a video's frames) and its text."""
+    from PIL import Image
+
+    from ...media import Media
+
+    items = [m for m in message if m["type"] in MEDIA_TYPES]
+    text = "\n".join(m["value"] for m in message if m["type"] == "text").strip()
+    if not items:
+        raise MediaError("The message has no image, video or audio.",
+                         hint="AnyCap captions media: use a dataset whose items carry an image, video or audio.")
+    kinds = {m["type"] for m in items}
+    if len(items) == 1:
+        return Media.load(items[0]["value"]), text
+    if kinds == {"image"}:
+        frames = []
+        for m in items:
+            with Image.open(m["value"]) as im:
+                frames.append(im.convert("RGB"))
+        return Media.from_frames(frames, ref=f"frames:{items[0]['value']}"), text
+    raise MediaError(f"The message has {len(items)} media items ({', '.join(sorted(kinds))}); AnyCap takes one.",
+                     hint="Use a dataset with one media item per question.")

@@ -1,0 +1,81 @@
+"""`register()`: AnyCap models and datasets made known to VLMEvalKit, in this process.
+
+VLMEvalKit has no plugin mechanism. Its model registry is the dict `vlmeval.config.supported_VLM`
+(name -> constructor) and its dataset registry the list `vlmeval.dataset.DATASET_CLASSES`, which
+`build_dataset` searches by each class's `supported_datasets()`. Registration adds to both in
+place, so VLMEvalKit's own `run.py` flow, or any code that imports those names, sees our entries.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ._containment import import_vlmeval
+
+log = logging.getLogger(__name__)
+
+OFFLINE_TSV_DATASETS = ("MIA-Bench",)
+
+
+def trust_local_tsv(dataset: str) -> bool:
+    """Let VLMEvalKit use a local `$LMUData/<dataset>.tsv` whose md5 is not the official one.
+
+    VLMEvalKit re-downloads a TSV whose md5 differs from the release's, which fails offline and
+    overwrites a user's own copy. We accept the local file, warning when it is not the release's
+    (scores are then not comparable with published ones). Returns whether a local file was found.
+    """
+    import_vlmeval()
+    from vlmeval.dataset import DATASET_CLASSES
+    from vlmeval.smp import LMUDataRoot, md5
+
+    path = Path(LMUDataRoot()) / f"{dataset}.tsv"
+    if not path.is_file():
+        return False
+    for cls in DATASET_CLASSES:
+        if dataset in getattr(cls, "DATASET_MD5", {}):
+            local = md5(str(path))
+            if cls.DATASET_MD5[dataset] != local:
+                warnings.warn(f"{path} is not the official {dataset} release (md5 {local}); using it as it is. "
+                              "Scores on it are not comparable with published ones.", stacklevel=2)
+                cls.DATASET_MD5[dataset] = local
+    return True
+
+
+def register(models: dict[str, str] | None = None, *, anycapeval_root: str | Path | None = None,
+             vidcapbench_root: str | Path | None = None, post_options: dict[str, Any] | None = None,
+             **model_options: Any) -> list[str]:
+    """Add `models` ({VLMEvalKit name: AnyCap spec}) and our datasets to VLMEvalKit's registries.
+
+    Datasets: AnyCapEval_Image, AnyCapEval_Video, AnyCapEval_Audio, VidCapBench-AE, VidCapBench-HE.
+    `model_options` are per-call options of the base captioner of every registered model, `post_options`
+    those of its post-processor. Idempotent.
+    Returns the dataset names added.
+    """
+    import_vlmeval()
+    import vlmeval.dataset as vds
+    from vlmeval.config import supported_VLM
+
+    from . import datasets as ours
+    from .model import AnyCapVLM
+
+    for name, spec in (models or {}).items():
+        supported_VLM[name] = partial(AnyCapVLM, spec=spec, post_options=post_options, **model_options)
+    if anycapeval_root is not None:
+        ours.ROOTS["AnyCapEval"] = str(anycapeval_root)
+    if vidcapbench_root is not None:
+        ours.ROOTS["VidCapBench"] = str(vidcapbench_root)
+    names: list[str] = []
+    for cls, group in [*((c, vds.IMAGE_DATASET) for c in ours.IMAGE_CLASSES),
+                       *((c, vds.VIDEO_DATASET) for c in ours.VIDEO_CLASSES)]:
+        if cls not in vds.DATASET_CLASSES:
+            vds.DATASET_CLASSES.insert(0, cls)  # before VLMEvalKit's catch-all custom classes
+            group.append(cls)
+            vds.SUPPORTED_DATASETS.extend(cls.supported_datasets())
+        names.extend(cls.supported_datasets())
+    for dataset in OFFLINE_TSV_DATASETS:
+        trust_local_tsv(dataset)
+    return names
