@@ -340,4 +340,37 @@ def test_anycapeval_through_vlmeval_equals_the_cli(vlmeval, data_root, tmp_path,
                 assert ours["meta"]["missing_captions"] == 1 and ours["meta"]["judged"] == len(picked["image"]) - 1
                 failed = predictions["prediction"][1]
                 assert "Failed to obtain answer" in failed and "Error" in failed
+        # the missing image appears: a re-run captions that item only, and judges only it
+        missing = data_root / "AnyCapEval" / "image" / picked["image"][1]["image"]
+        Image.open(testing.sample_image("chelsea")).convert("RGB").save(missing, "JPEG")
+        before = len(judge.requests)
+        status = run_vlmeval("stats", ["AnyCapEval_Image"], data_root, work, judge.base_url)
+        assert status["AnyCapEval_Image"]["metrics"]["missing_captions"] == 0
+        assert len(judge.requests) - before == 1
+        predictions = pd.read_excel(work / "AnyCap" / "AnyCap_AnyCapEval_Image.xlsx")
+        assert not any("Failed" in p for p in predictions["prediction"])
     no_secret_in(work)
+
+
+def test_vidcapbench_cli_on_the_release_caption_files(tmp_path, monkeypatch):
+    """No VLMEvalKit needed: the release's own caption format, straight into `anycap eval vidcapbench`."""
+    captions = SHARED / "vidcapbench" / "captions_gpt-4o-2024-08-06.jsonl"
+    tokenizer = tmp_path / "tok"  # stands in for flan-t5-base's tokenizer (a local folder, as offline users pass)
+    testing.build_tokenizer(tokenizer)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with ChatCompletionsServer(responder=vidcap_judge) as judge:
+        done = subprocess.run(
+            [sys.executable, "-m", "anycap_plugin", "eval", "vidcapbench", "--qa",
+             str(SHARED / "vidcapbench" / "VidCapBench-AE_QA.jsonl"), "--captions", str(captions),
+             "--judge-model", "judge", "--judge-base-url", judge.base_url, "--tokenizer", str(tokenizer),
+             "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    rows = [json.loads(line) for line in captions.open()]
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer))
+    mean = sum(len(tok(r["model_generation"]).input_ids) for r in rows) / len(rows)
+    assert report["meta"]["mean_caption_length"] == pytest.approx(mean, abs=1e-3)
+    assert report["meta"]["captioned"] == 2 and report["overall"]["n"] == report["meta"]["judged"] > 0
+    assert "overall" in done.stdout and SECRET not in done.stdout + done.stderr

@@ -66,6 +66,53 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
     sys.exit(1 if meta["failed"] else 0)
 
 
+@eval_group.command("vidcapbench")
+@click.option("--qa", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="VidCapBench QA file (VidCapBench-AE_QA.jsonl or -HE_QA.jsonl).")
+@click.option("--captions", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Captions JSONL: video_dir + model_generation (the release's), or id + caption (anycap caption).")
+@click.option("--judge-model", required=True, help="Judge model name.")
+@click.option("--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).")
+@click.option("--tokenizer", help="Tokenizer for conciseness (the release: google/flan-t5-base; a local folder "
+                                  "works offline). Default: words.")
+@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
+def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url: str | None, tokenizer: str | None,
+                        concurrency: int, output: Path) -> None:
+    """Score captions on VidCapBench: accuracy, precision, coverage, conciseness per category."""
+    from ..errors import AnyCapError
+    from ..jsonl import read_jsonl
+    from . import vidcapbench as vcb
+    from .cache import JudgeCache
+
+    try:
+        pairs = vcb.load_qa(qa)
+        caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
+        judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
+        counter, unit = (vcb.t5_token_counter(tokenizer), f"tokens ({tokenizer})") if tokenizer else (vcb.word_count,
+                                                                                                       "words")
+    except (AnyCapError, OSError) as e:
+        raise click.UsageError(str(e)) from None
+    output.mkdir(parents=True, exist_ok=True)
+    cache = JudgeCache(output / "judge_cache.sqlite")
+    try:
+        report = vcb.evaluate(pairs, caps, judge, cache=cache, token_counter=counter, token_unit=unit,
+                              concurrency=concurrency)
+    finally:
+        cache.close()
+    (output / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    click.echo(f"{'':<18}{'accuracy':>10}{'precision':>11}{'coverage':>10}{'concise':>9}{'n':>7}")
+    for name in ("overall", *vcb.CATEGORIES):
+        m = report[name]
+        cells = "".join(f"{'—' if m[k] is None else format(m[k], '.2f'):>{w}}"
+                        for k, w in (("accuracy", 10), ("precision", 11), ("coverage", 10), ("conciseness", 9)))
+        click.echo(f"{name:<18}{cells}{m['n']:>7}")
+    meta = report["meta"]
+    click.echo(f"{meta['judged']} pairs judged, {meta['failed']} failed, {meta['missing_captions']} videos without a "
+               f"caption; length in {meta['length_unit']} -> {output / 'report.json'}", err=True)
+    sys.exit(1 if meta["failed"] else 0)
+
+
 @eval_group.command("compare")
 @click.argument("a", type=click.Path(exists=True))
 @click.argument("b", type=click.Path(exists=True))
