@@ -229,14 +229,17 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
 @click.option("--data-root", type=click.Path(exists=True, file_okay=False),
               help="VLMEvalKit's data root (sets LMUData): MIA-Bench.tsv, AnyCapEval/, VidCapBench/.")
 @click.option("--mode", type=click.Choice(["all", "infer", "eval"]), default="all", show_default=True)
-@click.option("--api-nproc", default=4, show_default=True, type=click.IntRange(1), help="Parallel judge calls.")
+@click.option("--api-nproc", default=4, show_default=True, type=click.IntRange(1),
+              help="Parallel judge calls (and captioner calls with --concurrent).")
+@click.option("--concurrent", is_flag=True, help="Call the captioner from --api-nproc threads (API captioners).")
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items of each dataset.")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Per-call captioner option.")
 @click.option("--post-option", "-P", "post_options", multiple=True, metavar="KEY=VALUE",
               help="Post-processor option, e.g. max_new_tokens=128.")
 def vlmeval_command(spec: str, model_name: str, data: tuple[str, ...], judge: str | None, judge_base_url: str | None,
                     judge_args: str | None, work_dir: str, data_root: str | None, mode: str, api_nproc: int,
-                    limit: int | None, options: tuple[str, ...], post_options: tuple[str, ...]) -> None:
+                    limit: int | None, options: tuple[str, ...], post_options: tuple[str, ...],
+                    concurrent: bool) -> None:
     """Run VLMEvalKit's inference and evaluation with an AnyCap captioner as the model."""
     from .integrations.vlmeval import VLMEvalNotInstalled
     from .integrations.vlmeval.launcher import run as run_vlmeval
@@ -251,14 +254,14 @@ def vlmeval_command(spec: str, model_name: str, data: tuple[str, ...], judge: st
         statuses = run_vlmeval(spec, list(data), model_name=model_name, work_dir=work_dir, data_root=data_root,
                                judge=judge, judge_base_url=judge_base_url, judge_args=judge_args, mode=mode,
                                api_nproc=api_nproc, limit=limit, options=_parse_options(options),
-                               post_options=_parse_options(post_options))
+                               post_options=_parse_options(post_options), concurrent=concurrent)
     except VLMEvalNotInstalled as e:
         raise click.UsageError(str(e)) from None
     failed = 0
     for name in data:
         status = statuses.get(name, {})
         problem = status.get("error_message") or status.get("skip_reason")
-        failed += bool(status.get("error_message")) or not status
+        failed += bool(status.get("error_message")) or status.get("skip_reason") == "invalid_dataset" or not status
         click.echo(f"{name}: {status.get('status', 'not run')}"
                    f"{' - ' + str(problem) if problem else ''}  {status.get('metrics') or ''}", err=True)
     sys.exit(1 if failed else 0)

@@ -81,7 +81,8 @@ OpenAIWrapper("gpt-4o-mini", key="sk-never-log-this-0123", api_base="http://127.
 print(json.dumps(dict(
     tls=ssl._create_default_https_context is before["ctx"], grad=torch.is_grad_enabled(),
     env=dict(os.environ) == before["env"], filters=list(warnings.filters) == before["filters"],
-    handlers=list(logging.getLogger().handlers) == before["handlers"], level=logging.getLogger().level == before["level"],
+    handlers=list(logging.getLogger().handlers) == before["handlers"],
+    level=logging.getLogger().level == before["level"],
     logged=stream.getvalue())))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -130,7 +131,8 @@ def mia_judge(body):
     content = body["messages"][-1]["content"]
     assert any(p["type"] == "image_url" for p in content), "MIA-Bench's judge sees the image"
     text = next(p["text"] for p in content if p["type"] == "text")
-    weights = [int(w) for w in re.findall(r"\d+", re.search(r"(?:each worth|worth:) ([\d, and]+) scores", text).group(1))]
+    listed = re.search(r"(?:each worth|worth:) ([\d, and]+) scores", text).group(1)
+    weights = [int(w) for w in re.findall(r"\d+", listed)]
     parts = [f"score of component {k + 1}: {weights[0] if k == 0 else 0}/{w}" for k, w in enumerate(weights)]
     return ", ".join(parts) + f", total score: {weights[0]}/10. Only the first component is followed."
 
@@ -204,7 +206,8 @@ def test_vidcapbench_metrics_by_hand():
     m = vcb.metrics(counts, mean_tokens=10)
     assert (m["accuracy"], m["precision"], m["coverage"]) == (37.5, pytest.approx(66.6667), 75.0)
     assert m["conciseness"] == 375.0 and vcb.metrics(Counter(), 10)["accuracy"] is None
-    assert [vcb.parse_grade(t) for t in ['{"score": 2}', "{'score': -1, 'analysis': 'x'}", "Score: 1, because"]] == [2, -1, 1]
+    replies = ['{"score": 2}', "{'score': -1, 'analysis': 'x'}", "Score: 1, because"]
+    assert [vcb.parse_grade(t) for t in replies] == [2, -1, 1]
     with pytest.raises(ValueError):
         vcb.parse_grade('{"score": 3}')
 
@@ -269,7 +272,8 @@ def test_vidcapbench_inference_on_real_videos_through_vlmeval(vlmeval, data_root
     (folder / "VidCapBench-HE_QA.jsonl").write_text("".join(json.dumps(r) + "\n" for r in qa))
     work = tmp_path / "outputs"
     with ChatCompletionsServer(responder=vidcap_judge) as judge:
-        status = run_vlmeval("stats", ["VidCapBench-HE"], data_root, work, judge.base_url)
+        # concurrent: VLMEvalKit's threaded API path (prompts built in its workers, a checkpoint file)
+        status = run_vlmeval("stats", ["VidCapBench-HE"], data_root, work, judge.base_url, concurrent=True)
     assert status["VidCapBench-HE"]["status"] == "done", status
     result = pd.read_excel(work / "AnyCap" / "AnyCap_VidCapBench-HE.xlsx")
     assert list(result["video_dir"]) == ["bigbuckbunny.mp4", "bikes.mp4"]
@@ -286,7 +290,7 @@ def test_vidcapbench_inference_on_real_videos_through_vlmeval(vlmeval, data_root
 
 
 # ---- AnyCapEval ----------------------------------------------------------------------------
-def anycapeval_root(root: Path, image_path: Path, video_path: Path, audio_path: Path) -> dict[str, list[dict]]:
+def anycapeval_root(root: Path, video_path: Path, audio_path: Path) -> dict[str, list[dict]]:
     """Real reference rows (a few per file) whose media names get real media of ours; one image is missing."""
     folder = root / "AnyCapEval"
     picked: dict[str, list[dict]] = {}
@@ -310,7 +314,7 @@ def anycapeval_root(root: Path, image_path: Path, video_path: Path, audio_path: 
 
 
 def test_anycapeval_through_vlmeval_equals_the_cli(vlmeval, data_root, tmp_path, video_path, audio_path):
-    picked = anycapeval_root(data_root, None, video_path, audio_path)
+    picked = anycapeval_root(data_root, video_path, audio_path)
     work = tmp_path / "outputs"
     datasets = ["AnyCapEval_Image", "AnyCapEval_Video", "AnyCapEval_Audio"]
     with ChatCompletionsServer(responder=judge_responder) as judge:
@@ -327,7 +331,8 @@ def test_anycapeval_through_vlmeval_equals_the_cli(vlmeval, data_root, tmp_path,
                                      if "Failed to obtain" not in p))
             refs = sorted((data_root / "AnyCapEval").glob(f"anycapeval_{modality}_ref_*.jsonl"))
             cli = subprocess.run(
-                [sys.executable, "-m", "anycap_plugin", "eval", "anycapeval", *sum((["--refs", str(r)] for r in refs), []),
+                [sys.executable, "-m", "anycap_plugin", "eval", "anycapeval",
+                 *sum((["--refs", str(r)] for r in refs), []),
                  "--captions", str(cands), "--judge-model", "gpt-4o-mini", "--judge-base-url", judge.base_url,
                  "-o", str(tmp_path / f"cli-{modality}")], capture_output=True, text=True, timeout=300)
             assert cli.returncode == 0, cli.stderr
@@ -374,3 +379,25 @@ def test_vidcapbench_cli_on_the_release_caption_files(tmp_path, monkeypatch):
     assert report["meta"]["mean_caption_length"] == pytest.approx(mean, abs=1e-3)
     assert report["meta"]["captioned"] == 2 and report["overall"]["n"] == report["meta"]["judged"] > 0
     assert "overall" in done.stdout and SECRET not in done.stdout + done.stderr
+
+
+def test_vlmeval_command_without_vlmeval_says_how_to_install():
+    script = ("import importlib.util as u; real = u.find_spec\n"
+              "u.find_spec = lambda name, *a: None if name == 'vlmeval' else real(name, *a)\n"
+              "from anycap_plugin.cli import main\n"
+              "main(['vlmeval', '-m', 'stats', '-d', 'MIA-Bench'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**__import__("os").environ, "ANYCAP_LOAD_PLUGINS": ""})
+    assert done.returncode == 2 and "anycap-plugin[vlmeval]" in done.stderr, done.stderr
+
+
+def test_vlmeval_command_runs_and_fails_on_an_unknown_dataset(data_root, tmp_path):
+    anycapeval_root(data_root, testing.sample_video(), testing.sample_audio())
+    anycap = [sys.executable, "-m", "anycap_plugin", "vlmeval", "-m", "stats", "--data-root", str(data_root),
+              "--work-dir", str(tmp_path / "out"), "--mode", "infer"]
+    ok = subprocess.run(anycap + ["-d", "AnyCapEval_Audio"], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "AnyCapEval_Audio: done" in ok.stderr
+    assert (tmp_path / "out" / "AnyCap" / "AnyCap_AnyCapEval_Audio.xlsx").exists()
+    bad = subprocess.run(anycap + ["-d", "No-Such-Bench"], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "invalid_dataset" in bad.stderr

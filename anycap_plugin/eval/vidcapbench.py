@@ -170,7 +170,8 @@ async def _judge_pair(pair: QAPair, caption: str, judge: Any, cache: JudgeCache 
             cache.put(key, value)
         return value
 
-    predicted = await cached(_key(judge.id, "answer", caption, pair.question), lambda: judge.answer(caption, pair.question))
+    predicted = await cached(_key(judge.id, "answer", caption, pair.question),
+                             lambda: judge.answer(caption, pair.question))
     score = await cached(_key(judge.id, "grade", pair.question, pair.answer, predicted),
                          lambda: judge.grade(pair, predicted))
     return {"video": pair.video, "question": pair.question, "answer": pair.answer, "sub_category": pair.sub_category,

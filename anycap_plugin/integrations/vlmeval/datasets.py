@@ -48,6 +48,14 @@ def _failed(prediction: Any) -> bool:
     return not isinstance(prediction, str) or INFER_FAIL_MSG in prediction or FAIL_MSG in prediction
 
 
+def _predictions(eval_file: str) -> dict[int, str]:
+    """Captions by row index from VLMEvalKit's result file; failed items are left out (missing, not scored).
+
+    Rows are matched by `index`, not by id columns, which a spreadsheet round trip may retype."""
+    data = load(eval_file)
+    return {int(i): p for i, p in zip(data["index"], data["prediction"]) if not _failed(p)}
+
+
 def _judge_settings(judge_kwargs: dict[str, Any]) -> dict[str, Any]:
     """VLMEvalKit's judge kwargs as our judges' arguments (`api_base` ends in /chat/completions)."""
     base = judge_kwargs.get("api_base")
@@ -100,10 +108,10 @@ class _AnyCapEval:
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
         from ...eval import JudgeCache, OpenAIJudge, evaluate, write_report
 
-        data = load(eval_file)
+        predictions = _predictions(eval_file)
         items = self._items()
-        captions = {(self.ANYCAP_MODALITY, str(r)): p for r, p in zip(data["ref_id"], data["prediction"])
-                    if not _failed(p)}
+        captions = {(self.ANYCAP_MODALITY, str(r)): predictions[i]
+                    for i, r in zip(self.data["index"], self.data["ref_id"]) if i in predictions}
         settings = _judge_settings(judge_kwargs)
         if settings["model"] == "offline":
             from ...eval.offline import OfflineJudge
@@ -238,8 +246,8 @@ class VidCapBench(_VideoFolder):
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
         from ...eval import JudgeCache
 
-        data = load(eval_file)
-        captions = {str(v): p for v, p in zip(data["video_dir"], data["prediction"]) if not _failed(p)}
+        predictions = _predictions(eval_file)
+        captions = {v: predictions[i] for i, v in zip(self.data["index"], self.data["video_dir"]) if i in predictions}
         settings = _judge_settings(judge_kwargs)
         judge = vcb.VidCapBenchJudge(settings.pop("model"), **settings)
         tokenizer = judge_kwargs.get("tokenizer")

@@ -27,7 +27,7 @@ def run(spec: str, data: list[str], *, model_name: str = "AnyCap", work_dir: str
         data_root: str | None = None, judge: str | None = None, judge_base_url: str | None = None,
         judge_args: str | None = None, mode: str = "all", api_nproc: int = 4, limit: int | None = None,
         reuse: bool = True, options: dict[str, Any] | None = None,
-        post_options: dict[str, Any] | None = None) -> dict[str, Any]:
+        post_options: dict[str, Any] | None = None, concurrent: bool = False) -> dict[str, Any]:
     """Run (infer and/or evaluate) `spec` on VLMEvalKit datasets; returns the run's status per dataset."""
     from ._containment import add_env_secrets, import_vlmeval
     from .registry import register
@@ -36,7 +36,7 @@ def run(spec: str, data: list[str], *, model_name: str = "AnyCap", work_dir: str
         os.environ["LMUData"] = str(Path(data_root).resolve())
     import_vlmeval()
     add_env_secrets()
-    register({model_name: spec}, post_options=post_options, **(options or {}))
+    register({model_name: spec}, post_options=post_options, concurrent=concurrent, **(options or {}))
     import vlmeval.run as vrun
     from vlmeval.smp.status_report import load_run_status
 

@@ -30,14 +30,17 @@ class AnyCapVLM(BaseModel):
     """`AnyCapVLM("qwen2.5-vl:/models/qwen+acm:/models/acm", post_options={"max_new_tokens": 128})`.
 
     Keyword options are the base captioner's per-call options; `post_options` the post-processor's.
+    `concurrent=True` lets VLMEvalKit call the model from `--api-nproc` threads at once (its API
+    path, with its checkpointing): for API base captioners (`openai:`), whose calls wait on the network.
     """
 
     INTERLEAVE = False
     VIDEO_LLM = True  # takes the video file and samples frames itself
     allowed_types = ["text", "image", "video", "audio"]
-    is_api = False  # VLMEvalKit then calls generate item by item, in this process
+    is_api = False  # item by item; `concurrent=True` takes VLMEvalKit's threaded API path instead
 
-    def __init__(self, spec: str, post_options: dict[str, Any] | None = None, **options: Any) -> None:
+    def __init__(self, spec: str, post_options: dict[str, Any] | None = None, concurrent: bool = False,
+                 **options: Any) -> None:
         from ...captioner import WrappedCaptioner
         from ...plugins import get_captioner
 
@@ -49,6 +52,7 @@ class AnyCapVLM(BaseModel):
                 raise ValueError(f"post_options given, but {spec!r} names no post-processor")
             self.captioner = WrappedCaptioner(self.captioner.base, self.captioner.post, post_options)
         self.options = options
+        self.is_api = concurrent
 
     def use_custom_prompt(self, dataset: str | None) -> bool:
         return False  # the dataset's own prompt is the instruction

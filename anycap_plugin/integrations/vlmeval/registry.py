@@ -47,12 +47,12 @@ def trust_local_tsv(dataset: str) -> bool:
 
 def register(models: dict[str, str] | None = None, *, anycapeval_root: str | Path | None = None,
              vidcapbench_root: str | Path | None = None, post_options: dict[str, Any] | None = None,
-             **model_options: Any) -> list[str]:
+             concurrent: bool = False, **model_options: Any) -> list[str]:
     """Add `models` ({VLMEvalKit name: AnyCap spec}) and our datasets to VLMEvalKit's registries.
 
     Datasets: AnyCapEval_Image, AnyCapEval_Video, AnyCapEval_Audio, VidCapBench-AE, VidCapBench-HE.
     `model_options` are per-call options of the base captioner of every registered model, `post_options`
-    those of its post-processor. Idempotent.
+    those of its post-processor; `concurrent` see `AnyCapVLM`. Idempotent.
     Returns the dataset names added.
     """
     import_vlmeval()
@@ -63,7 +63,8 @@ def register(models: dict[str, str] | None = None, *, anycapeval_root: str | Pat
     from .model import AnyCapVLM
 
     for name, spec in (models or {}).items():
-        supported_VLM[name] = partial(AnyCapVLM, spec=spec, post_options=post_options, **model_options)
+        supported_VLM[name] = partial(AnyCapVLM, spec=spec, post_options=post_options, concurrent=concurrent,
+                                      **model_options)
     if anycapeval_root is not None:
         ours.ROOTS["AnyCapEval"] = str(anycapeval_root)
     if vidcapbench_root is not None:
