@@ -166,9 +166,16 @@ def test_the_model_entry_takes_frames_audio_and_reports_bad_media(vlmeval, tmp_p
     frames = Media_frames(video_path, tmp_path)
     assert "video" in model.generate([*({"type": "image", "value": f} for f in frames),
                                       {"type": "text", "value": "Describe."}]).lower()
-    assert "audio" in model.generate([{"type": "audio", "value": str(audio_path)},
-                                      {"type": "text", "value": "Describe."}]).lower()
+    flac = tmp_path / "clip.flac"  # a suffix VLMEvalKit's mimetype check does not know
+    import soundfile
+
+    data, rate = soundfile.read(audio_path)
+    soundfile.write(flac, data, rate)
+    for clip in (audio_path, flac):
+        assert "audio" in model.generate([{"type": "audio", "value": str(clip)},
+                                          {"type": "text", "value": "Describe."}]).lower()
     assert model.generate([{"type": "image", "value": image}, {"type": "text", "value": "Hi"}])
+    assert model.generate([image, "Describe."]).startswith("A 512x512")  # VLMEvalKit's list-of-str form
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff not a jpeg")
     answer = model.generate([{"type": "image", "value": str(broken)}, {"type": "text", "value": "Describe."}])

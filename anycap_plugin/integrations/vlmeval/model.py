@@ -61,12 +61,17 @@ class AnyCapVLM(BaseModel):
         raise NotImplementedError("AnyCapVLM uses each dataset's own prompt")
 
     def generate(self, message: Any, dataset: str | None = None) -> str:
-        """VLMEvalKit's checks, except that a missing media file fails its item, not the whole run."""
-        if isinstance(message, list):
+        """A message of typed items goes straight to `generate_inner`: VLMEvalKit's own check guesses each
+        path's type from its suffix and asserts, so a .flac, .m4a or .mkv file, or a missing one, would
+        stop the whole run. Our decoder sniffs content, and a bad item fails alone."""
+        if isinstance(message, list) and message and all(isinstance(m, dict) for m in message):
             for m in message:
-                if isinstance(m, dict) and m.get("type") in MEDIA_TYPES and not os.path.exists(str(m.get("value"))):
+                if m.get("type") not in self.allowed_types:
+                    return self._failure(MediaError(f"Unsupported message item type {m.get('type')!r}."))
+                if m["type"] in MEDIA_TYPES and not os.path.exists(str(m.get("value"))):
                     return self._failure(MediaError(f"No such file: {m.get('value')}."))
-        return super().generate(message, dataset)
+            return self.generate_inner(message, dataset)
+        return super().generate(message, dataset)  # str / list-of-str forms: VLMEvalKit normalises them
 
     def generate_inner(self, message: list[dict[str, str]], dataset: str | None = None) -> str:
         try:
