@@ -14,9 +14,13 @@ from typing import Any
 from .media import Media
 
 
-def media_parts(media: Media, num_frames: int, quality: int = 90) -> list[dict[str, Any]]:
+def media_parts(media: Media, num_frames: int, quality: int = 90,
+                audio_part: str = "input_audio") -> list[dict[str, Any]]:
+    """`audio_part="audio_url"` sends audio as a wav data URL, the part LMDeploy's server reads."""
     if media.modality == "audio":
         wav = base64.b64encode(media.audio().to_wav()).decode()
+        if audio_part == "audio_url":
+            return [{"type": "audio_url", "audio_url": {"url": "data:audio/wav;base64," + wav}}]
         return [{"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}]
     images = [media.image()] if media.modality == "image" else media.frames(num_frames=num_frames).images
     parts = []

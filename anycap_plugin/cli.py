@@ -180,8 +180,8 @@ def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps:
 
 @cli.command()
 @click.argument("spec")
-@click.option("--backend", type=click.Choice(["transformers"]), default="transformers", show_default=True,
-              help="Model runtime (LMDeploy on GPUs is not available yet).")
+@click.option("--backend", type=click.Choice(["transformers", "lmdeploy"]), default="transformers", show_default=True,
+              help="Model runtime: transformers (CPU or GPU, any spec) or lmdeploy (GPU, acm:PATH only).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address; 0.0.0.0 exposes the server.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--api-key", envvar="ANYCAP_API_KEY", help="Require this bearer key on every request [env ANYCAP_API_KEY].")
@@ -198,6 +198,14 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
           batch_window_ms: float, max_body_mb: float, max_media_mb: float, allow_remote_media: bool,
           media_roots: tuple[str, ...]) -> None:
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API."""
+    if backend == "lmdeploy":
+        from .serve.lmdeploy.launcher import serve as serve_lmdeploy
+
+        try:
+            serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name)
+        except OptionsError as e:
+            raise click.UsageError(str(e)) from None
+        return
     try:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401

@@ -64,6 +64,55 @@ class ASTAudioEncoder(nn.Module):
         return self.model(input_values=input_values).last_hidden_state[:, 2:, :]  # drop cls and distillation
 
 
+def build_media_modules(config: ACMConfig) -> dict[str, nn.Module | None]:
+    """The encoders and projectors, by attribute name (the checkpoint's weight prefixes)."""
+    text_hidden = config.text_config.hidden_size
+    modules: dict[str, nn.Module | None] = dict.fromkeys(
+        ("vision_model", "vision_projector", "audio_encoder", "audio_projector"))
+    if config.vision_config is not None:
+        from transformers.models.internvl.modeling_internvl import InternVLVisionModel
+
+        modules["vision_model"] = InternVLVisionModel(config.vision_config)
+        merged = config.vision_config.hidden_size * int(1 / config.downsample_ratio) ** 2
+        modules["vision_projector"] = ModalityProjector(merged, text_hidden, config.projector_hidden_act)
+    if config.audio_config is not None:
+        modules["audio_encoder"] = ASTAudioEncoder(config.audio_config)
+        modules["audio_projector"] = ModalityProjector(config.audio_config.hidden_size * config.audio_pool,
+                                                       text_hidden, config.projector_hidden_act)
+    return modules
+
+
+class MediaFeatures:
+    """Image and audio features in the language model's embedding space, for any module holding
+    the `build_media_modules` parts and `config` (the transformers model and the LMDeploy one)."""
+
+    config: ACMConfig
+    vision_model: nn.Module | None
+    vision_projector: nn.Module | None
+    audio_encoder: Any
+    audio_projector: nn.Module | None
+
+    def _media_dtype(self) -> torch.dtype:
+        for module in (self.vision_projector, self.audio_projector):
+            if module is not None:
+                return next(module.parameters()).dtype
+        return torch.float32
+
+    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        if self.vision_model is None:
+            raise ACMModalityError("This ACM checkpoint has no vision encoder: it cannot read images or video.")
+        hidden = self.vision_model(pixel_values=pixel_values.to(self._media_dtype())).last_hidden_state[:, 1:, :]
+        return self.vision_projector(pixel_shuffle(hidden, self.config.downsample_ratio))
+
+    def audio_features(self, audio_values: torch.Tensor) -> torch.Tensor:
+        if self.audio_encoder is None:
+            raise ACMModalityError("This ACM checkpoint has no audio encoder: it cannot read audio.")
+        hidden = self.audio_encoder.encode(audio_values.to(self._media_dtype()))
+        b, t, h = hidden.shape
+        merged = hidden.reshape(b, t // self.config.audio_pool, h * self.config.audio_pool)
+        return self.audio_projector(merged)
+
+
 class ACMPreTrainedModel(PreTrainedModel):
     config_class = ACMConfig
     base_model_prefix = "acm"
@@ -82,24 +131,11 @@ class ACMPreTrainedModel(PreTrainedModel):
             module.bias.data.zero_()
 
 
-class ACMForConditionalGeneration(ACMPreTrainedModel, GenerationMixin):
+class ACMForConditionalGeneration(MediaFeatures, ACMPreTrainedModel, GenerationMixin):
     def __init__(self, config: ACMConfig) -> None:
         super().__init__(config)
-        text_hidden = config.text_config.hidden_size
-        self.vision_model = None
-        self.vision_projector = None
-        if config.vision_config is not None:
-            from transformers.models.internvl.modeling_internvl import InternVLVisionModel
-
-            self.vision_model = InternVLVisionModel(config.vision_config)
-            merged = config.vision_config.hidden_size * int(1 / config.downsample_ratio) ** 2
-            self.vision_projector = ModalityProjector(merged, text_hidden, config.projector_hidden_act)
-        self.audio_encoder = None
-        self.audio_projector = None
-        if config.audio_config is not None:
-            self.audio_encoder = ASTAudioEncoder(config.audio_config)
-            self.audio_projector = ModalityProjector(config.audio_config.hidden_size * config.audio_pool,
-                                                     text_hidden, config.projector_hidden_act)
+        for name, module in build_media_modules(config).items():
+            setattr(self, name, module)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
 
@@ -111,20 +147,6 @@ class ACMForConditionalGeneration(ACMPreTrainedModel, GenerationMixin):
 
     def get_output_embeddings(self) -> nn.Module:
         return self.language_model.get_output_embeddings()
-
-    def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        if self.vision_model is None:
-            raise ACMModalityError("This ACM checkpoint has no vision encoder: it cannot read images or video.")
-        hidden = self.vision_model(pixel_values=pixel_values.to(self.dtype)).last_hidden_state[:, 1:, :]
-        return self.vision_projector(pixel_shuffle(hidden, self.config.downsample_ratio))
-
-    def audio_features(self, audio_values: torch.Tensor) -> torch.Tensor:
-        if self.audio_encoder is None:
-            raise ACMModalityError("This ACM checkpoint has no audio encoder: it cannot read audio.")
-        hidden = self.audio_encoder.encode(audio_values.to(self.dtype))
-        b, t, h = hidden.shape
-        merged = hidden.reshape(b, t // self.config.audio_pool, h * self.config.audio_pool)
-        return self.audio_projector(merged)
 
     def embed(self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None = None,
               audio_values: torch.Tensor | None = None) -> torch.Tensor:

@@ -30,7 +30,8 @@ class RemoteACM(ConstraintCheckedRefiner):
     """Refines through a served ACM; requests for a batch go out concurrently."""
 
     def __init__(self, base_url: str, *, model_name: str = "acm", api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 3, concurrency: int = 8) -> None:
+                 max_retries: int = 3, concurrency: int = 8, audio_part: str = "input_audio") -> None:
+        """`audio_part="audio_url"` for an ACM served by LMDeploy (`anycap serve --backend lmdeploy`)."""
         try:
             import openai
         except ImportError:
@@ -40,11 +41,13 @@ class RemoteACM(ConstraintCheckedRefiner):
         key = api_key or os.environ.get("ANYCAP_ACM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.concurrency = concurrency
+        self.audio_part = audio_part
 
     def _one(self, media: Media, instruction: str | None, existing: str, options: ACMOptions) -> tuple[str, int, int]:
         import openai
 
-        content = [*media_parts(media, options.num_frames), {"type": "text", "text": remote_prompt(instruction, existing)}]
+        content = [*media_parts(media, options.num_frames, audio_part=self.audio_part),
+                   {"type": "text", "text": remote_prompt(instruction, existing)}]
         try:
             reply = self.client.chat.completions.create(
                 model=self.model_name, messages=[{"role": "user", "content": content}],

@@ -3,7 +3,7 @@
 What `anycap serve` accepts in the last user message's content parts:
 
 - an image: one `image_url` part; a video: several `image_url` parts (its frames, in order) or
-  one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3). URLs are
+  one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3) or `audio_url`. URLs are
   `data:` URLs; `http(s)` URLs only when the server allows remote media, local paths
   (`file://` or plain) only under the server's media roots.
 - text parts: either the ACM protocol text that `RemoteACM` sends (`Instruction: ...`,
@@ -91,13 +91,15 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
             if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
                 raise RequestError("An input_audio part needs `input_audio.data` (base64).")
             media = _one_media(media, _media(_b64(audio["data"], policy), "audio"))
+        elif kind == "audio_url":  # LMDeploy's audio part: one client format reaches both servers
+            media = _one_media(media, _load(_url(part, "audio_url"), policy, "audio"))
         else:
             raise RequestError(f"Unsupported content part type {kind!r}.",
-                               hint="Use text, image_url, video_url or input_audio.")
+                               hint="Use text, image_url, video_url, input_audio or audio_url.")
     if images:
         media = _one_media(media, images[0] if len(images) == 1 else
                            Media.from_frames([im.image() for im in images], ref=f"frames:{len(images)}"))
-    instruction, base_caption = _read_text("\n".join(texts).strip())
+    instruction, base_caption = read_protocol_text("\n".join(texts).strip())
     extra = body.get("base_caption")
     if extra is not None:
         if not isinstance(extra, str):
@@ -110,7 +112,8 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
                           stream=bool(body.get("stream", False)))
 
 
-def _read_text(text: str) -> tuple[str | None, str | None]:
+def read_protocol_text(text: str) -> tuple[str | None, str | None]:
+    """(instruction, existing caption) from the remote-ACM protocol text; other text is all instruction."""
     match = _PROTOCOL.match(text)
     if match is None:
         return text or None, None

@@ -1,0 +1,161 @@
+"""ACM on LMDeploy: what resolves and runs on a CPU (module map, engine config, weights, media features,
+request preprocessing), and the api_server on a GPU."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from PIL import Image
+
+from anycap_plugin import testing
+
+lmdeploy = pytest.importorskip("lmdeploy", reason="LMDeploy is not installed (requirements/lmdeploy-cpu.txt)")
+
+
+@pytest.fixture(scope="module")
+def tiny_acm(tmp_path_factory):
+    return testing.build_tiny_acm(tmp_path_factory.mktemp("acm-lmdeploy"), init_std=0.5)
+
+
+@pytest.fixture(scope="module")
+def hf_acm(tiny_acm):
+    from anycap_plugin.acm import ACMForConditionalGeneration, ACMProcessor
+
+    return ACMForConditionalGeneration.from_pretrained(tiny_acm).eval(), ACMProcessor.from_pretrained(tiny_acm)
+
+
+def test_module_map_and_engine_config_resolve(tiny_acm):
+    from lmdeploy.pytorch.configurations.builder import AutoModelConfigBuilder
+    from lmdeploy.pytorch.models.patch import _get_model_class, _get_module_map, update_custom_module_map
+    from transformers import AutoConfig
+
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm
+
+    options = enable_acm()
+    update_custom_module_map(options["custom_module_map"])  # what LMDeploy's model agent does with the option
+    config = AutoConfig.from_pretrained(tiny_acm)
+    from anycap_plugin.serve.lmdeploy.engine_model import ACMForLMDeploy
+
+    assert _get_model_class(config, _get_module_map()) is ACMForLMDeploy
+    engine = AutoModelConfigBuilder.build(config, str(tiny_acm))
+    assert engine.num_layers == config.text_config.num_hidden_layers and engine.hf_config is config
+    import lmdeploy.archs as archs
+
+    assert archs.get_task("pytorch", str(tiny_acm))[0] == "vlm"
+
+
+def test_engine_model_loads_the_checkpoint_and_encodes_media_like_transformers(tiny_acm, hf_acm, image_path,
+                                                                                 audio_path):
+    from lmdeploy.pytorch.models.patch import build_model_from_hf_config
+    from safetensors.torch import load_file
+
+    from anycap_plugin.media import Media
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm
+
+    enable_acm()
+    model, processor = hf_acm
+    engine = build_model_from_hf_config(model.config, dtype=torch.float32, device=torch.device("cpu"))
+    weights = load_file(str(tiny_acm / "model.safetensors"))
+    engine.load_weights(weights.items())
+    engine.update_weights()
+    batch = processor([Media.load(image_path), Media.load(audio_path)], ["Describe.", "Describe."], [None, None])
+    with torch.inference_mode():
+        assert torch.allclose(engine.image_features(batch["pixel_values"]), model.image_features(batch["pixel_values"]))
+        assert torch.allclose(engine.audio_features(batch["audio_values"]), model.audio_features(batch["audio_values"]))
+        ids = batch["input_ids"]
+        cfg = model.config
+        merged = engine.merge_media(ids, batch["pixel_values"], ids == cfg.image_token_id, batch["audio_values"],
+                                    ids == cfg.audio_token_id)
+        assert torch.allclose(merged, model.embed(ids, batch["pixel_values"], batch["audio_values"]), atol=1e-6)
+        head = engine.get_logits(merged[0, -1:])
+        assert torch.allclose(head, model.get_output_embeddings()(merged[0, -1:]), atol=1e-5)
+
+
+def test_requests_become_the_same_prompt_ids_and_features(tiny_acm, hf_acm, image_path, video_path, audio_path):
+    import soundfile
+
+    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.media import AudioClip, Media
+    from anycap_plugin.serve.lmdeploy.engine_model import ACMInputProcessor
+    from anycap_plugin.serve.lmdeploy.preprocessor import ACMVisionModel
+
+    _, processor = hf_acm
+    vision = ACMVisionModel(str(tiny_acm), backend="pytorch")
+    vision.build_preprocessor()
+    text = remote_prompt("Describe it in one sentence.", "A base caption.")
+    frames = Media.load(video_path).frames(num_frames=4).images
+    samples, rate = soundfile.read(audio_path, dtype="float32")
+    cases = [
+        ([{"type": "image", "data": Image.open(image_path).convert("RGB")}], Media.load(image_path)),
+        ([{"type": "image", "data": f} for f in frames], Media.from_frames(frames)),
+        # audio arrives decoded (LMDeploy decodes it); the transformers side gets the same samples
+        ([{"type": "audio", "data": (samples, rate)}], Media.from_bytes(AudioClip(samples, rate).to_wav())),
+    ]
+    for parts, media in cases:
+        messages = vision.preprocess([{"role": "user", "content": [*parts, {"type": "text", "text": text}]}])
+        packed = vision.to_pytorch(messages, chat_template=None, tokenizer=None)
+        expected = processor([media], ["Describe it in one sentence."], ["A base caption."], num_frames=4)
+        assert packed["input_ids"] == expected["input_ids"][0].tolist()
+        values = "audio_values" if media.modality == "audio" else "pixel_values"
+        assert torch.allclose(torch.cat([m["values"] for m in packed["multimodal"]]), expected[values], atol=1e-4)
+        runs = {"image": 1, "video": len(frames), "audio": 1}[media.modality]
+        assert len(packed["multimodal"]) == runs
+        for item in packed["multimodal"]:
+            span = packed["input_ids"][item["offset"]: item["offset"] + item["tokens"]]
+            assert set(span) == {item["token_id"]}
+        result = ACMInputProcessor(torch.float32).preprocess_input(packed["input_ids"], packed["multimodal"])
+        key = "audio" if media.modality == "audio" else "image"
+        assert [d.start for d in result.input_multimodals[key]] == [m["offset"] for m in packed["multimodal"]]
+
+
+def test_lmdeploy_backend_refuses_chains_and_cpu(tiny_acm):
+    from anycap_plugin.errors import OptionsError
+    from anycap_plugin.serve.lmdeploy.launcher import serve
+
+    with pytest.raises(OptionsError, match="acm:PATH"):
+        serve("stats+acm:" + str(tiny_acm))
+    if not torch.cuda.is_available():
+        with pytest.raises(OptionsError, match="CUDA GPU"):
+            serve(f"acm:{tiny_acm}")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_api_server_on_gpu_answers_like_transformers(tiny_acm, image_path, tmp_path):
+    """The real LMDeploy api_server with ACM, against the transformers ACM, greedy, same prompt."""
+    import openai
+
+    from anycap_plugin.acm.remote import RemoteACM
+    from anycap_plugin.captioner import Caption
+    from anycap_plugin.plugins import get_post_processor
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "anycap_plugin", "serve", f"acm:{tiny_acm}", "--backend",
+                               "lmdeploy", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+        for _ in range(300):
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                assert server.poll() is None, server.stdout.read().decode()[-3000:]
+                time.sleep(1)
+        base = Caption(text="A person in a white suit.")
+        remote = RemoteACM(f"http://127.0.0.1:{port}/v1").refine(image_path, "Describe it.", base,
+                                                                   max_new_tokens=16, check_constraints=False)
+        local = get_post_processor(f"acm:{tiny_acm}").refine(image_path, "Describe it.", base, max_new_tokens=16,
+                                                             check_constraints=False)
+        print(json.dumps({"lmdeploy": remote.text, "transformers": local.text}))
+        assert remote.text.split()[:3] == local.text.split()[:3]
+    finally:
+        server.terminate()
+        server.wait(30)
