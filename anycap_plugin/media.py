@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageFile
 
 from .errors import (
     CorruptMediaError,
@@ -52,6 +52,17 @@ class VideoFrames:
 
     def __len__(self) -> int:
         return len(self.images)
+
+
+class _strict_decoding:
+    """Truncated images fail even where a library set PIL's process-wide LOAD_TRUNCATED_IMAGES
+    (LMDeploy does, on import): a partly grey image would otherwise pass as a good one."""
+
+    def __enter__(self) -> None:
+        self.saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+
+    def __exit__(self, *exc: Any) -> None:
+        ImageFile.LOAD_TRUNCATED_IMAGES = self.saved
 
 
 @dataclass(frozen=True)
@@ -189,13 +200,13 @@ class Media:
         return buf.getvalue()
 
     def image(self) -> Image.Image:
-        """The image as RGB (alpha composited on white)."""
+        """The image as RGB (alpha composited on white); a truncated file is a `CorruptMediaError`."""
         if self.modality != "image":
             raise UnsupportedMediaError(f"{self.ref!r} is {self.modality}, not an image.")
         if self._image is None:
             src = self.path if self.path is not None else io.BytesIO(self.data or b"")
             try:
-                with Image.open(src) as im:
+                with Image.open(src) as im, _strict_decoding():
                     im.load()
                     self._image = _to_rgb(im)
             except Image.DecompressionBombError as e:

@@ -132,6 +132,14 @@ def test_bad_media_are_typed_errors(tmp_path, image_path, video_path):
     truncated.write_bytes(image_path.read_bytes()[:5000])
     with pytest.raises(CorruptMediaError):
         Media.load(truncated).image()
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # as LMDeploy sets it for the whole process on import
+    try:
+        with pytest.raises(CorruptMediaError):
+            Media.load(truncated).image()
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
     cut_video = tmp_path / "cut.mp4"
     cut_video.write_bytes(video_path.read_bytes()[:20000])
     with pytest.raises(MediaError):

@@ -15,7 +15,11 @@ from PIL import Image
 
 from anycap_plugin import testing
 
-lmdeploy = pytest.importorskip("lmdeploy", reason="LMDeploy is not installed (requirements/lmdeploy-cpu.txt)")
+import importlib.util
+
+# not importorskip: importing lmdeploy at collection would change PIL settings for every test module
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("lmdeploy") is None,
+                                reason="LMDeploy is not installed (requirements/lmdeploy-cpu.txt)")
 
 
 @pytest.fixture(scope="module")
