@@ -181,6 +181,10 @@ def test_the_model_entry_takes_frames_audio_and_reports_bad_media(vlmeval, tmp_p
     answer = model.generate([{"type": "image", "value": str(broken)}, {"type": "text", "value": "Describe."}])
     assert answer.startswith(FAIL_MSG) and "Error" in answer
     assert model.VIDEO_LLM and not model.use_custom_prompt("MIA-Bench")
+    from anycap_plugin.errors import OptionsError
+
+    with pytest.raises(OptionsError, match="names no post-processor"):
+        AnyCapVLM("stats", post_options={"max_new_tokens": 8})
 
 
 def Media_frames(video: Path, folder: Path, n: int = 4) -> list[str]:

@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from ...errors import AnyCapError, MediaError
+from ...errors import AnyCapError, MediaError, OptionsError
 from ._containment import import_vlmeval
 
 import_vlmeval()
@@ -49,7 +49,8 @@ class AnyCapVLM(BaseModel):
         self.captioner = get_captioner(spec)
         if post_options:
             if not isinstance(self.captioner, WrappedCaptioner):
-                raise ValueError(f"post_options given, but {spec!r} names no post-processor")
+                raise OptionsError(f"Post-processor options given, but {spec!r} names no post-processor.",
+                                   hint="Chain one in the spec (base+acm:PATH), or drop the post options.")
             self.captioner = WrappedCaptioner(self.captioner.base, self.captioner.post, post_options)
         self.options = options
         self.is_api = concurrent
