@@ -178,14 +178,19 @@ def list_post_processors(pattern: str = "*") -> list[str]:
     return _matching("post-processor", pattern)
 
 
-def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
-    name, _, model = spec.strip().partition(":")
+def _registration(kind: Kind, name: str) -> Registration:
     known = registrations(kind)
     if name not in known:
         close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
         raise UnknownCaptionerError(name, kind, close, sorted(known))
+    return known[name]
+
+
+def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
+    name, _, model = spec.strip().partition(":")
+    registration = _registration(kind, name)
     try:
-        return known[name].factory(model or None, **kwargs)
+        return registration.factory(model or None, **kwargs)
     except TypeError as e:
         raise OptionsError(f"Cannot build {kind} {spec!r}: {e}.",
                            hint="Check the keyword options against the plugin's documentation.") from None
@@ -215,11 +220,8 @@ def check_spec(spec: str) -> None:
     """Raise `UnknownCaptionerError` when a spec names no registered model; builds nothing."""
     base_spec, post_spec = _split_chain(spec)
     for kind, part in (("captioner", base_spec), ("post-processor", post_spec)):
-        name = (part or "").strip().partition(":")[0]
-        known = registrations(kind)  # type: ignore[arg-type]
-        if part is not None and name not in known:
-            close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-            raise UnknownCaptionerError(name, kind, close, sorted(known))
+        if part is not None:
+            _registration(kind, part.strip().partition(":")[0])  # type: ignore[arg-type]
 
 
 def get_post_processor(spec: str, **kwargs: Any) -> Any:

@@ -47,3 +47,9 @@ class JudgeCache:
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> "JudgeCache":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

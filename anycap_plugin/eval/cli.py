@@ -36,28 +36,19 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
     from ..errors import AnyCapError
     from .anycapeval import evaluate
     from .cache import JudgeCache
+    from .judges import anycapeval_judge
     from .references import load_captions, load_references
     from .report import write_report
 
     try:
         items = load_references(refs)
         cands = load_captions(captions, items)
-        if judge_model == "offline":
-            from .offline import OfflineJudge
-
-            judge = OfflineJudge()
-        else:
-            from .judges import OpenAIJudge
-
-            judge = OpenAIJudge(judge_model, base_url=judge_base_url, concurrency=concurrency, media_root=media_root,
-                                audio=judge_audio)
+        judge = anycapeval_judge(judge_model, base_url=judge_base_url, concurrency=concurrency,
+                                 media_root=media_root, audio=judge_audio)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
-    cache = JudgeCache(cache_path or output / "judge_cache.sqlite")
-    try:
+    with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
         report = evaluate(items, cands, judge, cache=cache, repeats=repeats, concurrency=concurrency)
-    finally:
-        cache.close()
     for path in write_report(report, output):
         click.echo(f"wrote {path}", err=True)
     meta = report["meta"]
@@ -89,17 +80,13 @@ def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url
         pairs = vcb.load_qa(qa)
         caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
         judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
-        counter, unit = (vcb.t5_token_counter(tokenizer), f"tokens ({tokenizer})") if tokenizer else (vcb.word_count,
-                                                                                                       "words")
+        counter, unit = vcb.length_counter(tokenizer)
     except (AnyCapError, OSError) as e:
         raise click.UsageError(str(e)) from None
     output.mkdir(parents=True, exist_ok=True)
-    cache = JudgeCache(output / "judge_cache.sqlite")
-    try:
+    with JudgeCache(output / "judge_cache.sqlite") as cache:
         report = vcb.evaluate(pairs, caps, judge, cache=cache, token_counter=counter, token_unit=unit,
                               concurrency=concurrency)
-    finally:
-        cache.close()
     (output / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     click.echo(f"{'':<18}{'accuracy':>10}{'precision':>11}{'coverage':>10}{'concise':>9}{'n':>7}")
     for name in ("overall", *vcb.CATEGORIES):

@@ -258,3 +258,12 @@ class OpenAIJudge(ChatJudge):
         if media.modality == "audio" and not self.audio:
             return []
         return media_parts(media, self.num_frames, quality=85)
+
+
+def anycapeval_judge(model: str, **kwargs: Any) -> Any:
+    """The judge `model` names: `offline` (the embedding judge), else an `OpenAIJudge` with `kwargs`."""
+    if model == "offline":
+        from .offline import OfflineJudge
+
+        return OfflineJudge()
+    return OpenAIJudge(model, **kwargs)

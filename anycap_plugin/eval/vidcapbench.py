@@ -190,6 +190,11 @@ def t5_token_counter(tokenizer: str = "google/flan-t5-base") -> Callable[[str], 
     return lambda text: len(tok(text).input_ids)
 
 
+def length_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
+    """(counter, unit): T5-style tokens when a tokenizer is named, else words (labelled in the report)."""
+    return (t5_token_counter(tokenizer), f"tokens ({tokenizer})") if tokenizer else (word_count, "words")
+
+
 async def evaluate_async(qa: dict[str, list[QAPair]], captions: dict[str, str], judge: Any, *,
                          cache: JudgeCache | None = None, token_counter: Callable[[str], int] = word_count,
                          token_unit: str = "words", concurrency: int = 32) -> dict[str, Any]:

@@ -106,28 +106,21 @@ class _AnyCapEval:
         return [{"type": self.MEDIA_TYPE, "value": line["media"]}, {"type": "text", "value": line["question"]}]
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
-        from ...eval import JudgeCache, OpenAIJudge, evaluate, write_report
+        from ...eval import JudgeCache, evaluate, write_report
+        from ...eval.judges import anycapeval_judge
 
         predictions = _predictions(eval_file)
         items = self._items()
         captions = {(self.ANYCAP_MODALITY, str(r)): predictions[i]
                     for i, r in zip(self.data["index"], self.data["ref_id"]) if i in predictions}
         settings = _judge_settings(judge_kwargs)
-        if settings["model"] == "offline":
-            from ...eval.offline import OfflineJudge
-
-            judge: Any = OfflineJudge()
-        else:
-            judge = OpenAIJudge(settings["model"], base_url=settings["base_url"], api_key=settings["api_key"],
-                                concurrency=settings["concurrency"], media_root=judge_kwargs.get("media_root"),
-                                audio=bool(judge_kwargs.get("judge_audio")))
+        judge = anycapeval_judge(settings["model"], base_url=settings["base_url"], api_key=settings["api_key"],
+                                 concurrency=settings["concurrency"], media_root=judge_kwargs.get("media_root"),
+                                 audio=bool(judge_kwargs.get("judge_audio")))
         stem = str(Path(eval_file).with_suffix(""))
-        cache = JudgeCache(f"{stem}_judge_cache.sqlite")
-        try:
+        with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
             report = evaluate(items, captions, judge, cache=cache, repeats=int(judge_kwargs.get("repeats", 1)),
                               concurrency=settings["concurrency"])
-        finally:
-            cache.close()
         write_report(report, Path(f"{stem}_anycapeval"))
         scores: dict[str, Any] = {}
         for axis, dims in report.get(self.ANYCAP_MODALITY, {}).items():
@@ -250,16 +243,11 @@ class VidCapBench(_VideoFolder):
         captions = {v: predictions[i] for i, v in zip(self.data["index"], self.data["video_dir"]) if i in predictions}
         settings = _judge_settings(judge_kwargs)
         judge = vcb.VidCapBenchJudge(settings.pop("model"), **settings)
-        tokenizer = judge_kwargs.get("tokenizer")
-        counter, unit = (vcb.t5_token_counter(tokenizer), f"tokens ({tokenizer})") if tokenizer else (vcb.word_count,
-                                                                                                       "words")
+        counter, unit = vcb.length_counter(judge_kwargs.get("tokenizer"))
         stem = str(Path(eval_file).with_suffix(""))
-        cache = JudgeCache(f"{stem}_judge_cache.sqlite")
-        try:
+        with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
             report = vcb.evaluate(self.qa, captions, judge, cache=cache, token_counter=counter, token_unit=unit,
                                   concurrency=settings["concurrency"])
-        finally:
-            cache.close()
         Path(f"{stem}_vidcapbench.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
         scores: dict[str, Any] = {}
         for category in ("overall", *vcb.CATEGORIES):
