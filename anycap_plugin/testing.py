@@ -236,8 +236,14 @@ position, movement, perspective, region. Image, video, audio, frame, sound, musi
 
 
 def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
-                    extra_special_tokens: tuple[str, ...] = ()) -> Any:
-    """Train a byte-level BPE tokenizer offline and save it as a transformers fast tokenizer."""
+                    extra_special_tokens: tuple[str, ...] = (), pad_vocab_to: int | None = None) -> Any:
+    """Train a byte-level BPE tokenizer offline and save it as a transformers fast tokenizer.
+
+    `pad_vocab_to` appends placeholder tokens (`<unused_N>`) until the vocabulary has that size, so a
+    random-weight model with a real model's vocabulary can decode every id it samples.
+    """
+    import json
+
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -248,6 +254,13 @@ def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
+    if pad_vocab_to is not None:
+        spec = json.loads(tok.to_str())
+        vocab = spec["model"]["vocab"]
+        if pad_vocab_to < len(vocab):
+            raise ValueError(f"pad_vocab_to={pad_vocab_to} is below the trained vocabulary ({len(vocab)})")
+        vocab.update({f"<unused_{i}>": i for i in range(len(vocab), pad_vocab_to)})
+        tok = Tokenizer.from_str(json.dumps(spec))
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
                                    bos_token=None, unk_token=None,
                                    additional_special_tokens=["<|im_start|>", "<|im_end|>", *extra_special_tokens])
@@ -363,33 +376,88 @@ def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: i
 def build_tiny_acm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, vision: bool = True,
                    audio: bool = True, init_std: float = 0.02) -> Path:
     """A random-weight ACM (tiny InternViT, AST and Qwen2) with its processor, saved to `folder`."""
-    import torch
-    from transformers import ASTFeatureExtractor, PreTrainedTokenizerFast
-    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+    folder = Path(folder)
+    tok = _acm_tokenizer(folder)
+    config = _acm_config(
+        tok, image_size=56, text=_tiny_text_config(tok, hidden_size, init_std),
+        vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                    image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std) if vision else None,
+        audio=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                   num_mel_bins=128, max_length=64, frequency_stride=10, time_stride=10) if audio else None)
+    return _save_acm(folder, tok, config, seed=seed, max_patches=4, num_frames=4)
 
-    from .acm import ACMConfig, ACMForConditionalGeneration, ACMProcessor
-    from .acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT, SPECIAL_TOKENS
+
+ACM_2B_VOCAB = 92553  # InternVL2.5-2B's language model (InternLM2.5-1.8B) with its special tokens
+
+
+def acm_2b_config(tok: Any) -> Any:
+    """ACM at the real AnyCap 2B size: InternVL2.5-2B's parts, plus AST audio (2.30 billion parameters).
+
+    InternViT-300M-448px (24 layers, width 1024), AST-base (12 layers, width 768), and InternLM2.5-1.8B
+    in the Llama layout that `acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
+    heads, MLP 8192, vocabulary 92553).
+    """
+    text = dict(model_type="llama", vocab_size=ACM_2B_VOCAB, hidden_size=2048, intermediate_size=8192,
+                num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=32768,
+                rope_theta=1_000_000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    return _acm_config(tok, image_size=448, vision={}, audio={}, text=text)  # {}: the encoders' default sizes
+
+
+def build_acm_2b(folder: str | os.PathLike, seed: int = 0, device: str = "cpu") -> Path:
+    """A random-weight ACM at the real 2B size (`acm_2b_config`), saved in bf16 (4.3 GB), for serving
+    benchmarks: a step's cost depends on the sizes, not on the values. The tokenizer is trained here
+    and padded to the real vocabulary; 448 px tiles (up to 12 and a thumbnail), 8 video frames.
+    Building on CPU takes about 80 s and 10 GB of memory; on a GPU, pass device="cuda"."""
+    import torch
 
     folder = Path(folder)
-    build_tokenizer(folder, extra_special_tokens=SPECIAL_TOKENS)
-    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
-    config = ACMConfig(
-        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                           image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std) if vision else None,
-        audio_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                          num_mel_bins=128, max_length=64, frequency_stride=10, time_stride=10) if audio else None,
-        text_config=_tiny_text_config(tok, hidden_size, init_std),
+    tok = _acm_tokenizer(folder, pad_vocab_to=ACM_2B_VOCAB)
+    return _save_acm(folder, tok, acm_2b_config(tok), seed=seed, max_patches=12, num_frames=8, device=device,
+                     dtype=torch.bfloat16)
+
+
+def _acm_tokenizer(folder: Path, pad_vocab_to: int | None = None) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    from .acm.processing_acm import SPECIAL_TOKENS
+
+    build_tokenizer(folder, extra_special_tokens=SPECIAL_TOKENS, pad_vocab_to=pad_vocab_to)
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def _acm_config(tok: Any, image_size: int, vision: dict | None, audio: dict | None, text: dict) -> Any:
+    from .acm import ACMConfig
+    from .acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+
+    return ACMConfig(
+        vision_config=vision, audio_config=audio, text_config=text,
         image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT), audio_token_id=tok.convert_tokens_to_ids(AUDIO_CONTEXT),
-        image_size=56, audio_pool=4, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        image_size=image_size, audio_pool=4, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+
+
+def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: int, num_frames: int,
+              device: str = "cpu", dtype: Any = None) -> Path:
+    """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
+    import torch
+    from transformers import ASTFeatureExtractor
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+
+    from .acm import ACMForConditionalGeneration, ACMProcessor
+
+    vision, audio, size = config.vision_config, config.audio_config, config.image_size
     processor = ACMProcessor(
-        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True,
-                                              min_patches=1, max_patches=4),
-        feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=64),
-        tokenizer=tok, image_seq_length=config.image_seq_length if vision else 0,
-        audio_seq_length=config.audio_seq_length if audio else 0, num_frames=4)
+        image_processor=GotOcr2ImageProcessor(size={"height": size, "width": size}, crop_to_patches=True,
+                                              min_patches=1, max_patches=max_patches),
+        feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=audio.max_length if audio else 64),
+        tokenizer=tok, image_seq_length=config.image_seq_length if vision is not None else 0,
+        audio_seq_length=config.audio_seq_length if audio is not None else 0, num_frames=num_frames)
     processor.save_pretrained(str(folder))
     torch.manual_seed(seed)
-    model = ACMForConditionalGeneration(config)
+    with torch.device(device):
+        model = ACMForConditionalGeneration(config)
+    if dtype is not None:
+        model = model.to(dtype)
     model.generation_config.eos_token_id = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(folder))
