@@ -54,20 +54,26 @@ def test_module_map_and_engine_config_resolve(tiny_acm):
     assert archs.get_task("pytorch", str(tiny_acm))[0] == "vlm"
 
 
-def test_engine_model_loads_the_checkpoint_and_encodes_media_like_transformers(tiny_acm, hf_acm, image_path,
-                                                                                 audio_path):
+@pytest.fixture(scope="module")
+def engine(tiny_acm, hf_acm):
+    """ACM as LMDeploy's engine builds it (on CPU: its media and embedding paths run there), weights loaded."""
     from lmdeploy.pytorch.models.patch import build_model_from_hf_config
     from safetensors.torch import load_file
 
-    from anycap_plugin.media import Media
     from anycap_plugin.serve.lmdeploy.launcher import enable_acm
 
     enable_acm()
-    model, processor = hf_acm
-    engine = build_model_from_hf_config(model.config, dtype=torch.float32, device=torch.device("cpu"))
-    weights = load_file(str(tiny_acm / "model.safetensors"))
-    engine.load_weights(weights.items())
+    engine = build_model_from_hf_config(hf_acm[0].config, dtype=torch.float32, device=torch.device("cpu"))
+    engine.load_weights(load_file(str(tiny_acm / "model.safetensors")).items())
     engine.update_weights()
+    return engine
+
+
+def test_engine_model_loads_the_checkpoint_and_encodes_media_like_transformers(engine, hf_acm, image_path,
+                                                                                 audio_path):
+    from anycap_plugin.media import Media
+
+    model, processor = hf_acm
     batch = processor([Media.load(image_path), Media.load(audio_path)], ["Describe.", "Describe."], [None, None])
     with torch.inference_mode():
         assert torch.allclose(engine.image_features(batch["pixel_values"]), model.image_features(batch["pixel_values"]))
@@ -116,6 +122,46 @@ def test_requests_become_the_same_prompt_ids_and_features(tiny_acm, hf_acm, imag
         result = ACMInputProcessor(torch.float32).preprocess_input(packed["input_ids"], packed["multimodal"])
         key = "audio" if media.modality == "audio" else "image"
         assert [d.start for d in result.input_multimodals[key]] == [m["offset"] for m in packed["multimodal"]]
+
+
+def test_a_packed_prefill_of_two_requests_embeds_each_ones_media(tiny_acm, hf_acm, engine, image_path,
+                                                                   audio_path):
+    """What the engine hands the model at prefill: two sequences packed into one row, each with its own
+    media (an image, an audio clip). The embeddings equal the transformers model's for each request."""
+    from types import SimpleNamespace
+
+    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.media import Media
+    from anycap_plugin.serve.lmdeploy.engine_model import ACMInputProcessor
+    from anycap_plugin.serve.lmdeploy.preprocessor import ACMVisionModel
+
+    model, processor = hf_acm
+    vision = ACMVisionModel(str(tiny_acm), backend="pytorch")
+    vision.build_preprocessor()
+    requests, expected = [], []
+    clip = Media.load(audio_path).audio()
+    for kind, data, media in (("image", Image.open(image_path).convert("RGB"), Media.load(image_path)),
+                              # LMDeploy hands over decoded samples; they reach ACMProcessor as a WAV
+                              ("audio", (clip.samples, clip.sample_rate), Media.from_bytes(clip.to_wav()))):
+        messages = vision.preprocess([{"role": "user", "content": [
+            {"type": kind, "data": data}, {"type": "text", "text": remote_prompt("Describe.", "A base caption.")}]}])
+        packed = vision.to_pytorch(messages, chat_template=None, tokenizer=None)
+        requests.append(ACMInputProcessor(torch.float32).preprocess_input(packed["input_ids"], packed["multimodal"]))
+        batch = processor([media], ["Describe."], ["A base caption."])
+        with torch.inference_mode():
+            expected.append(model.embed(batch["input_ids"], batch.get("pixel_values"), batch.get("audio_values"))[0])
+    ids = torch.tensor([[t for r in requests for t in r.input_ids]])
+    context = SimpleNamespace(input_ids=ids, position_ids=None, attn_metadata=None, input_embeddings=None,
+                              input_multimodals=[r.input_multimodals for r in requests])
+    inputs = engine.prepare_inputs_for_generation(past_key_values=[], context=context)
+    with torch.inference_mode():
+        merged = engine.merge_media(ids, inputs["pixel_values"], inputs["image_mask"], inputs["audio_values"],
+                                    inputs["audio_mask"])
+    assert torch.allclose(merged[0], torch.cat(expected), atol=1e-6)
+
+    context.input_embeddings = [torch.zeros(4, model.config.text_config.hidden_size)]
+    with pytest.raises(NotImplementedError, match="precomputed input embeddings"):
+        engine.prepare_inputs_for_generation(past_key_values=[], context=context)
 
 
 def test_lmdeploy_backend_refuses_chains_and_cpu(tiny_acm):

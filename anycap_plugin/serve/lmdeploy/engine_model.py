@@ -98,6 +98,10 @@ class ACMForLMDeploy(MediaFeatures, nn.Module, DeployModelMixinV1, CudaGraphMixi
     def prepare_inputs_for_generation(self, past_key_values: list[list[torch.Tensor]],
                                       inputs_embeds: torch.Tensor | None = None,
                                       context: StepContext | None = None) -> dict[str, Any]:
+        if context.input_embeddings is not None and len(context.input_embeddings):
+            # only a request side that encodes media itself hands the engine embeddings; ours hands it pixels
+            raise NotImplementedError("ACM encodes media inside the engine; precomputed input embeddings "
+                                      "are not supported")
         input_ids = context.input_ids
         media: dict[str, Any] = {"pixel_values": None, "image_mask": None, "audio_values": None, "audio_mask": None}
         if context.input_multimodals is not None:
