@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/acm_overhead.py
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serve_batching.py
+	$(BIN)/python benchmarks/serve_lmdeploy.py
 
 clean:
 	rm -rf $(VENV) out

@@ -186,7 +186,9 @@ def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--api-key", envvar="ANYCAP_API_KEY", help="Require this bearer key on every request [env ANYCAP_API_KEY].")
 @click.option("--model-name", help="The name clients put in `model` (default: acm, or the chain's base name).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1), help="1 turns batching off.")
+@click.option("--batch-size", type=click.IntRange(1),
+              help="Requests per model call (transformers, default 8), or sequences decoded together (lmdeploy, "
+                   "default 64); 1 turns batching off.")
 @click.option("--batch-window-ms", default=10.0, show_default=True, type=click.FloatRange(0),
               help="How long the first request of a batch waits for others.")
 @click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True))
@@ -194,15 +196,16 @@ def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps:
 @click.option("--allow-remote-media", is_flag=True, help="Fetch http(s) media URLs (off: no server-side requests).")
 @click.option("--media-root", "media_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder whose files requests may name by path (repeatable).")
-def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, model_name: str | None, batch_size: int,
-          batch_window_ms: float, max_body_mb: float, max_media_mb: float, allow_remote_media: bool,
-          media_roots: tuple[str, ...]) -> None:
+def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, model_name: str | None,
+          batch_size: int | None, batch_window_ms: float, max_body_mb: float, max_media_mb: float,
+          allow_remote_media: bool, media_roots: tuple[str, ...]) -> None:
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API."""
     if backend == "lmdeploy":
         from .serve.lmdeploy.launcher import serve as serve_lmdeploy
 
         try:
-            serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name)
+            serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name,
+                           max_batch_size=batch_size or 64)
         except OptionsError as e:
             raise click.UsageError(str(e)) from None
         return
@@ -215,7 +218,7 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
     except ImportError as e:
         raise click.UsageError(f"Serving needs the serve extra ({e.name} is missing): "
                                "pip install 'anycap-plugin[serve]'.") from None
-    config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size,
+    config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size or 8,
                          batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
                          max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
                          media_roots=list(media_roots))

@@ -8,40 +8,17 @@ random-weight ACM on CPU, both servers in this process one after the other. Prin
 from __future__ import annotations
 
 import argparse
-import asyncio
-import base64
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import httpx2
-import openai
 import torch
+from _serving import image_requests, measure
 
 from anycap_plugin import testing
-from anycap_plugin.acm.remote import remote_prompt
 from anycap_plugin.serve import ServeConfig, running
 from anycap_plugin.serve.served import ServedModel
-
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
-
-
-def measure(url: str, contents: list[list[dict]], max_tokens: int) -> tuple[float, list[str]]:
-    async def go() -> tuple[float, list[str]]:
-        client = openai.AsyncOpenAI(base_url=url, api_key="bench", max_retries=0, timeout=600)
-
-        async def one(content: list[dict]) -> str:
-            reply = await client.chat.completions.create(model="acm", max_tokens=max_tokens,
-                                                         messages=[{"role": "user", "content": content}])
-            return reply.choices[0].message.content or ""
-
-        await one(contents[0])  # warm-up: first connection, first forward pass
-        t0 = time.perf_counter()
-        texts = await asyncio.gather(*(one(c) for c in contents))
-        return time.perf_counter() - t0, list(texts)
-
-    return asyncio.run(go())
 
 
 def main() -> None:
@@ -52,12 +29,7 @@ def main() -> None:
     p.add_argument("--max-tokens", type=int, default=32)
     p.add_argument("--hidden-size", type=int, default=32, help="language-model width of the tiny ACM")
     args = p.parse_args()
-    contents = []
-    for i in range(args.requests):
-        data = base64.b64encode(testing.sample_image(PHOTOS[i % len(PHOTOS)]).read_bytes()).decode()
-        contents.append([{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{data}"}},
-                         {"type": "text", "text": remote_prompt(f"Describe image {i}, its objects and colours.",
-                                                                "A photo.")}])
+    contents = image_requests(args.requests)
     result: dict = {"benchmark": "serve_batching", "requests": args.requests, "concurrency": args.requests,
                     "batch_size": args.batch_size, "window_ms": args.window_ms, "max_tokens": args.max_tokens,
                     "hidden_size": args.hidden_size, "torch_threads": torch.get_num_threads(), "goal_speedup": 2.5}
@@ -67,7 +39,8 @@ def main() -> None:
         for name, batch in (("batching_off", 1), ("dynamic_batching", args.batch_size)):
             config = ServeConfig(spec=f"acm:{folder}", max_batch=batch, batch_window=args.window_ms / 1000)
             with running(config, served) as url:
-                seconds, texts = measure(url, contents, args.max_tokens)
+                run = measure(url, contents, args.max_tokens)
+                seconds, texts = run.seconds, run.texts
                 health = httpx2.get(url.removesuffix("/v1") + "/health").json()
             result[name] = {"seconds": round(seconds, 3), "requests_per_s": round(args.requests / seconds, 2),
                             "model_calls": health["batches"], "answered": sum(1 for t in texts if t)}

@@ -209,3 +209,20 @@ def test_api_server_on_gpu_answers_like_transformers(tiny_acm, image_path, tmp_p
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_cli_hands_the_lmdeploy_backend_its_batch_size(tiny_acm, monkeypatch):
+    from click.testing import CliRunner
+
+    from anycap_plugin.cli import cli
+    from anycap_plugin.serve.lmdeploy import launcher
+
+    calls = []
+    monkeypatch.setattr(launcher, "serve", lambda spec, **kw: calls.append((spec, kw)))
+    for extra, expected in (([], 64), (["--batch-size", "4"], 4)):
+        result = CliRunner().invoke(cli, ["serve", f"acm:{tiny_acm}", "--backend", "lmdeploy", "--port", "9001",
+                                          "--model-name", "acm-2b", *extra])
+        assert result.exit_code == 0, result.output
+        spec, kw = calls.pop()
+        assert spec == f"acm:{tiny_acm}" and kw["max_batch_size"] == expected
+        assert kw["port"] == 9001 and kw["model_name"] == "acm-2b" and kw["host"] == "127.0.0.1"
