@@ -156,7 +156,7 @@ def main() -> None:
     else:
         for backend in backends:
             alone = result[backend]["single_stream"]
-            alone["of_bandwidth_limit"] = round(
+            alone["of_bandwidth_limit"] = alone["decode_tokens_per_s"] and round(
                 alone["decode_tokens_per_s"] / result["single_stream_limit_tokens_per_s"], 3)
             result[backend]["concurrent"]["of_bandwidth_limit"] = round(
                 result[backend]["concurrent"]["tokens_per_s"] / result["concurrent_limit_tokens_per_s"], 3)
@@ -166,7 +166,8 @@ def main() -> None:
         for name, part, figure in (("requests_per_s", "concurrent", "requests_per_s"),
                                    ("tokens_per_s", "concurrent", "tokens_per_s"),
                                    ("single_stream", "single_stream", "decode_tokens_per_s")):
-            result[f"speedup_{name}"] = round(lm[part][figure] / hf[part][figure], 2)
+            result[f"speedup_{name}"] = lm[part][figure] and hf[part][figure] and round(
+                lm[part][figure] / hf[part][figure], 2)
     for backend in backends:
         result[backend].pop("_texts", None)
     print(json.dumps(result, indent=2))
