@@ -202,10 +202,14 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API."""
     if backend == "lmdeploy":
         from .serve.lmdeploy.launcher import serve as serve_lmdeploy
+        from .serve.protocol import MediaPolicy
 
         try:
+            policy = MediaPolicy(allow_remote=allow_remote_media, local_roots=tuple(Path(r) for r in media_roots),
+                                 max_media_bytes=int(max_media_mb * 2**20))
             serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name,
-                           max_batch_size=batch_size or 64)
+                           max_batch_size=batch_size or 64, max_body_bytes=int(max_body_mb * 2**20),
+                           media_policy=policy)
         except OptionsError as e:
             raise click.UsageError(str(e)) from None
         return

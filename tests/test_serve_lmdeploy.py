@@ -226,3 +226,154 @@ def test_cli_hands_the_lmdeploy_backend_its_batch_size(tiny_acm, monkeypatch):
         spec, kw = calls.pop()
         assert spec == f"acm:{tiny_acm}" and kw["max_batch_size"] == expected
         assert kw["port"] == 9001 and kw["model_name"] == "acm-2b" and kw["host"] == "127.0.0.1"
+        assert kw["max_body_bytes"] == 64 * 2**20 and kw["media_policy"].allow_remote is False
+    result = CliRunner().invoke(cli, ["serve", f"acm:{tiny_acm}", "--backend", "lmdeploy", "--max-body-mb", "2",
+                                      "--max-media-mb", "1", "--allow-remote-media", "--media-root", str(tiny_acm)])
+    assert result.exit_code == 0, result.output
+    _, kw = calls.pop()
+    policy = kw["media_policy"]
+    assert kw["max_body_bytes"] == 2 * 2**20 and policy.max_media_bytes == 2**20
+    assert policy.allow_remote and policy.local_roots == (tiny_acm,)
+
+
+ENGINE_PROCESS = """
+import pickle, sys
+engine_config = pickle.loads(sys.stdin.buffer.read())  # as LMDeploy's spawned engine process receives it
+from lmdeploy.pytorch.config import ModelConfig
+config = ModelConfig.from_pretrained(sys.argv[1])
+print(type(config.hf_config).__name__, config.num_layers)
+"""
+
+
+def test_the_engine_process_builds_the_model_config(tiny_acm):
+    """LMDeploy's api_server runs the engine in a spawned process, which reads the config before it loads
+    the module map. A fresh interpreter that gets the pickled engine config builds ACM's model config."""
+    import pickle
+
+    from lmdeploy import PytorchEngineConfig
+
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm
+
+    options = enable_acm()
+    layers = json.loads((tiny_acm / "config.json").read_text())["text_config"]["num_hidden_layers"]
+    ours = subprocess.run([sys.executable, "-c", ENGINE_PROCESS, str(tiny_acm)], capture_output=True, timeout=300,
+                          input=pickle.dumps(PytorchEngineConfig(**options)))
+    assert ours.returncode == 0, ours.stderr.decode()[-3000:]
+    assert ours.stdout.decode().split() == ["ACMConfig", str(layers)]
+    # the same with the path as a plain string: the engine process knows nothing of ACM
+    plain = subprocess.run([sys.executable, "-c", ENGINE_PROCESS, str(tiny_acm)], capture_output=True, timeout=300,
+                           input=pickle.dumps(PytorchEngineConfig(custom_module_map=str(options["custom_module_map"]))))
+    assert plain.returncode != 0
+
+
+@pytest.fixture(scope="module")
+def request_side(tiny_acm):
+    """LMDeploy's own request side, as its api_server builds it for our model: the multimodal processor
+    (OpenAI messages -> decoded media -> our preprocessor -> prompt ids and features)."""
+    from lmdeploy import PytorchEngineConfig
+    from lmdeploy.model import BaseChatTemplate
+    from lmdeploy.serve.processors.multimodal import MultimodalProcessor
+    from lmdeploy.tokenizer import Tokenizer
+    from lmdeploy.vl.engine import ImageEncoder
+
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm
+
+    encoder = ImageEncoder(str(tiny_acm), backend="pytorch", backend_config=PytorchEngineConfig(**enable_acm()))
+    return MultimodalProcessor(Tokenizer(str(tiny_acm)), BaseChatTemplate(), vl_encoder=encoder, backend="pytorch")
+
+
+def _data_url(path, mime):
+    import base64
+
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def test_openai_messages_through_lmdeploys_request_side(request_side, hf_acm, image_path, video_path):
+    """What the api_server does with a chat request before the engine: image and video data URLs become
+    ACMProcessor's prompt ids and pixel values (the audio path needs librosa, LMDeploy's audio decoder)."""
+    import asyncio
+
+    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.media import Media
+
+    _, processor = hf_acm
+    text = {"type": "text", "text": remote_prompt("Describe it.", "A base caption.")}
+    image = {"type": "image_url", "image_url": {"url": _data_url(image_path, "image/png")}}
+    out = asyncio.run(request_side.get_prompt_input([{"role": "user", "content": [image, text]}], do_preprocess=True))
+    expected = processor([Media.load(image_path)], ["Describe it."], ["A base caption."])
+    assert out["input_ids"] == expected["input_ids"][0].tolist()
+    assert torch.allclose(torch.cat([m["values"] for m in out["multimodal"]]), expected["pixel_values"], atol=1e-4)
+
+    video = {"type": "video_url", "video_url": {"url": _data_url(video_path, "video/mp4")}}
+    out = asyncio.run(request_side.get_prompt_input([{"role": "user", "content": [video, text]}], do_preprocess=True))
+    # LMDeploy decodes 32 frames, ACMProcessor takes its num_frames (4) of them: the prompt of a 4-frame video
+    frames = Media.load(video_path).frames(num_frames=4).images
+    expected = processor([Media.from_frames(frames)], ["Describe it."], ["A base caption."], num_frames=4)
+    assert out["input_ids"] == expected["input_ids"][0].tolist()
+    assert [m["modality"] for m in out["multimodal"]] == ["image"] * 4
+
+
+def test_lmdeploy_request_side_follows_our_media_policy(request_side, image_path, tmp_path):
+    """LMDeploy alone fetches public URLs and reads any local file a request names; behind our guard, only
+    data URLs pass unless the server allows more, as with the transformers backend."""
+    import asyncio
+    import shutil
+
+    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.serve.lmdeploy.guards import enforce_media_policy
+    from anycap_plugin.serve.protocol import MediaPolicy
+
+    root = tmp_path / "media"
+    root.mkdir()
+    inside = shutil.copy(image_path, root / "photo.png")
+
+    def ask(url):
+        content = [{"type": "image_url", "image_url": {"url": url}},
+                   {"type": "text", "text": remote_prompt("Describe it.", "A base caption.")}]
+        return asyncio.run(request_side.get_prompt_input([{"role": "user", "content": content}], do_preprocess=True))
+
+    try:
+        enforce_media_policy(MediaPolicy(local_roots=(root,), max_media_bytes=image_path.stat().st_size * 2))
+        assert ask(_data_url(image_path, "image/png"))["input_ids"]
+        assert ask(str(inside))["input_ids"] and ask(f"file://{inside}")["input_ids"]
+        for url, message in ((str(image_path), "outside the server's media roots"),
+                             (f"file://{image_path}", "outside the server's media roots"),
+                             ("/etc/hostname", "outside the server's media roots"),
+                             ("https://example.com/a.png", "Remote media URLs are refused"),
+                             ("data:image/png;base64," + "A" * (image_path.stat().st_size * 4), "larger than")):
+            with pytest.raises(ValueError, match=message):
+                ask(url)
+        enforce_media_policy(MediaPolicy(allow_remote=True))  # re-applied: replaces the guard, never stacks
+        with pytest.raises(ValueError, match="outside the server's media roots"):
+            ask(str(inside))
+    finally:
+        from lmdeploy.serve.processors import multimodal
+
+        multimodal.load_from_url = multimodal.load_from_url.__wrapped__
+
+
+def test_server_options_and_body_limit(tiny_acm):
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    from anycap_plugin.serve.lmdeploy.guards import BodyLimit
+    from anycap_plugin.serve.lmdeploy.launcher import server_options
+
+    options = server_options(f"acm:{tiny_acm}", api_key="sk-secret")
+    assert options["api_keys"] == ["sk-secret"]  # never the bare string: LMDeploy would accept each character
+    assert options["server_name"] == "127.0.0.1" and options["allow_origins"] == []
+    assert server_options(f"acm:{tiny_acm}")["api_keys"] is None
+
+    async def echo(request):
+        return JSONResponse({"size": len(await request.body())})
+
+    app = BodyLimit(Starlette(routes=[Route("/v1/chat/completions", echo, methods=["POST"])]), limit=1000)
+    with TestClient(app) as client:
+        assert client.post("/v1/chat/completions", content=b"x" * 1000).json() == {"size": 1000}
+        refused = client.post("/v1/chat/completions", content=b"x" * 1001)
+        assert refused.status_code == 413 and refused.json()["error"]["code"] == "body_too_large"
+        streamed = client.post("/v1/chat/completions", content=iter([b"x" * 600, b"x" * 600]))  # no length given
+        assert streamed.status_code == 413
+        assert client.post("/v1/chat/completions", content=iter([b"x" * 400, b"x" * 400])).json() == {"size": 800}

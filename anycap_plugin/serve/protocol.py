@@ -155,19 +155,23 @@ def _b64(data: str, policy: MediaPolicy) -> bytes:
         raise RequestError("Media data is not valid base64.") from None
 
 
-def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
+def check_source(url: str, policy: MediaPolicy) -> Path | None:
+    """Refuse, before anything is fetched or read, what the policy does not allow: malformed or oversized
+    data URLs, remote URLs unless allowed, local paths outside the media roots, missing or oversized
+    files. Returns the resolved file for a local path (None for data and remote URLs)."""
     if url.startswith("data:"):
         header, sep, payload = url.partition(",")
         if not sep or not header.endswith(";base64"):
             raise RequestError("Data URLs must be base64: data:<mime>;base64,<data>.")
-        return _media(_b64(payload, policy), expected)
+        if len(payload) * 3 // 4 > policy.max_media_bytes:
+            raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+        return None
     if url.startswith(("http://", "https://")):
         if not policy.allow_remote:
             raise RequestError("Remote media URLs are refused by this server.", status=403, code="remote_media_refused",
                                hint="Send the media as a data URL, or start the server with --allow-remote-media.")
-        return _media(_fetch(url, policy), expected)
-    path = Path(url.removeprefix("file://")).expanduser()
-    resolved = path.resolve()
+        return None
+    resolved = Path(url.removeprefix("file://")).expanduser().resolve()
     if not any(resolved.is_relative_to(root.resolve()) for root in policy.local_roots):
         raise RequestError("Local media paths are refused outside the server's media roots.", status=403,
                            code="local_media_refused", hint="Send a data URL, or start the server with --media-root.")
@@ -175,7 +179,16 @@ def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
         raise RequestError(f"No media file at {url!r}.", status=404, code="media_not_found")
     if resolved.stat().st_size > policy.max_media_bytes:
         raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
-    return _media(resolved.read_bytes(), expected, ref=str(resolved))
+    return resolved
+
+
+def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
+    local = check_source(url, policy)
+    if url.startswith("data:"):
+        return _media(_b64(url.partition(",")[2], policy), expected)
+    if local is None:
+        return _media(_fetch(url, policy), expected)
+    return _media(local.read_bytes(), expected, ref=str(local))
 
 
 def _fetch(url: str, policy: MediaPolicy) -> bytes:

@@ -30,6 +30,19 @@ from . import ARCH
 LANGUAGE_PREFIX = "language_model."
 
 
+class ModuleMapPath(str):
+    """The module map's path, as LMDeploy's `custom_module_map` option takes it, carrying our registrations.
+
+    LMDeploy's api_server builds the engine in a spawned process that imports nothing of ours, and reads
+    the model's config there before it loads the module map: without ACM's config class (transformers)
+    and `ACMModelConfigBuilder`, that fails. The engine config reaches that process pickled; unpickling
+    this path imports this module first, which registers both.
+    """
+
+    def __reduce__(self) -> tuple:
+        return ModuleMapPath, (str(self),)
+
+
 class ACMModelConfigBuilder(AutoModelConfigBuilder):
     """The engine sizes its KV cache from the language model's config (registered on import)."""
 

@@ -3,6 +3,8 @@
 LMDeploy decides whether a model takes media from a fixed list of architecture names
 (`lmdeploy.archs.check_vl_llm`); `enable_acm()` adds ours to that check, registers the request
 side and the engine config builder, and returns the engine options that name our module map.
+`serve()` starts the server with `anycap serve`'s safety defaults (guards.py): loopback, one API
+key, no CORS, our media policy and body limit.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import OptionsError
+from ..protocol import MediaPolicy
 from . import ARCH, MODULE_MAP_FILE
 
 INSTALL_HINT = ("LMDeploy runs on NVIDIA GPUs: pip install 'anycap-plugin[lmdeploy]' in an environment with "
@@ -23,7 +26,8 @@ def enable_acm() -> dict[str, Any]:
         import lmdeploy.archs as archs
     except ImportError:
         raise OptionsError("LMDeploy is not installed.", hint=INSTALL_HINT) from None
-    from . import engine_model, preprocessor  # noqa: F401  (register the config builder and VISION_MODELS entry)
+    from . import preprocessor  # noqa: F401  (registers the VISION_MODELS entry)
+    from .engine_model import ModuleMapPath  # registers the engine config builder, here and in the engine process
 
     check = archs.check_vl_llm
     if not getattr(check, "_anycap", False):
@@ -32,7 +36,7 @@ def enable_acm() -> dict[str, Any]:
 
         check_vl_llm._anycap = True  # type: ignore[attr-defined]
         archs.check_vl_llm = check_vl_llm
-    return {"custom_module_map": MODULE_MAP_FILE}
+    return {"custom_module_map": ModuleMapPath(MODULE_MAP_FILE)}
 
 
 def acm_folder(spec: str) -> str:
@@ -44,18 +48,48 @@ def acm_folder(spec: str) -> str:
     return path
 
 
+def server_options(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
+                   model_name: str | None = None) -> dict[str, Any]:
+    """`lmdeploy.serve.openai.api_server.serve` arguments (the engine config aside) with our defaults."""
+    return dict(model_path=acm_folder(spec), model_name=model_name or "acm", backend="pytorch", server_name=host,
+                server_port=port, log_level="WARNING",
+                # a list: LMDeploy 0.18 iterates `api_keys`, so a bare string would make each of its
+                # characters a valid key on its own
+                api_keys=[api_key] if api_key else None,
+                allow_origins=[],  # no CORS: web pages in a browser on this machine may not call the server
+                disable_fastapi_docs=True)
+
+
+class UvicornBehindBodyLimit:
+    """Stands in for the `uvicorn` module inside LMDeploy's api_server: runs its app behind `BodyLimit`."""
+
+    def __init__(self, max_body_bytes: int) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def run(self, app: Any, **kwargs: Any) -> None:
+        import uvicorn
+
+        from .guards import BodyLimit
+
+        uvicorn.run(app=BodyLimit(app, self.max_body_bytes), **kwargs)
+
+
 def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          model_name: str | None = None, max_batch_size: int = 64, session_len: int = 8192, tp: int = 1) -> None:
+          model_name: str | None = None, max_batch_size: int = 64, session_len: int = 8192, tp: int = 1,
+          max_body_bytes: int = 64 * 2**20, media_policy: MediaPolicy = MediaPolicy()) -> None:
     """Blocks, serving until interrupted."""
-    path = acm_folder(spec)
-    options = enable_acm()
+    options = server_options(spec, host=host, port=port, api_key=api_key, model_name=model_name)
+    engine = enable_acm()
     import torch
 
     if not torch.cuda.is_available():
         raise OptionsError("The LMDeploy backend needs a CUDA GPU; none is visible.", hint=INSTALL_HINT)
     from lmdeploy import PytorchEngineConfig
-    from lmdeploy.serve.openai.api_server import serve as api_server
+    from lmdeploy.serve.openai import api_server
 
-    config = PytorchEngineConfig(max_batch_size=max_batch_size, session_len=session_len, tp=tp, **options)
-    api_server(path, model_name=model_name or "acm", backend="pytorch", backend_config=config, server_name=host,
-               server_port=port, api_keys=api_key, log_level="WARNING")
+    from .guards import enforce_media_policy
+
+    enforce_media_policy(media_policy)
+    api_server.uvicorn = UvicornBehindBodyLimit(max_body_bytes)
+    config = PytorchEngineConfig(max_batch_size=max_batch_size, session_len=session_len, tp=tp, **engine)
+    api_server.serve(backend_config=config, **options)
