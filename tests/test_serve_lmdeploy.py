@@ -339,6 +339,7 @@ def test_lmdeploy_request_side_follows_our_media_policy(request_side, image_path
         for url, message in ((str(image_path), "outside the server's media roots"),
                              (f"file://{image_path}", "outside the server's media roots"),
                              ("/etc/hostname", "outside the server's media roots"),
+                             (f"file://{root}/%2e%2e/{image_path.name}", "No media file"),  # no second unquoting
                              ("https://example.com/a.png", "Remote media URLs are refused"),
                              ("data:image/png;base64," + "A" * (image_path.stat().st_size * 4), "larger than")):
             with pytest.raises(ValueError, match=message):

@@ -25,9 +25,11 @@ def enforce_media_policy(policy: MediaPolicy) -> None:
     @functools.wraps(load)
     def load_from_url(url: str, media_io: Any, allowed_media_domains: list[str] | None = None) -> Any:
         try:
-            check_source(url, policy)
+            local = check_source(url, policy)
         except RequestError as e:
             raise ValueError(str(e)) from None
+        if local is not None:  # exactly the file checked: LMDeploy would unquote the URL's path again
+            return media_io.load_file(local)
         return load(url, media_io, allowed_media_domains)
 
     multimodal.load_from_url = load_from_url
