@@ -200,16 +200,19 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
           batch_size: int | None, batch_window_ms: float, max_body_mb: float, max_media_mb: float,
           allow_remote_media: bool, media_roots: tuple[str, ...]) -> None:
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API."""
+    from .serve.app import ServeConfig  # the app's web stack is imported only when it starts
+
+    config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size or 8,
+                         batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
+                         max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
+                         media_roots=list(media_roots))
     if backend == "lmdeploy":
         from .serve.lmdeploy.launcher import serve as serve_lmdeploy
-        from .serve.protocol import MediaPolicy
 
         try:
-            policy = MediaPolicy(allow_remote=allow_remote_media, local_roots=tuple(Path(r) for r in media_roots),
-                                 max_media_bytes=int(max_media_mb * 2**20))
             serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name,
-                           max_batch_size=batch_size or 64, max_body_bytes=int(max_body_mb * 2**20),
-                           media_policy=policy)
+                           max_batch_size=batch_size or 64, max_body_bytes=config.max_body_bytes,
+                           media_policy=config.media_policy)
         except OptionsError as e:
             raise click.UsageError(str(e)) from None
         return
@@ -217,15 +220,10 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
 
-        from .serve import ServeConfig
         from .serve import serve as run_server
     except ImportError as e:
         raise click.UsageError(f"Serving needs the serve extra ({e.name} is missing): "
                                "pip install 'anycap-plugin[serve]'.") from None
-    config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size or 8,
-                         batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
-                         max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
-                         media_roots=list(media_roots))
     try:
         run_server(config, host=host, port=port)
     except (UnknownCaptionerError, OptionsError) as e:

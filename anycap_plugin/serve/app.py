@@ -40,6 +40,11 @@ class ServeConfig:
     allow_remote_media: bool = False
     media_roots: list[str] = field(default_factory=list)
 
+    @property
+    def media_policy(self) -> MediaPolicy:
+        return MediaPolicy(allow_remote=self.allow_remote_media, local_roots=tuple(Path(r) for r in self.media_roots),
+                           max_media_bytes=self.max_media_bytes)
+
 
 def _error(status: int, message: str, code: str) -> Any:
     from starlette.responses import JSONResponse
@@ -56,8 +61,7 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
     from starlette.routing import Route
 
     model = served or ServedModel(config.spec, config.model_name)
-    policy = MediaPolicy(allow_remote=config.allow_remote_media,
-                         local_roots=tuple(Path(r) for r in config.media_roots), max_media_bytes=config.max_media_bytes)
+    policy = config.media_policy
     batcher: DynamicBatcher[CaptionRequest, Any] = DynamicBatcher(model.run, config.max_batch, config.batch_window)
     key = config.api_key.encode() if config.api_key else None
     started = int(time.time())
