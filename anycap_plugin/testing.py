@@ -401,7 +401,8 @@ def acm_2b_config(tok: Any) -> Any:
                 num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=32768,
                 rope_theta=1_000_000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
-    return _acm_config(tok, image_size=448, vision={}, audio={}, text=text)  # {}: the encoders' default sizes
+    # InternViT-300M-448px is the default InternVLVisionConfig size, with its qkv biases; AST-base is ASTConfig's
+    return _acm_config(tok, image_size=448, vision={"attention_bias": True}, audio={}, text=text)
 
 
 def build_acm_2b(folder: str | os.PathLike, seed: int = 0, device: str = "cpu") -> Path:
@@ -441,14 +442,12 @@ def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: in
     """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
     import torch
     from transformers import ASTFeatureExtractor
-    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
 
-    from .acm import ACMForConditionalGeneration, ACMProcessor
+    from .acm import ACMForConditionalGeneration, ACMImageProcessor, ACMProcessor
 
     vision, audio, size = config.vision_config, config.audio_config, config.image_size
     processor = ACMProcessor(
-        image_processor=GotOcr2ImageProcessor(size={"height": size, "width": size}, crop_to_patches=True,
-                                              min_patches=1, max_patches=max_patches),
+        image_processor=ACMImageProcessor(image_size=size, max_dynamic_patch=max_patches),
         feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=audio.max_length if audio else 64),
         tokenizer=tok, image_seq_length=config.image_seq_length if vision is not None else 0,
         audio_seq_length=config.audio_seq_length if audio is not None else 0, num_frames=num_frames)
@@ -458,7 +457,7 @@ def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: in
         model = ACMForConditionalGeneration(config)
     if dtype is not None:
         model = model.to(dtype)
-    model.generation_config.eos_token_id = [tok.eos_token_id, tok.convert_tokens_to_ids("<|im_end|>")]
+    model.generation_config.eos_token_id = [tok.convert_tokens_to_ids(processor.stop_token), tok.eos_token_id]
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(folder))
     return folder

@@ -56,12 +56,17 @@ def test_prompt_layout_per_modality(tiny_acm, image_path, video_path, audio_path
     assert image_tokens[1] == 3 * cfg.image_seq_length  # one tile per video frame
     assert (ids[2] == cfg.audio_token_id).sum() == cfg.audio_seq_length and image_tokens[2] == 0
     assert batch["audio_values"].shape == (1, 64, 128)
-    # modality tags, then the instruction, then the existing caption, then the ask
+    # the published layout: template with its system message, media placeholders, then the aligner ask
     t = texts[0]
-    assert t.index("Image: <img>") < t.index("Instruction: Describe the background.") < t.index(
-        "Existing caption: an astronaut") < t.index("Write the caption")
-    assert "Frame1: <img>" in texts[1] and "Frame3: <img>" in texts[1] and "Existing caption: (none)" in texts[1]
-    assert IMG_CONTEXT not in texts[2] and AUDIO_CONTEXT in texts[2]
+    t = t.replace(proc.tokenizer.pad_token, "")
+    assert t.startswith("<|im_start|>system\n你是书生·万象") and t.endswith("<|im_end|>\n<|im_start|>assistant\n")
+    assert t.index("<|im_start|>user\n<img>") < t.index("</img>\nYou are a multimodal aligner. Transform the existing "
+                                                         "caption to meet the requirement: 'Describe the background.'. "
+                                                         "Existing caption: 'an astronaut'. Only respond with the "
+                                                         "improved caption.<|im_end|>")
+    assert "user\nFrame1: <img>" in texts[1] and "</img>\nFrame3: <img>" in texts[1]
+    assert "Existing caption: ''." in texts[1]
+    assert IMG_CONTEXT not in texts[2] and "user\n<audio>" + AUDIO_CONTEXT in texts[2]
 
 
 def test_labels_cover_only_the_answer(tiny_acm, image_path):
@@ -127,7 +132,7 @@ def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, a
         parts = body["messages"][-1]["content"]
         text = parts[-1]["text"]
         seen.append(([p["type"] for p in parts[:-1]], text))
-        existing = text.split("Existing caption: ", 1)[1].split("\n", 1)[0]
+        existing = text.split("Existing caption: '", 1)[1].rsplit("'. Only respond", 1)[0]
         if "(Your last caption had" in text:  # asked again after breaking the constraint
             return "Short now."
         return ("Long. " * 5).strip() if "at most two sentences" in text else f"refined {existing}"
@@ -142,8 +147,8 @@ def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, a
     assert out[2].models["post"] == f"acm:{url}" and out[2].usage["post"]["completion_tokens"] > 0
     kinds = sorted(k for k, _ in seen[:3])
     assert ["image_url"] in kinds and ["input_audio"] in kinds and ["image_url"] * 3 in kinds
-    assert all("Instruction: " in t and "Existing caption: A " in t for _, t in seen[:3])
-    assert "Existing caption: Long." in seen[3][1]  # the retry shows the last caption
+    assert all(t.startswith("You are a multimodal aligner.") and "Existing caption: 'A " in t for _, t in seen[:3])
+    assert "Existing caption: 'Long." in seen[3][1]  # the retry shows the last caption
 
 
 def test_packed_batches_compute_what_separate_sequences_do(tiny_acm, image_path, audio_path):

@@ -13,7 +13,10 @@ class ACMConfig(PretrainedConfig):
     """ACM = InternViT vision encoder + AST audio encoder + one MLP projector each + a causal LM.
 
     `vision_config` / `audio_config` may be None for a checkpoint without that branch; media of
-    that modality are then refused with a clear error.
+    that modality are then refused with a clear error (`audio_absent` says why, for a converted
+    checkpoint whose audio branch could not be converted). `select_layer` and `ps_version` are
+    InternVL-chat's: which ViT layer feeds the projector, and whether pixel shuffle swaps back (v2).
+    `source` records where a converted checkpoint came from (format, path or hub id, revision).
     """
 
     model_type = "anycap_acm"
@@ -22,7 +25,8 @@ class ACMConfig(PretrainedConfig):
     def __init__(self, vision_config: Any = None, audio_config: Any = None, text_config: Any = None,
                  image_token_id: int | None = None, audio_token_id: int | None = None,
                  downsample_ratio: float = 0.5, projector_hidden_act: str = "gelu", image_size: int = 448,
-                 audio_pool: int = 4, **kwargs: Any) -> None:
+                 audio_pool: int = 4, select_layer: int = -1, ps_version: str = "v2",
+                 audio_absent: str | None = None, source: dict | None = None, **kwargs: Any) -> None:
         if isinstance(vision_config, dict):
             vision_config = InternVLVisionConfig(**vision_config)
         if isinstance(audio_config, dict):
@@ -39,6 +43,10 @@ class ACMConfig(PretrainedConfig):
         self.projector_hidden_act = projector_hidden_act
         self.image_size = image_size
         self.audio_pool = audio_pool
+        self.select_layer = select_layer
+        self.ps_version = ps_version
+        self.audio_absent = audio_absent
+        self.source = source
         super().__init__(**kwargs)
 
     @property

@@ -24,14 +24,17 @@ class ACMModalityError(ValueError):
     """Media of a modality this checkpoint has no encoder for."""
 
 
-def pixel_shuffle(features: torch.Tensor, ratio: float) -> torch.Tensor:
-    """(B, N, C) patch grid -> (B, N*ratio^2, C/ratio^2): InternVL's token merge."""
+def pixel_shuffle(features: torch.Tensor, ratio: float, version: str = "v2") -> torch.Tensor:
+    """(B, N, C) patch grid -> (B, N*ratio^2, C/ratio^2): InternVL's token merge. `v1` leaves the
+    grid transposed, as the InternVL checkpoints trained with it expect."""
     b, n, c = features.shape
     side = int(n ** 0.5)
     x = features.reshape(b, side, side, c)
     x = x.reshape(b, side, int(side * ratio), int(c / ratio))
     x = x.permute(0, 2, 1, 3).reshape(b, int(side * ratio), int(side * ratio), int(c / ratio ** 2))
-    return x.permute(0, 2, 1, 3).reshape(b, -1, int(c / ratio ** 2))
+    if version != "v1":
+        x = x.permute(0, 2, 1, 3)
+    return x.reshape(b, -1, int(c / ratio ** 2))
 
 
 class ModalityProjector(nn.Module):
@@ -101,12 +104,17 @@ class MediaFeatures:
     def image_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         if self.vision_model is None:
             raise ACMModalityError("This ACM checkpoint has no vision encoder: it cannot read images or video.")
-        hidden = self.vision_model(pixel_values=pixel_values.to(self._media_dtype())).last_hidden_state[:, 1:, :]
-        return self.vision_projector(pixel_shuffle(hidden, self.config.downsample_ratio))
+        layer = getattr(self.config, "select_layer", -1)
+        out = self.vision_model(pixel_values=pixel_values.to(self._media_dtype()), output_hidden_states=layer != -1)
+        hidden = (out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, 1:, :]
+        return self.vision_projector(pixel_shuffle(hidden, self.config.downsample_ratio,
+                                                   getattr(self.config, "ps_version", "v2")))
 
     def audio_features(self, audio_values: torch.Tensor) -> torch.Tensor:
         if self.audio_encoder is None:
-            raise ACMModalityError("This ACM checkpoint has no audio encoder: it cannot read audio.")
+            why = getattr(self.config, "audio_absent", None)
+            raise ACMModalityError("This ACM checkpoint has no audio encoder: it cannot read audio."
+                                   + (f" {why}" if why else ""))
         hidden = self.audio_encoder.encode(audio_values.to(self._media_dtype()))
         b, t, h = hidden.shape
         merged = hidden.reshape(b, t // self.config.audio_pool, h * self.config.audio_pool)

@@ -1,8 +1,10 @@
-"""ACM processor: media + instruction + existing caption -> model inputs, with our prompt template.
+"""ACM processor: media + instruction + existing caption -> model inputs, with the published prompt.
 
-The template puts the modality tags first (each image tile, video frame or audio clip as its
-placeholder tokens), then the instruction, then the existing caption, then the ask. With
-`targets`, labels cover only the answer tokens (residual-correction SFT).
+A question (`prompt.question`, after the media placeholders of `prompt.media_prefix`) goes into the
+checkpoint's conversation template (`chat_template.py`, with its system message); each `<image>`
+becomes `<img>` + `<IMG_CONTEXT>` x tokens-per-tile x tiles + `</img>`, each `<audio>` the audio
+markup, exactly as InternVL-chat's `chat()` builds its query. With `targets`, labels cover only the
+answer tokens (residual-correction SFT).
 """
 
 from __future__ import annotations
@@ -13,70 +15,79 @@ import torch
 from transformers import BatchFeature, ProcessorMixin
 
 from ..media import Media
+from . import prompt as acm_prompt
+from .chat_template import get_template
 
-SYSTEM = "You rewrite an existing caption of a piece of media so that it follows the user's instruction."
-ASK = "Write the caption that follows the instruction. Answer with the caption only."
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 AUDIO_START, AUDIO_END, AUDIO_CONTEXT = "<audio>", "</audio>", "<AUDIO_CONTEXT>"
 SPECIAL_TOKENS = (IMG_START, IMG_END, IMG_CONTEXT, AUDIO_START, AUDIO_END, AUDIO_CONTEXT)
 
 
 class ACMProcessor(ProcessorMixin):
-    """Tiles images (InternVL's dynamic tiling), samples video frames, makes 128-bin filterbanks."""
+    """Tiles images (InternVL's dynamic tiling), one tile per video frame, 128-bin filterbanks for audio."""
 
     def __init__(self, image_processor: Any = None, feature_extractor: Any = None, tokenizer: Any = None,
                  image_seq_length: int = 256, audio_seq_length: int = 303, num_frames: int = 8,
+                 template: str = "internvl2_5", system_message: str | None = None,
                  chat_template: Any = None, **kwargs: Any) -> None:
         self.image_seq_length = image_seq_length
         self.audio_seq_length = audio_seq_length
         self.num_frames = num_frames
+        self.template = template
+        self.system_message = system_message
+        if chat_template is None:
+            chat_template = get_template(template).to_jinja(system_message)
         super().__init__(image_processor, feature_extractor, tokenizer, chat_template=chat_template)
 
     # ---- prompt ----------------------------------------------------------------------------
-    def _image_markup(self, tiles: int) -> str:
-        return IMG_START + IMG_CONTEXT * (self.image_seq_length * tiles) + IMG_END
+    @property
+    def stop_token(self) -> str:
+        return get_template(self.template).stop
 
-    def prompt(self, modality: str, tiles: Sequence[int], instruction: str | None, caption: str | None) -> str:
-        """The user turn for one item; `tiles` has one entry per image or video frame."""
-        if modality == "image":
-            tags = f"Image: {self._image_markup(tiles[0])}\n"
-        elif modality == "video":
-            tags = "".join(f"Frame{i + 1}: {self._image_markup(t)}\n" for i, t in enumerate(tiles))
-        elif modality == "audio":
-            tags = f"Audio: {AUDIO_START}{AUDIO_CONTEXT * self.audio_seq_length}{AUDIO_END}\n"
-        else:  # text only: training records whose media are not at hand
-            tags = ""
-        return (f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{tags}"
-                f"Instruction: {instruction or 'Describe the content in detail.'}\n"
-                f"Existing caption: {caption or '(none)'}\n{ASK}<|im_end|>\n<|im_start|>assistant\n")
+    def query(self, question: str, tiles: Sequence[int] = ()) -> str:
+        """The full prompt text for one question: template, system message, media placeholders expanded.
+        `tiles` has one entry per `<image>` in the question (an image's tiles, or 1 per video frame)."""
+        text = get_template(self.template).render(question, self.system_message)
+        for n in tiles:
+            text = text.replace(acm_prompt.IMAGE_PLACEHOLDER,
+                                IMG_START + IMG_CONTEXT * (self.image_seq_length * n) + IMG_END, 1)
+        if acm_prompt.AUDIO_PLACEHOLDER + "\n" in text:
+            text = text.replace(acm_prompt.AUDIO_PLACEHOLDER + "\n",
+                                AUDIO_START + AUDIO_CONTEXT * self.audio_seq_length + AUDIO_END + "\n", 1)
+        return text
 
     # ---- batches ---------------------------------------------------------------------------
     def __call__(self, media: Sequence[Media | None], instructions: Sequence[str | None], captions: Sequence[str | None],
-                 targets: Sequence[str] | None = None, padding_side: str | None = None,
-                 num_frames: int | None = None, max_length: int | None = None, packed: bool = False) -> BatchFeature:
-        """Model inputs for a batch. With `targets`, labels cover the answers only; `packed` puts the
-        whole batch in one row with restarting `position_ids` and no padding (padding-free training:
-        transformers keeps the sequences apart from the position ids)."""
+                 targets: Sequence[str] | None = None, **kwargs: Any) -> BatchFeature:
+        """Inputs for refining each item's existing caption to follow its instruction (the ACM task)."""
+        questions = [acm_prompt.question(i, c) for i, c in zip(instructions, captions)]
+        return self.chat(media, questions, targets=targets, **kwargs)
+
+    def chat(self, media: Sequence[Media | None], questions: Sequence[str], targets: Sequence[str] | None = None,
+             padding_side: str | None = None, num_frames: int | None = None, max_length: int | None = None,
+             packed: bool = False) -> BatchFeature:
+        """Inputs for any questions about the media (the placeholders are put in front, as `chat()` does).
+        With `targets`, labels cover the answers only; `packed` puts the whole batch in one row with
+        restarting `position_ids` and no padding (transformers keeps the sequences apart by them)."""
         pixel_values: list[torch.Tensor] = []
         audio: list[Any] = []
         texts: list[str] = []
-        for m, instruction, caption in zip(media, instructions, captions):
+        for m, q in zip(media, questions):
             if m is None:
-                texts.append(self.prompt("text", [], instruction, caption))
-                continue
-            if m.modality == "audio":
+                texts.append(self.query(q))
+            elif m.modality == "audio":
                 audio.append(m.audio(self.feature_extractor.sampling_rate).samples)
-                texts.append(self.prompt("audio", [], instruction, caption))
-                continue
-            if m.modality == "image":  # dynamic tiling for images; one tile per video frame
+                texts.append(self.query(acm_prompt.media_prefix("audio") + q))
+            elif m.modality == "image":
                 pix = self.image_processor(images=[m.image()], return_tensors="pt")
-                tiles = [int(n) for n in pix.get("num_patches", [pix["pixel_values"].shape[0]])]
+                pixel_values.append(pix["pixel_values"])
+                prefix = "" if acm_prompt.IMAGE_PLACEHOLDER in q else acm_prompt.media_prefix("image")
+                texts.append(self.query(prefix + q, [int(n) for n in pix["num_patches"]]))
             else:
                 frames = m.frames(num_frames=num_frames or self.num_frames).images
-                pix = self.image_processor(images=frames, crop_to_patches=False, return_tensors="pt")
-                tiles = [1] * len(frames)
-            pixel_values.append(pix["pixel_values"])
-            texts.append(self.prompt(m.modality, tiles, instruction, caption))
+                pix = self.image_processor(images=frames, max_num=1, return_tensors="pt")
+                pixel_values.append(pix["pixel_values"])
+                texts.append(self.query(acm_prompt.media_prefix("video", len(frames)) + q, [1] * len(frames)))
         data: dict[str, Any] = {}
         if pixel_values:
             data["pixel_values"] = torch.cat(pixel_values)
@@ -88,14 +99,7 @@ class ACMProcessor(ProcessorMixin):
         if targets is None:
             enc = self.tokenizer(texts, padding=True, padding_side=side, return_tensors="pt")
             return BatchFeature({**enc, **data})
-        eos = self.tokenizer.eos_token or "<|im_end|>"
-        rows = []
-        for text, target in zip(texts, targets):
-            prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-            answer_ids = self.tokenizer(target + "<|im_end|>" + eos, add_special_tokens=False)["input_ids"]
-            if max_length is not None:  # cut the answer, never the prompt's media placeholders
-                answer_ids = answer_ids[: max(16, max_length - len(prompt_ids))]
-            rows.append((prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids))
+        rows = [self._labelled(text, target, max_length) for text, target in zip(texts, targets)]
         if packed:
             return BatchFeature({
                 "input_ids": torch.tensor([[t for ids, _ in rows for t in ids]]),
@@ -112,6 +116,18 @@ class ACMProcessor(ProcessorMixin):
                "attention_mask": torch.tensor([padded([1] * len(ids), 0) for ids, _ in rows]),
                "labels": torch.tensor([padded(lab, -100) for _, lab in rows])}
         return BatchFeature({**enc, **data})
+
+    def _labelled(self, text: str, target: str, max_length: int | None) -> tuple[list[int], list[int]]:
+        """Prompt + answer + stop token as the conversation tokenizes them together; labels on the answer."""
+        prompt_ids = self.tokenizer(text)["input_ids"]
+        whole = self.tokenizer(text + target + self.stop_token)["input_ids"]
+        if whole[:len(prompt_ids)] == prompt_ids:
+            answer_ids = whole[len(prompt_ids):]
+        else:  # a merge across the boundary: tokenize the answer on its own
+            answer_ids = self.tokenizer(target + self.stop_token, add_special_tokens=False)["input_ids"]
+        if max_length is not None:  # cut the answer, never the prompt's media placeholders
+            answer_ids = answer_ids[: max(16, max_length - len(prompt_ids))]
+        return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids
 
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
         return self.tokenizer.batch_decode(*args, **kwargs)

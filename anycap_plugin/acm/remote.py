@@ -2,11 +2,9 @@
 
 The request protocol, which `anycap serve` and any other ACM server read: one user message
 whose parts are the media (an image as an `image_url` data URL; a video as its frames, in
-order; audio as `input_audio` wav), then one text part built by `remote_prompt`:
-
-    Instruction: <the user's instruction>
-    Existing caption: <the base caption>
-    Write the caption that follows the instruction. Answer with the caption only.
+order; audio as `input_audio` wav), then one text part: the published ACM question
+(`prompt.question`), so a published ACM served as InternVL-chat (LMDeploy, vLLM) receives
+exactly what the release's scripts send, with its own chat template and media placeholders.
 """
 
 from __future__ import annotations
@@ -18,12 +16,7 @@ from ..chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
-from .processing_acm import ASK
-
-
-def remote_prompt(instruction: str | None, existing: str | None) -> str:
-    return (f"Instruction: {instruction or 'Describe the content in detail.'}\n"
-            f"Existing caption: {existing or '(none)'}\n{ASK}")
+from .prompt import question as remote_prompt
 
 
 class RemoteACM(ConstraintCheckedRefiner):

@@ -6,8 +6,8 @@ What `anycap serve` accepts in the last user message's content parts:
   one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3) or `audio_url`. URLs are
   `data:` URLs; `http(s)` URLs only when the server allows remote media, local paths
   (`file://` or plain) only under the server's media roots.
-- text parts: either the ACM protocol text that `RemoteACM` sends (`Instruction: ...`,
-  `Existing caption: ...`, then the ask), or a plain instruction. A base caption can also come
+- text parts: either an ACM question (`acm.prompt`: the published aligner ask that `RemoteACM`
+  sends, or another variant `parse_question` reads), or a plain instruction. A base caption can also come
   in the request body's `base_caption` field (`extra_body={"base_caption": ...}` in the SDK).
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,7 @@ from typing import Any
 
 from ..errors import AnyCapError
 from ..media import Media
-from ..acm.processing_acm import ASK
-
-_PROTOCOL = re.compile(r"^Instruction: (?P<instruction>.*?)\nExisting caption: (?P<existing>.*?)\n" + re.escape(ASK)
-                       + r"\s*$", re.S)
+from ..acm.prompt import parse_question
 
 
 class RequestError(AnyCapError):
@@ -113,12 +109,11 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
 
 
 def read_protocol_text(text: str) -> tuple[str | None, str | None]:
-    """(instruction, existing caption) from the remote-ACM protocol text; other text is all instruction."""
-    match = _PROTOCOL.match(text)
-    if match is None:
+    """(instruction, existing caption) from an ACM question; other text is all instruction."""
+    parsed = parse_question(text)
+    if parsed is None:
         return text or None, None
-    existing = match["existing"].strip()
-    return match["instruction"].strip() or None, None if existing in ("", "(none)") else existing
+    return parsed.instruction or None, parsed.caption
 
 
 def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float) -> Any:
