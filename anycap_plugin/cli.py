@@ -119,7 +119,7 @@ def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
 
     smoke = post is None
     if smoke:  # built once, then reused
-        folder = cache_dir() / "models" / "tiny-acm"
+        folder = cache_dir() / "models" / "tiny-acm-v2"  # v2: the published prompt and tiling
         if not (folder / "config.json").exists():
             click.echo(f"building a tiny random-weight ACM in {folder} ...", err=True)
             build_tiny_acm(folder, init_std=0.5)  # a wide init, so the noise is visible text

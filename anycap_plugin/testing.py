@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from .cache import cache_dir
 from .captioner import BaseCaptioner, Caption, CaptionOptions
 from .media import Media
 
@@ -90,13 +91,6 @@ def _orientation(img: Image.Image) -> str:
 
 
 # ---- sample media ------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """Where generated samples and tiny models are kept (`ANYCAP_CACHE`, else ~/.cache/anycap)."""
-    root = Path(os.environ.get("ANYCAP_CACHE") or Path.home() / ".cache" / "anycap")
-    root.mkdir(parents=True, exist_ok=True)
-    return root
 
 
 def _package_file(package: str, *parts: str) -> Path | None:

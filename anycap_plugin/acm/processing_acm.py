@@ -82,10 +82,12 @@ class ACMProcessor(ProcessorMixin):
                 pix = self.image_processor(images=[m.image()], return_tensors="pt")
                 pixel_values.append(pix["pixel_values"])
                 prefix = "" if acm_prompt.IMAGE_PLACEHOLDER in q else acm_prompt.media_prefix("image")
-                texts.append(self.query(prefix + q, [int(n) for n in pix["num_patches"]]))
+                tiles = pix.get("num_patches", [pix["pixel_values"].shape[0]])
+                texts.append(self.query(prefix + q, [int(n) for n in tiles]))
             else:
                 frames = m.frames(num_frames=num_frames or self.num_frames).images
-                pix = self.image_processor(images=frames, max_num=1, return_tensors="pt")
+                one_tile = {"max_num": 1} if hasattr(self.image_processor, "tiles") else {"crop_to_patches": False}
+                pix = self.image_processor(images=frames, return_tensors="pt", **one_tile)  # 0.1 folders: GotOcr2
                 pixel_values.append(pix["pixel_values"])
                 texts.append(self.query(acm_prompt.media_prefix("video", len(frames)) + q, [1] * len(frames)))
         data: dict[str, Any] = {}

@@ -1,0 +1,391 @@
+"""InternVL-chat checkpoints (the published AnyCap ACM, official InternVL2.5, MetaCaptioner's family)
+-> a complete ACM folder that `acm:` and `internvl:` both load, without remote code.
+
+Everything is read from the source `config.json`: the InternViT encoder (depth, width, `qkv_bias`,
+`qk_normalization`, `norm_type`, `layer_norm_eps`), how it meets the language model
+(`select_layer`, `downsample_ratio`, `ps_version`, `force_image_size`), the tiling
+(`dynamic_image_size`, `max_dynamic_patch`, `use_thumbnail`), the conversation `template`, and the
+`llm_config` (InternLM2, Qwen2, Llama, Phi-3). Weights keep their dtype and are mapped shard by
+shard (peak memory near the largest shard): InternViT's fused `attn.qkv` splits into q/k/v,
+InternLM2's `wqkv` splits per key-value group into Llama's q/k/v, `w1/w2/w3`, `tok_embeddings` and
+`output` take Llama's names, `mlp1` becomes the vision projector. Every source and target weight
+name is checked before anything is written; the tokenizer becomes a fast tokenizer checked against
+sentencepiece (`tokenizer.py`). An audio branch is converted when it is in a layout we know (an AST
+state dict under `audio_model.*` with `mlp2.*`), otherwise recorded as absent, loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from ..errors import AnyCapError
+from .tokenizer import load_tokenizer
+
+
+class ConversionError(AnyCapError):
+    """A source folder that is not a convertible InternVL-chat checkpoint; says what was found."""
+
+
+_VISION_RENAMES = (
+    (r"\.layers\.", ".layer."), (r"class_embedding", "cls_token"), (r"position_embedding\b", "position_embeddings"),
+    (r"patch_embedding\.", "patch_embeddings.projection."), (r"\.ls(\d)\b", r".lambda_\1"),
+    (r"\.attn\.proj\.", ".attention.projection_layer."), (r"\.attn\.", ".attention."),
+    (r"\.norm1\.", ".layernorm_before."), (r"\.norm2\.", ".layernorm_after."),
+)
+_INTERNLM2_RENAMES = (
+    (r"\.tok_embeddings\.", ".embed_tokens."), (r"\.attention\.wo\.", ".self_attn.o_proj."),
+    (r"\.feed_forward\.w1\.", ".mlp.gate_proj."), (r"\.feed_forward\.w2\.", ".mlp.down_proj."),
+    (r"\.feed_forward\.w3\.", ".mlp.up_proj."), (r"\.attention_norm\.", ".input_layernorm."),
+    (r"\.ffn_norm\.", ".post_attention_layernorm."), (r"^language_model\.output\.", "language_model.lm_head."),
+)
+_PROJECTORS = {"mlp1.0.": "vision_projector.norm.", "mlp1.1.": "vision_projector.fc1.",
+               "mlp1.3.": "vision_projector.fc2.", "mlp2.0.": "audio_projector.norm.",
+               "mlp2.1.": "audio_projector.fc1.", "mlp2.3.": "audio_projector.fc2."}
+_AUDIO_PREFIXES = ("audio_model.", "audio_encoder.", "audio_tower.", "mlp2.", "audio_projector.")
+_LLM_TYPES = {"InternLM2ForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama",
+              "Phi3ForCausalLM": "phi3"}
+_CONFIG_NOISE = {"architectures", "auto_map", "_name_or_path", "torch_dtype", "transformers_version", "attn_implementation",
+                 "use_flash_attn", "_attn_implementation_autoset", "model_type", "bias", "use_bfloat16"}
+WEIGHTS_INDEX = "model.safetensors.index.json"
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: kept for the user and written to `conversion.json` in the folder."""
+
+    source: dict[str, Any]
+    llm: str
+    template: str
+    tensors: int = 0
+    audio: str = "absent"
+    dropped: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "llm": self.llm, "template": self.template, "tensors": self.tensors,
+                "audio": self.audio, "dropped": self.dropped}
+
+
+def read_config(src: Path) -> dict[str, Any]:
+    """The source `config.json`, refusing folders that are not InternVL-chat (and saying what they are)."""
+    path = src / "config.json"
+    if not path.exists():
+        found = sorted(p.name for p in src.iterdir())[:12] if src.is_dir() else []
+        raise ConversionError(f"{str(src)!r} has no config.json (found: {found or 'nothing'}).",
+                              hint="Pass the checkpoint folder itself (the one holding config.json and *.safetensors).")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise ConversionError(f"{path} is not valid JSON: {e}", hint="Re-download the checkpoint.") from None
+    if not is_internvl_chat(config):
+        kind = config.get("model_type") or config.get("architectures") or "unknown"
+        raise ConversionError(f"{str(src)!r} is not an InternVL-chat checkpoint (model_type/architectures: {kind}).",
+                              hint="Convertible folders have model_type 'internvl_chat' (InternVLChatModel); "
+                                   "transformers-native (-hf) and AnyCap ACM folders load without converting.")
+    for key in ("vision_config", "llm_config"):
+        if not isinstance(config.get(key), dict):
+            raise ConversionError(f"{path} has no {key}.", hint="The checkpoint's config.json is incomplete.")
+    return config
+
+
+def is_internvl_chat(config: dict[str, Any]) -> bool:
+    return config.get("model_type") == "internvl_chat" or "InternVLChatModel" in (config.get("architectures") or [])
+
+
+def llm_type(config: dict[str, Any]) -> tuple[str, str]:
+    """(source architecture, target model_type) of the language model."""
+    arch = (config["llm_config"].get("architectures") or ["?"])[0]
+    if arch not in _LLM_TYPES:
+        raise ConversionError(f"Language model {arch!r} is not supported.",
+                              hint=f"Supported: {', '.join(_LLM_TYPES)}.")
+    return arch, _LLM_TYPES[arch]
+
+
+def text_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The `llm_config` as a transformers-native config dict (InternLM2 becomes Llama)."""
+    arch, target = llm_type(config)
+    llm = config["llm_config"]
+    if arch == "InternLM2ForCausalLM":
+        heads = llm["num_attention_heads"]
+        out = {k: llm[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+                                  "num_attention_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps",
+                                  "bos_token_id", "eos_token_id", "pad_token_id") if k in llm}
+        out.update(num_key_value_heads=llm.get("num_key_value_heads") or heads, head_dim=llm["hidden_size"] // heads,
+                   rope_theta=llm.get("rope_theta", 10000.0), attention_bias=bool(llm.get("bias", False)),
+                   mlp_bias=False, tie_word_embeddings=bool(llm.get("tie_word_embeddings", False)))
+        if llm.get("rope_scaling"):
+            out["rope_scaling"] = dict(llm["rope_scaling"])
+    else:
+        out = {k: v for k, v in llm.items() if k not in _CONFIG_NOISE}
+        out.setdefault("tie_word_embeddings", False)
+    out["model_type"] = target
+    return out
+
+
+def vision_config(config: dict[str, Any]) -> dict[str, Any]:
+    """InternViT's config in transformers' InternVLVisionConfig names."""
+    v = config["vision_config"]
+    size = config.get("force_image_size") or v.get("image_size", 448)
+    patch = v.get("patch_size", 14)
+    return dict(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
+                num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
+                num_channels=v.get("num_channels", 3), image_size=[size, size], patch_size=[patch, patch],
+                layer_norm_eps=v.get("layer_norm_eps", 1e-6), hidden_act=v.get("hidden_act", "gelu"),
+                norm_type=v.get("norm_type", "layer_norm"), attention_bias=bool(v.get("qkv_bias", True)),
+                use_qk_norm=bool(v.get("qk_normalization", False)), use_absolute_position_embeddings=True,
+                use_mean_pooling=True, initializer_range=v.get("initializer_range", 0.02))
+
+
+# ---- weight names ---------------------------------------------------------------------------
+
+Slicer = Callable[[Any], Any]
+
+
+def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str:
+    for pattern, replacement in rules:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> list[tuple[str, Slicer]] | None:
+    """The ACM weights one source tensor becomes, each with how to cut it; None for an unknown name."""
+    if key.startswith("vision_model."):
+        new = _rename(key, _VISION_RENAMES)
+        if ".attention.qkv." in new:
+            dim = config["vision_config"]["hidden_size"]
+            return [(new.replace(".qkv.", f".{p}_proj."), lambda t, i=i: t[i * dim:(i + 1) * dim])
+                    for i, p in enumerate("qkv")]
+        return [(new, _same)]
+    if key.startswith("language_model."):
+        if arch != "InternLM2ForCausalLM":
+            return [(key, _same)]
+        new = _rename(key, _INTERNLM2_RENAMES)
+        if ".attention.wqkv." in new:
+            return [(new.replace(".attention.wqkv.", f".self_attn.{p}_proj."), lambda t, i=i: split_wqkv(t, config)[i])
+                    for i, p in enumerate("qkv")]
+        return [(new, _same)]
+    if audio and key.startswith("audio_model."):
+        return [("audio_encoder.model." + key[len("audio_model."):], _same)]
+    prefix = next((p for p in _PROJECTORS if key.startswith(p)), None)
+    if prefix is None or (prefix.startswith("mlp2") and not audio):
+        return None
+    return [(_PROJECTORS[prefix] + key[len(prefix):], _same)]
+
+
+def _same(t: Any) -> Any:
+    return t
+
+
+def split_wqkv(weight: Any, config: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """InternLM2's fused wqkv holds, per key-value head, its query heads, then its key, then its value."""
+    llm = config["llm_config"]
+    heads, kv = llm["num_attention_heads"], llm.get("num_key_value_heads") or llm["num_attention_heads"]
+    head_dim, groups = llm["hidden_size"] // heads, heads // kv
+    w = weight.reshape(kv, groups + 2, head_dim, weight.shape[-1])
+    return (w[:, :groups].reshape(-1, weight.shape[-1]).contiguous(), w[:, -2].reshape(-1, weight.shape[-1]).contiguous(),
+            w[:, -1].reshape(-1, weight.shape[-1]).contiguous())
+
+
+# ---- the conversion -------------------------------------------------------------------------
+
+def source_files(src: Path) -> list[Path]:
+    files = sorted(src.glob("*.safetensors"))
+    if not files:
+        pickles = sorted(p.name for p in src.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        raise ConversionError(f"No .safetensors weights in {str(src)!r}" + (f" (found {pickles})" if pickles else "") + ".",
+                              hint="Only safetensors are read (pickles are never loaded). Download the safetensors "
+                                   "files of the checkpoint, or re-save it with save_pretrained(safe_serialization=True).")
+    return files
+
+
+def _source_keys(files: list[Path]) -> dict[str, Path]:
+    from safetensors import safe_open
+
+    keys: dict[str, Path] = {}
+    for f in files:
+        try:
+            with safe_open(str(f), "pt") as handle:
+                keys.update({k: f for k in handle.keys()})
+        except Exception as e:
+            raise ConversionError(f"{f} is not a readable safetensors file: {e}", hint="Re-download it.") from None
+    return keys
+
+
+def _audio_branch(config: dict[str, Any], keys: dict[str, Path]) -> tuple[dict | None, str, list[str]]:
+    """(AST config to convert it with, or None; what happened to audio; the audio weights left behind)."""
+    audio_keys = sorted(k for k in keys if k.startswith(_AUDIO_PREFIXES))
+    settings = {k: config[k] for k in config if "audio" in k.lower() and config[k] not in (None, False, {}, "")}
+    ast = config.get("audio_config")
+    if audio_keys and isinstance(ast, dict) and ast.get("model_type") == "audio-spectrogram-transformer" \
+            and all(k.startswith(("audio_model.", "mlp2.")) for k in audio_keys):
+        return ast, "converted (AST encoder and mlp2 projector)", []
+    if audio_keys or settings:
+        why = ("absent: the source checkpoint has an audio branch "
+               f"({len(audio_keys)} weights, e.g. {audio_keys[:3]}; settings {sorted(settings)}) in a layout whose "
+               "code is not released (the AnyCap release loads its audio encoder separately), so it was not "
+               "converted. Image and video work; audio inputs are refused.")
+        return None, why, audio_keys
+    return None, "absent: the source checkpoint has no audio branch; audio inputs are refused.", []
+
+
+def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None, audio_note: str,
+                     source: dict[str, Any]) -> Any:
+    from ..acm import ACMConfig
+    from ..acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+
+    image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
+    if image_token is None or image_token == tokenizer.unk_token_id:
+        raise ConversionError(f"The tokenizer has no {IMG_CONTEXT} token.", hint="InternVL-chat tokenizers carry <img>, "
+                                                                                  "</img> and <IMG_CONTEXT>.")
+    text = text_config(config)
+    return ACMConfig(
+        vision_config=vision_config(config), audio_config=audio, text_config=text, image_token_id=image_token,
+        audio_token_id=tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT) if audio else None,
+        downsample_ratio=config.get("downsample_ratio", 0.5), projector_hidden_act="gelu",
+        image_size=config.get("force_image_size") or config["vision_config"].get("image_size", 448),
+        select_layer=config.get("select_layer", -1), ps_version=config.get("ps_version", "v1"),
+        audio_absent=None if audio else audio_note, source=source,
+        tie_word_embeddings=text.get("tie_word_embeddings", False),
+        eos_token_id=text.get("eos_token_id"), pad_token_id=text.get("pad_token_id"))
+
+
+def build_processor(config: dict[str, Any], acm_config: Any, tokenizer: Any) -> Any:
+    from transformers import ASTFeatureExtractor
+
+    from ..acm import ACMImageProcessor, ACMProcessor
+    from ..acm.chat_template import get_template
+
+    template = get_template(config.get("template") or "internvl2_5")
+    for token in (template.stop, "<img>", "</img>"):
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+            raise ConversionError(f"The tokenizer has no {token!r} token, which template {template.name!r} needs.",
+                                  hint="The tokenizer files do not belong to this checkpoint.")
+    size = acm_config.image_size
+    return ACMProcessor(
+        image_processor=ACMImageProcessor(image_size=size, min_dynamic_patch=config.get("min_dynamic_patch", 1),
+                                          max_dynamic_patch=config.get("max_dynamic_patch", 6),
+                                          use_thumbnail=bool(config.get("use_thumbnail", True)),
+                                          dynamic_image_size=bool(config.get("dynamic_image_size", True))),
+        feature_extractor=ASTFeatureExtractor(num_mel_bins=128),
+        tokenizer=tokenizer, image_seq_length=acm_config.image_seq_length,
+        audio_seq_length=acm_config.audio_seq_length if acm_config.audio_config is not None else 0,
+        num_frames=8, template=template.name)
+
+
+def expected_weights(acm_config: Any) -> dict[str, tuple[int, ...]]:
+    """Every weight name and shape the ACM model has, from a model built on the meta device (no memory)."""
+    import torch
+
+    from ..acm import ACMForConditionalGeneration
+
+    with torch.device("meta"):
+        model = ACMForConditionalGeneration(acm_config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, audio_left: list[str],
+         expected: dict[str, tuple[int, ...]], tied: bool) -> dict[str, list[tuple[str, Slicer]]]:
+    """Source name -> targets, after checking that the names fit exactly both ways."""
+    mapping, unknown = {}, []
+    for key in keys:
+        if key in audio_left:
+            continue
+        targets = weight_targets(key, config, arch, audio)
+        if targets is None:
+            unknown.append(key)
+        else:
+            mapping[key] = targets
+    produced = {t for targets in mapping.values() for t, _ in targets}
+    optional = {"language_model.lm_head.weight"} if tied else set()
+    missing = sorted(set(expected) - produced - optional)
+    unexpected = sorted(produced - set(expected))
+    if unknown or missing or unexpected:
+        parts = [f"{label} ({len(names)}): {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+                 for label, names in (("unknown source weights", unknown), ("target weights nothing fills", missing),
+                                      ("converted weights ACM has no place for", unexpected)) if names]
+        raise ConversionError("The checkpoint's weights do not fit its config: " + "; ".join(parts) + ".",
+                              hint="Nothing was written. The weights may be incomplete, or from another layout.")
+    return mapping
+
+
+def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer]]],
+                  expected: dict[str, tuple[int, ...]], dst: Path) -> int:
+    """One output shard per source shard, each read, mapped and written before the next is opened."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    weight_map, total, count = {}, 0, 0
+    names = [f"model-{i + 1:05d}-of-{len(files):05d}.safetensors" for i in range(len(files))]
+    for f, name in zip(files, names):
+        out = {}
+        with safe_open(str(f), "pt") as handle:
+            for key in handle.keys():
+                for target, cut in mapping.get(key, ()):
+                    tensor = cut(handle.get_tensor(key)).contiguous()
+                    if tuple(tensor.shape) != expected[target]:
+                        raise ConversionError(f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
+                                              f"{expected[target]}.", hint="The config does not match the weights.")
+                    out[target] = tensor
+        save_file(out, str(dst / name), metadata={"format": "pt"})
+        weight_map.update({k: name for k in out})
+        total += sum(t.numel() * t.element_size() for t in out.values())
+        count += len(out)
+        del out
+    (dst / WEIGHTS_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    return count
+
+
+def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, Any] | None = None) -> ConversionReport:
+    """Convert `src` (an InternVL-chat folder) into a complete ACM folder at `dst`.
+
+    Written into a temporary sibling and renamed at the end, so `dst` is complete or absent.
+    """
+    src, dst = Path(src), Path(dst)
+    config = read_config(src)
+    arch, target = llm_type(config)
+    files = source_files(src)
+    keys = _source_keys(files)
+    tokenizer = load_tokenizer(src)
+    audio, audio_note, audio_left = _audio_branch(config, keys)
+    source = {"format": "internvl_chat", "path": str(src), **(source or {})}
+    acm_config = build_acm_config(config, tokenizer, audio, audio_note, source)
+    processor = build_processor(config, acm_config, tokenizer)
+    expected = expected_weights(acm_config)
+    mapping = plan(keys, config, arch, audio is not None, audio_left, expected, acm_config.text_config.tie_word_embeddings)
+    if audio_left:
+        warnings.warn(f"{src}: {audio_note}", stacklevel=2)
+    work = dst.with_name(dst.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        report = ConversionReport(source=source, llm=f"{arch} -> {target}", template=processor.template,
+                                  audio=audio_note if audio is None else "converted", dropped=audio_left)
+        report.tensors = write_weights(files, mapping, expected, work)
+        acm_config.save_pretrained(str(work))
+        processor.save_pretrained(str(work))
+        generation_config(acm_config, tokenizer, processor.stop_token).save_pretrained(str(work))
+        (work / "conversion.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        shutil.rmtree(dst, ignore_errors=True)
+        work.rename(dst)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return report
+
+
+def generation_config(acm_config: Any, tokenizer: Any, stop: str) -> Any:
+    """Greedy, stopping at the template's end-of-turn token, as the reference `chat()` does."""
+    from transformers import GenerationConfig
+
+    return GenerationConfig(eos_token_id=[tokenizer.convert_tokens_to_ids(stop)],
+                            pad_token_id=tokenizer.pad_token_id, do_sample=False)
+
+
+def iter_weight_names(folder: Path) -> Iterator[str]:
+    """The weight names of a folder's safetensors files (headers only)."""
+    yield from _source_keys(source_files(folder))
