@@ -146,6 +146,27 @@ def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
 
 
 @cli.command()
+@click.argument("src")
+@click.argument("dst", type=click.Path(file_okay=False, path_type=Path))
+def convert(src: str, dst: Path) -> None:
+    """Convert an InternVL-chat checkpoint (folder or hub id) into a folder acm: and internvl: load.
+
+    Specs convert on their own (once, into the cache); this writes the result where you want it.
+    """
+    from .convert import ConversionError, TokenizerConversionError
+    from .convert import convert as run_conversion
+
+    try:
+        report = run_conversion(src, dst)
+    except (ConversionError, TokenizerConversionError) as e:
+        raise click.UsageError(str(e)) from None
+    click.echo(f"{dst}: {report.tensors} tensors; language model {report.llm}; template {report.template}")
+    click.echo(f"audio: {report.audio}")
+    if report.dropped:
+        click.echo(f"NOT CONVERTED: {len(report.dropped)} audio weights (listed in {dst / 'conversion.json'})", err=True)
+
+
+@cli.command()
 @click.option("--model", "-m", required=True, help="ACM folder to start from (e.g. one built by the converter).")
 @click.option("--data", "-d", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
               help="ACD JSONL file (repeatable).")

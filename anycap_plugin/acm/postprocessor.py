@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..captioner import Caption, CaptionOptions, PostProcessor
-from ..hf import CheckpointError, choose_device, choose_dtype, load_pretrained
+from ..errors import ModalityNotSupportedError
 from ..instructions import parse_length_constraint
 from ..media import Media
 
@@ -43,42 +43,32 @@ class ConstraintCheckedRefiner(PostProcessor):
 
 
 class ACMPostProcessor(ConstraintCheckedRefiner):
+    """ACM in process: `model` is an ACM folder, an InternVL-chat folder (the published layout) or a hub id."""
+
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None) -> None:
-        from transformers import AutoModel, AutoProcessor
-
-        from . import ACMModalityError  # noqa: F401  (registers the Auto classes)
-
         if not model:
             from ..errors import OptionsError
 
-            raise OptionsError("The acm post-processor needs a model folder.", hint="Use a spec like 'acm:/path/to/acm'.")
+            raise OptionsError("The acm post-processor needs a model folder or hub id.",
+                               hint="Use a spec like 'acm:/path/to/acm' or 'acm:qishisuren/AnyCapModel'.")
+        from .runtime import LoadedACM
+
         self.id = f"acm:{model}"
-        self.device = choose_device(device)
-        self.processor = load_pretrained(AutoProcessor, model)
-        net, info = load_pretrained(AutoModel, model, dtype=choose_dtype(dtype, self.device), output_loading_info=True)
-        missing = sorted(info.get("missing_keys") or [])
-        if missing:  # transformers would fill them with random weights and carry on
-            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-            raise CheckpointError(f"The ACM checkpoint {model!r} lacks {len(missing)} weights: {shown}.",
-                                  hint="It is incomplete, or saved in another layout (the released InternVL-chat "
-                                       "layout needs converting first).")
-        self.model = net.to(self.device).eval()
-        cfg = self.model.config
-        self.modalities = frozenset(  # type: ignore[misc]
-            (["image", "video"] if cfg.vision_config is not None else []) + (["audio"] if cfg.audio_config is not None else []))
+        self.acm = LoadedACM(model, device, dtype)
+        self.processor, self.model, self.device = self.acm.processor, self.acm.model, self.acm.device
+        self.modalities = self.acm.modalities  # type: ignore[misc]
+
+    def check_modality(self, media: Media) -> None:
+        why = getattr(self.model.config, "audio_absent", None)
+        if media.modality == "audio" and why:
+            raise ModalityNotSupportedError(f"{self.id} does not take audio ({media.ref}): {why}",
+                                            hint="Caption audio with an ACM that has an audio encoder.")
+        super().check_modality(media)
 
     def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
                   options: ACMOptions) -> list[tuple[str, int, int]]:
         inputs = self.processor(media, instructions, existing, num_frames=options.num_frames)
-        inputs = inputs.to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        out = self.model.generate(**inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample)
-        texts = self.processor.batch_decode(out, skip_special_tokens=True)
-        prompt = inputs["attention_mask"].sum(dim=1).tolist()
-        pad = self.processor.tokenizer.pad_token_id
-        completion = [(row != pad).sum().item() for row in out]
-        return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]
+        return self.acm.generate(inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample)
 
 
 def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], instructions: list[str | None],

@@ -1,19 +1,28 @@
-"""AnyCap plugin: InternVL2.5 (`internvl:FOLDER_OR_HUB_ID`) with transformers' native class.
+"""AnyCap plugin: InternVL (`internvl:FOLDER_OR_HUB_ID`).
 
-Images use the processor's dynamic tiling; a video is sent as its sampled frames, each an
-image behind a `FrameN:` label, as InternVL's own chat scripts do.
+Two layouts load:
+- InternVL-chat checkpoints (the official `OpenGVLab/InternVL2_5-*`, MetaCaptioner's family): converted
+  once by `anycap_plugin.convert` and run through the same classes as ACM, with InternVL's own
+  prompt (template and system message), tiling (448-px tiles, at most `max_dynamic_patch`, plus a
+  thumbnail) and video input (one tile per frame, `Frame{i}: <image>` lines).
+- transformers-native `-hf` folders, through `InternVLForConditionalGeneration` and its processor.
 """
+
+from __future__ import annotations
 
 from typing import Any
 
 from anycap_plugin import hookimpl
-from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
+from anycap_plugin.captioner import BaseCaptioner, Caption, CaptionOptions
+from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, ModelNotFoundError
 from anycap_plugin.media import Media
 
 DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 class InternVLCaptioner(HFChatCaptioner):
+    """A transformers-native (`-hf`) InternVL folder."""
+
     spec_name = "internvl"
 
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
@@ -29,7 +38,49 @@ class InternVLCaptioner(HFChatCaptioner):
         return prompt, {"images": images}
 
 
+class InternVLChatCaptioner(BaseCaptioner):
+    """An InternVL-chat checkpoint, answering the instruction as the reference `chat()` / `batch_chat()` do."""
+
+    Options = GenerationOptions
+    modalities = frozenset({"image", "video"})
+
+    def __init__(self, model: str, *, device: str | None = None, dtype: Any = None) -> None:
+        from anycap_plugin.acm.runtime import LoadedACM
+
+        self.id = f"internvl:{model}"
+        self.acm = LoadedACM(model, device, dtype)
+
+    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+        return self._caption_batch([media], [instruction], options)[0]
+
+    def _caption_batch(self, media: list[Media], instructions: list[str | None],
+                       options: CaptionOptions) -> list[Caption]:
+        assert isinstance(options, GenerationOptions)
+        questions = [i or DEFAULT_PROMPT.format(modality=m.modality) for m, i in zip(media, instructions)]
+        inputs = self.acm.processor.chat(media, questions, num_frames=options.num_frames)
+        results = self.acm.generate(inputs, **options.generate_kwargs())
+        return [Caption(text=t, usage={"prompt_tokens": p, "completion_tokens": c}) for t, p, c in results]
+
+
+def internvl(model: str | None = None, **kwargs: Any) -> BaseCaptioner:
+    """InternVL-chat sources (and their conversions) run on our classes; native -hf folders on transformers'."""
+    import json
+    from pathlib import Path
+
+    from anycap_plugin.convert import resolve_model
+
+    if not model:
+        raise ModelNotFoundError("The internvl captioner needs a model folder or hub id.",
+                                 hint="Use a spec like 'internvl:OpenGVLab/InternVL2_5-8B' or 'internvl:/path/to/model'.")
+    folder = Path(resolve_model(model))
+    config = folder / "config.json"
+    if config.exists() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == "anycap_acm":
+        return InternVLChatCaptioner(model, **kwargs)
+    return InternVLCaptioner(model, **kwargs)
+
+
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("internvl", lambda model=None, **kw: InternVLCaptioner(model, **kw),
-             "InternVL2.5 via transformers (images, video as frames); model = local folder or hub id")
+    register("internvl", internvl,
+             "InternVL: InternVL-chat checkpoints (official InternVL2.5, converted once) or native -hf folders; "
+             "images, video as frames; model = local folder or hub id")

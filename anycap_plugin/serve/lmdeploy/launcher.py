@@ -3,12 +3,15 @@
 LMDeploy decides whether a model takes media from a fixed list of architecture names
 (`lmdeploy.archs.check_vl_llm`); `enable_acm()` adds ours to that check, registers the request
 side and the engine config builder, and returns the engine options that name our module map.
+A published ACM (InternVL-chat layout, folder or hub id) needs none of that: LMDeploy serves the
+InternVL-chat architecture natively, with the checkpoint's conversation template.
 `serve()` starts the server with `anycap serve`'s safety defaults (guards.py): loopback, one API
 key, no CORS, our media policy and body limit.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -39,25 +42,46 @@ def enable_acm() -> dict[str, Any]:
     return {"custom_module_map": ModuleMapPath(MODULE_MAP_FILE)}
 
 
-def acm_folder(spec: str) -> str:
+def acm_source(spec: str) -> tuple[str, bool]:
+    """(folder LMDeploy loads, whether it is InternVL-chat). A published ACM (an InternVL-chat folder or
+    hub id) runs on LMDeploy's own InternVL support with the checkpoint's template; an ACM folder of
+    ours runs through our module map."""
+    from ...convert import download, is_internvl_chat, looks_like_path
+
     name, _, path = spec.partition(":")
-    if name != "acm" or not path or not Path(path).is_dir():
-        raise OptionsError(f"The LMDeploy backend serves an ACM folder (acm:PATH), not {spec!r}.",
+    if name != "acm" or not path or path.startswith(("http://", "https://")) or "+" in spec:
+        raise OptionsError(f"The LMDeploy backend serves one ACM (acm:PATH or acm:HUB_ID), not {spec!r}.",
                            hint="Serve a whole chain with --backend transformers, or run the base captioner "
                                 "elsewhere and point acm:http://host:port/v1 at this server.")
-    return path
+    if looks_like_path(path):
+        if not Path(path).expanduser().is_dir():
+            raise OptionsError(f"No ACM folder at {path!r}.", hint="Pass an ACM or InternVL-chat folder, or a hub id.")
+        folder = Path(path).expanduser()
+    else:
+        folder = download(path)[0]
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").exists() else {}
+    return str(folder), is_internvl_chat(config)
+
+
+def acm_folder(spec: str) -> str:
+    return acm_source(spec)[0]
 
 
 def server_options(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                    model_name: str | None = None) -> dict[str, Any]:
     """`lmdeploy.serve.openai.api_server.serve` arguments (the engine config aside) with our defaults."""
-    return dict(model_path=acm_folder(spec), model_name=model_name or "acm", backend="pytorch", server_name=host,
+    return dict(model_path=acm_source(spec)[0], model_name=model_name or "acm", backend="pytorch", server_name=host,
                 server_port=port, log_level="WARNING",
                 # a list: LMDeploy 0.18 iterates `api_keys`, so a bare string would make each of its
                 # characters a valid key on its own
                 api_keys=[api_key] if api_key else None,
                 allow_origins=[],  # no CORS: web pages in a browser on this machine may not call the server
                 disable_fastapi_docs=True)
+
+
+def engine_options(spec: str) -> dict[str, Any]:
+    """PytorchEngineConfig options: none for LMDeploy's native InternVL-chat, our module map otherwise."""
+    return {} if acm_source(spec)[1] else enable_acm()
 
 
 class UvicornBehindBodyLimit:
@@ -79,7 +103,7 @@ def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str 
           max_body_bytes: int = 64 * 2**20, media_policy: MediaPolicy = MediaPolicy()) -> None:
     """Blocks, serving until interrupted."""
     options = server_options(spec, host=host, port=port, api_key=api_key, model_name=model_name)
-    engine = enable_acm()
+    engine = engine_options(spec)
     import torch
 
     if not torch.cuda.is_available():

@@ -1,0 +1,57 @@
+"""ACM-class models in process: load a folder, an InternVL-chat folder or a hub id; generate in batches.
+
+Shared by the `acm` post-processor and the `internvl` captioner (which runs InternVL-chat checkpoints
+through the same converted classes). Published layouts are converted once (`convert.resolve_model`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..hf import CheckpointError, choose_device, choose_dtype, load_pretrained
+
+
+class LoadedACM:
+    """A processor and a model on one device, in eval mode."""
+
+    def __init__(self, model: str, device: str | None = None, dtype: Any = None) -> None:
+        from transformers import AutoModel, AutoProcessor
+
+        from . import ACMConfig  # noqa: F401  (registers the Auto classes)
+        from ..convert import resolve_model
+
+        folder = resolve_model(model)
+        self.device = choose_device(device)
+        self.processor = load_pretrained(AutoProcessor, folder)
+        net, info = load_pretrained(AutoModel, folder, dtype=choose_dtype(dtype, self.device), output_loading_info=True)
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:  # transformers would fill them with random weights and carry on
+            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            raise CheckpointError(f"The ACM checkpoint {model!r} lacks {len(missing)} weights: {shown}.",
+                                  hint="It is incomplete, or saved in another layout (InternVL-chat folders are "
+                                       "converted automatically; other layouts are not read).")
+        self.model = net.to(self.device).eval()
+        self.config = self.model.config
+
+    @property
+    def modalities(self) -> frozenset[str]:
+        cfg = self.config
+        return frozenset((["image", "video"] if cfg.vision_config is not None else [])
+                         + (["audio"] if cfg.audio_config is not None else []))
+
+    def generate(self, inputs: Any, **generate_kwargs: Any) -> list[tuple[str, int, int]]:
+        """(text, prompt tokens, completion tokens) per row of a processor batch."""
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        out = self.model.generate(**inputs, **generate_kwargs)
+        texts = self.processor.batch_decode(out, skip_special_tokens=True)
+        prompt = inputs["attention_mask"].sum(dim=1).tolist()
+        stops = self.model.generation_config.eos_token_id
+        stops = set(stops if isinstance(stops, (list, tuple)) else [stops]) - {None}
+        pad = self.processor.tokenizer.pad_token_id
+        completion = []
+        for row in out.tolist():  # up to and including the first stop token; padding after it is not output
+            n = next((i + 1 for i, t in enumerate(row) if t in stops), None)
+            completion.append(n if n is not None else sum(1 for t in row if t != pad))
+        return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]
