@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/serve_batching.py
 	$(BIN)/python benchmarks/serve_lmdeploy.py
+	$(BIN)/python benchmarks/convert.py
 
 clean:
 	rm -rf $(VENV) out

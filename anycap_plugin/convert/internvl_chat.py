@@ -5,8 +5,8 @@ Everything is read from the source `config.json`: the InternViT encoder (depth, 
 `qk_normalization`, `norm_type`, `layer_norm_eps`), how it meets the language model
 (`select_layer`, `downsample_ratio`, `ps_version`, `force_image_size`), the tiling
 (`dynamic_image_size`, `max_dynamic_patch`, `use_thumbnail`), the conversation `template`, and the
-`llm_config` (InternLM2, Qwen2, Llama, Phi-3). Weights keep their dtype and are mapped shard by
-shard (peak memory near the largest shard): InternViT's fused `attn.qkv` splits into q/k/v,
+`llm_config` (InternLM2, Qwen2, Llama, Phi-3). Weights keep their dtype and are mapped a tensor at
+a time into output shards of a quarter of the largest source shard (peak memory near one source shard): InternViT's fused `attn.qkv` splits into q/k/v,
 InternLM2's `wqkv` splits per key-value group into Llama's q/k/v, `w1/w2/w3`, `tok_embeddings` and
 `output` take Llama's names, `mlp1` becomes the vision projector. Every source and target weight
 name is checked before anything is written; the tokenizer becomes a fast tokenizer checked against
@@ -315,29 +315,71 @@ def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, 
 
 def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer]]],
                   expected: dict[str, tuple[int, ...]], dst: Path) -> int:
-    """One output shard per source shard, each read, mapped and written before the next is opened."""
-    from safetensors import safe_open
+    """Tensors are read one at a time, mapped, and flushed to an output shard whenever a quarter of the largest
+    source shard has gathered (serializing holds a second copy), so peak memory stays near one shard."""
     from safetensors.torch import save_file
 
-    weight_map, total, count = {}, 0, 0
-    names = [f"model-{i + 1:05d}-of-{len(files):05d}.safetensors" for i in range(len(files))]
-    for f, name in zip(files, names):
-        out = {}
-        with safe_open(str(f), "pt") as handle:
-            for key in handle.keys():
-                for target, cut in mapping.get(key, ()):
-                    tensor = cut(handle.get_tensor(key)).contiguous()
-                    if tuple(tensor.shape) != expected[target]:
-                        raise ConversionError(f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
-                                              f"{expected[target]}.", hint="The config does not match the weights.")
-                    out[target] = tensor
-        save_file(out, str(dst / name), metadata={"format": "pt"})
-        weight_map.update({k: name for k in out})
-        total += sum(t.numel() * t.element_size() for t in out.values())
-        count += len(out)
-        del out
+    flush_at = max(min(max(f.stat().st_size for f in files) // 4, 2**30), 1)
+    shards: list[tuple[Path, list[str]]] = []
+    pending: dict[str, Any] = {}
+    size = total = 0
+
+    def flush() -> None:
+        nonlocal pending, size
+        if pending:
+            path = dst / f"shard-{len(shards) + 1:05d}.safetensors"
+            save_file(pending, str(path), metadata={"format": "pt"})
+            shards.append((path, list(pending)))
+        pending, size = {}, 0
+
+    for f in files:
+        for key, source in read_tensors(f, set(mapping)):
+            for target, cut in mapping[key]:
+                tensor = cut(source).contiguous()
+                if len(mapping[key]) > 1:  # slices of one tensor must not share its storage when saved
+                    tensor = tensor.clone()
+                if tuple(tensor.shape) != expected[target]:
+                    raise ConversionError(f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
+                                          f"{expected[target]}.", hint="The config does not match the weights.")
+                pending[target] = tensor
+                size += tensor.numel() * tensor.element_size()
+                total += tensor.numel() * tensor.element_size()
+                if size >= flush_at:
+                    flush()
+    flush()
+    weight_map = {}
+    for i, (path, names) in enumerate(shards):
+        final = dst / f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
+        path.rename(final)
+        weight_map.update(dict.fromkeys(names, final.name))
     (dst / WEIGHTS_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
-    return count
+    return len(weight_map)
+
+
+_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
+    """The tensors of a safetensors file, read one by one with plain reads (no memory map, so the
+    file's pages never count against this process's memory, and only the current tensor is held)."""
+    import torch
+
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        base = 8 + size
+        for name, info in sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
+                                 key=lambda kv: kv[1]["data_offsets"][0]):
+            if name not in wanted:
+                continue
+            start, end = info["data_offsets"]
+            tensor = torch.empty(info["shape"], dtype=getattr(torch, _DTYPES[info["dtype"]]))
+            f.seek(base + start)
+            view = tensor.view(-1).view(torch.uint8).numpy() if tensor.numel() else bytearray()
+            if f.readinto(view) != end - start:
+                raise ConversionError(f"{path} ends inside tensor {name!r}.", hint="The file is truncated: re-download it.")
+            yield name, tensor
 
 
 def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, Any] | None = None) -> ConversionReport:
@@ -384,8 +426,3 @@ def generation_config(acm_config: Any, tokenizer: Any, stop: str) -> Any:
 
     return GenerationConfig(eos_token_id=[tokenizer.convert_tokens_to_ids(stop)],
                             pad_token_id=tokenizer.pad_token_id, do_sample=False)
-
-
-def iter_weight_names(folder: Path) -> Iterator[str]:
-    """The weight names of a folder's safetensors files (headers only)."""
-    yield from _source_keys(source_files(folder))

@@ -1,9 +1,10 @@
 """ACD records (InternVL SFT format) -> (media, instruction, existing caption, target) examples.
 
-The human turn carries the instruction and the existing caption inside the aligner prompt
-("... The requirement is: '...'. The existing caption is: '...'. You only need to answer ...");
-quoting and punctuation vary across the release, so the parser is tolerant. Records without
-an existing caption (`gpt_q_c`) are plain captioning examples.
+The human turn carries the instruction and the existing caption inside the aligner prompt, in
+the records' longer variant ("... The requirement is: '...'. The existing caption is: '...'. You
+only need to answer ..."); `acm.prompt.parse_question` reads it, and the processor re-renders
+each example with the published inference prompt, so training sees what inference sends.
+Records without an existing caption (`gpt_q_c`) are plain captioning examples.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..acm.prompt import parse_question
 from ..errors import AnyCapError
 from ..jsonl import read_jsonl
 
@@ -25,8 +27,6 @@ KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
     "q-c-c": "correct",  # existing caption already equals the target
     "gpt_q_c": "plain",  # no existing caption
 }
-_ALIGNER = re.compile(r"The requirement is:\s*(?P<req>.*?)\s*The existing caption is:\s*(?P<cap>.*?)\s*"
-                      r"(?:You only need to answer.*)?$", re.DOTALL)
 _MEDIA_TAG = re.compile(r"<(?:image|video|audio)>\s*")
 
 
@@ -44,13 +44,6 @@ class Example:
     kind: Kind
 
 
-def _unquote(text: str) -> str:
-    text = text.strip().rstrip(".").strip() if text.strip().endswith("'.") else text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        text = text[1:-1]
-    return _MEDIA_TAG.sub("", text).strip()
-
-
 def parse_record(row: dict, where: str) -> Example:
     try:
         human = next(t["value"] for t in row["conversations"] if t["from"] == "human")
@@ -60,9 +53,9 @@ def parse_record(row: dict, where: str) -> Example:
     modality = next((m for m in ("image", "video", "audio") if m in row), None)
     if modality is None:
         raise ACDFormatError(f"{where}: no 'image', 'video' or 'audio' field.")
-    m = _ALIGNER.search(human)
-    if m:
-        instruction, existing = _unquote(m.group("req")), _unquote(m.group("cap"))
+    parsed = parse_question(human)
+    if parsed:
+        instruction, existing = parsed.instruction, parsed.caption
     else:
         instruction, existing = _MEDIA_TAG.sub("", human).strip(), None
     if not instruction or not str(target).strip():
