@@ -254,3 +254,36 @@ def test_anycap_convert_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["convert", str(tmp_path), str(tmp_path / "out2")])
     assert done.value.code == 2
+
+
+def test_a_qwen2_language_model_converts_to_what_transformers_builds(tmp_path):
+    """InternVL-chat builds Qwen2 language models with transformers' own `Qwen2ForCausalLM`: after
+    conversion, ACM's language model must give that class's logits for the same embeddings."""
+    from transformers import AutoModel, Qwen2Config, Qwen2ForCausalLM
+
+    from anycap_plugin import testing
+
+    src = copy_source(tmp_path)
+    for name in ("tokenizer.model", "tokenizer_config.json", "added_tokens.json", "special_tokens_map.json"):
+        (src / name).unlink()
+    tok = testing.build_tokenizer(src, extra_special_tokens=("<img>", "</img>", "<IMG_CONTEXT>"))
+    llm = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
+                      architectures=["Qwen2ForCausalLM"])
+    torch.manual_seed(0)
+    lm = Qwen2ForCausalLM(llm).eval()
+    weights = {k: v for k, v in load_file(str(src / "model.safetensors")).items() if not k.startswith("language_model.")}
+    weights.update({f"language_model.{k}": v.clone() for k, v in lm.state_dict().items()})
+    save_file(weights, str(src / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads((src / "config.json").read_text())
+    (src / "config.json").write_text(json.dumps({**config, "llm_config": llm.to_dict()}))
+    report = convert_internvl_chat(src, tmp_path / "out")
+    assert report.llm == "Qwen2ForCausalLM -> qwen2"
+    import anycap_plugin.acm  # noqa: F401
+
+    acm = AutoModel.from_pretrained(tmp_path / "out").eval()
+    embeds = torch.randn(1, 7, 64)
+    with torch.no_grad():
+        ours = acm.language_model(inputs_embeds=embeds).logits
+        theirs = lm(inputs_embeds=embeds).logits
+    assert torch.allclose(ours, theirs, atol=1e-5)
