@@ -61,10 +61,15 @@ def choose_dtype(dtype: Any = None, device: str = "cpu") -> Any:
     return dtype
 
 
+def looks_like_path(name: str) -> bool:
+    """A local folder rather than a hub id ('org/name')."""
+    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
 def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
     """`loader.from_pretrained` with errors that say whether the folder, the id or the files are wrong."""
     path = Path(name_or_path).expanduser()
-    local = path.exists() or name_or_path.startswith(("/", ".", "~")) or name_or_path.count("/") > 1
+    local = looks_like_path(name_or_path)
     if local and not path.is_dir():
         raise ModelNotFoundError(f"No model folder at {str(path)!r}.",
                                  hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")

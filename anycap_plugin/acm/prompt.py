@@ -67,7 +67,7 @@ def media_prefix(modality: str, frames: int = 0) -> str:
 
 def parse_question(text: str) -> ParsedQuestion | None:
     """(instruction, existing caption) from any ACM prompt variant; None for anything else."""
-    body = _MEDIA_TAG.sub("", text).strip()
+    body = strip_placeholders(text)
     for reader in _READERS:
         m = reader.search(body)
         if m:
@@ -76,10 +76,15 @@ def parse_question(text: str) -> ParsedQuestion | None:
     return None
 
 
+def strip_placeholders(text: str) -> str:
+    """`text` without media placeholders (`<image>`, `Frame{i}: <image>`, `<video>`, `<audio>`)."""
+    return _MEDIA_TAG.sub("", text).strip()
+
+
 def _unquote(text: str) -> str:
     text = text.strip()
     if text.endswith("'.") or text.endswith("'"):
         text = text.rstrip(".")
     if len(text) >= 2 and text[0] == text[-1] == "'":
         text = text[1:-1]
-    return _MEDIA_TAG.sub("", text).strip()
+    return strip_placeholders(text)

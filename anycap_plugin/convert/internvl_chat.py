@@ -203,17 +203,20 @@ def source_files(src: Path) -> list[Path]:
     return files
 
 
-def _source_keys(files: list[Path]) -> dict[str, Path]:
-    from safetensors import safe_open
+def read_header(path: Path) -> tuple[dict[str, Any], int]:
+    """A safetensors file's tensor table and where its data starts."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size))
+    except (OSError, ValueError) as e:
+        raise ConversionError(f"{path} is not a readable safetensors file: {e}", hint="Re-download it.") from None
+    header.pop("__metadata__", None)
+    return header, 8 + size
 
-    keys: dict[str, Path] = {}
-    for f in files:
-        try:
-            with safe_open(str(f), "pt") as handle:
-                keys.update({k: f for k in handle.keys()})
-        except Exception as e:
-            raise ConversionError(f"{f} is not a readable safetensors file: {e}", hint="Re-download it.") from None
-    return keys
+
+def _source_keys(files: list[Path]) -> dict[str, Path]:
+    return {k: f for f in files for k in read_header(f)[0]}
 
 
 def _audio_branch(config: dict[str, Any], keys: dict[str, Path]) -> tuple[dict | None, str, list[str]]:
@@ -365,12 +368,9 @@ def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
     file's pages never count against this process's memory, and only the current tensor is held)."""
     import torch
 
+    header, base = read_header(path)
     with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        base = 8 + size
-        for name, info in sorted(((k, v) for k, v in header.items() if k != "__metadata__"),
-                                 key=lambda kv: kv[1]["data_offsets"][0]):
+        for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
             if name not in wanted:
                 continue
             start, end = info["data_offsets"]

@@ -16,14 +16,10 @@ import re
 from pathlib import Path
 
 from ..cache import cache_dir
-from ..hf import ModelNotFoundError
+from ..hf import ModelNotFoundError, looks_like_path
 from .internvl_chat import convert_internvl_chat, is_internvl_chat
 
 FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]
-
-
-def looks_like_path(name: str) -> bool:
-    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
 
 
 def fingerprint(folder: Path) -> str:

@@ -17,6 +17,7 @@ are loaded as they are.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = N
         steps.append(normalizers.Prepend("▁"))  # per stretch between special tokens, as the reference encodes
     tok.normalizer = normalizers.Sequence(steps)
     if multi:  # user-defined symbols are atomic in sentencepiece
-        tok.pre_tokenizer = pre_tokenizers.Split(Regex("|".join(_escape(s) for s in multi)), behavior="isolated")
+        tok.pre_tokenizer = pre_tokenizers.Split(Regex("|".join(re.escape(s) for s in multi)), behavior="isolated")
     tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
                                     + ([decoders.Strip(" ", 1, 0)] if spec.add_dummy_prefix else []))
     specials = _added_tokens(config, added, pieces)
@@ -169,8 +170,3 @@ def _read_json(path: Path) -> dict:
     except ValueError as e:
         raise TokenizerConversionError(f"{path} is not valid JSON: {e}", hint="Re-download the tokenizer files.") from None
 
-
-def _escape(symbol: str) -> str:
-    import re
-
-    return re.escape(symbol)

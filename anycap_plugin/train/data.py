@@ -10,13 +10,12 @@ Records without an existing caption (`gpt_q_c`) are plain captioning examples.
 from __future__ import annotations
 
 import random
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from ..acm.prompt import parse_question
+from ..acm.prompt import parse_question, strip_placeholders
 from ..errors import AnyCapError
 from ..jsonl import read_jsonl
 
@@ -27,7 +26,6 @@ KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
     "q-c-c": "correct",  # existing caption already equals the target
     "gpt_q_c": "plain",  # no existing caption
 }
-_MEDIA_TAG = re.compile(r"<(?:image|video|audio)>\s*")
 
 
 class ACDFormatError(AnyCapError):
@@ -57,7 +55,7 @@ def parse_record(row: dict, where: str) -> Example:
     if parsed:
         instruction, existing = parsed.instruction, parsed.caption
     else:
-        instruction, existing = _MEDIA_TAG.sub("", human).strip(), None
+        instruction, existing = strip_placeholders(human), None
     if not instruction or not str(target).strip():
         raise ACDFormatError(f"{where}: empty instruction or target.")
     kind = KIND_OF_SAMPLE_TYPE.get(str(row.get("_sample_type")), "plain" if existing is None else "degraded")
