@@ -1,8 +1,9 @@
 """The AnyCap instruction taxonomy and length constraints parsed from natural language.
 
-Counting follows AnyCapEval so checks here agree with the benchmark: words are English words
-(letters, inner apostrophes or hyphens) plus single CJK characters; sentences are the
-non-empty parts left after splitting on `.`, `!` and `?`.
+Counting is the AnyCapEval release's, so checks here agree with the benchmark: words are the
+release's `count_total_words` (ASCII-letter words between word boundaries, with inner `'` or
+`-`, plus each character of CJK ideographs, CJK punctuation and full-width forms); sentences are
+its `sentences_count` (the non-blank parts left after splitting on `.`, `!` and `?`).
 """
 
 from __future__ import annotations
@@ -70,12 +71,15 @@ def dimensions() -> list[tuple[Modality, InstructionType]]:
 
 
 # ---- counting ------------------------------------------------------------------------
-_WORD = re.compile(r"[A-Za-z]+(?:['\u2019\-][A-Za-z]+)*|[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# verbatim from the release's count_total_words: `3D` is no word (no boundary inside it), a curly
+# apostrophe splits a word in two, `\uff00-\uffef` counts full-width letters and punctuation
+_EN_WORD = re.compile(r"\b[a-zA-Z]+(?:['-][a-zA-Z]+)*\b")
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
 _SENTENCE_END = re.compile(r"[.!?]")
 
 
 def count_words(text: str) -> int:
-    return len(_WORD.findall(text))
+    return len(_EN_WORD.findall(text)) + len(_CJK_CHAR.findall(text))
 
 
 def count_sentences(text: str) -> int:

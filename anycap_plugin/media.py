@@ -219,10 +219,12 @@ class Media:
         return self._image
 
     def frames(self, num_frames: int = DEFAULT_NUM_FRAMES, fps: float | None = None,
-               max_frames: int | None = None) -> VideoFrames:
+               max_frames: int | None = None, spread: Literal["segments", "ends"] = "segments") -> VideoFrames:
         """Sample frames: `num_frames` at the midpoints of equal segments, or every 1/`fps` s.
 
-        An image gives itself as a one-frame video, so frame-based captioners take both.
+        `spread="ends"` picks frame indices `linspace(0, n - 1, num_frames)` (first and last
+        frame included, as decord-based reference scripts sample). An image gives itself as a
+        one-frame video, so frame-based captioners take both.
         """
         if self.modality == "image":
             return VideoFrames([self.image()], [0.0], 0.0)
@@ -231,6 +233,10 @@ class Media:
         if fps is None and num_frames < 1:
             raise ValueError("num_frames must be at least 1")
         if self._frames is not None:
+            if spread == "ends":
+                keep = sorted(set(np.linspace(0, len(self._frames) - 1, num_frames, dtype=int).tolist()))
+                f = self._frames
+                return VideoFrames([f.images[i] for i in keep], [f.timestamps[i] for i in keep], f.duration)
             return _subsample(self._frames, num_frames if fps is None else len(self._frames), max_frames)
         try:
             with self._open_av() as c:
@@ -242,8 +248,11 @@ class Media:
             times = [t * tb for t in pts]
             frame_dur = (times[-1] - times[0]) / max(len(times) - 1, 1) if len(times) > 1 else 0.0
             duration = times[-1] - times[0] + frame_dur
-            targets = _sample_times(times[0], duration, num_frames, fps, max_frames)
-            wanted = {pts[_nearest(times, t)] for t in targets}
+            if spread == "ends":
+                wanted = {pts[i] for i in np.linspace(0, len(pts) - 1, num_frames, dtype=int).tolist()}
+            else:
+                targets = _sample_times(times[0], duration, num_frames, fps, max_frames)
+                wanted = {pts[_nearest(times, t)] for t in targets}
             picked: dict[int, Image.Image] = {}
             with self._open_av() as c:
                 vs = c.streams.video[0]

@@ -43,11 +43,18 @@ def echo_responder(body: dict[str, Any]) -> str:
 
 
 def judge_responder(body: dict[str, Any]) -> str:
-    """A well-behaved AnyCapEval judge: every other key point matched; style always 3."""
+    """A well-behaved AnyCapEval judge under either protocol: every other key point matched
+    (anycap: by index; release: keyed by the key point's text without its parenthesis); style always 3."""
     import re
 
     content = body["messages"][-1]["content"]
-    text = content if isinstance(content, str) else content[-1]["text"]
+    text = content if isinstance(content, str) else next(p["text"] for p in content if p.get("type") == "text")
+    if "caption_evaluation" in text:  # the release's content instruction
+        listed = text.rsplit("Key points:\n", 1)[1].rsplit("\nCaption: ", 1)[0]
+        points = [re.sub(r"\s*\([^()]*\)\s*$", "", p) for p in listed.split("\n") if p.strip()]
+        scores = {p: i % 2 for i, p in enumerate(points, 1)}
+        return json.dumps({"caption_evaluation": {"key_points_scores": scores, "total_score": sum(scores.values()),
+                                                  "score_reasons": {p: "loopback" for p in points}}})
     m = re.search(r"each index from 1 to (\d+)", text)
     if m:
         n = int(m.group(1))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from anycap_plugin.eval import JudgeCache, JudgeError, OpenAIJudge, evaluate, load_captions, load_references
-from anycap_plugin.eval.judges import extract_json, parse_content_reply, parse_style_reply
+from anycap_plugin.eval.protocols.anycap import parse_content_reply, parse_style_reply
+from anycap_plugin.eval.replies import extract_json
 from anycap_plugin.eval.references import EvalItem
 from anycap_plugin.testing_server import ChatCompletionsServer, Fault
 
@@ -17,7 +18,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 TEN = "The gray cat sits calmly on a wooden chair indoors."  # 10 words, one sentence
 
 
-def item(id, key_points=None, constraint="The generated caption's length needs to be 5 to 30 words.", dim="instance"):
+def item(id, key_points=None, constraint="The generated caption's length needs to be 10 to 20 words.", dim="instance"):
     return EvalItem(str(id), "image", f"{id}.jpg", "Describe the cat.", "A gray cat on a chair.", dim, constraint,
                     tuple(key_points) if key_points is not None else None)
 
@@ -58,12 +59,16 @@ def test_content_kpd_recall_penalty_failures_and_missing():
     assert report["meta"]["failed"] == 1 and report["meta"]["failures"][0]["id"] == "c"
 
 
-def test_penalty_never_goes_below_zero_and_empty_key_points_are_not_judged():
-    a = item("a", ["p"], constraint="The generated caption's length needs to be exactly 3 words.")
+def test_penalty_never_goes_below_zero_and_empty_key_points_are_not_scored():
+    a = item("a", ["p"], constraint="The generated caption's length needs to be exactly 20 words.")
+    b = item("b", ["p", "q"])
     empty = item("e", [])
-    judge = ScriptedJudge(content={"a": [0]})
-    report = evaluate([a, empty], {a.key: TEN, empty.key: TEN}, judge)
-    assert report["image"]["content"]["instance"]["score"] == 0.0 and judge.calls == 1
+    judge = ScriptedJudge(content={"a": [0], "b": [1, 1]})
+    report = evaluate([a, b, empty], {a.key: TEN, b.key: TEN, empty.key: TEN}, judge)
+    dim = report["image"]["content"]["instance"]
+    # as the release: the empty item is neither judged nor in the denominator (10 + 10 words, not 30)
+    assert dim["score"] == 100 * 2 / 20 and judge.calls == 2
+    assert dim["no_key_points"] == 1 and report["meta"]["no_key_points"] == 1 and dim["n"] == 2
 
 
 def test_style_cap_mean_and_repeats():

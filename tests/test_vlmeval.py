@@ -365,6 +365,17 @@ def test_anycapeval_through_vlmeval_equals_the_cli(vlmeval, data_root, tmp_path,
         assert len(judge.requests) - before == 1
         predictions = pd.read_excel(work / "AnyCap" / "AnyCap_AnyCapEval_Image.xlsx")
         assert not any("Failed" in p for p in predictions["prediction"])
+        # the release protocol through --judge-args: its prompts, temperature, and the dataset's media
+        before = len(judge.requests)
+        args = json.dumps({"protocol": "release", "prompts": str(SHARED / "anycapeval" / "release_prompts")})
+        status = run_vlmeval("stats", ["AnyCapEval_Image"], data_root, work, judge.base_url, judge_args=args)
+        assert status["AnyCapEval_Image"]["status"] == "done", status
+        report = json.loads((work / "AnyCap" / "AnyCap_AnyCapEval_Image_anycapeval" / "report.json").read_text())
+        assert report["meta"]["setup"]["protocol"] == "release" and report["meta"]["failed"] == 0
+        sent = judge.requests[before:]
+        assert sent and all(b["temperature"] == 0.7 for b in sent)
+        assert sum(isinstance(b["messages"][-1]["content"], list) for b in sent) == len(
+            [r for r in picked["image"] if "key_point" not in r])  # each style item saw its image
     no_secret_in(work)
 
 

@@ -1,15 +1,22 @@
-"""The AnyCapEval evaluator: judge every (item, repeat) once, cache verdicts, score, report."""
+"""The AnyCapEval evaluator: judge every (item, repeat) once, cache verdicts, score, report.
+
+Every figure in the returned report is full precision (only report.md rounds). An item that
+cannot be judged, for any reason, is a counted failure with its reason; the run always finishes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from statistics import mean
 from typing import Any
 
+from .. import __version__
+from ..errors import AnyCapError
 from .cache import JudgeCache, verdict_key
-from .judges import Judge, JudgeError
+from .judges import Judge
+from .length_rules import COUNTING_RULE
 from .references import EvalItem
 from .scoring import Judged, dimension_summary
 
@@ -21,12 +28,9 @@ async def _verdicts(item: EvalItem, caption: str, judge: Judge, cache: JudgeCach
         key = verdict_key(judge.id, item.axis, item, caption, r)
         cached = cache.get(key) if cache is not None else None
         if cached is None:
-            if item.axis == "content" and not item.key_points:
-                cached = []  # nothing to judge
-            else:
-                async with slots:
-                    cached = await (judge.judge_content(item, caption) if item.axis == "content"
-                                    else judge.judge_style(item, caption))
+            async with slots:
+                cached = await (judge.judge_content(item, caption) if item.axis == "content"
+                                else judge.judge_style(item, caption))
             if cache is not None:
                 cache.put(key, cached)
         out.append(cached)
@@ -40,7 +44,10 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
         raise ValueError("repeats must be at least 1")
     started = time.perf_counter()
     slots = asyncio.Semaphore(concurrency)
-    present = [i for i in items if i.key in captions]
+    # as the release: a content item without key points cannot be scored; it is counted, not judged
+    unscorable = [i for i in items if i.axis == "content" and not i.key_points]
+    skipped = {i.key for i in unscorable}
+    present = [i for i in items if i.key in captions and i.key not in skipped]
     prefetch = getattr(judge, "prefetch", None)
     if prefetch is not None:  # local judges batch their model calls up front
         await asyncio.to_thread(prefetch, [(i, captions[i.key]) for i in present])
@@ -48,7 +55,7 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
     async def one(item: EvalItem) -> tuple[EvalItem, Any]:
         try:
             return item, await _verdicts(item, captions[item.key], judge, cache, repeats, slots)
-        except JudgeError as e:
+        except AnyCapError as e:  # judge errors, media errors: the item's counted failure
             return item, e
 
     results = await asyncio.gather(*(one(i) for i in present))
@@ -56,28 +63,38 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
     failed: dict[tuple[str, str, str], int] = defaultdict(int)
     missing: dict[tuple[str, str, str], int] = defaultdict(int)
     failures = []
+    no_points: dict[tuple[str, str, str], int] = defaultdict(int)
+    for item in unscorable:
+        no_points[(item.modality, item.axis, item.dimension)] += 1
     for item in items:
-        if item.key not in captions:
+        if item.key not in captions and item.key not in skipped:
             missing[(item.modality, item.axis, item.dimension)] += 1
     for item, verdicts in results:
         g = (item.modality, item.axis, item.dimension)
-        if isinstance(verdicts, JudgeError):
+        if isinstance(verdicts, AnyCapError):
             failed[g] += 1
-            failures.append({"modality": item.modality, "id": item.id, "error": str(verdicts)})
+            failures.append({"modality": item.modality, "axis": item.axis, "id": item.id, "error": str(verdicts)})
         else:
             groups[g].append(Judged(item, captions[item.key], verdicts))
     report: dict[str, Any] = {}
-    for g in sorted(set(groups) | set(failed) | set(missing)):
+    for g in sorted(set(groups) | set(failed) | set(missing) | set(no_points)):
         modality, axis, dimension = g
         section = report.setdefault(modality, {}).setdefault(axis, {})
         section[dimension] = dimension_summary(axis, groups.get(g, []), failed[g], missing[g], repeats)
+        if no_points[g]:
+            section[dimension]["no_key_points"] = no_points[g]
     for modality, axes in report.items():
         for axis, dims in axes.items():
             scores = [d["score"] for d in dims.values() if d["score"] is not None]
-            dims["average"] = {"score": round(mean(scores), 4) if scores else None, "dimensions": len(scores)}
+            dims["average"] = {"score": mean(scores) if scores else None, "dimensions": len(scores)}
+    unchecked = Counter(j.item.constraint_text for js in groups.values() for j in js if j.item.constraint is None)
+    describe = getattr(judge, "describe", None)
     report["meta"] = {
         "judge": judge.id, "repeats": repeats, "items": len(items), "judged": len(present) - len(failures),
-        "failed": len(failures), "missing_captions": len(items) - len(present), "failures": failures,
+        "failed": len(failures), "missing_captions": sum(missing.values()), "no_key_points": len(unscorable),
+        "unchecked_constraints": dict(unchecked), "failures": failures,
+        "setup": {**(describe() if describe else {"protocol": None, "judge_model": judge.id}),
+                  "counting": COUNTING_RULE, "anycap_version": __version__},
         "cache": {"hits": cache.hits, "misses": cache.misses} if cache is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }

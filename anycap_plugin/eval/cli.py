@@ -21,30 +21,49 @@ def eval_group() -> None:
               help="Candidate JSONL: id, caption (and modality when refs mix modalities).")
 @click.option("--judge-model", required=True, help="Judge model name, or 'offline' for the embedding judge.")
 @click.option("--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).")
+@click.option("--protocol", type=click.Choice(["anycap", "release"]), default="anycap", show_default=True,
+              help="Judge prompts and reply format: ours, or the AnyCap release's (numbers comparable with the paper).")
+@click.option("--prompts", type=click.Path(), help="Folder of the release's judge instructions (--protocol release).")
+@click.option("--temperature", type=click.FloatRange(0, 2),
+              help="Judge sampling temperature (default: the protocol's, anycap 0, release 0.7).")
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
 @click.option("--media-root", type=click.Path(exists=True, file_okay=False),
-              help="Folder of the media, so the style judge sees them (default: text only).")
+              help="Folder of the media, so the style judge sees them (required by --protocol release).")
 @click.option("--judge-audio", is_flag=True, help="The judge model takes audio: send it to the style judge.")
+@click.option("--max-media-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Largest media payload sent to the judge; larger items are counted failures.")
 @click.option("--cache", "cache_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Judge cache (default: OUTPUT/judge_cache.sqlite).")
 def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, judge_base_url: str | None,
-                       output: Path, repeats: int, concurrency: int, media_root: str | None,
-                       judge_audio: bool, cache_path: Path | None) -> None:
-    """Judge candidate captions against AnyCapEval references; write report.json, report.md, radars."""
+                       protocol: str, prompts: str | None, temperature: float | None, output: Path, repeats: int,
+                       concurrency: int, media_root: str | None, judge_audio: bool, max_media_mb: float,
+                       cache_path: Path | None) -> None:
+    """Judge candidate captions against AnyCapEval references; write report.json, report.md, radars.
+
+    Every item that cannot be judged (missing, corrupt or oversized media, judge timeouts, replies
+    that stay invalid) is a counted failure: the reports are written and the exit status is 1.
+    """
     from ..errors import AnyCapError
     from .anycapeval import evaluate
     from .cache import JudgeCache
     from .judges import anycapeval_judge
+    from .protocols import make_protocol
     from .references import load_captions, load_references
     from .report import write_report
 
     try:
         items = load_references(refs)
         cands = load_captions(captions, items)
-        judge = anycapeval_judge(judge_model, base_url=judge_base_url, concurrency=concurrency,
-                                 media_root=media_root, audio=judge_audio)
+        needed = {(i.modality, i.axis) for i in items}
+        judge_protocol = make_protocol(protocol, prompts, needed)
+        if judge_protocol.style_media_required and media_root is None and any(a == "style" for _, a in needed):
+            raise AnyCapError(f"The {protocol} protocol shows the media to the style judge: pass --media-root.")
+        options = {} if judge_model == "offline" and protocol == "anycap" else {
+            "protocol": judge_protocol, "temperature": temperature, "base_url": judge_base_url,
+            "concurrency": concurrency, "media_root": media_root, "audio": judge_audio, "max_media_mb": max_media_mb}
+        judge = anycapeval_judge(judge_model, **options)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
@@ -53,7 +72,10 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
         click.echo(f"wrote {path}", err=True)
     meta = report["meta"]
     click.echo(f"{meta['judged']} judged, {meta['failed']} failed, {meta['missing_captions']} without a caption; "
-               f"cache {meta['cache']['hits']} hits / {meta['cache']['misses']} misses [{meta['seconds']}s]", err=True)
+               f"protocol {meta['setup']['protocol']}; cache {meta['cache']['hits']} hits / "
+               f"{meta['cache']['misses']} misses [{meta['seconds']}s]", err=True)
+    for failure in meta["failures"][:10]:
+        click.echo(f"  failed: {failure['modality']} {failure['axis']} {failure['id']}: {failure['error']}", err=True)
     sys.exit(1 if meta["failed"] else 0)
 
 
@@ -104,14 +126,18 @@ def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url
 @click.argument("a", type=click.Path(exists=True))
 @click.argument("b", type=click.Path(exists=True))
 def compare_command(a: str, b: str) -> None:
-    """Print B's tables with deltas against A (report.json files or their folders)."""
-    from .report import compare
+    """Print B's tables with deltas against A (report.json files or their folders); warn when the
+    two were judged under setups whose numbers are not comparable."""
+    from .report import comparability_warnings, compare
 
     def read(p: str) -> dict:
         path = Path(p) / "report.json" if Path(p).is_dir() else Path(p)
         return json.loads(path.read_text())
 
-    click.echo(compare(read(a), read(b)))
+    ra, rb = read(a), read(b)
+    for warning in comparability_warnings(ra, rb):
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(compare(ra, rb))
 
 
 @eval_group.command("manifest")

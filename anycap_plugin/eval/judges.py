@@ -1,25 +1,25 @@
-"""Judges: the reply contract, its validation, and the OpenAI-compatible judge.
+"""Judges: any chat-completions endpoint asked for verdicts under a judge protocol.
 
-Contract (documented in docs/anycapeval.md, so anyone can serve a judge):
-- content: `{"key_points": [{"index": i, "matched": 0 or 1, "reason": "..."}, ...]}`,
-  one entry per key point, indices 1..n in the order of the reference's `key_point` list;
-- style: `{"score": 0..4, "reason": "..."}`.
-A reply may wrap the JSON in prose or code fences. An invalid reply is asked again a bounded
-number of times, then raised as `JudgeError`: counted as a failure, never scored as zero.
+What is asked and how replies are read is the protocol's (`protocols/`); this module sends the
+requests, shows the style judge the media, and turns every way an item can go wrong (a request
+that fails or times out, replies that stay invalid, media that is missing, corrupt or too large)
+into a `JudgeError`: counted as that item's failure, never scored as zero, never fatal to the run.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import weakref
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import AnyCapError
+from .protocols import JudgeProtocol
+from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
+from .replies import extract_json
 
-PROMPT_VERSION = "anycapeval-judge-v1"
+__all__ = ["PROMPT_VERSION", "Judge", "JudgeError", "ChatJudge", "OpenAIJudge", "anycapeval_judge", "extract_json"]
 
 
 class JudgeError(AnyCapError):
@@ -36,113 +36,6 @@ class Judge(Protocol):
     async def judge_style(self, item: EvalItem, caption: str) -> int: ...
 
     # optional: `prefetch(pairs)` is called once with every (item, caption) before judging
-
-
-# ---- reply parsing ---------------------------------------------------------------------
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
-
-def extract_json(text: str) -> Any:
-    """The first JSON object in a reply, whether bare, fenced, or inside prose."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for chunk in candidates:
-        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
-            try:
-                value, _ = decoder.raw_decode(chunk[start:])
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                return value
-    raise ValueError("no JSON object in the reply")
-
-
-def parse_content_reply(text: str, n_points: int) -> list[int]:
-    """Matched flags in key-point order; every point answered exactly once, flags 0 or 1."""
-    data = extract_json(text)
-    entries = data.get("key_points")
-    if not isinstance(entries, list):
-        raise ValueError("'key_points' must be a list")
-    flags: dict[int, int] = {}
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise ValueError("each key point entry must be an object")
-        index, matched = entry.get("index"), entry.get("matched")
-        if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= n_points:
-            raise ValueError(f"index {index!r} is not in 1..{n_points}")
-        if isinstance(matched, bool):
-            matched = int(matched)
-        if matched not in (0, 1) or isinstance(matched, float):
-            raise ValueError(f"matched {matched!r} for point {index} is not 0 or 1")
-        if index in flags:
-            raise ValueError(f"key point {index} answered twice")
-        flags[index] = matched
-    missing = sorted(set(range(1, n_points + 1)) - set(flags))
-    if missing:
-        raise ValueError(f"key points {missing} not answered")
-    return [flags[i] for i in range(1, n_points + 1)]
-
-
-def parse_style_reply(text: str) -> int:
-    data = extract_json(text)
-    score = data.get("score")
-    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 4:
-        raise ValueError(f"score {score!r} is not an integer 0..4")
-    return score
-
-
-# ---- prompts ---------------------------------------------------------------------------
-CONTENT_PROMPT = """You check whether a caption states given key points about a piece of media.
-
-Instruction the caption was written for:
-{instruction}
-
-Caption (verbatim):
-<<<
-{caption}
->>>
-
-Key points:
-{points}
-
-For each key point decide whether the caption states it correctly. A paraphrase or a
-semantically equivalent statement counts as a match; a missing, vague or contradicting
-statement does not. Reply with a JSON object only:
-{{"key_points": [{{"index": 1, "matched": 0 or 1, "reason": "..."}}, ...]}}
-with exactly one entry for each index from 1 to {n}."""
-
-STYLE_PROMPT = """You rate how well a caption follows its instruction's style, against a reference caption.
-
-Instruction:
-{instruction}
-
-Reference caption:
-<<<
-{reference}
->>>
-
-Caption to rate (verbatim):
-<<<
-{caption}
->>>
-
-Score on this rubric:
-0: severe deviation from the instruction's style, or largely hallucinated content.
-1: large deviation, or many hallucinations.
-2: slight deviation, or some hallucination.
-3: as good as the reference, and free of hallucination.
-4: better than the reference, and free of hallucination.
-Reply with a JSON object only: {{"score": 0-4, "reason": "..."}}"""
-
-
-def content_prompt(item: EvalItem, caption: str) -> str:
-    points = "\n".join(f"{i}. {p}" for i, p in enumerate(item.key_points or (), 1))
-    return CONTENT_PROMPT.format(instruction=item.instruction, caption=caption, points=points,
-                                 n=len(item.key_points or ()))
-
-
-def style_prompt(item: EvalItem, caption: str) -> str:
-    return STYLE_PROMPT.format(instruction=item.instruction, reference=item.reference, caption=caption)
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
@@ -162,7 +55,8 @@ class ChatJudge:
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2) -> None:
+                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
+                 temperature: float = 0.0, json_mode: bool = True) -> None:
         import os
 
         key = api_key or os.environ.get("OPENAI_API_KEY") or ("EMPTY" if base_url else None)
@@ -174,12 +68,13 @@ class ChatJudge:
         self.concurrency = concurrency
         self._per_loop: weakref.WeakKeyDictionary[Any, tuple[Any, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
         self.invalid_retries = invalid_retries
-        self._json_mode = True  # dropped once if the server rejects response_format
+        self.temperature = temperature
+        self._json_mode = json_mode  # dropped once if the server rejects response_format
 
     async def _ask(self, content: Any, json_reply: bool = True) -> str:
         import openai
 
-        request: dict[str, Any] = {"model": self.model, "temperature": 0.0,
+        request: dict[str, Any] = {"model": self.model, "temperature": self.temperature,
                                    "messages": [{"role": "user", "content": content}]}
         loop = asyncio.get_running_loop()
         if loop not in self._per_loop:  # async clients and semaphores belong to one event loop
@@ -218,46 +113,76 @@ class ChatJudge:
 
 
 class OpenAIJudge(ChatJudge):
-    """The AnyCapEval judge on any chat-completions endpoint.
+    """The AnyCapEval judge on any chat-completions endpoint, under a judge protocol.
 
-    Media go to the style judge when `media_root` is given (images; video as frames; audio
-    only with `audio=True`); otherwise it judges text only.
+    With `media_root`, the style judge sees each item's media (audio only with `audio=True`
+    under the anycap protocol; always under the release protocol, which requires media). Media
+    that is missing, does not decode, or exceeds `max_media_mb` fails that item.
     """
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
-                 media_root: str | None = None, audio: bool = False, num_frames: int = 4) -> None:
+    def __init__(self, model: str, *, protocol: JudgeProtocol | None = None, temperature: float | None = None,
+                 base_url: str | None = None, api_key: str | None = None, concurrency: int = 16,
+                 timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
+                 media_root: str | None = None, audio: bool = False, max_media_mb: float = 20.0) -> None:
+        self.protocol = protocol or AnyCapProtocol()
         super().__init__(model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                         max_retries=max_retries, invalid_retries=invalid_retries)
-        self.id = f"openai:{model}|{PROMPT_VERSION}|{'media' if media_root else 'text'}"
-        self.media_root, self.audio, self.num_frames = media_root, audio, num_frames
+                         max_retries=max_retries, invalid_retries=invalid_retries,
+                         temperature=self.protocol.temperature if temperature is None else temperature,
+                         json_mode=self.protocol.json_mode)
+        self.media_root, self.audio, self.max_media_bytes = media_root, audio, int(max_media_mb * 2**20)
+        self.id = f"openai:{model}|{self.protocol.id}|t={self.temperature:g}|{self.style_media}"
+
+    @property
+    def style_media(self) -> str:
+        """What the style judge sees besides text: `media`, `media+audio`, or `text`."""
+        if not self.media_root:
+            return "text"
+        return "media+audio" if (self.audio or self.protocol.style_media_required) else "media"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings that decide whether two reports' numbers are comparable (report `meta.setup`)."""
+        return {"protocol": self.protocol.name, "prompts": self.protocol.prompt_hashes(), "judge_model": self.model,
+                "temperature": self.temperature, "style_media": self.style_media}
 
     async def judge_content(self, item: EvalItem, caption: str) -> list[int]:
-        n = len(item.key_points or ())
-        return await self._verdict(content_prompt(item, caption), lambda t: parse_content_reply(t, n),
-                                   f"{item.modality} content item {item.id}")
+        return await self._verdict(self.protocol.content_prompt(item, caption),
+                                   lambda t: self.protocol.parse_content(t, item), f"{item.modality} content item {item.id}")
 
     async def judge_style(self, item: EvalItem, caption: str) -> int:
-        text = style_prompt(item, caption)
+        text = self.protocol.style_prompt(item, caption)
         parts = await asyncio.to_thread(self._media_parts, item)
-        content: Any = [*parts, {"type": "text", "text": text}] if parts else text
-        return await self._verdict(content, parse_style_reply, f"{item.modality} style item {item.id}")
+        text_part = {"type": "text", "text": text}
+        content: Any = text if not parts else ([*parts, text_part] if self.protocol.media_first else [text_part, *parts])
+        return await self._verdict(content, self.protocol.parse_style, f"{item.modality} style item {item.id}")
 
     def _media_parts(self, item: EvalItem) -> list[dict[str, Any]]:
-        from pathlib import Path
-
-        from ..chat_parts import media_parts
+        """The item's media as content parts; any way the media is unusable is this item's JudgeError."""
         from ..media import Media
 
+        what = f"{item.modality} style item {item.id}"
         if not self.media_root:
+            if self.protocol.style_media_required:
+                raise JudgeError(f"The {self.protocol.name} protocol shows the style judge the media; {what} has none "
+                                 "(no media root).", hint="Pass --media-root.")
             return []
         path = Path(self.media_root) / item.media
-        if not path.exists():
-            return []  # judged on text alone; the report's meta says media were optional
-        media = Media.load(path)
-        if media.modality == "audio" and not self.audio:
-            return []
-        return media_parts(media, self.num_frames, quality=85)
+        if not path.is_file():
+            raise JudgeError(f"No media for {what}: {str(path)!r} does not exist.", hint="Check --media-root.")
+        if item.modality != "video" and path.stat().st_size > self.max_media_bytes:
+            raise self._too_large(what, path.stat().st_size)
+        try:
+            parts = self.protocol.style_media(Media.from_path(path, item.modality), self.audio)
+        except Exception as e:  # noqa: BLE001 -- any decoder error on a user's file is that item's failure
+            raise JudgeError(f"Unusable media for {what}: {type(e).__name__}: {e}") from None
+        size = sum(len(p["image_url"]["url"]) if "image_url" in p else len(p["input_audio"]["data"]) for p in parts)
+        size = size * 3 // 4  # base64
+        if size > self.max_media_bytes:
+            raise self._too_large(what, size)
+        return parts
+
+    def _too_large(self, what: str, size: int) -> JudgeError:
+        return JudgeError(f"Media for {what} is {size / 2**20:.1f} MB, over the judge's "
+                          f"{self.max_media_bytes / 2**20:g} MB limit.", hint="Raise --max-media-mb, or shrink the file.")
 
 
 def anycapeval_judge(model: str, **kwargs: Any) -> Any:
@@ -265,5 +190,9 @@ def anycapeval_judge(model: str, **kwargs: Any) -> Any:
     if model == "offline":
         from .offline import OfflineJudge
 
+        protocol = kwargs.get("protocol")
+        if protocol is not None and protocol.name != "anycap":
+            raise AnyCapError(f"The offline judge asks no prompts, so it cannot follow the {protocol.name} protocol.",
+                              hint="Use an LLM judge (--judge-model NAME) for --protocol release.")
         return OfflineJudge()
     return OpenAIJudge(model, **kwargs)

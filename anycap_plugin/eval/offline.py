@@ -120,6 +120,10 @@ class OfflineJudge:
         a, b = self.embedder.embed([caption, item.reference])
         return int(np.searchsorted(STYLE_PROXY_CUTS, float(a @ b), side="right"))
 
+    def describe(self) -> dict[str, Any]:
+        return {"protocol": "offline", "prompts": {}, "judge_model": f"all-MiniLM-L6-v2, threshold {self.threshold}",
+                "temperature": None, "style_media": "text"}
+
     async def judge_content(self, item: EvalItem, caption: str) -> list[int]:
         return self.content_flags(item, caption)
 

@@ -14,8 +14,9 @@ from typing import Iterable, Literal
 
 from ..errors import AnyCapError
 from ..jsonl import read_jsonl
-from ..instructions import LengthConstraint, parse_length_constraint
+from ..instructions import LengthConstraint
 from ..media import Modality
+from .length_rules import release_constraint
 
 Axis = Literal["content", "style"]
 
@@ -45,7 +46,8 @@ class EvalItem:
 
     @property
     def constraint(self) -> LengthConstraint | None:
-        return parse_length_constraint(self.constraint_text)
+        """What the release checks for `restriction[1]`: None (unchecked) outside its table."""
+        return release_constraint(self.constraint_text)
 
 
 def _item(row: dict, where: str) -> EvalItem:

@@ -32,12 +32,26 @@ def _table(title: str, dims: dict[str, Any], other: dict[str, Any] | None = None
     return lines + [""]
 
 
-def markdown(report: dict[str, Any], baseline: dict[str, Any] | None = None) -> str:
+def _setup_line(setup: dict[str, Any]) -> str:
+    if not setup:
+        return "Setup: not recorded (a report from before AnyCap recorded its judge protocol)."
+    line = (f"Protocol: **{setup.get('protocol')}**; judge model `{setup.get('judge_model')}`; temperature "
+            f"{setup.get('temperature')}; style judge sees: {setup.get('style_media')}; AnyCap {setup.get('anycap_version')}.")
+    if setup.get("protocol") != "release":
+        line += " Not comparable with the AnyCap paper's numbers (those use `--protocol release`)."
+    return line
+
+
+def markdown(report: dict[str, Any], baseline: dict[str, Any] | None = None, warnings: list[str] | None = None) -> str:
     meta = report.get("meta", {})
-    out = ["# AnyCapEval report", "",
-           f"Judge: `{meta.get('judge')}`; repeats: {meta.get('repeats')}; judged {meta.get('judged')} of "
-           f"{meta.get('items')} items; failed {meta.get('failed')}; missing captions {meta.get('missing_captions')}.",
-           "Content score: key-point density (matched points per 100 words). Style score: 0-4 rubric.", ""]
+    out = ["# AnyCapEval report", ""]
+    out += [f"> **Warning:** {w}" for w in warnings or []] + ([""] if warnings else [])
+    out += [_setup_line(meta.get("setup") or {}),
+            f"Repeats: {meta.get('repeats')}; judged {meta.get('judged')} of {meta.get('items')} items; failed "
+            f"{meta.get('failed')}; missing captions {meta.get('missing_captions')}; content items without key "
+            f"points {meta.get('no_key_points', 0)}; constraints outside the release's table (unchecked) "
+            f"{sum((meta.get('unchecked_constraints') or {}).values())}.",
+            "Content score: key-point density (matched points per 100 words). Style score: 0-4 rubric.", ""]
     for modality in MODALITIES:
         if modality not in report:
             continue
@@ -95,6 +109,29 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     return written
 
 
+COMPARED = {"protocol": "judge protocol", "prompts": "judge prompts", "judge_model": "judge model",
+            "temperature": "judge temperature", "style_media": "media shown to the style judge",
+            "counting": "word counting and length rule"}
+
+
+def comparability_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """Why the numbers of reports A and B do not sit in one table ([] when they do)."""
+    sa, sb = (r.get("meta", {}).get("setup") for r in (a, b))
+    if not sa or not sb:
+        return ["A report does not record its setup (made before AnyCap recorded judge protocols): "
+                "the two may not be comparable."]
+    warnings = [f"Different {what}: A {sa.get(key)!r}, B {sb.get(key)!r}." for key, what in COMPARED.items()
+                if key != "prompts" and sa.get(key) != sb.get(key)]
+    pa, pb = sa.get("prompts") or {}, sb.get("prompts") or {}
+    changed = sorted(k for k in set(pa) & set(pb) if pa[k] != pb[k])
+    if changed and sa.get("protocol") == sb.get("protocol"):
+        warnings.append(f"Different judge prompts for {', '.join(changed)} (the files' hashes differ).")
+    if sa.get("anycap_version") != sb.get("anycap_version"):
+        warnings.append(f"Made by different AnyCap versions ({sa.get('anycap_version')} and "
+                        f"{sb.get('anycap_version')}): see the changelog for scoring changes.")
+    return warnings
+
+
 def compare(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """B's tables with a row of deltas against A."""
-    return markdown(b, baseline=a)
+    """B's tables with a row of deltas against A, under a warning for each setup that differs."""
+    return markdown(b, baseline=a, warnings=comparability_warnings(a, b))

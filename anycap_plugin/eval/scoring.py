@@ -5,7 +5,8 @@ breaks the item's length constraint; a dimension's key-point density is
 100 x sum(item scores) / sum(candidate word counts). Recall is the dimension's matched key
 points (before the penalty) over all its key points.
 Style: the judge's 0..4 score, capped at 1 when the length constraint is broken; a
-dimension's score is the mean.
+dimension's score is the mean. Words, sentences and the length check are the release's
+(`length_rules`). Figures are full precision.
 """
 
 from __future__ import annotations
@@ -70,22 +71,23 @@ def _bootstrap(judged: list[Judged], axis: str, repeats: int, samples: int = 100
         scores = np.array([[j.style_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float)
         stats = scores[pick].mean(axis=(1, 2))
     lo, hi = np.quantile(stats, [0.025, 0.975])
-    return [round(float(lo), 4), round(float(hi), 4)]
+    return [float(lo), float(hi)]
 
 
 def dimension_summary(axis: str, judged: list[Judged], failed: int, missing: int, repeats: int) -> dict[str, Any]:
     stat = content_kpd if axis == "content" else style_mean
     per_repeat = [stat(judged, r) for r in range(repeats)] if judged else []
     out: dict[str, Any] = {
-        "score": round(mean(per_repeat), 4) if per_repeat else None,
+        "score": mean(per_repeat) if per_repeat else None,
         "n": len(judged), "failed": failed, "missing": missing,
         "length_violations": sum(j.broken for j in judged),
+        "unchecked_constraints": sum(j.item.constraint is None for j in judged),
     }
     if axis == "content":
         points = sum(len(j.item.key_points or ()) for j in judged)
         matched = [sum(sum(j.verdicts[r]) for j in judged) for r in range(repeats)]
-        out["recall"] = round(mean(matched) / points, 4) if points and judged else None
+        out["recall"] = mean(matched) / points if points and judged else None
     if repeats > 1:
-        out["std"] = round(pstdev(per_repeat), 4) if per_repeat else None
+        out["std"] = pstdev(per_repeat) if per_repeat else None
     out["ci95"] = _bootstrap(judged, axis, repeats)
     return out

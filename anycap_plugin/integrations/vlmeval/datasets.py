@@ -11,7 +11,9 @@ Evaluation runs our evaluators (`anycap_plugin.eval`), so a VLMEvalKit run and
 `anycap eval anycapeval` give the same report on the same captions and judge. Judge settings come
 from VLMEvalKit's judge kwargs: `model` (`offline` for the embedding judge), `api_base`, `key`,
 `nproc`, and through `--judge-args`: `repeats`, `media_root` (AnyCapEval: let the style judge
-see media), `tokenizer` (VidCapBench: the T5 tokenizer for conciseness).
+see media; by default the dataset's own media folder under the release protocol), `protocol`
+(`anycap` or `release`), `prompts` (the release's instruction folder), `temperature`,
+`max_media_mb` (AnyCapEval), `tokenizer` (VidCapBench: the T5 tokenizer for conciseness).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class _AnyCapEval:
         return [{"type": self.MEDIA_TYPE, "value": line["media"]}, {"type": "text", "value": line["question"]}]
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
-        from ...eval import JudgeCache, evaluate, write_report
+        from ...eval import JudgeCache, evaluate, make_protocol, write_report
         from ...eval.judges import anycapeval_judge
 
         predictions = _predictions(eval_file)
@@ -114,9 +116,17 @@ class _AnyCapEval:
         captions = {(self.ANYCAP_MODALITY, str(r)): predictions[i]
                     for i, r in zip(self.data["index"], self.data["ref_id"]) if i in predictions}
         settings = _judge_settings(judge_kwargs)
-        judge = anycapeval_judge(settings["model"], base_url=settings["base_url"], api_key=settings["api_key"],
-                                 concurrency=settings["concurrency"], media_root=judge_kwargs.get("media_root"),
-                                 audio=bool(judge_kwargs.get("judge_audio")))
+        protocol = make_protocol(judge_kwargs.get("protocol", "anycap"), judge_kwargs.get("prompts"),
+                                 {(i.modality, i.axis) for i in items})
+        media_root = judge_kwargs.get("media_root")
+        if media_root is None and protocol.style_media_required:  # the release shows media: the dataset's own
+            media_root = str(data_folder("AnyCapEval") / self.ANYCAP_MODALITY)
+        options: dict[str, Any] = {} if settings["model"] == "offline" and protocol.name == "anycap" else {
+            "protocol": protocol, "base_url": settings["base_url"], "api_key": settings["api_key"],
+            "concurrency": settings["concurrency"], "media_root": media_root,
+            "audio": bool(judge_kwargs.get("judge_audio")), "max_media_mb": float(judge_kwargs.get("max_media_mb", 20)),
+            "temperature": None if judge_kwargs.get("temperature") is None else float(judge_kwargs["temperature"])}
+        judge = anycapeval_judge(settings["model"], **options)
         stem = str(Path(eval_file).with_suffix(""))
         with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
             report = evaluate(items, captions, judge, cache=cache, repeats=int(judge_kwargs.get("repeats", 1)),
