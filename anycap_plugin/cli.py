@@ -214,22 +214,37 @@ def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps:
               help="How long the first request of a batch waits for others.")
 @click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True))
 @click.option("--max-media-mb", default=32.0, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--allow-remote-media", is_flag=True, help="Fetch http(s) media URLs (off: no server-side requests).")
+@click.option("--allow-remote-media", is_flag=True,
+              help="Fetch http(s) media URLs, from public addresses only (off: no server-side requests).")
+@click.option("--allowed-media-hosts", "allowed_media_hosts", multiple=True,
+              help="With --allow-remote-media: only these hosts and their subdomains (repeatable).")
 @click.option("--media-root", "media_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder whose files requests may name by path (repeatable).")
+@click.option("--no-auth", is_flag=True, help="Serve beyond loopback without an API key, on purpose.")
 def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, model_name: str | None,
           batch_size: int | None, batch_window_ms: float, max_body_mb: float, max_media_mb: float,
-          allow_remote_media: bool, media_roots: tuple[str, ...]) -> None:
-    """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API."""
-    from .serve.app import ServeConfig  # the app's web stack is imported only when it starts
+          allow_remote_media: bool, allowed_media_hosts: tuple[str, ...], media_roots: tuple[str, ...],
+          no_auth: bool) -> None:
+    """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API.
 
+    Binding anything but loopback needs --api-key, or --no-auth to serve openly on purpose.
+    """
+    from .serve.app import OpenServerError, ServeConfig, auth_rule  # the web stack loads only when it starts
+
+    if allowed_media_hosts and not allow_remote_media:
+        raise click.UsageError("--allowed-media-hosts narrows --allow-remote-media: pass both.")
+    try:
+        rule = auth_rule(host, api_key, no_auth)
+    except OpenServerError as e:
+        raise click.UsageError(str(e)) from None
     config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size or 8,
                          batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
                          max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
-                         media_roots=list(media_roots))
+                         allowed_media_hosts=list(allowed_media_hosts), media_roots=list(media_roots))
     if backend == "lmdeploy":
         from .serve.lmdeploy.launcher import serve as serve_lmdeploy
 
+        click.echo(rule, err=True)
         try:
             serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name,
                            max_batch_size=batch_size or 64, max_body_bytes=config.max_body_bytes,
@@ -246,7 +261,7 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
         raise click.UsageError(f"Serving needs the serve extra ({e.name} is missing): "
                                "pip install 'anycap-plugin[serve]'.") from None
     try:
-        run_server(config, host=host, port=port)
+        run_server(config, host=host, port=port, no_auth=no_auth)
     except (UnknownCaptionerError, OptionsError) as e:
         raise click.UsageError(str(e)) from None
 

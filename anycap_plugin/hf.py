@@ -66,8 +66,36 @@ def looks_like_path(name: str) -> bool:
     return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+CONVERT_HINT = ("Weights are read from safetensors only (a pickle can run code when loaded). Convert the folder once, "
+                "where you trust the file: `from transformers import AutoModel; AutoModel.from_pretrained(SRC, "
+                "use_safetensors=False).save_pretrained(DST)` writes safetensors; or download the safetensors files "
+                "the model's publisher provides.")
+
+
+def require_safetensors(folder: str | Path) -> None:
+    """Refuse a weights folder that holds no `*.safetensors` (nothing is unpickled, ever)."""
+    path = Path(folder)
+    if any(path.glob("*.safetensors")):
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
+    raise CheckpointError(f"No safetensors weights in {str(path)!r}" + (f" (found {', '.join(pickles)})" if pickles
+                                                                       else "") + ".", hint=CONVERT_HINT)
+
+
+def loads_weights(loader: Any) -> bool:
+    """Model classes and AutoModel* read weights; tokenizers, processors and configs do not."""
+    from transformers import PreTrainedModel
+
+    return getattr(loader, "__name__", "").startswith("AutoModel") or (
+        isinstance(loader, type) and issubclass(loader, PreTrainedModel))
+
+
 def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
-    """`loader.from_pretrained` with errors that say whether the folder, the id or the files are wrong."""
+    """`loader.from_pretrained` with errors that say whether the folder, the id or the files are wrong.
+
+    Weights come from safetensors only: a local folder without them is refused before loading, and
+    transformers is told `use_safetensors=True`, so a hub id never falls back to a pickle."""
     path = Path(name_or_path).expanduser()
     local = looks_like_path(name_or_path)
     if local and not path.is_dir():
@@ -75,6 +103,10 @@ def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
                                  hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")
     if local and not (path / "config.json").exists() and loader.__name__ != "AutoTokenizer":
         raise CheckpointError(f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?")
+    if loads_weights(loader):
+        kwargs["use_safetensors"] = True
+        if local:
+            require_safetensors(path)
     try:
         return loader.from_pretrained(str(path) if local else name_or_path, **kwargs)
     except OSError as e:

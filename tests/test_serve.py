@@ -232,7 +232,7 @@ bodies = st.one_of(
                                     "base_caption": json_values}))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.too_slow])
 @given(body=bodies)
 def test_fuzzed_requests_get_4xx_and_the_server_stays_healthy(stats_server, body):
@@ -263,7 +263,7 @@ def test_anycap_serve_command_starts_a_server(tmp_path):
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0]
-    assert KEY not in output
+    assert KEY not in output and "auth: an API key is required on every request" in output
 
 
 def test_requests_from_many_threads_with_the_sync_client(stats_server, image_path):

@@ -347,6 +347,37 @@ def test_lmdeploy_request_side_follows_our_media_policy(request_side, image_path
         enforce_media_policy(MediaPolicy(allow_remote=True))  # re-applied: replaces the guard, never stacks
         with pytest.raises(ValueError, match="outside the server's media roots"):
             ask(str(inside))
+        # remote URLs go through our fetch (public addresses only, each hop checked), never LMDeploy's own
+        import http.server
+        import socket
+        import threading
+
+        class Media(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                seen.append(self.path)
+                body = image_path.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        seen: list[str] = []
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Media)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            with pytest.raises(ValueError, match="loopback"):
+                ask(f"http://127.0.0.1:{httpd.server_address[1]}/a.png")
+            assert seen == []
+            enforce_media_policy(MediaPolicy(
+                allow_remote=True, resolver=lambda host, port: ["93.184.216.34"],
+                connector=lambda address, timeout: socket.create_connection(("127.0.0.1", httpd.server_address[1]))))
+            assert ask("http://media.example.com/a.png")["input_ids"] and seen == ["/a.png"]
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
     finally:
         from lmdeploy.serve.processors import multimodal
 

@@ -48,7 +48,7 @@ class SentenceEmbedder:
 
         folder = folder or model_folder()
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        self.model = AutoModel.from_pretrained(str(folder)).eval()
+        self.model = AutoModel.from_pretrained(str(folder), use_safetensors=True).eval()
         self.batch_size = batch_size
         self._torch = torch
         self._memo: dict[str, np.ndarray] = {}

@@ -1,7 +1,8 @@
 """The OpenAI-compatible HTTP server (Starlette on uvicorn): `/v1/chat/completions`, `/v1/models`, `/health`.
 
-Safety: binds 127.0.0.1 unless told otherwise; with an API key every request must carry it
-(compared in constant time); bodies and media are size-limited; remote media URLs and local paths
+Safety: binds 127.0.0.1 unless told otherwise, and refuses to bind anything else without an API
+key unless `--no-auth` says so; with an API key every request must carry it (compared in constant
+time); bodies and media are size-limited; remote media URLs (public hosts only) and local paths
 are refused unless allowed. Client mistakes get a 4xx with an OpenAI-style error body; anything
 else a 500 whose body holds no trace and no secret (the trace goes to the server's log).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import socket
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
+from ..errors import AnyCapError
 from .batching import DynamicBatcher
 from .protocol import CaptionRequest, MediaPolicy, RequestError, parse_request
 from .served import ServedModel, error_status, usage_of
@@ -38,12 +41,41 @@ class ServeConfig:
     max_body_bytes: int = 64 * 1024 * 1024
     max_media_bytes: int = 32 * 1024 * 1024
     allow_remote_media: bool = False
+    allowed_media_hosts: list[str] = field(default_factory=list)
     media_roots: list[str] = field(default_factory=list)
 
     @property
     def media_policy(self) -> MediaPolicy:
         return MediaPolicy(allow_remote=self.allow_remote_media, local_roots=tuple(Path(r) for r in self.media_roots),
-                           max_media_bytes=self.max_media_bytes)
+                           max_media_bytes=self.max_media_bytes, allowed_hosts=tuple(self.allowed_media_hosts))
+
+
+class OpenServerError(AnyCapError):
+    """Binding beyond loopback without an API key, and without saying so on purpose."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def auth_rule(host: str, api_key: str | None, no_auth: bool) -> str:
+    """What the log says about access; refuses an open server nobody asked for (`OpenServerError`)."""
+    if api_key and no_auth:
+        raise OpenServerError("--no-auth and --api-key contradict each other.", hint="Drop one of them.")
+    if api_key:
+        return f"auth: an API key is required on every request (bound to {host})"
+    if is_loopback(host):
+        return f"auth: none; bound to {host}, reachable from this machine only"
+    if not no_auth:
+        raise OpenServerError(
+            f"Refusing to serve on {host} without an API key: anyone who can reach the port could use the model.",
+            hint="Pass --api-key (or set ANYCAP_API_KEY), or --no-auth to serve openly on purpose.")
+    return f"auth: NONE on {host} (--no-auth): anyone who can reach the port can use the model"
 
 
 def _error(status: int, message: str, code: str) -> Any:
@@ -162,12 +194,13 @@ async def _stream(reply_id: str, name: str, text: str, usage: dict[str, int]) ->
     yield "data: [DONE]\n\n"
 
 
-def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
+          no_auth: bool = False) -> None:
     import uvicorn
 
-    if host not in ("127.0.0.1", "localhost", "::1") and not config.api_key:
-        log.warning("Serving on %s without an API key: anyone who can reach this port can use the model. "
-                    "Set --api-key (or ANYCAP_API_KEY).", host)
+    rule = auth_rule(host, config.api_key, no_auth)  # before the model loads: a refusal costs nothing
+    logging.basicConfig(level=logging.INFO)
+    (log.warning if "NONE" in rule else log.info)(rule)
     app = create_app(config)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

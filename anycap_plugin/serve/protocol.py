@@ -4,8 +4,8 @@ What `anycap serve` accepts in the last user message's content parts:
 
 - an image: one `image_url` part; a video: several `image_url` parts (its frames, in order) or
   one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3) or `audio_url`. URLs are
-  `data:` URLs; `http(s)` URLs only when the server allows remote media, local paths
-  (`file://` or plain) only under the server's media roots.
+  `data:` URLs; `http(s)` URLs only when the server allows remote media, and then only on public
+  hosts (`remote_media`); local paths (`file://` or plain) only under the server's media roots.
 - text parts: either an ACM question (`acm.prompt`: the published aligner ask that `RemoteACM`
   sends, or another variant `parse_question` reads), or a plain instruction. A base caption can also come
   in the request body's `base_caption` field (`extra_body={"base_caption": ...}` in the SDK).
@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import AnyCapError
 from ..media import Media
@@ -35,12 +34,17 @@ class RequestError(AnyCapError):
 
 @dataclass(frozen=True)
 class MediaPolicy:
-    """Where media may come from: data URLs always; remote URLs and local paths only when allowed."""
+    """Where media may come from: data URLs always; remote URLs (public hosts only, `remote_media`)
+    and local paths only when allowed. `resolver` and `connector` replace DNS and TCP in tests."""
 
     allow_remote: bool = False
     local_roots: tuple[Path, ...] = ()
     max_media_bytes: int = 32 * 1024 * 1024
     remote_timeout: float = 10.0
+    allowed_hosts: tuple[str, ...] = ()  # empty: any public host
+    max_redirects: int = 5
+    resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False, repr=False)
+    connector: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -187,14 +191,9 @@ def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
 
 
 def _fetch(url: str, policy: MediaPolicy) -> bytes:
-    try:
-        with urllib.request.urlopen(url, timeout=policy.remote_timeout) as reply:  # noqa: S310 (allowed explicitly)
-            data = reply.read(policy.max_media_bytes + 1)
-    except OSError as e:
-        raise RequestError(f"Cannot fetch the media URL: {type(e).__name__}.", code="media_fetch_failed") from None
-    if len(data) > policy.max_media_bytes:
-        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
-    return data
+    from .remote_media import fetch  # the module imports this one
+
+    return fetch(url, policy)
 
 
 def _media(data: bytes, expected: str, ref: str | None = None) -> Media:

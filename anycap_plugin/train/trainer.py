@@ -143,6 +143,24 @@ def freeze_encoders(model: Any) -> dict[str, int]:
     return {"trainable": trainable, "frozen": sum(p.numel() for p in model.parameters()) - trainable}
 
 
+def _resume_point(cfg: TrainConfig) -> str | None:
+    """The newest checkpoint to resume from, when its weights are safetensors (refused otherwise).
+
+    Its optimizer, scheduler and RNG states are `.pt` files, the only format the Trainer writes
+    for them; transformers reads them with `torch.load(weights_only=True)`, which builds tensors
+    and plain containers and runs no code."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from ..hf import require_safetensors
+
+    if not cfg.resume or not Path(cfg.output_dir).is_dir():
+        return None
+    last = get_last_checkpoint(cfg.output_dir)
+    if last is not None:
+        require_safetensors(last)
+    return last
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from transformers import AutoModel, AutoProcessor, TrainingArguments
@@ -171,8 +189,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                       data_collator=ACMCollator(processor, cfg.media_root, cfg.missing_media, cfg.max_length,
                                                 packed=cfg.packed))
     before = trainer.evaluate()["eval_loss"]
-    resume = cfg.resume and any(Path(cfg.output_dir).glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if resume else None)
+    result = trainer.train(resume_from_checkpoint=_resume_point(cfg))
     stats = result.metrics
     after = trainer.evaluate()["eval_loss"]
     final = Path(cfg.output_dir) / "final"

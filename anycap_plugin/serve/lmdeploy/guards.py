@@ -1,9 +1,11 @@
 """`anycap serve`'s safety defaults on LMDeploy's api_server, which has other ones.
 
-- Media: LMDeploy fetches any public http(s) URL a request names and reads any local path that
-  exists. `enforce_media_policy` puts `protocol.check_source` in front of its loader: data URLs
-  always, remote URLs only with --allow-remote-media, local paths only under --media-root, each
-  under --max-media-mb. A refusal is a ValueError, which LMDeploy answers with a 400 and its message.
+- Media: LMDeploy fetches any http(s) URL a request names (following redirects, to any address)
+  and reads any local path that exists. `enforce_media_policy` replaces its loader's checks with
+  ours: data URLs always, remote URLs only with --allow-remote-media and then fetched by
+  `remote_media.fetch` (public addresses only, every redirect hop checked, --allowed-media-hosts),
+  local paths only under --media-root, each under --max-media-mb. LMDeploy never opens a
+  connection itself. A refusal is a ValueError, which LMDeploy answers with a 400 and its message.
 - Body size: LMDeploy's app reads bodies of any size; `BodyLimit` answers 413 over --max-body-mb.
 """
 
@@ -14,6 +16,7 @@ import json
 from typing import Any, Callable
 
 from ..protocol import MediaPolicy, RequestError, check_source
+from ..remote_media import fetch
 
 
 def enforce_media_policy(policy: MediaPolicy) -> None:
@@ -26,6 +29,8 @@ def enforce_media_policy(policy: MediaPolicy) -> None:
     def load_from_url(url: str, media_io: Any, allowed_media_domains: list[str] | None = None) -> Any:
         try:
             local = check_source(url, policy)
+            if url.startswith(("http://", "https://")):
+                return media_io.load_bytes(fetch(url, policy))  # our fetch: LMDeploy's would go anywhere
         except RequestError as e:
             raise ValueError(str(e)) from None
         if local is not None:  # exactly the file checked: LMDeploy would unquote the URL's path again

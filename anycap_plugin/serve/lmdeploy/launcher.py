@@ -47,6 +47,7 @@ def acm_source(spec: str) -> tuple[str, bool]:
     hub id) runs on LMDeploy's own InternVL support with the checkpoint's template; an ACM folder of
     ours runs through our module map."""
     from ...convert import download, is_internvl_chat, looks_like_path
+    from ...hf import require_safetensors
 
     name, _, path = spec.partition(":")
     if name != "acm" or not path or path.startswith(("http://", "https://")) or "+" in spec:
@@ -59,6 +60,7 @@ def acm_source(spec: str) -> tuple[str, bool]:
         folder = Path(path).expanduser()
     else:
         folder = download(path)[0]
+    require_safetensors(folder)  # LMDeploy would load a pickle it finds instead
     config = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").exists() else {}
     return str(folder), is_internvl_chat(config)
 
