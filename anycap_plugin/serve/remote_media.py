@@ -143,7 +143,7 @@ def fetch(url: str, policy: MediaPolicy) -> bytes:
     resolver = policy.resolver or system_resolver
     connector = policy.connector or tcp_connector
     deadline = time.monotonic() + policy.remote_timeout
-    for hop in range(policy.max_redirects + 1):
+    for _ in range(policy.max_redirects + 1):
         scheme, host, port, address = checked_address(url, policy, resolver)
         left = deadline - time.monotonic()
         if left <= 0:
