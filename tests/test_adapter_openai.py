@@ -62,6 +62,16 @@ def test_image_goes_as_a_data_url_with_detail(server, captioner, image_path):
     assert server.headers[-1]["authorization"] == f"Bearer {SECRET}"
 
 
+def test_a_truncated_image_is_a_typed_error_and_never_uploaded(server, captioner, image_path, tmp_path):
+    from anycap_plugin.errors import CorruptMediaError
+
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(image_path.read_bytes()[:5000])  # the header opens; the pixels do not decode
+    with pytest.raises(CorruptMediaError):
+        captioner.caption(cut, instruction="Describe it.")
+    assert server.requests == []
+
+
 def test_video_goes_as_frames_in_order(server, captioner, video_path):
     c = captioner.caption(video_path, num_frames=6)
     assert c.text.startswith("6 images, 0 audio: The following 6 images are frames of one video")

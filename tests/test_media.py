@@ -126,6 +126,12 @@ def test_bad_media_are_typed_errors(tmp_path, image_path, video_path):
     (tmp_path / "notes.txt").write_text("just some text, not media\n" * 10)
     with pytest.raises(UnsupportedMediaError):
         Media.load(tmp_path / "notes.txt")
+    (tmp_path / "x.jpg").write_text("hello, a text file named like an image\n")  # FFmpeg guesses from the name
+    with pytest.raises(UnsupportedMediaError, match=r"not a recognised image, video or audio file: it holds text"):
+        Media.load(tmp_path / "x.jpg")
+    (tmp_path / "y.jpg").write_bytes(b"\x01\x02\x03 binary, not an image" * 4)
+    with pytest.raises(UnsupportedMediaError, match="not a recognised image, video or audio file"):
+        Media.load(tmp_path / "y.jpg")
     with pytest.raises(UnsupportedMediaError):
         Media.load(b"\x00\x01garbage" * 50)
     truncated = tmp_path / "cut.png"

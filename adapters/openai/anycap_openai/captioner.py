@@ -190,7 +190,9 @@ def _image_part(url: str, detail: str) -> dict[str, Any]:
 
 
 def _image_data_url(media: Media) -> str:
-    """The file's own bytes when the API takes its format; otherwise a PNG re-encode."""
+    """The file's own bytes when the API takes its format; otherwise a PNG re-encode. The image is
+    decoded first either way: a truncated file is this item's `CorruptMediaError`, never uploaded."""
+    image = media.image()
     if media.path is not None or media.data is not None:
         data = media.read_bytes()
         try:
@@ -200,7 +202,7 @@ def _image_data_url(media: Media) -> str:
             fmt = None
         if fmt in _UPLOADABLE:
             return f"data:{_UPLOADABLE[fmt]};base64," + base64.b64encode(data).decode()
-    return _pil_data_url(media.image(), "PNG")
+    return _pil_data_url(image, "PNG")
 
 
 def _pil_data_url(image: Image.Image, fmt: str = "JPEG") -> str:
