@@ -27,6 +27,25 @@ def register_captioners(register: Register) -> None:
     register("instant", _no_model("instant", InstantCaptioner),
              "offline: answers at once without decoding; measures runner overhead")
 
+    def vlmeval(model: str | None = None, **kwargs: Any) -> Any:
+        from .integrations.vlmeval.captioner import vlmeval_captioner  # imports VLMEvalKit: only when asked
+
+        return vlmeval_captioner(model, **kwargs)
+
+    register("vlmeval", vlmeval, "any VLMEvalKit model (model = a supported_VLM name; needs VLMEvalKit)")
+
+
+@hookimpl
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """VLMEvalKit model instances (VLMEvalKit's integration ships with the core)."""
+    import sys
+
+    if "vlmeval" not in sys.modules:
+        return None
+    from .integrations.vlmeval.captioner import adapt
+
+    return adapt(obj, options)
+
 
 @hookimpl
 def register_post_processors(register: Register) -> None:

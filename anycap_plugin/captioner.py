@@ -232,13 +232,26 @@ def _merge(base: Caption, refined: Caption) -> Caption:
     )
 
 
-def wrap(base: BaseCaptioner | str, post: PostProcessor | str | None = None, **post_options: Any) -> BaseCaptioner:
+def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: dict[str, Any] | None = None,
+         **base_options: Any) -> BaseCaptioner:
     """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity).
 
-    Per-call options go to the base captioner; `post_options` are the post-processor's, fixed here.
+    `base` is a spec string, a `BaseCaptioner`, or an object an installed adapter claims (a loaded
+    transformers model, an `openai.OpenAI` client, a VLMEvalKit model, ...). Keyword arguments
+    adapt the base (`wrap(model, processor=proc)`, `wrap(client, model="gpt-4o-mini")`);
+    `post_options` are the post-processor's per-call options, fixed here.
     """
-    from .plugins import get_captioner, get_post_processor
+    from .plugins import adapt_captioner, get_captioner, get_post_processor
 
-    b = get_captioner(base) if isinstance(base, str) else base
+    if isinstance(base, str):
+        b = get_captioner(base, **base_options)
+    elif isinstance(base, BaseCaptioner):
+        if base_options:
+            raise OptionsError(f"Keyword arguments {sorted(base_options)} adapt a spec or a framework object; "
+                               "a captioner instance takes its options per call.",
+                               hint="Post-processor options go in post_options={...}.")
+        b = base
+    else:
+        b = adapt_captioner(base, base_options)
     p = get_post_processor(post) if isinstance(post, str) else (post or IdentityPostProcessor())
-    return WrappedCaptioner(b, p, post_options)
+    return WrappedCaptioner(b, p, post_options or {})

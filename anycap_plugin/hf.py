@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .captioner import BaseCaptioner, Caption, CaptionOptions
-from .errors import AnyCapError
+from .errors import AnyCapError, OptionsError
 from .media import Media
 
 
@@ -140,6 +140,27 @@ class HFChatCaptioner(BaseCaptioner):
         self.processor.tokenizer.padding_side = "left"
         net = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype, **model_kwargs)
         self.model = net.to(self.device).eval()
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> "HFChatCaptioner":
+        """A model the user already holds, with its processor: nothing is loaded, moved or cast.
+
+        The processor is copied (batching needs left padding; the user's own is left as it is)."""
+        import copy
+
+        if unknown:
+            raise OptionsError(f"wrap() of a {type(model).__name__} takes processor=... only; got {sorted(unknown)}.",
+                               hint="Per-call options (max_new_tokens, num_frames, ...) go to caption().")
+        if processor is None:
+            raise OptionsError(f"wrap() of a {type(model).__name__} needs its processor.",
+                               hint="wrap(model, processor=AutoProcessor.from_pretrained(...)).")
+        self = cls.__new__(cls)
+        self.id = f"{cls.spec_name}:{getattr(model, 'name_or_path', '') or type(model).__name__}"
+        self.device, self.dtype = model.device, model.dtype
+        self.processor = copy.deepcopy(processor)
+        self.processor.tokenizer.padding_side = "left"
+        self.model = model.eval()
+        return self
 
     @abstractmethod
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict[str, list]]:

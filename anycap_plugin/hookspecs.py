@@ -1,4 +1,4 @@
-"""The plugin contract: four hooks. Each receives a callback (or the CLI group) and calls it.
+"""The plugin contract: five hooks. Each receives a callback (or the CLI group) and calls it.
 
 A plugin is a module with functions marked `@anycap_plugin.hookimpl`, named in the
 `anycap` entry-point group of its distribution:
@@ -34,6 +34,16 @@ def register_post_processors(register: Register) -> None:
 
     `factory(model, **kwargs)` returns a `PostProcessor`; specs work as for captioners and
     chain after a captioner with `+` (`qwen2.5-vl:PATH+acm:PATH`).
+    """
+
+
+@hookspec(firstresult=True)
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """Claim a framework object for `wrap(obj, **options)`: return a `BaseCaptioner`, or None.
+
+    An adapter distribution claims the objects of its own framework (a loaded transformers
+    model, an `openai.OpenAI` client, a VLMEvalKit model, ...); the first non-None result wins.
+    It raises `OptionsError` when the object is its own but the options are wrong.
     """
 
 

@@ -224,6 +224,19 @@ def check_spec(spec: str) -> None:
             _registration(kind, part.strip().partition(":")[0])  # type: ignore[arg-type]
 
 
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """The captioner an installed adapter makes of a framework object (see `hookspecs.adapt_captioner`)."""
+    pm = plugin_manager()
+    captioner = pm.hook.adapt_captioner(obj=obj, options=dict(options))
+    if captioner is None:
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        adapters = sorted({pm.get_name(impl.plugin) for impl in pm.hook.adapt_captioner.get_hookimpls()})
+        raise OptionsError(f"No installed adapter takes a {kind} object.",
+                           hint="Adapters installed: " + (", ".join(adapters) or "none") + ". Install the adapter "
+                                "for its framework, pass a spec string ('openai:gpt-4o-mini'), or a BaseCaptioner.")
+    return captioner
+
+
 def get_post_processor(spec: str, **kwargs: Any) -> Any:
     return _resolve("post-processor", spec, kwargs)
 

@@ -33,7 +33,7 @@ def main() -> None:
         folder = testing.build_tiny_acm(Path(tmp) / "acm", init_std=0.5)
         base = get_captioner("stats")
         post = get_post_processor(f"acm:{folder}")
-        chain = wrap(base, post, max_new_tokens=args.max_new_tokens)
+        chain = wrap(base, post, post_options={"max_new_tokens": args.max_new_tokens})
         opts = {"max_new_tokens": args.max_new_tokens}
         batches = range(0, args.items, args.batch_size)
 

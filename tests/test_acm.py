@@ -139,7 +139,7 @@ def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, a
 
     with ChatCompletionsServer(responder=acm_server) as server:
         url = server.base_url
-        chain = wrap(get_captioner("stats"), f"acm:{url}", num_frames=3)
+        chain = wrap(get_captioner("stats"), f"acm:{url}", post_options={"num_frames": 3})
         out = chain.caption_batch([image_path, video_path, audio_path],
                                   ["Describe it in at most two sentences.", "What moves?", "Name the sound."])
     assert out[0].text == "Short now." and out[0].meta["complies"] is True and out[0].meta["attempts"] == 2

@@ -139,6 +139,6 @@ def test_wrap_fixes_post_processor_options_and_validates_them(image_path):
         def _refine(self, media, instruction, caption, options):
             return Caption(text=caption.text + options.mark)
 
-    assert wrap(StatsCaptioner(), Suffix(), mark="?").caption(image_path).text.endswith("tones.?")
+    assert wrap(StatsCaptioner(), Suffix(), post_options={"mark": "?"}).caption(image_path).text.endswith("tones.?")
     with pytest.raises(OptionsError, match="Allowed options: mark"):
-        wrap(StatsCaptioner(), Suffix(), colour="red")
+        wrap(StatsCaptioner(), Suffix(), post_options={"colour": "red"})

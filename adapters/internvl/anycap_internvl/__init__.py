@@ -84,3 +84,15 @@ def register_captioners(register: Any) -> None:
     register("internvl", internvl,
              "InternVL: InternVL-chat checkpoints (official InternVL2.5, converted once) or native -hf folders; "
              "images, video as frames; model = local folder or hub id")
+
+
+@hookimpl
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """A loaded transformers-native `InternVLForConditionalGeneration`: `wrap(model, processor=processor)`."""
+    import sys
+
+    if "transformers" not in sys.modules:
+        return None
+    from transformers import InternVLForConditionalGeneration
+
+    return InternVLCaptioner.from_loaded(obj, **options) if isinstance(obj, InternVLForConditionalGeneration) else None

@@ -14,3 +14,14 @@ __all__ = ["OpenAICaptioner", "OpenAIOptions", "RetryPolicy"]
 def register_captioners(register: Any) -> None:
     register("openai", lambda model=None, **kw: OpenAICaptioner(model, **kw),
              "GPT-4o or any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)")
+
+
+@hookimpl
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """An `openai.OpenAI` / `AsyncOpenAI` client: `wrap(client, model="gpt-4o-mini", **captioner_options)`."""
+    import sys
+
+    openai = sys.modules.get("openai")
+    if openai is None or not isinstance(obj, (openai.OpenAI, openai.AsyncOpenAI)):
+        return None
+    return OpenAICaptioner.from_client(obj, **options)

@@ -74,6 +74,18 @@ class OpenAICaptioner(BaseCaptioner):
         self._slots = threading.BoundedSemaphore(concurrency)
         self._rng = random.Random(seed)
 
+    @classmethod
+    def from_client(cls, client: Any, model: str | None = None, **options: Any) -> "OpenAICaptioner":
+        """The endpoint and key of a client the user already built; our own retries and concurrency.
+
+        (The client's custom HTTP transport and default headers are not carried over.)"""
+        if not model:
+            raise OptionsError("wrap() of an OpenAI client needs the model name.",
+                               hint='wrap(client, model="gpt-4o-mini").')
+        timeout = client.timeout if isinstance(client.timeout, (int, float)) else 60.0
+        return cls(model, base_url=str(client.base_url), api_key=client.api_key,
+                   **{"timeout": timeout, **options})
+
     def __repr__(self) -> str:  # never show the key
         return f"<OpenAICaptioner {self.model} base_url={self._client_args['base_url'] or 'api.openai.com'}>"
 

@@ -31,3 +31,15 @@ class Qwen25VLCaptioner(HFChatCaptioner):
 def register_captioners(register: Any) -> None:
     register("qwen2.5-vl", lambda model=None, **kw: Qwen25VLCaptioner(model, **kw),
              "Qwen2.5-VL via transformers (images, video); model = local folder or hub id")
+
+
+@hookimpl
+def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
+    """A loaded `Qwen2_5_VLForConditionalGeneration`: `wrap(model, processor=processor)`."""
+    import sys
+
+    if "transformers" not in sys.modules:  # a loaded transformers model means transformers is imported
+        return None
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    return Qwen25VLCaptioner.from_loaded(obj, **options) if isinstance(obj, Qwen2_5_VLForConditionalGeneration) else None
