@@ -5,7 +5,7 @@
     caption = captioner.caption("photo.jpg", instruction="Describe only the background.")
 """
 
-from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor, wrap
+from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor
 from .errors import (
     AnyCapError,
     CaptionerError,
@@ -18,6 +18,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .media import AudioClip, Media, VideoFrames
 from .plugins import get_captioner, get_post_processor, list_captioners, list_post_processors
+from .wrapping import wrap
 
 __version__ = "0.1.0"
 

@@ -5,34 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from .captioner import IdentityPostProcessor
-from .errors import OptionsError
 from .hookspecs import Register, hookimpl
-
-
-def _no_model(name: str, cls: type) -> Any:
-    def factory(model: str | None = None, **kwargs: Any) -> Any:
-        if model:
-            raise OptionsError(f"{name!r} takes no model; got {model!r}.", hint=f"Use the spec {name!r} alone.")
-        return cls(**kwargs)
-
-    return factory
 
 
 @hookimpl
 def register_captioners(register: Register) -> None:
-    from .testing import InstantCaptioner, StatsCaptioner
+    from .offline_captioners import InstantCaptioner, StatsCaptioner
 
-    register("stats", _no_model("stats", StatsCaptioner),
-             "offline: describes measurable media properties (size, colour, motion, loudness, pitch)")
-    register("instant", _no_model("instant", InstantCaptioner),
-             "offline: answers at once without decoding; measures runner overhead")
+    register("stats", StatsCaptioner,
+             "offline: describes measurable media properties (size, colour, motion, loudness, pitch)", needs_model=False)
+    register("instant", InstantCaptioner, "offline: answers at once without decoding; measures runner overhead",
+             needs_model=False)
 
     def vlmeval(model: str | None = None, **kwargs: Any) -> Any:
         from .integrations.vlmeval.captioner import vlmeval_captioner  # imports VLMEvalKit: only when asked
 
         return vlmeval_captioner(model, **kwargs)
 
-    register("vlmeval", vlmeval, "any VLMEvalKit model (model = a supported_VLM name; needs VLMEvalKit)")
+    register("vlmeval", vlmeval, "any VLMEvalKit model (model = a supported_VLM name; needs VLMEvalKit)",
+             needs_model=True, modalities=("image", "video"))
 
 
 @hookimpl
@@ -49,7 +40,7 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
 
 @hookimpl
 def register_post_processors(register: Register) -> None:
-    register("identity", _no_model("identity", IdentityPostProcessor), "keeps the base caption unchanged")
+    register("identity", IdentityPostProcessor, "keeps the base caption unchanged", needs_model=False)
 
     def acm(model: str | None = None, **kwargs: Any) -> Any:
         if model and model.startswith(("http://", "https://")):
@@ -60,4 +51,10 @@ def register_post_processors(register: Register) -> None:
 
         return ACMPostProcessor(model, **kwargs)
 
-    register("acm", acm, "ACM in process (model = a saved ACM folder) or remote (model = http(s)://host/v1)")
+    def acm_options() -> type:  # resolved when shown: the acm package imports transformers
+        from .acm.postprocessor import ACMOptions
+
+        return ACMOptions
+
+    register("acm", acm, "ACM in process (model = a saved ACM folder or hub id) or remote (model = http(s)://host/v1)",
+             needs_model=True, options=acm_options)

@@ -1,7 +1,7 @@
 """The captioner contracts: `BaseCaptioner`, `PostProcessor`, the `Caption` they return, `wrap`.
 
 A subclass implements one method (`_caption`, or `_refine` for a post-processor); batching,
-async twins, option validation and modality checks come from here. `wrap(base, post)` is a
+async twins, option validation and modality checks come from here. `wrapping.wrap(base, post)` is a
 `BaseCaptioner` itself, so a wrapped chain goes anywhere a captioner goes.
 """
 
@@ -31,7 +31,9 @@ class Caption:
     modality: Modality | None = None
     models: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
-    usage: dict[str, Any] = field(default_factory=dict)  # per stage: {"base": {"prompt_tokens": ..}}
+    # always keyed by stage: {"base": {"prompt_tokens": n, "completion_tokens": n}, "post": {...}}; a backend
+    # fills its own counts flat ({"prompt_tokens": n, ...}) and the stage stamps them under its name
+    usage: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,7 +218,8 @@ def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_
         modality=c.modality or media.modality,
         models={stage: model_id, **c.models},
         timings={stage: seconds, **c.timings},
-        usage=c.usage if all(isinstance(v, dict) for v in c.usage.values()) else {stage: dict(c.usage)},
+        # a caption fresh from a backend (no stage stamped yet) carries its own flat counts
+        usage={stage: dict(c.usage)} if not c.models else c.usage,
     )
 
 
@@ -230,28 +233,3 @@ def _merge(base: Caption, refined: Caption) -> Caption:
         usage={**base.usage, **refined.usage},
         meta={**base.meta, **refined.meta},
     )
-
-
-def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: dict[str, Any] | None = None,
-         **base_options: Any) -> BaseCaptioner:
-    """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity).
-
-    `base` is a spec string, a `BaseCaptioner`, or an object an installed adapter claims (a loaded
-    transformers model, an `openai.OpenAI` client, a VLMEvalKit model, ...). Keyword arguments
-    adapt the base (`wrap(model, processor=proc)`, `wrap(client, model="gpt-4o-mini")`);
-    `post_options` are the post-processor's per-call options, fixed here.
-    """
-    from .plugins import adapt_captioner, get_captioner, get_post_processor
-
-    if isinstance(base, str):
-        b = get_captioner(base, **base_options)
-    elif isinstance(base, BaseCaptioner):
-        if base_options:
-            raise OptionsError(f"Keyword arguments {sorted(base_options)} adapt a spec or a framework object; "
-                               "a captioner instance takes its options per call.",
-                               hint="Post-processor options go in post_options={...}.")
-        b = base
-    else:
-        b = adapt_captioner(base, base_options)
-    p = get_post_processor(post) if isinstance(post, str) else (post or IdentityPostProcessor())
-    return WrappedCaptioner(b, p, post_options or {})

@@ -27,7 +27,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _build(model: str, post: str | None) -> Any:
-    from .captioner import wrap
+    from .wrapping import wrap
     from .plugins import get_captioner
 
     try:
@@ -79,10 +79,14 @@ def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: 
 
 @cli.command()
 @click.argument("pattern", default="*")
-def models(pattern: str) -> None:
+@click.option("--options", "options_of", metavar="NAME", help="Show one captioner's or post-processor's options.")
+def models(pattern: str, options_of: str | None) -> None:
     """List registered captioners and post-processors (wildcards allowed)."""
     import fnmatch
 
+    if options_of is not None:
+        _show_options(options_of)
+        return
     for kind in ("captioner", "post-processor"):
         rows = [r for n, r in sorted(registrations(kind).items()) if fnmatch.fnmatch(n, pattern)]
         click.echo(f"{kind}s:")
@@ -90,6 +94,28 @@ def models(pattern: str) -> None:
             click.echo(f"  {r.name:<16} {r.description}  [{r.plugin}]")
         if not rows:
             click.echo("  (none)")
+
+
+def _show_options(name: str) -> None:
+    """A registration's spec form, modalities and per-call options (name, type, default)."""
+    found = [r for kind in ("captioner", "post-processor") for n, r in registrations(kind).items() if n == name]
+    if not found:
+        known = sorted({n for kind in ("captioner", "post-processor") for n in registrations(kind)})
+        raise click.UsageError(f"No captioner or post-processor named {name!r}. Known: {', '.join(known)}.")
+    for r in found:
+        form = {True: f"{name}:MODEL", False: name, None: f"{name}[:MODEL]"}[r.needs_model]
+        click.echo(f"{r.kind} {form}  [{r.plugin}]  {r.description}")
+        click.echo(f"  modalities: {', '.join(sorted(r.modalities)) if r.modalities else 'decided by the model'}")
+        click.echo("  per-call options (anycap caption --option KEY=VALUE for a base captioner):")
+        options = r.options_class()
+        fields = getattr(options, "model_fields", {}) if options is not None else {}
+        if options is None:
+            click.echo("  options: not declared by the plugin")
+        elif not fields:
+            click.echo("  options: none")
+        for field_name, field in fields.items():
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            click.echo(f"  {field_name}: {kind} = {field.default!r}")
 
 
 @cli.command("plugins")

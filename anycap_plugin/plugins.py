@@ -37,11 +37,35 @@ _HOOK_FOR_KIND = {
 
 @dataclass(frozen=True)
 class Registration:
+    """A registered captioner or post-processor and what the host checks before building it.
+
+    `needs_model`: True (a spec must name one: `openai:gpt-4o-mini`), False (`stats`), None (the
+    factory decides, for registrations without metadata). `options`: its per-call options class,
+    or a function returning it (resolved only when shown). `modalities`: what it reads (None:
+    decided per model)."""
+
     name: str
     factory: Callable[..., Any]
     description: str
     plugin: str
     kind: Kind
+    needs_model: bool | None = None
+    options: Any = None
+    modalities: frozenset[str] | None = None
+
+    def options_class(self) -> type | None:
+        return self.options if self.options is None or isinstance(self.options, type) else self.options()
+
+
+def _metadata(factory: Any, needs_model: bool | None, options: type | None,
+              modalities: Any) -> tuple[bool | None, type | None, frozenset[str] | None]:
+    """Explicit metadata, else what a captioner class declares (`needs_model`, `Options`, `modalities`)."""
+    if isinstance(factory, type):
+        needs_model = getattr(factory, "needs_model", None) if needs_model is None else needs_model
+        options = options or getattr(factory, "Options", None)
+        declared = getattr(factory, "modalities", None)
+        modalities = modalities if modalities is not None else (declared if isinstance(declared, frozenset) else None)
+    return needs_model, options, frozenset(modalities) if modalities is not None else None
 
 
 @dataclass
@@ -126,10 +150,12 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         plugin = impl.plugin_name.removeprefix("anycap_plugin.")
 
-        def register(name: str, factory: Callable[..., Any], description: str = "", _p: str = plugin) -> None:
+        def register(name: str, factory: Callable[..., Any], description: str = "", *, needs_model: bool | None = None,
+                     options: type | None = None, modalities: Any = None, _p: str = plugin) -> None:
             if name in registry and registry[name].plugin != _p:
                 log.warning("%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin)
-            registry[name] = Registration(name, factory, description, _p, kind)
+            registry[name] = Registration(name, factory, description, _p, kind,
+                                          *_metadata(factory, needs_model, options, modalities))
 
         try:
             impl.function(register=register)
@@ -189,7 +215,14 @@ def _registration(kind: Kind, name: str) -> Registration:
 def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
     name, _, model = spec.strip().partition(":")
     registration = _registration(kind, name)
+    if registration.needs_model and not model:
+        raise OptionsError(f"The {kind} {name!r} needs a model: use a spec like '{name}:MODEL'.",
+                           hint=f"{registration.description}. `anycap models --options {name}` lists its options.")
+    if registration.needs_model is False and model:
+        raise OptionsError(f"The {kind} {name!r} takes no model; got {model!r}.", hint=f"Use the spec {name!r} alone.")
     try:
+        if registration.needs_model is False:
+            return registration.factory(**kwargs)
         return registration.factory(model or None, **kwargs)
     except TypeError as e:
         raise OptionsError(f"Cannot build {kind} {spec!r}: {e}.",
@@ -209,11 +242,11 @@ def _split_chain(spec: str) -> tuple[str, str | None]:
 
 def get_captioner(spec: str, **kwargs: Any) -> Any:
     """Build a captioner from a spec: `name`, `name:model`, or `name:model+post:model`."""
-    from .captioner import wrap
+    from .captioner import WrappedCaptioner
 
     base_spec, post_spec = _split_chain(spec)
     base = _resolve("captioner", base_spec, kwargs)
-    return wrap(base, get_post_processor(post_spec)) if post_spec else base
+    return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
 
 
 def check_spec(spec: str) -> None:

@@ -156,7 +156,7 @@ def test_configuration_errors(monkeypatch, server):
     plugins.reset()
     with pytest.raises(OptionsError, match="OPENAI_API_KEY"):
         get_captioner("openai:gpt-4o")
-    with pytest.raises(OptionsError, match="needs a model name"):
+    with pytest.raises(OptionsError, match="needs a model: use a spec like .openai:MODEL."):
         get_captioner("openai")
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # local servers need no key
     assert get_captioner("openai:local").caption(

@@ -2,6 +2,8 @@
 
 import pytest
 
+from anycap_plugin.errors import OptionsError
+
 from anycap_plugin import ModalityNotSupportedError, get_captioner, plugins, testing
 from anycap_plugin.hf import CheckpointError, ModelNotFoundError, choose_device, choose_dtype
 
@@ -73,5 +75,5 @@ def test_bad_input_is_a_typed_error_that_says_what_to_do(load, tiny_models, tmp_
     weights.write_bytes(weights.read_bytes()[:1000])  # truncated download
     with pytest.raises(CheckpointError, match="corrupt or incomplete"):
         get_captioner(f"internvl:{broken}")
-    with pytest.raises(ModelNotFoundError, match="needs a model folder"):
-        get_captioner("qwen2.5-vl")
+    with pytest.raises(OptionsError, match="needs a model: use a spec like 'qwen2.5-vl:MODEL'"):
+        get_captioner("qwen2.5-vl")  # the host's check, the same for every adapter

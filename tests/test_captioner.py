@@ -11,7 +11,7 @@ from anycap_plugin import (
     PostProcessor,
     wrap,
 )
-from anycap_plugin.testing import StatsCaptioner
+from anycap_plugin.offline_captioners import StatsCaptioner
 
 
 class CountingOptions(CaptionOptions):
@@ -106,6 +106,11 @@ def test_wrap_chains_compose_and_default_to_identity(image_path):
     assert plain.id == "stats+identity"
     c2 = plain.caption(image_path)
     assert c2.text == c2.base_text and c2.models == {"base": "stats", "post": "identity"}
+    # usage has one shape, keyed by stage, however deep the chain (a nested chain is the outer base)
+    assert c.usage == {"base": {"prompt_tokens": 10, "completion_tokens": 4},
+                       "post": {"prompt_tokens": 7, "completion_tokens": 5}}
+    assert c2.usage == {"base": {}, "post": {}}  # stages that report no tokens
+    assert BatchingCaptioner().caption(image_path, "i").usage == {"base": {"prompt_tokens": 10, "completion_tokens": 4}}
 
 
 def test_wrapped_modalities_are_the_intersection(audio_path):

@@ -121,3 +121,38 @@ def test_every_hook_is_documented():
     for name in names:
         assert getattr(hookspecs, name).__doc__.strip(), name
         assert f"`{name}" in docs, f"{name} is not documented in README.md or docs/plugins.md"
+
+
+@pytest.mark.parametrize("spec", ["openai", "internvl", "qwen2.5-vl", "minicpm-o", "vlmeval", "stats+acm"])
+def test_a_spec_without_its_model_is_one_error_and_exit_2(spec, monkeypatch, image_path, tmp_path):
+    from click.testing import CliRunner
+
+    from anycap_plugin.cli import cli
+    from anycap_plugin.errors import OptionsError
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "openai,internvl,qwen2_5_vl,minicpm_o")
+    plugins.reset()
+    name = spec.split("+")[-1]
+    with pytest.raises(OptionsError, match=f"'{name}' needs a model: use a spec like '{name}:MODEL'"):
+        get_captioner(spec)
+    done = CliRunner().invoke(cli, ["caption", str(image_path), "--model", spec, "-o", str(tmp_path / "o.jsonl")])
+    assert done.exit_code == 2 and "needs a model" in done.output
+    with pytest.raises(OptionsError, match="takes no model"):
+        get_captioner("stats:something")
+
+
+def test_models_lists_an_adapters_options(monkeypatch):
+    from click.testing import CliRunner
+
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "openai,internvl")
+    plugins.reset()
+    shown = CliRunner().invoke(cli, ["models", "--options", "openai"]).output
+    assert "captioner openai:MODEL" in shown and "max_tokens: int | None = 512" in shown and "detail:" in shown
+    shown = CliRunner().invoke(cli, ["models", "--options", "internvl"]).output
+    assert "modalities: image, video" in shown and "max_new_tokens: int = " in shown
+    assert "post-processor acm:MODEL" in CliRunner().invoke(cli, ["models", "--options", "acm"]).output
+    assert "captioner stats  [builtins]" in CliRunner().invoke(cli, ["models", "--options", "stats"]).output
+    missing = CliRunner().invoke(cli, ["models", "--options", "nope"])
+    assert missing.exit_code == 2 and "Known:" in missing.output

@@ -14,7 +14,7 @@ import pytest
 
 from anycap_plugin import BaseCaptioner, Caption
 from anycap_plugin.runner import WorkItem, expand_inputs, run
-from anycap_plugin.testing import InstantCaptioner, StatsCaptioner
+from anycap_plugin.offline_captioners import InstantCaptioner, StatsCaptioner
 
 
 def read_jsonl(path):

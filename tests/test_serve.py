@@ -69,7 +69,7 @@ def test_image_video_and_audio_through_the_openai_sdk(acm_server, image_path, vi
     as_file = ask(url, [{"type": "video_url", "video_url": {"url": data_url(video_path, "video/mp4")}},
                         {"type": "text", "text": "What happens?"}])
     audio = ask(url, [*media_parts(Media.load(audio_path), 1), {"type": "text", "text": "Name the sound."}])
-    audio_url = ask(url, [*media_parts(Media.load(audio_path), 1, audio_part="audio_url"),  # LMDeploy's form
+    audio_url = ask(url, [*media_parts(Media.load(audio_path), 1, audio_part_kind="audio_url"),  # LMDeploy's form
                           {"type": "text", "text": "Name the sound."}])
     for reply in (video, as_file, audio, audio_url):
         assert reply.choices[0].finish_reason == "stop" and reply.usage.prompt_tokens > 0

@@ -39,7 +39,7 @@ class RemoteACM(ConstraintCheckedRefiner):
     def _one(self, media: Media, instruction: str | None, existing: str, options: ACMOptions) -> tuple[str, int, int]:
         import openai
 
-        content = [*media_parts(media, options.num_frames, audio_part=self.audio_part),
+        content = [*media_parts(media, options.num_frames, audio_part_kind=self.audio_part),
                    {"type": "text", "text": remote_prompt(instruction, existing)}]
         try:
             reply = self.client.chat.completions.create(

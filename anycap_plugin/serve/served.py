@@ -79,8 +79,7 @@ class ServedModel:
 def usage_of(caption: Caption) -> dict[str, int]:
     """Prompt and completion tokens over every stage of a chain."""
     prompt = completion = 0
-    stages = caption.usage.values() if all(isinstance(v, dict) for v in caption.usage.values()) else [caption.usage]
-    for stage in stages:
+    for stage in caption.usage.values():  # keyed by stage (`Caption.usage`)
         prompt += int(stage.get("prompt_tokens", 0) or 0)
         completion += int(stage.get("completion_tokens", 0) or 0)
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}

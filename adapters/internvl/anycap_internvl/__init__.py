@@ -83,7 +83,8 @@ def internvl(model: str | None = None, **kwargs: Any) -> BaseCaptioner:
 def register_captioners(register: Any) -> None:
     register("internvl", internvl,
              "InternVL: InternVL-chat checkpoints (official InternVL2.5, converted once) or native -hf folders; "
-             "images, video as frames; model = local folder or hub id")
+             "images, video as frames; model = local folder or hub id",
+             needs_model=True, options=GenerationOptions, modalities=("image", "video"))
 
 
 @hookimpl

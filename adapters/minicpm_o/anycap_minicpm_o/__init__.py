@@ -71,5 +71,5 @@ class MiniCPMOCaptioner(BaseCaptioner):
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("minicpm-o", lambda model=None, **kw: MiniCPMOCaptioner(model, **kw),
+    register("minicpm-o", MiniCPMOCaptioner, needs_model=True, description=
              "MiniCPM-o 2.6 via its remote code (opt-in: trust_remote_code=True or ANYCAP_TRUST_REMOTE_CODE=1)")

@@ -12,7 +12,7 @@ __all__ = ["OpenAICaptioner", "OpenAIOptions", "RetryPolicy"]
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("openai", lambda model=None, **kw: OpenAICaptioner(model, **kw),
+    register("openai", OpenAICaptioner, needs_model=True, description=
              "GPT-4o or any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)")
 
 

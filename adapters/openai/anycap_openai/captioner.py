@@ -8,8 +8,6 @@ The SDK's own retries are off; ours retry what is worth retrying and never log t
 from __future__ import annotations
 
 import asyncio
-import base64
-import io
 import logging
 import os
 import random
@@ -19,10 +17,10 @@ import time
 from typing import Any, Literal
 
 import openai
-from PIL import Image
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
 from anycap_plugin.captioner import instructions_for
+from anycap_plugin.chat_parts import audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.media import Modality
 
 from .retry import RetryPolicy, is_retryable, retry_after
@@ -31,7 +29,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PROMPT = "Describe this {modality} in detail."
 _sleep = time.sleep  # one seam for tests to watch the backoff without waiting
-_UPLOADABLE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
 class OpenAIOptions(CaptionOptions):
@@ -93,17 +90,15 @@ class OpenAICaptioner(BaseCaptioner):
     def build_messages(self, media: Media, instruction: str | None, options: OpenAIOptions) -> list[dict[str, Any]]:
         prompt = instruction or DEFAULT_PROMPT.format(modality=media.modality)
         parts: list[dict[str, Any]] = []
-        if media.modality == "image":
-            parts.append(_image_part(_image_data_url(media), options.detail))
+        if media.modality == "image":  # the file's own bytes where the API takes its format (decoded first)
+            parts.append(image_url_part(image_data_url(media, own_bytes=True), options.detail))
         elif media.modality == "video":
             frames = media.frames(num_frames=options.num_frames)
             parts.append({"type": "text", "text": f"The following {len(frames)} images are frames of one video, "
                                                   f"in order ({frames.duration:.1f} s)."})
-            parts += [_image_part(_pil_data_url(f), options.detail) for f in frames.images]
+            parts += [image_url_part(encoded(f), options.detail) for f in frames.images]
         else:
-            wav = media.audio().to_wav()
-            parts.append({"type": "input_audio",
-                          "input_audio": {"data": base64.b64encode(wav).decode(), "format": "wav"}})
+            parts.append(audio_part(media))
         parts.append({"type": "text", "text": prompt})
         messages: list[dict[str, Any]] = []
         if options.system_prompt:
@@ -197,27 +192,3 @@ class OpenAICaptioner(BaseCaptioner):
         return list(await asyncio.gather(*(self.acaption(m, i, **options) for m, i in paired)))
 
 
-def _image_part(url: str, detail: str) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": url, "detail": detail}}
-
-
-def _image_data_url(media: Media) -> str:
-    """The file's own bytes when the API takes its format; otherwise a PNG re-encode. The image is
-    decoded first either way: a truncated file is this item's `CorruptMediaError`, never uploaded."""
-    image = media.image()
-    if media.path is not None or media.data is not None:
-        data = media.read_bytes()
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                fmt = im.format
-        except Exception:
-            fmt = None
-        if fmt in _UPLOADABLE:
-            return f"data:{_UPLOADABLE[fmt]};base64," + base64.b64encode(data).decode()
-    return _pil_data_url(image, "PNG")
-
-
-def _pil_data_url(image: Image.Image, fmt: str = "JPEG") -> str:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    return f"data:{_UPLOADABLE[fmt]};base64," + base64.b64encode(buf.getvalue()).decode()

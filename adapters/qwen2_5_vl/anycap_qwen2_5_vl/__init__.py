@@ -29,7 +29,7 @@ class Qwen25VLCaptioner(HFChatCaptioner):
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("qwen2.5-vl", lambda model=None, **kw: Qwen25VLCaptioner(model, **kw),
+    register("qwen2.5-vl", Qwen25VLCaptioner, needs_model=True, description=
              "Qwen2.5-VL via transformers (images, video); model = local folder or hub id")
 
 

@@ -10,19 +10,19 @@
   checks types and that `total_score` is the sum): every key point scored exactly once with 0 or
   1, keyed by its text (with or without its parenthesised detail) or as `key_point_<i>`.
 - Sampling at temperature 0.7, no JSON mode, the text part first. The style judge always sees
-  the media: an image's own bytes, a video's 8 frames at `linspace(0, n - 1, 8)` as JPEG, audio as
-  wav (the judge model must take audio, as the release's gpt-4o-audio-preview does).
+  the media: an image's own bytes (JPEG, PNG, WebP, GIF; others as PNG), a video's 8 frames at
+  `linspace(0, n - 1, 8)` as JPEG, a wav file's own bytes (other audio as wav). The judge model
+  must take audio, as the release's gpt-4o-audio-preview does.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import re
 from pathlib import Path
 from typing import Any
 
+from ...chat_parts import media_parts
 from ...errors import AnyCapError
 from ...media import Media
 from ..references import EvalItem
@@ -108,10 +108,6 @@ def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     return flags  # type: ignore[return-value]
 
 
-def _data_url(mime: str, data: bytes) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{base64.b64encode(data).decode()}"}}
-
-
 class ReleaseProtocol(JudgeProtocol):
     name = "release"
     temperature = 0.7
@@ -172,24 +168,7 @@ class ReleaseProtocol(JudgeProtocol):
         return rubric_score(extract_json(text))
 
     def style_media(self, media: Media, send_audio: bool) -> list[dict[str, Any]]:
-        from PIL import Image
-
-        if media.modality == "image":
-            media.image()  # a file that does not decode fails here, not at the judge
-            data = media.read_bytes()
-            fmt = Image.open(io.BytesIO(data)).format or "JPEG"
-            return [_data_url(Image.MIME.get(fmt, "image/jpeg"), data)]
-        if media.modality == "video":
-            parts = []
-            for frame in media.frames(num_frames=VIDEO_FRAMES, spread="ends").images:
-                buf = io.BytesIO()
-                frame.save(buf, format="JPEG", quality=JPEG_QUALITY)
-                parts.append(_data_url("image/jpeg", buf.getvalue()))
-            return parts
-        clip = media.audio()  # decodes: a broken file fails here
-        data = media.read_bytes()
-        wav = data if data[:4] == b"RIFF" and data[8:12] == b"WAVE" else clip.to_wav()
-        return [{"type": "input_audio", "input_audio": {"data": base64.b64encode(wav).decode(), "format": "wav"}}]
+        return media_parts(media, VIDEO_FRAMES, JPEG_QUALITY, own_bytes=True, spread="ends")
 
     def prompt_hashes(self) -> dict[str, str]:
         return dict(self._hashes)
