@@ -12,7 +12,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -75,9 +75,12 @@ class _Stage(ABC):
     Options: ClassVar[type[CaptionOptions]] = CaptionOptions
 
     def _prepare(self, media: MediaLike, options: dict[str, Any]) -> tuple[Media, CaptionOptions]:
+        return self._load_checked(media), _validate_options(self.Options, self.id, options)
+
+    def _load_checked(self, media: MediaLike) -> Media:
         m = Media.load(media)
         self.check_modality(m)
-        return m, _validate_options(self.Options, self.id, options)
+        return m
 
     def check_modality(self, media: Media) -> None:
         if media.modality not in self.modalities:
@@ -97,6 +100,41 @@ def instructions_for(n: int, instructions: str | Sequence[str | None] | None) ->
     if len(out) != n:
         raise ValueError(f"got {n} media but {len(out)} instructions")
     return out
+
+
+Outcome = Union[Caption, Exception]
+
+
+def _each(items: Sequence[Any], prepare: Callable[[Any], Media],
+          call: Callable[[list[tuple[int, Media]]], list[Caption]]) -> list[Outcome]:
+    """One outcome per item, in order: a caption, or the exception that item caused.
+
+    An item given as an exception, or whose media does not load or fit, fails alone. The rest go
+    as one batch; when that batch fails, it is split and each item is tried alone, so the error is
+    pinned on the item that caused it and the others still get their captions."""
+    out: list[Outcome | None] = [None] * len(items)
+    ready: list[tuple[int, Media]] = []
+    for i, item in enumerate(items):
+        try:
+            if isinstance(item, Exception):
+                raise item
+            ready.append((i, prepare(item)))
+        except Exception as e:
+            out[i] = e
+    if ready:
+        try:
+            for (i, _), c in zip(ready, call(ready), strict=True):
+                out[i] = c
+        except Exception as e:
+            if len(ready) == 1:
+                out[ready[0][0]] = e
+            else:
+                for pair in ready:
+                    try:
+                        out[pair[0]] = call([pair])[0]
+                    except Exception as e1:
+                        out[pair[0]] = e1
+    return out  # type: ignore[return-value]
 
 
 class BaseCaptioner(_Stage):
@@ -125,6 +163,17 @@ class BaseCaptioner(_Stage):
     def caption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
         m, opts = self._prepare(media, options)
         return self._captions([m], [instruction], opts)[0]
+
+    def caption_each(self, media: Sequence[MediaLike | Exception], instructions: str | Sequence[str | None] | None = None,
+                     **options: Any) -> list[Outcome]:
+        """Like `caption_batch`, but never raises for an item: each gets its `Caption` or its exception.
+
+        What batch runners and servers call (invalid options still raise, before any work)."""
+        opts = _validate_options(self.Options, self.id, options)
+        instr = instructions_for(len(media), instructions)
+
+        return _each(media, self._load_checked, lambda ready: self._captions([m for _, m in ready], [instr[i] for i, _ in ready],
+                                                                   opts))
 
     def caption_batch(self, media: Sequence[MediaLike], instructions: str | Sequence[str | None] | None = None,
                       **options: Any) -> list[Caption]:
@@ -176,6 +225,15 @@ class PostProcessor(_Stage):
         prepared = [self._prepare(x, {})[0] for x in media]
         opts = _validate_options(self.Options, self.id, options)
         return self._refinements(prepared, instructions_for(len(prepared), instructions), list(captions), opts)
+
+    def refine_each(self, media: Sequence[MediaLike | Exception], instructions: str | Sequence[str | None] | None,
+                    captions: Sequence[Caption], **options: Any) -> list[Outcome]:
+        """Like `refine_batch`, but each item gets its refined `Caption` or its exception."""
+        opts = _validate_options(self.Options, self.id, options)
+        instr = instructions_for(len(media), instructions)
+
+        return _each(media, self._load_checked, lambda ready: self._refinements(
+            [m for _, m in ready], [instr[i] for i, _ in ready], [captions[i] for i, _ in ready], opts))
 
     async def arefine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
         return await asyncio.to_thread(self.refine, media, instruction, caption, **options)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from .captioner import BaseCaptioner, Caption, _validate_options
 from .errors import AnyCapError
 from .jsonl import read_jsonl
-from .media import Media, media_files_in
+from .media import media_files_in
 
 
 class ManifestError(AnyCapError):
@@ -158,36 +158,12 @@ class RunSummary:
         return self.failed == 0
 
 
-def _caption_batch(captioner: BaseCaptioner, batch: list[WorkItem], options: Any) -> list[dict[str, Any]]:
-    """Caption one batch; an exception is pinned on the item that caused it."""
-    records: list[dict[str, Any] | None] = [None] * len(batch)
-    ready: list[tuple[int, Media]] = []
-    for i, item in enumerate(batch):
-        try:
-            if item.problem is not None:
-                raise item.problem
-            media = Media.load(item.input)
-            captioner.check_modality(media)
-            ready.append((i, media))
-        except Exception as e:
-            records[i] = failure_record(item, e)
-    if ready:
-        idx = [i for i, _ in ready]
-        try:
-            captions = captioner._captions([m for _, m in ready], [batch[i].instruction for i in idx], options)
-            for i, c in zip(idx, captions):
-                records[i] = success_record(batch[i], c)
-        except Exception as e:
-            if len(ready) == 1:
-                records[idx[0]] = failure_record(batch[idx[0]], e)
-            else:  # isolate the bad item: retry one by one
-                for i, media in ready:
-                    try:
-                        c = captioner._captions([media], [batch[i].instruction], options)[0]
-                        records[i] = success_record(batch[i], c)
-                    except Exception as e1:
-                        records[i] = failure_record(batch[i], e1)
-    return [r for r in records if r is not None]
+def _caption_batch(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any]) -> list[dict[str, Any]]:
+    """Caption one batch into records; each failure is its own item's record (`caption_each`)."""
+    outcomes = captioner.caption_each([item.problem or item.input for item in batch],
+                                      [item.instruction for item in batch], **options)
+    return [failure_record(item, o) if isinstance(o, Exception) else success_record(item, o)
+            for item, o in zip(batch, outcomes)]
 
 
 def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.PathLike, *,
@@ -196,7 +172,8 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
     """Caption `items` into `output` (JSONL), skipping those a previous run finished."""
     if batch_size < 1 or concurrency < 1:
         raise ValueError("batch_size and concurrency must be at least 1")
-    opts = _validate_options(captioner.Options, captioner.id, options or {})
+    options = options or {}
+    _validate_options(captioner.Options, captioner.id, options)  # bad options fail before any work
     started = time.perf_counter()
     log = OutputLog(Path(output))
     summary = RunSummary()
@@ -226,7 +203,7 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
         batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
         if concurrency == 1:
             for batch in batches:
-                record(_caption_batch(captioner, batch, opts))
+                record(_caption_batch(captioner, batch, options))
         else:
             with ThreadPoolExecutor(concurrency, thread_name_prefix="anycap") as pool:
                 in_flight: set[Future[list[dict[str, Any]]]] = set()
@@ -236,7 +213,7 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
                             finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             for fut in finished:
                                 record(fut.result())
-                        in_flight.add(pool.submit(_caption_batch, captioner, batch, opts))
+                        in_flight.add(pool.submit(_caption_batch, captioner, batch, options))
                     for fut in as_completed(in_flight):
                         record(fut.result())
                 except BaseException:

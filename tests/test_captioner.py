@@ -147,3 +147,28 @@ def test_wrap_fixes_post_processor_options_and_validates_them(image_path):
     assert wrap(StatsCaptioner(), Suffix(), post_options={"mark": "?"}).caption(image_path).text.endswith("tones.?")
     with pytest.raises(OptionsError, match="Allowed options: mark"):
         wrap(StatsCaptioner(), Suffix(), post_options={"colour": "red"})
+
+
+def test_caption_each_gives_every_item_its_caption_or_its_error(image_path, audio_path, tmp_path):
+    from anycap_plugin.errors import MediaNotFoundError
+
+    class Picky(BatchingCaptioner):
+        def _caption_batch(self, media, instructions, options):
+            self.attempts.append(list(instructions))
+            if "boom" in instructions:
+                raise ValueError("this batch holds a bad item")
+            return super()._caption_batch(media, instructions, options)
+
+    cap = Picky()
+    cap.attempts = []
+    given = RuntimeError("a manifest problem")
+    out = cap.caption_each([image_path, tmp_path / "missing.png", audio_path, given, image_path, image_path],
+                           ["a", "b", "c", "d", "boom", "f"])
+    assert out[0].text == "seen 512px for a" and out[5].text == "seen 512px for f"
+    assert isinstance(out[1], MediaNotFoundError) and isinstance(out[2], ModalityNotSupportedError)
+    assert out[3] is given and isinstance(out[4], ValueError)  # pinned on the item that broke the batch
+    assert cap.attempts == [["a", "boom", "f"], ["a"], ["boom"], ["f"]]  # the batch failed, then one by one
+    with pytest.raises(OptionsError):
+        cap.caption_each([image_path], colour="red")  # bad options fail before any work
+    refined = Bracket().refine_each([image_path, tmp_path / "missing.png"], "x", [out[0], out[5]])
+    assert refined[0].text == "[seen 512px for a]" and isinstance(refined[1], MediaNotFoundError)

@@ -41,39 +41,28 @@ class ServedModel:
                 out["temperature"] = request.temperature
         return out
 
-    def run(self, requests: list[CaptionRequest]) -> list[Caption | BaseException]:
-        """Captions for a batch, in order; a failure is returned in its item's place."""
-        results: list[Caption | BaseException | None] = [None] * len(requests)
+    def run(self, requests: list[CaptionRequest]) -> list[Caption | Exception]:
+        """Captions for a batch, in order; a failure is returned in its item's place (`caption_each`)."""
+        results: list[Caption | Exception] = [RuntimeError("no result")] * len(requests)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(tuple(sorted(self.options(r).items())), []).append(i)
         for key, indices in groups.items():
+            group = [requests[i] for i in indices]
+            media = [r.media if r.media is not None else RequestError(
+                "The request has no media: send an image, a video or an audio clip.") for r in group]
+            instructions = [r.instruction for r in group]
             try:
-                for i, c in zip(indices, self._call([requests[i] for i in indices], dict(key))):
-                    results[i] = c
-            except Exception as e:
-                if len(indices) == 1:
-                    results[indices[0]] = e
-                    continue
-                for i in indices:  # pin the failure on its item; the others still get captions
-                    results[i] = self._one(requests[i], dict(key))
-        return [r if r is not None else RuntimeError("no result") for r in results]
-
-    def _one(self, request: CaptionRequest, options: dict[str, Any]) -> Caption | BaseException:
-        try:
-            return self._call([request], options)[0]
-        except Exception as e:  # returned, not raised: the batcher answers this request with it
-            return e
-
-    def _call(self, requests: list[CaptionRequest], options: dict[str, Any]) -> list[Caption]:
-        media = [r.media for r in requests]
-        if any(m is None for m in media):
-            raise RequestError("The request has no media: send an image, a video or an audio clip.")
-        instructions = [r.instruction for r in requests]
-        if isinstance(self.target, PostProcessor):
-            bases = [Caption(text=r.base_caption or "") for r in requests]
-            return self.target.refine_batch(media, instructions, bases, **options)
-        return self.target.caption_batch(media, instructions, **options)
+                if isinstance(self.target, PostProcessor):
+                    bases = [Caption(text=r.base_caption or "") for r in group]
+                    outcomes = self.target.refine_each(media, instructions, bases, **dict(key))
+                else:
+                    outcomes = self.target.caption_each(media, instructions, **dict(key))
+            except Exception as e:  # options the target rejects: every request of the group gets it
+                outcomes = [e] * len(group)
+            for i, outcome in zip(indices, outcomes):
+                results[i] = outcome
+        return results
 
 
 def usage_of(caption: Caption) -> dict[str, int]:
