@@ -28,14 +28,20 @@ def register_captioners(register: Register) -> None:
 
 @hookimpl
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
-    """VLMEvalKit model instances (VLMEvalKit's integration ships with the core)."""
+    """VLMEvalKit models and LMDeploy pipelines (their integrations ship with the core)."""
     import sys
 
-    if "vlmeval" not in sys.modules:
-        return None
-    from .integrations.vlmeval.captioner import adapt
+    if "vlmeval" in sys.modules:
+        from .integrations.vlmeval.captioner import adapt as adapt_vlmeval
 
-    return adapt(obj, options)
+        found = adapt_vlmeval(obj, options)
+        if found is not None:
+            return found
+    if "lmdeploy" in sys.modules:
+        from .integrations.lmdeploy_pipeline import adapt as adapt_pipeline
+
+        return adapt_pipeline(obj, options)
+    return None
 
 
 @hookimpl

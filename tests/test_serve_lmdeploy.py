@@ -313,6 +313,38 @@ def test_openai_messages_through_lmdeploys_request_side(request_side, hf_acm, im
     assert [m["modality"] for m in out["multimodal"]] == ["image"] * 4
 
 
+def test_pipeline_captioner_messages_read_by_lmdeploys_request_side(request_side, image_path, video_path):
+    """What `wrap(lmdeploy.pipeline(...))` sends: LMDeploy's own request side reads it (the engine is GPU-only)."""
+    import asyncio
+
+    from anycap_plugin.integrations.lmdeploy_pipeline import messages
+    from anycap_plugin.media import Media
+
+    image = messages(Media.load(image_path), "Describe it.", num_frames=4)
+    assert [p["type"] for p in image[0]["content"]] == ["image_url", "text"]
+    out = asyncio.run(request_side.get_prompt_input(image, do_preprocess=True))
+    assert out["input_ids"] and [m["modality"] for m in out["multimodal"]] == ["image"]
+    video = messages(Media.load(video_path), None, num_frames=3)
+    assert video[0]["content"][-1]["text"] == "Describe this video in detail."
+    out = asyncio.run(request_side.get_prompt_input(video, do_preprocess=True))
+    assert [m["modality"] for m in out["multimodal"]] == ["image"] * 3  # the frames, in order
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_wrap_an_lmdeploy_pipeline_on_gpu(tiny_acm, image_path, video_path):
+    import lmdeploy
+    from lmdeploy import PytorchEngineConfig
+
+    from anycap_plugin import wrap
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm
+
+    pipe = lmdeploy.pipeline(str(tiny_acm), backend_config=PytorchEngineConfig(**enable_acm()))
+    cap = wrap(pipe)
+    captions = cap.caption_batch([image_path, video_path], "Describe it.", max_new_tokens=8)
+    assert all(c.text for c in captions) and all(c.usage["base"]["completion_tokens"] > 0 for c in captions)
+
+
 def test_lmdeploy_request_side_follows_our_media_policy(request_side, image_path, tmp_path):
     """LMDeploy alone fetches public URLs and reads any local file a request names; behind our guard, only
     data URLs pass unless the server allows more, as with the transformers backend."""
