@@ -20,6 +20,9 @@ from .errors import ModalityNotSupportedError, OptionsError
 from .media import MODALITIES, Media, MediaLike, Modality
 
 
+DEFAULT_PROMPT = "Describe this {modality} in detail."  # what base captioners ask when no instruction is given
+
+
 @dataclass(frozen=True)
 class Caption:
     """A caption and its provenance: every stage's model id, timing and token usage."""

@@ -67,19 +67,21 @@ def looks_like_path(name: str) -> bool:
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-CONVERT_HINT = ("Weights are read from safetensors only (a pickle can run code when loaded). Convert the folder once, "
+CONVERT_HINT = ("Weights are read from safetensors only: pickles are never loaded (one can run code). Convert the folder once, "
                 "where you trust the file: `from transformers import AutoModel; AutoModel.from_pretrained(SRC, "
                 "use_safetensors=False).save_pretrained(DST)` writes safetensors; or download the safetensors files "
                 "the model's publisher provides.")
 
 
-def require_safetensors(folder: str | Path) -> None:
-    """Refuse a weights folder that holds no `*.safetensors` (nothing is unpickled, ever)."""
+def require_safetensors(folder: str | Path, error: type[AnyCapError] | None = None) -> list[Path]:
+    """The folder's `*.safetensors` files; a folder without any is refused with `error` (default
+    `CheckpointError`), naming the pickles it holds (nothing is unpickled, ever)."""
     path = Path(folder)
-    if any(path.glob("*.safetensors")):
-        return
+    files = sorted(path.glob("*.safetensors"))
+    if files:
+        return files
     pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
-    raise CheckpointError(f"No safetensors weights in {str(path)!r}" + (f" (found {', '.join(pickles)})" if pickles
+    raise (error or CheckpointError)(f"No safetensors weights in {str(path)!r}" + (f" (found {', '.join(pickles)})" if pickles
                                                                        else "") + ".", hint=CONVERT_HINT)
 
 

@@ -194,13 +194,9 @@ def split_wqkv(weight: Any, config: dict[str, Any]) -> tuple[Any, Any, Any]:
 # ---- the conversion -------------------------------------------------------------------------
 
 def source_files(src: Path) -> list[Path]:
-    files = sorted(src.glob("*.safetensors"))
-    if not files:
-        pickles = sorted(p.name for p in src.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
-        raise ConversionError(f"No .safetensors weights in {str(src)!r}" + (f" (found {pickles})" if pickles else "") + ".",
-                              hint="Only safetensors are read (pickles are never loaded). Download the safetensors "
-                                   "files of the checkpoint, or re-save it with save_pretrained(safe_serialization=True).")
-    return files
+    from ..hf import require_safetensors
+
+    return require_safetensors(src, ConversionError)
 
 
 def read_header(path: Path) -> tuple[dict[str, Any], int]:

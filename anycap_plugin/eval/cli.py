@@ -60,10 +60,9 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
         judge_protocol = make_protocol(protocol, prompts, needed)
         if judge_protocol.style_media_required and media_root is None and any(a == "style" for _, a in needed):
             raise AnyCapError(f"The {protocol} protocol shows the media to the style judge: pass --media-root.")
-        options = {} if judge_model == "offline" and protocol == "anycap" else {
-            "protocol": judge_protocol, "temperature": temperature, "base_url": judge_base_url,
-            "concurrency": concurrency, "media_root": media_root, "audio": judge_audio, "max_media_mb": max_media_mb}
-        judge = anycapeval_judge(judge_model, **options)
+        judge = anycapeval_judge(judge_model, protocol=judge_protocol, temperature=temperature, base_url=judge_base_url,
+                                 concurrency=concurrency, media_root=media_root, audio=judge_audio,
+                                 max_media_mb=max_media_mb)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:

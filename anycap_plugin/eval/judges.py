@@ -186,7 +186,8 @@ class OpenAIJudge(ChatJudge):
 
 
 def anycapeval_judge(model: str, **kwargs: Any) -> Any:
-    """The judge `model` names: `offline` (the embedding judge), else an `OpenAIJudge` with `kwargs`."""
+    """The judge `model` names: `offline` (the embedding judge, which asks no endpoint and reads no
+    media, so the endpoint options are not its), else an `OpenAIJudge` with `kwargs`."""
     if model == "offline":
         from .offline import OfflineJudge
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..captioner import BaseCaptioner, Caption, CaptionOptions
+from ..captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
 from ..chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..hf import GenerationOptions
 from ..media import Media
 
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 def messages(media: Media, instruction: str | None, num_frames: int) -> list[dict[str, Any]]:

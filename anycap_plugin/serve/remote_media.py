@@ -91,6 +91,10 @@ def _refused(url: str, why: str) -> RequestError:
                         hint="Send the media as a data URL, or name a public host the server allows.")
 
 
+def _too_slow() -> RequestError:
+    return RequestError("Fetching the media URL took too long.", status=408, code="media_fetch_timeout")
+
+
 def _redact(url: str) -> str:
     """The URL without its query and credentials, which may carry tokens."""
     parts = urlsplit(url)
@@ -147,7 +151,7 @@ def fetch(url: str, policy: MediaPolicy) -> bytes:
         scheme, host, port, address = checked_address(url, policy, resolver)
         left = deadline - time.monotonic()
         if left <= 0:
-            raise RequestError("Fetching the media URL took too long.", status=408, code="media_fetch_timeout")
+            raise _too_slow()
         connection = _PinnedConnection(scheme, host, port, address, left, connector)
         try:
             parts = urlsplit(url)
@@ -165,8 +169,7 @@ def fetch(url: str, policy: MediaPolicy) -> bytes:
             return _read_limited(reply, sock, policy.max_media_bytes, deadline)
         except (OSError, http.client.HTTPException) as e:
             if isinstance(e, TimeoutError) or "timed out" in str(e):
-                raise RequestError("Fetching the media URL took too long.", status=408,
-                                   code="media_fetch_timeout") from None
+                raise _too_slow() from None
             raise RequestError(f"Cannot fetch the media URL: {type(e).__name__}.", code="media_fetch_failed") from None
         finally:
             connection.close()
@@ -181,7 +184,7 @@ def _read_limited(reply: http.client.HTTPResponse, sock: socket.socket, limit: i
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise RequestError("Fetching the media URL took too long.", status=408, code="media_fetch_timeout")
+            raise _too_slow()
         sock.settimeout(left)  # a trickling server cannot stretch the fetch past the deadline
         chunk = reply.read1(min(64 * 1024, limit + 1 - len(body)))  # what has arrived, not a full buffer
         if not chunk:

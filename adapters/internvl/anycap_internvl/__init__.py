@@ -13,11 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from anycap_plugin import hookimpl
-from anycap_plugin.captioner import BaseCaptioner, Caption, CaptionOptions
+from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, ModelNotFoundError
 from anycap_plugin.media import Media
 
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 class InternVLCaptioner(HFChatCaptioner):

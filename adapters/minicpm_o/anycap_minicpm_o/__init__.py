@@ -14,12 +14,12 @@ import os
 from typing import Any
 
 from anycap_plugin import BaseCaptioner, Caption, hookimpl
+from anycap_plugin.captioner import DEFAULT_PROMPT
 from anycap_plugin.errors import AnyCapError
 from anycap_plugin.hf import GenerationOptions, choose_device, choose_dtype, load_pretrained
 from anycap_plugin.media import Media
 
 TRUST_ENV = "ANYCAP_TRUST_REMOTE_CODE"
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 class RemoteCodeNotTrustedError(AnyCapError):

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import openai
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
-from anycap_plugin.captioner import instructions_for
+from anycap_plugin.captioner import DEFAULT_PROMPT, instructions_for
 from anycap_plugin.chat_parts import audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.media import Modality
 
@@ -27,7 +27,6 @@ from .retry import RetryPolicy, is_retryable, retry_after
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 _sleep = time.sleep  # one seam for tests to watch the backoff without waiting
 
 

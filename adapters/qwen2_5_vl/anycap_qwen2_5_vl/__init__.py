@@ -7,10 +7,10 @@ Images use the processor's own dynamic resolution; video goes through the model'
 from typing import Any
 
 from anycap_plugin import hookimpl
+from anycap_plugin.captioner import DEFAULT_PROMPT
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
 from anycap_plugin.media import Media
 
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 class Qwen25VLCaptioner(HFChatCaptioner):

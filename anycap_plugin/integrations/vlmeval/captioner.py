@@ -13,12 +13,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...captioner import BaseCaptioner, Caption, CaptionOptions
+from ...captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
 from ...errors import CaptionerError, ModalityNotSupportedError, OptionsError
 from ...media import Media
 from ._containment import import_vlmeval
 
-DEFAULT_PROMPT = "Describe this {modality} in detail."
 
 
 class VLMEvalOptions(CaptionOptions):

@@ -121,12 +121,11 @@ class _AnyCapEval:
         media_root = judge_kwargs.get("media_root")
         if media_root is None and protocol.style_media_required:  # the release shows media: the dataset's own
             media_root = str(data_folder("AnyCapEval") / self.ANYCAP_MODALITY)
-        options: dict[str, Any] = {} if settings["model"] == "offline" and protocol.name == "anycap" else {
-            "protocol": protocol, "base_url": settings["base_url"], "api_key": settings["api_key"],
-            "concurrency": settings["concurrency"], "media_root": media_root,
-            "audio": bool(judge_kwargs.get("judge_audio")), "max_media_mb": float(judge_kwargs.get("max_media_mb", 20)),
-            "temperature": None if judge_kwargs.get("temperature") is None else float(judge_kwargs["temperature"])}
-        judge = anycapeval_judge(settings["model"], **options)
+        judge = anycapeval_judge(
+            settings["model"], protocol=protocol, base_url=settings["base_url"], api_key=settings["api_key"],
+            concurrency=settings["concurrency"], media_root=media_root, audio=bool(judge_kwargs.get("judge_audio")),
+            max_media_mb=float(judge_kwargs.get("max_media_mb", 20)),
+            temperature=None if judge_kwargs.get("temperature") is None else float(judge_kwargs["temperature"]))
         stem = str(Path(eval_file).with_suffix(""))
         with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
             report = evaluate(items, captions, judge, cache=cache, repeats=int(judge_kwargs.get("repeats", 1)),
