@@ -141,7 +141,9 @@ def plugins_command(as_json: bool) -> None:
 def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
     """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
     from .runner import WorkItem, run
-    from .testing import build_tiny_acm, cache_dir, sample_media
+    from .cache import cache_dir
+    from .samples import sample_media
+    from .tiny_models import build_tiny_acm
 
     smoke = post is None
     if smoke:  # built once, then reused

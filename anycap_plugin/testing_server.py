@@ -24,7 +24,7 @@ Responder = Callable[[dict[str, Any]], str]
 @dataclass(frozen=True)
 class Fault:
     kind: FaultKind
-    retry_after: float | None = None  # for 429
+    retry_after: float | None = None  # a Retry-After header on a 429 or 500
     seconds: float = 5.0  # for slow
 
 
@@ -75,9 +75,11 @@ class ChatCompletionsServer:
     """`with ChatCompletionsServer() as s: OpenAI(base_url=s.base_url, api_key="k")`."""
 
     def __init__(self, responder: Responder = echo_responder, delay: float = 0.0, fault_rate: float = 0.0,
-                 seed: int = 0, model: str = "loopback-model", port: int = 0) -> None:
+                 seed: int = 0, model: str = "loopback-model", port: int = 0,
+                 fault_retry_after: float | None = 0.05) -> None:
         self.port = port
         self.responder, self.delay, self.fault_rate, self.model = responder, delay, fault_rate, model
+        self.fault_retry_after = fault_retry_after  # on the random faults; None: the client's own backoff
         self.faults: deque[Fault] = deque()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -124,12 +126,11 @@ class ChatCompletionsServer:
                     return
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.seconds)
-                if fault is not None and fault.kind == "429":
+                if fault is not None and fault.kind in ("429", "500"):
                     extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                    self._send(429, {"error": {"message": "rate limited", "type": "rate_limit_error"}}, extra)
-                    return
-                if fault is not None and fault.kind == "500":
-                    self._send(500, {"error": {"message": "internal error", "type": "server_error"}})
+                    error = ({"message": "rate limited", "type": "rate_limit_error"} if fault.kind == "429"
+                             else {"message": "internal error", "type": "server_error"})
+                    self._send(int(fault.kind), {"error": error}, extra)
                     return
                 if server.delay:
                     time.sleep(server.delay)
@@ -190,7 +191,7 @@ class ChatCompletionsServer:
         with self._lock:
             fault = self.faults.popleft() if self.faults else None
             if fault is None and self.fault_rate and self._rng.random() < self.fault_rate:
-                fault = Fault(self._rng.choice(["429", "500"]), retry_after=0.05)
+                fault = Fault(self._rng.choice(["429", "500"]), retry_after=self.fault_retry_after)
             if fault is not None:
                 self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
             return fault
@@ -208,9 +209,13 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--fault-retry-after", default="0.05",
+                   help="Retry-After seconds on the random faults, or 'none' to send no header")
     p.add_argument("--responder", choices=sorted(RESPONDERS), default="echo")
     args = p.parse_args()
-    server = ChatCompletionsServer(responder=RESPONDERS[args.responder], delay=args.delay, fault_rate=args.fault_rate, seed=args.seed, port=args.port).start()
+    retry_after = None if args.fault_retry_after == "none" else float(args.fault_retry_after)
+    server = ChatCompletionsServer(responder=RESPONDERS[args.responder], delay=args.delay, fault_rate=args.fault_rate,
+                                   seed=args.seed, port=args.port, fault_retry_after=retry_after).start()
     print(server.base_url, flush=True)
     try:
         threading.Event().wait()

@@ -1,8 +1,10 @@
 """API captioner throughput through the batch runner against a loopback server.
 
 500 requests at concurrency 32, the server answering after 200 ms: wall time against the
-ideal 500 x 0.2 / 32 s, once clean and once with 5% of replies an injected 429 or 500 (each
-retried by the adapter with its default backoff). Prints JSON.
+ideal 500 x 0.2 / 32 s, in one run: clean; with 5% of replies an injected 429 or 500 that
+carries Retry-After (as hosted APIs send); and with 5% faults that carry none, so every retry
+waits the client's own exponential backoff (the OpenAI SDK's: 0.5 s doubling, 0-25% jitter).
+Prints JSON.
 
     python benchmarks/api_throughput.py [--requests 500] [--concurrency 32] [--delay 0.2]
 """
@@ -26,14 +28,16 @@ from anycap_plugin import get_captioner
 from anycap_plugin.runner import WorkItem, run
 
 
-def one_run(n: int, concurrency: int, delay: float, fault_rate: float, image: Path, out: Path) -> dict:
+def one_run(n: int, concurrency: int, delay: float, fault_rate: float, retry_after: str, image: Path,
+            out: Path) -> dict:
     """The server runs in its own process, as a real API would: it must not share our GIL."""
     server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", str(delay),
-                               "--fault-rate", str(fault_rate), "--seed", "7"], stdout=subprocess.PIPE, text=True)
+                               "--fault-rate", str(fault_rate), "--fault-retry-after", retry_after, "--seed", "7"],
+                              stdout=subprocess.PIPE, text=True)
     try:
         base_url = server.stdout.readline().strip()
         captioner = get_captioner("openai:bench", base_url=base_url, api_key="bench-key",
-                                  concurrency=concurrency, seed=3)
+                                  concurrency=concurrency)
         items = [WorkItem(str(image), f"caption {i}") for i in range(n)]
         t0 = time.perf_counter()
         summary = run(captioner, items, out, concurrency=concurrency, progress=False)
@@ -44,7 +48,7 @@ def one_run(n: int, concurrency: int, delay: float, fault_rate: float, image: Pa
         server.terminate()
         server.wait()
     ideal = n * delay / concurrency
-    return {"fault_rate": fault_rate, "captions": summary.succeeded, "failed": summary.failed,
+    return {"fault_rate": fault_rate, "retry_after": retry_after, "captions": summary.succeeded, "failed": summary.failed,
             "injected": stats["injected"], "http_requests": stats["requests"],
             "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3)}
 
@@ -60,11 +64,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         image = Path(tmp) / "img.png"
         Image.new("RGB", (64, 48), (10, 120, 200)).save(image)
-        clean = one_run(args.requests, args.concurrency, args.delay, 0.0, image, Path(tmp) / "clean.jsonl")
-        faulty = one_run(args.requests, args.concurrency, args.delay, 0.05, image, Path(tmp) / "faulty.jsonl")
+        runs = {name: one_run(args.requests, args.concurrency, args.delay, rate, retry_after, image,
+                              Path(tmp) / f"{name}.jsonl")
+                for name, rate, retry_after in (("clean", 0.0, "none"), ("with_5pct_faults", 0.05, "0.05"),
+                                                ("with_5pct_faults_no_retry_after", 0.05, "none"))}
     print(json.dumps({"benchmark": "api_throughput", "requests": args.requests, "concurrency": args.concurrency,
-                      "server_delay_s": args.delay, "goal_ratio": 1.15, "clean": clean, "with_5pct_faults": faulty},
-                     indent=2))
+                      "server_delay_s": args.delay, "goal_ratio": 1.15, **runs}, indent=2))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import base64
 import io
 import json
 import logging
+import re
 
 import pytest
 from PIL import Image
@@ -28,16 +29,18 @@ def captioner(server, monkeypatch):
     monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "openai")
     plugins.reset()
     return get_captioner("openai:gpt-4o-mini", base_url=server.base_url, api_key=SECRET,
-                         retry_base_delay=0.01, max_retries=4, timeout=2.0, seed=1)
+                         max_retries=4, timeout=1.0)
 
 
 @pytest.fixture()
-def sleeps(monkeypatch):
-    import anycap_openai.captioner as mod
+def sleeps(caplog):
+    """The waits the OpenAI SDK chose before each retry, read from its own log line."""
+    caplog.set_level(logging.INFO, logger="openai")
 
-    waited = []
-    monkeypatch.setattr(mod, "_sleep", waited.append)
-    return waited
+    def waits():
+        found = [re.match(r"Retrying request in ([0-9.]+) seconds", r.getMessage()) for r in caplog.records]
+        return [float(m.group(1)) for m in found if m]
+    return waits
 
 
 def _parts(body):
@@ -96,20 +99,23 @@ def test_audio_only_when_the_model_takes_it(server, captioner, audio_path):
     assert abs(decoded.duration - 2.0) < 0.01
 
 
-def test_retries_429_500_drops_and_timeouts_honouring_retry_after(server, captioner, image_path, sleeps):
-    server.inject(Fault("429", retry_after=1.5), Fault("500"), Fault("drop"), Fault("slow", seconds=3.0))
+def test_the_sdk_retries_drops_timeouts_429_and_500_honouring_retry_after(server, captioner, image_path, sleeps):
+    server.inject(Fault("drop"), Fault("slow", seconds=1.5), Fault("429", retry_after=0.3),
+                  Fault("500", retry_after=0.05))
     c = captioner.caption(image_path, "x")
     assert c.text.endswith("x") and len(server.requests) == 5
-    assert len(sleeps) == 4
-    assert sleeps[0] >= 1.5 and sleeps[0] < 1.6  # Retry-After honoured
-    assert all(s < 0.2 for s in sleeps[1:])  # our own backoff, base 0.01 s
+    assert [h["x-stainless-retry-count"] for h in server.headers] == ["0", "1", "2", "3", "4"]
+    waits = sleeps()
+    assert len(waits) == 4
+    assert 0.375 <= waits[0] <= 0.5 and 0.75 <= waits[1] <= 1.0  # backoff: 0.5 s doubling, 0-25% jitter
+    assert waits[2:] == [0.3, 0.05]  # Retry-After honoured
 
 
 def test_gives_up_after_max_retries(server, captioner, image_path, sleeps):
-    server.inject(*[Fault("500")] * 5)
-    with pytest.raises(CaptionerError, match="after 5 attempt"):
+    server.inject(*[Fault("500", retry_after=0.01)] * 5)
+    with pytest.raises(CaptionerError, match="after 5 attempt.*HTTP 500"):
         captioner.caption(image_path)
-    assert len(server.requests) == 5 and len(sleeps) == 4
+    assert len(server.requests) == 5 and len(sleeps()) == 4
 
 
 def test_no_retry_on_other_4xx(image_path, monkeypatch, sleeps):
@@ -122,13 +128,13 @@ def test_no_retry_on_other_4xx(image_path, monkeypatch, sleeps):
         cap = get_captioner("openai:nope", base_url=s.base_url, api_key=SECRET)
         with pytest.raises(CaptionerError, match="HTTP 400") as err:
             cap.caption(image_path)
-        assert len(s.requests) == 1 and sleeps == []
+        assert len(s.requests) == 1 and sleeps() == []
     assert "does not exist" in str(err.value)
 
 
 def test_the_key_never_appears_in_errors_logs_or_output(server, captioner, image_path, tmp_path, caplog, sleeps):
     caplog.set_level(logging.DEBUG)
-    server.inject(Fault("429", retry_after=0), *[Fault("500")] * 5)
+    server.inject(Fault("429", retry_after=0.01), *[Fault("500", retry_after=0.01)] * 5)
     out = tmp_path / "out.jsonl"
     summary = run(captioner, [WorkItem(str(image_path), "a"), WorkItem(str(image_path), "b")], out)
     assert summary.failed == 1 and summary.succeeded == 1
@@ -143,8 +149,10 @@ def test_async_batch_with_a_concurrency_limit(server, monkeypatch, image_path):
     monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "openai")
     plugins.reset()
     server.delay = 0.05
+    server.inject(Fault("429", retry_after=0.01))  # the async client retries too
     cap = get_captioner("openai:m", base_url=server.base_url, api_key=SECRET, concurrency=3)
     captions = asyncio.run(cap.acaption_batch([image_path] * 9, [f"q{i}" for i in range(9)]))
+    assert len(server.requests) == 10
     assert [c.text.rsplit(" ", 1)[-1] for c in captions] == [f"q{i}" for i in range(9)]
     assert all(c.models == {"base": "openai:m"} and c.timings["base"] > 0 for c in captions)
 

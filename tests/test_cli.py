@@ -63,8 +63,23 @@ def test_models_and_plugins_listings(hello_site):  # noqa: F811
     assert hello.returncode == 0 and hello.stdout.strip() == "hello from anycap-hello"
 
 
-def test_demo_runs_offline_on_sample_media(tmp_path):
-    result = anycap("demo", "--output", str(tmp_path / "demo.jsonl"))
+BLOCK_TEST_HELPERS = """
+import importlib.abc, sys
+class NoTestHelpers(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "anycap_plugin.testing":
+            raise ImportError("production code imported anycap_plugin.testing")
+sys.meta_path.insert(0, NoTestHelpers())
+from anycap_plugin.cli import main
+sys.argv = ["anycap", *sys.argv[1:]]
+main()
+"""
+
+
+def test_demo_runs_offline_on_sample_media_without_the_test_helpers(tmp_path):
+    env = {**os.environ, "ANYCAP_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-c", BLOCK_TEST_HELPERS, "demo", "--output", str(tmp_path / "demo.jsonl")],
+                            capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     for label in ("[image]", "[video]", "[audio]", "base:", "refined:"):
         assert label in result.stdout

@@ -5,9 +5,8 @@ from typing import Any
 from anycap_plugin import hookimpl
 
 from .captioner import OpenAICaptioner, OpenAIOptions
-from .retry import RetryPolicy
 
-__all__ = ["OpenAICaptioner", "OpenAIOptions", "RetryPolicy"]
+__all__ = ["OpenAICaptioner", "OpenAIOptions"]
 
 
 @hookimpl

@@ -2,18 +2,17 @@
 
 Media go as chat-completions content parts: an image as a base64 data URL, a video as its
 sampled frames in order, audio as `input_audio` (wav) for models configured to take it.
-The SDK's own retries are off; ours retry what is worth retrying and never log the key.
+Retries are the SDK's own (408/409/429/5xx, timeouts and dropped connections, exponential
+backoff with jitter, Retry-After honoured): `benchmarks/api_throughput.py` measured them level
+with the policy we used to carry. The key is never logged or shown.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-import random
 import threading
 import weakref
-import time
 from typing import Any, Literal
 
 import openai
@@ -22,12 +21,6 @@ from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError
 from anycap_plugin.captioner import DEFAULT_PROMPT, instructions_for
 from anycap_plugin.chat_parts import audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.media import Modality
-
-from .retry import RetryPolicy, is_retryable, retry_after
-
-log = logging.getLogger(__name__)
-
-_sleep = time.sleep  # one seam for tests to watch the backoff without waiting
 
 
 class OpenAIOptions(CaptionOptions):
@@ -46,8 +39,7 @@ class OpenAICaptioner(BaseCaptioner):
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"), concurrency: int = 16,
-                 timeout: float = 60.0, max_retries: int = 5, retry_base_delay: float = 0.5,
-                 retry_max_delay: float = 30.0, seed: int | None = None) -> None:
+                 timeout: float = 60.0, max_retries: int = 5) -> None:
         if not model:
             raise OptionsError("The openai captioner needs a model name.", hint="Use a spec like 'openai:gpt-4o-mini'.")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
@@ -61,18 +53,17 @@ class OpenAICaptioner(BaseCaptioner):
         self.model = model
         self.modalities = frozenset(modalities)  # type: ignore[misc]
         self._key = key
-        self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout, "max_retries": 0}
+        self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout,
+                             "max_retries": max_retries}
         self.client = openai.OpenAI(**self._client_args)  # type: ignore[arg-type]
         self._per_loop: weakref.WeakKeyDictionary[Any, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = (
             weakref.WeakKeyDictionary())
-        self.retry = RetryPolicy(max_retries, retry_base_delay, retry_max_delay)
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._rng = random.Random(seed)
 
     @classmethod
     def from_client(cls, client: Any, model: str | None = None, **options: Any) -> "OpenAICaptioner":
-        """The endpoint and key of a client the user already built; our own retries and concurrency.
+        """The endpoint, key, timeout and retry budget of a client the user already built.
 
         (The client's custom HTTP transport and default headers are not carried over.)"""
         if not model:
@@ -80,7 +71,7 @@ class OpenAICaptioner(BaseCaptioner):
                                hint='wrap(client, model="gpt-4o-mini").')
         timeout = client.timeout if isinstance(client.timeout, (int, float)) else 60.0
         return cls(model, base_url=str(client.base_url), api_key=client.api_key,
-                   **{"timeout": timeout, **options})
+                   **{"timeout": timeout, "max_retries": client.max_retries, **options})
 
     def __repr__(self) -> str:  # never show the key
         return f"<OpenAICaptioner {self.model} base_url={self._client_args['base_url'] or 'api.openai.com'}>"
@@ -131,37 +122,27 @@ class OpenAICaptioner(BaseCaptioner):
                      "completion_tokens": reported.get("completion_tokens")}
         return Caption(text=text.strip(), usage=usage)
 
-    def _failure(self, error: BaseException, attempts: int) -> CaptionerError:
+    def _failure(self, error: openai.OpenAIError) -> CaptionerError:
         status = getattr(error, "status_code", None)
         what = f"HTTP {status}" if status else type(error).__name__
         detail = self._redact(getattr(error, "message", None) or str(error))
         hint = {401: "Check OPENAI_API_KEY.", 404: "Check the model name and base_url.",
                 429: "Lower --concurrency or raise the rate limit."}.get(status or 0)
-        return CaptionerError(f"{self.id} failed after {attempts} attempt(s): {what}: {detail}", hint=hint)
+        return CaptionerError(f"{self.id} failed after {_attempts(error)} attempt(s): {what}: {detail}", hint=hint)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key and self._key != "EMPTY" else text
-
-    def _wait(self, error: BaseException, attempt: int) -> float:
-        delay = self.retry.delay(attempt, retry_after(error), self._rng)
-        log.warning("%s: %s, retry %d/%d in %.2fs", self.id, type(error).__name__, attempt + 1,
-                    self.retry.max_retries, delay)
-        return delay
 
     # ---- sync and async calls ------------------------------------------------------
     def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
         assert isinstance(options, OpenAIOptions)
         request = self._request(media, instruction, options)
-        for attempt in range(self.retry.max_retries + 1):
-            try:
-                with self._slots:
-                    # plain JSON both ways: no TypedDict transform (~1 ms a call), no response models
-                    return self._to_caption(self.client.post("/chat/completions", body=request, cast_to=dict))
-            except openai.OpenAIError as e:
-                if not is_retryable(e) or attempt == self.retry.max_retries:
-                    raise self._failure(e, attempt + 1) from None
-                _sleep(self._wait(e, attempt))
-        raise AssertionError("unreachable")
+        try:
+            with self._slots:
+                # plain JSON both ways: no TypedDict transform (~1 ms a call), no response models
+                return self._to_caption(self.client.post("/chat/completions", body=request, cast_to=dict))
+        except openai.OpenAIError as e:
+            raise self._failure(e) from None
 
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()  # async clients and semaphores belong to one event loop
@@ -174,15 +155,11 @@ class OpenAICaptioner(BaseCaptioner):
         assert isinstance(options, OpenAIOptions)
         client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
-        for attempt in range(self.retry.max_retries + 1):
-            try:
-                async with slots:
-                    return self._to_caption(await client.post("/chat/completions", body=request, cast_to=dict))
-            except openai.OpenAIError as e:
-                if not is_retryable(e) or attempt == self.retry.max_retries:
-                    raise self._failure(e, attempt + 1) from None
-                await asyncio.sleep(self._wait(e, attempt))
-        raise AssertionError("unreachable")
+        try:
+            async with slots:
+                return self._to_caption(await client.post("/chat/completions", body=request, cast_to=dict))
+        except openai.OpenAIError as e:
+            raise self._failure(e) from None
 
     async def acaption_batch(self, media: Any, instructions: Any = None, **options: Any) -> list[Caption]:
         """Concurrent requests (bounded by `concurrency`) rather than one call in a thread."""
@@ -191,3 +168,12 @@ class OpenAICaptioner(BaseCaptioner):
         return list(await asyncio.gather(*(self.acaption(m, i, **options) for m, i in paired)))
 
 
+
+
+def _attempts(error: openai.OpenAIError) -> int:
+    """How many requests the SDK sent: it numbers its retries in the `x-stainless-retry-count` header."""
+    request = getattr(error, "request", None)
+    try:
+        return int(request.headers["x-stainless-retry-count"]) + 1 if request is not None else 1
+    except (KeyError, ValueError):
+        return 1

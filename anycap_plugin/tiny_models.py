@@ -1,0 +1,251 @@
+"""Tiny random-weight models saved to disk, offline: a tokenizer trained here with the `tokenizers`
+library, then Qwen2, Qwen2.5-VL, InternVL and ACM at toy sizes (and ACM at the real 2B size for
+serving benchmarks). `anycap demo` runs its smoke chain on the tiny ACM; tests and benchmarks
+load them through the same code paths as real checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+_CORPUS = """A man in a black vest gestures on the sidelines near players in blue tracksuits.
+The giraffe is centered in the frame, equidistant from the left and right edges.
+In this audio, we hear a man talking while a saw cuts through wood in a steady rhythm.
+A person stands next to a bed holding a bouquet of red flowers in a yellow room.
+The camera pans slowly from left to right across a quiet harbour at dawn.
+Describe the background of the image in at most three sentences.
+Write a short poem about the scene, exactly four lines.
+The existing caption is: a dog runs on the beach. The requirement is: a brief caption.
+Brief, detail, genre, length, theme, background, event, instance, action, appearance,
+position, movement, perspective, region. Image, video, audio, frame, sound, music, speech.
+"""
+
+
+def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
+                    extra_special_tokens: tuple[str, ...] = (), pad_vocab_to: int | None = None) -> Any:
+    """Train a byte-level BPE tokenizer offline and save it as a transformers fast tokenizer.
+
+    `pad_vocab_to` appends placeholder tokens (`<unused_N>`) until the vocabulary has that size, so a
+    random-weight model with a real model's vocabulary can decode every id it samples.
+    """
+    import json
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|pad|>", "<|im_start|>", "<|im_end|>", *extra_special_tokens]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
+    if pad_vocab_to is not None:
+        spec = json.loads(tok.to_str())
+        vocab = spec["model"]["vocab"]
+        if pad_vocab_to < len(vocab):
+            raise ValueError(f"pad_vocab_to={pad_vocab_to} is below the trained vocabulary ({len(vocab)})")
+        vocab.update({f"<unused_{i}>": i for i in range(len(vocab), pad_vocab_to)})
+        tok = Tokenizer.from_str(json.dumps(spec))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
+                                   bos_token=None, unk_token=None,
+                                   additional_special_tokens=["<|im_start|>", "<|im_end|>", *extra_special_tokens])
+    fast.padding_side = "left"
+    fast.save_pretrained(str(folder))
+    return fast
+
+
+def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                         num_layers: int = 2, extra_special_tokens: tuple[str, ...] = ()) -> Path:
+    """A random-weight Qwen2 language model and its tokenizer, saved as safetensors in `folder`."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tokenizer(folder, extra_special_tokens=extra_special_tokens)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(str(folder), safe_serialization=True)
+    return folder
+
+
+def _chat_template(image_markup: str, video_markup: str) -> str:
+    """A ChatML template that places each image or video part's markup before the text."""
+    return ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+            "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+            "{% for part in message['content'] %}"
+            f"{{% if part['type'] == 'image' %}}{image_markup}{{% elif part['type'] == 'video' %}}{video_markup}"
+            "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+            "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def _tiny_text_config(tokenizer: Any, hidden: int, init_std: float) -> dict[str, Any]:
+    return dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+                tie_word_embeddings=True, initializer_range=init_std)
+
+
+def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                          init_std: float = 0.02) -> Path:
+    """A random-weight Qwen2.5-VL (transformers' native class) with its processor, saved to `folder`."""
+    import torch
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    folder = Path(folder)
+    marks = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+    tok = build_tokenizer(folder, extra_special_tokens=marks)
+    pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tok, chat_template=_chat_template("<|vision_start|><|image_pad|><|vision_end|>",
+                                                    "<|vision_start|><|video_pad|><|vision_end|>"))
+    processor.save_pretrained(str(folder))
+    ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    half = hidden_size // text["num_attention_heads"] // 2  # mrope sections (t, h, w) split half a head
+    t = half // 4
+    text["rope_scaling"] = {"type": "mrope", "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2]}
+    config = Qwen2_5_VLConfig(
+        text_config=text,
+        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
+                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                           fullatt_block_indexes=[1], initializer_range=init_std),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    torch.manual_seed(seed)
+    Qwen2_5_VLForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                        init_std: float = 0.02) -> Path:
+    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor, PreTrainedTokenizerFast
+    from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
+    from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
+
+    folder = Path(folder)
+    specials = {"start_image_token": "<img>", "end_image_token": "</img>",
+                "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+    build_tokenizer(folder, extra_special_tokens=tuple(specials.values()))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder), extra_special_tokens=specials)
+    tok.padding_side = "left"
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True,
+                                              min_patches=1, max_patches=4),
+        video_processor=InternVLVideoProcessor(size={"height": 56, "width": 56}),
+        tokenizer=tok, image_seq_length=4, chat_template=_chat_template("<IMG_CONTEXT>\n", "<video>\n"))
+    processor.save_pretrained(str(folder))
+    config = InternVLConfig(
+        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                           image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std),
+        text_config=_tiny_text_config(tok, hidden_size, init_std),
+        image_token_id=tok.context_image_token_id, downsample_ratio=0.5, image_seq_length=4)
+    torch.manual_seed(seed)
+    InternVLForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_acm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, vision: bool = True,
+                   audio: bool = True, init_std: float = 0.02) -> Path:
+    """A random-weight ACM (tiny InternViT, AST and Qwen2) with its processor, saved to `folder`."""
+    folder = Path(folder)
+    tok = _acm_tokenizer(folder)
+    config = _acm_config(
+        tok, image_size=56, text=_tiny_text_config(tok, hidden_size, init_std),
+        vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                    image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std) if vision else None,
+        audio=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                   num_mel_bins=128, max_length=64, frequency_stride=10, time_stride=10) if audio else None)
+    return _save_acm(folder, tok, config, seed=seed, max_patches=4, num_frames=4)
+
+
+ACM_2B_VOCAB = 92553  # InternVL2.5-2B's language model (InternLM2.5-1.8B) with its special tokens
+
+
+def acm_2b_config(tok: Any) -> Any:
+    """ACM at the real AnyCap 2B size: InternVL2.5-2B's parts, plus AST audio (2.30 billion parameters).
+
+    InternViT-300M-448px (24 layers, width 1024), AST-base (12 layers, width 768), and InternLM2.5-1.8B
+    in the Llama layout that `acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
+    heads, MLP 8192, vocabulary 92553).
+    """
+    text = dict(model_type="llama", vocab_size=ACM_2B_VOCAB, hidden_size=2048, intermediate_size=8192,
+                num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=32768,
+                rope_theta=1_000_000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
+                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    # InternViT-300M-448px is the default InternVLVisionConfig size, with its qkv biases; AST-base is ASTConfig's
+    return _acm_config(tok, image_size=448, vision={"attention_bias": True}, audio={}, text=text)
+
+
+def build_acm_2b(folder: str | os.PathLike, seed: int = 0, device: str = "cpu") -> Path:
+    """A random-weight ACM at the real 2B size (`acm_2b_config`), saved in bf16 (4.3 GB), for serving
+    benchmarks: a step's cost depends on the sizes, not on the values. The tokenizer is trained here
+    and padded to the real vocabulary; 448 px tiles (up to 12 and a thumbnail), 8 video frames.
+    Building on CPU takes about 80 s and 10 GB of memory; on a GPU, pass device="cuda"."""
+    import torch
+
+    folder = Path(folder)
+    tok = _acm_tokenizer(folder, pad_vocab_to=ACM_2B_VOCAB)
+    return _save_acm(folder, tok, acm_2b_config(tok), seed=seed, max_patches=12, num_frames=8, device=device,
+                     dtype=torch.bfloat16)
+
+
+def _acm_tokenizer(folder: Path, pad_vocab_to: int | None = None) -> Any:
+    from transformers import PreTrainedTokenizerFast
+
+    from .acm.processing_acm import SPECIAL_TOKENS
+
+    build_tokenizer(folder, extra_special_tokens=SPECIAL_TOKENS, pad_vocab_to=pad_vocab_to)
+    return PreTrainedTokenizerFast.from_pretrained(str(folder))
+
+
+def _acm_config(tok: Any, image_size: int, vision: dict | None, audio: dict | None, text: dict) -> Any:
+    from .acm import ACMConfig
+    from .acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+
+    return ACMConfig(
+        vision_config=vision, audio_config=audio, text_config=text,
+        image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT), audio_token_id=tok.convert_tokens_to_ids(AUDIO_CONTEXT),
+        image_size=image_size, audio_pool=4, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+
+
+def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: int, num_frames: int,
+              device: str = "cpu", dtype: Any = None) -> Path:
+    """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
+    import torch
+    from transformers import ASTFeatureExtractor
+
+    from .acm import ACMForConditionalGeneration, ACMImageProcessor, ACMProcessor
+
+    vision, audio, size = config.vision_config, config.audio_config, config.image_size
+    processor = ACMProcessor(
+        image_processor=ACMImageProcessor(image_size=size, max_dynamic_patch=max_patches),
+        feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=audio.max_length if audio else 64),
+        tokenizer=tok, image_seq_length=config.image_seq_length if vision is not None else 0,
+        audio_seq_length=config.audio_seq_length if audio is not None else 0, num_frames=num_frames)
+    processor.save_pretrained(str(folder))
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = ACMForConditionalGeneration(config)
+    if dtype is not None:
+        model = model.to(dtype)
+    model.generation_config.eos_token_id = [tok.convert_tokens_to_ids(processor.stop_token), tok.eos_token_id]
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.save_pretrained(str(folder))
+    return folder
