@@ -281,6 +281,7 @@ def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_
         timings={stage: seconds, **c.timings},
         # a caption fresh from a backend (no stage stamped yet) carries its own flat counts
         usage={stage: dict(c.usage)} if not c.models else c.usage,
+        meta={**media.notes, **c.meta},  # e.g. how the video's frames were sampled, when not by seeking
     )
 
 

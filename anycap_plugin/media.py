@@ -26,6 +26,7 @@ from .errors import (
     MediaTooLargeError,
     UnsupportedMediaError,
 )
+from .video_sampling import CannotSeek, Spread, decode_nearest, end_indices, sample_times, timeline_of
 
 Modality = Literal["image", "video", "audio"]
 MODALITIES: tuple[Modality, ...] = ("image", "video", "audio")
@@ -101,6 +102,8 @@ class Media:
     data: bytes | None = None
     _image: Image.Image | None = field(default=None, repr=False)
     _frames: VideoFrames | None = field(default=None, repr=False)
+    # what a decoder had to do differently (e.g. "frame_sampling": "sequential: ..."); copied into Caption.meta
+    notes: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     # ---- constructors -------------------------------------------------------------
     @classmethod
@@ -219,7 +222,7 @@ class Media:
         return self._image
 
     def frames(self, num_frames: int = DEFAULT_NUM_FRAMES, fps: float | None = None,
-               max_frames: int | None = None, spread: Literal["segments", "ends"] = "segments") -> VideoFrames:
+               max_frames: int | None = None, spread: Spread = "segments") -> VideoFrames:
         """Sample frames: `num_frames` at the midpoints of equal segments, or every 1/`fps` s.
 
         `spread="ends"` picks frame indices `linspace(0, n - 1, num_frames)` (first and last
@@ -234,38 +237,59 @@ class Media:
             raise ValueError("num_frames must be at least 1")
         if self._frames is not None:
             if spread == "ends":
-                keep = sorted(set(np.linspace(0, len(self._frames) - 1, num_frames, dtype=int).tolist()))
+                keep = end_indices(len(self._frames), num_frames)
                 f = self._frames
                 return VideoFrames([f.images[i] for i in keep], [f.timestamps[i] for i in keep], f.duration)
             return _subsample(self._frames, num_frames if fps is None else len(self._frames), max_frames)
         try:
             with self._open_av() as c:
                 stream = c.streams.video[0]
-                pts = sorted(p.pts for p in c.demux(stream) if p.pts is not None)
-            if not pts:
-                raise EmptyMediaError(f"Video {self.ref!r} has no frames.")
-            tb = float(stream.time_base)
-            times = [t * tb for t in pts]
-            frame_dur = (times[-1] - times[0]) / max(len(times) - 1, 1) if len(times) > 1 else 0.0
-            duration = times[-1] - times[0] + frame_dur
-            if spread == "ends":
-                wanted = {pts[i] for i in np.linspace(0, len(pts) - 1, num_frames, dtype=int).tolist()}
-            else:
-                targets = _sample_times(times[0], duration, num_frames, fps, max_frames)
-                wanted = {pts[_nearest(times, t)] for t in targets}
-            picked: dict[int, Image.Image] = {}
-            with self._open_av() as c:
-                vs = c.streams.video[0]
-                vs.thread_type = "AUTO"
-                for frame in c.decode(vs):
-                    if frame.pts in wanted and frame.pts not in picked:
-                        picked[frame.pts] = frame.to_image()
-                        if len(picked) == len(wanted):
-                            break
+                stream.thread_type = "AUTO"
+                try:
+                    return _frames_by_seeking(c, stream, num_frames, fps, max_frames, spread)
+                except CannotSeek as e:
+                    self.notes["frame_sampling"] = f"sequential: {e}"
+            return self._frames_sequentially(num_frames, fps, max_frames, spread)
         except MediaError:
             raise
         except Exception as e:  # PyAV raises several error types for bad streams
             raise CorruptMediaError(f"Cannot decode video {self.ref!r}: {e}.") from None
+
+    def _frames_sequentially(self, num_frames: int, fps: float | None, max_frames: int | None,
+                             spread: Spread) -> VideoFrames:
+        """Demux every packet for the exact frame times, then decode up to the last frame wanted:
+        the cost grows with the video's length (the fallback for streams that cannot seek)."""
+        with self._open_av() as c:
+            stream = c.streams.video[0]
+            packets = [p.pts for p in c.demux(stream) if p.size]
+            rate = stream.average_rate or stream.guessed_rate
+        if not packets:
+            raise EmptyMediaError(f"Video {self.ref!r} has no frames.")
+        stamped = None not in packets
+        if stamped:
+            pts, tb = sorted(packets), float(stream.time_base)
+        else:  # a raw stream without timestamps: frames in decoding order, 1/rate apart
+            if not rate:
+                raise CorruptMediaError(f"Video {self.ref!r} has neither timestamps nor a frame rate.")
+            pts, tb = list(range(len(packets))), 1.0 / float(rate)
+        times = [t * tb for t in pts]
+        frame_dur = (times[-1] - times[0]) / max(len(times) - 1, 1) if len(times) > 1 else 0.0
+        duration = times[-1] - times[0] + frame_dur
+        if spread == "ends":
+            wanted = {pts[i] for i in end_indices(len(pts), num_frames)}
+        else:
+            targets = sample_times(times[0], duration, num_frames, fps, max_frames)
+            wanted = {pts[_nearest(times, t)] for t in targets}
+        picked: dict[int, Image.Image] = {}
+        with self._open_av() as c:
+            vs = c.streams.video[0]
+            vs.thread_type = "AUTO"
+            for index, frame in enumerate(c.decode(vs)):
+                key = frame.pts if stamped else index
+                if key in wanted and key not in picked:
+                    picked[key] = frame.to_image()
+                    if len(picked) == len(wanted):
+                        break
         if not picked:
             raise CorruptMediaError(f"Video {self.ref!r} decoded no frames.")
         keys = sorted(picked)
@@ -371,28 +395,24 @@ def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
     raise UnsupportedMediaError(f"{ref!r} holds no image, video or audio stream.")
 
 
-def _sample_times(start: float, duration: float, num_frames: int, fps: float | None,
-                  max_frames: int | None) -> list[float]:
-    if fps is not None:
-        if fps <= 0:
-            raise ValueError("fps must be positive")
-        step = 1.0 / fps
-        n = max(1, int(duration * fps))
-        times = [start + step * (i + 0.5) for i in range(n)]
-    else:
-        seg = duration / num_frames
-        times = [start + seg * (i + 0.5) for i in range(num_frames)]
-    if max_frames is not None and len(times) > max_frames:
-        idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
-        times = [times[i] for i in idx]
-    return times
-
-
 def _subsample(frames: VideoFrames, num_frames: int, max_frames: int | None) -> VideoFrames:
     """At most `num_frames` (and `max_frames`) of given frames, evenly spread, in order."""
     n = min(len(frames), num_frames, max_frames or len(frames))
     keep = sorted({int((i + 0.5) * len(frames) / n) for i in range(n)})
     return VideoFrames([frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration)
+
+
+def _frames_by_seeking(container: Any, stream: Any, num_frames: int, fps: float | None, max_frames: int | None,
+                       spread: Spread) -> VideoFrames:
+    timeline = timeline_of(container, stream)
+    if spread == "ends":
+        targets = [timeline.start + i * timeline.frame_duration for i in end_indices(timeline.count, num_frames)]
+    else:
+        targets = sample_times(timeline.start, timeline.duration, num_frames, fps, max_frames)
+    picked = decode_nearest(container, stream, targets, timeline.start)
+    tb = float(stream.time_base)
+    keys = sorted(picked)
+    return VideoFrames([picked[k] for k in keys], [k * tb for k in keys], timeline.duration)
 
 
 def _nearest(sorted_times: list[float], t: float) -> int:

@@ -99,17 +99,24 @@ def generate_wav(path: str | os.PathLike, seconds: float = 2.0, sample_rate: int
 
 
 def generate_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 12, size: tuple[int, int] = (160, 120),
-                   audio: bool = True, sample_rate: int = 44_100) -> Path:
-    """Write an H.264 mp4 (a square moving over a gradient), with an AAC tone when `audio`."""
+                   audio: bool = True, sample_rate: int = 44_100, gop: int | None = None,
+                   container: str | None = None) -> Path:
+    """Write an H.264 mp4 (a square moving over a gradient), with an AAC tone when `audio`.
+
+    `gop` sets the keyframe interval in frames; `container` another format (e.g. "h264", a raw
+    stream with no index or duration, which cannot seek)."""
     import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
     n = max(1, int(seconds * fps))
-    with av.open(str(path), "w") as c:
+    with av.open(str(path), "w", format=container) as c:
         vs = c.add_stream("libx264", rate=fps)
         vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+        if gop is not None:
+            vs.codec_context.gop_size = gop
+            vs.options = {"keyint_min": str(gop), "sc_threshold": "0"}
         streams: list[Any] = [vs]
         if audio:
             aus = c.add_stream("aac", rate=sample_rate, layout="mono")
