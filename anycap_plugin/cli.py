@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from .errors import AnyCapError, OptionsError, UnknownCaptionerError
-from .plugins import plugin_manager, plugins, registrations
+from .plugins import check_spec, plugin_manager, plugins, registrations
 
 
 def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -49,31 +49,76 @@ def cli() -> None:
 @click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
 @click.option("--instruction", "-i", help="Instruction for every input (a manifest may set its own).")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="JSONL output; re-running with the same file resumes.")
+              help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl); re-running with the same file resumes.")
 @click.option("--concurrency", "-c", default=1, show_default=True, type=click.IntRange(1),
-              help="Batches in flight at once (API captioners).")
+              help="Batches in flight at once (API captioners); actors with --engine ray.")
 @click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(1),
               help="Items per model call (local models).")
 @click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Per-call captioner option.")
+@click.option("--media-root", help="Where relative media paths of conversation JSON start (default: its folder).")
+@click.option("--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path}).")
+@click.option("--id-column", help="Parquet / hf: column with the item id.")
+@click.option("--instruction-column", help="Parquet / hf: column with each item's instruction.")
+@click.option("--sidecars", is_flag=True, help="Also write SHARD.captions.jsonl beside WebDataset shards.")
+@click.option("--sidecar-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the sidecars here instead of beside the shards.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", help="Ray cluster to join (host:port or 'auto'; default: start a local one).")
+@click.option("--gpus-per-actor", default=0.0, show_default=True, type=click.FloatRange(0), help="With --engine ray.")
+@click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="With --engine ray; below 1 for API captioners.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
 def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: Path,
-            concurrency: int, batch_size: int, options: tuple[str, ...], progress: bool | None) -> None:
-    """Caption INPUT... (files, folders, globs, or JSONL manifests) into one JSON line each."""
+            concurrency: int, batch_size: int, options: tuple[str, ...], media_root: str | None,
+            media_column: str | None, id_column: str | None, instruction_column: str | None, sidecars: bool,
+            sidecar_dir: Path | None, engine: str, ray_address: str | None, gpus_per_actor: float,
+            cpus_per_actor: float, progress: bool | None) -> None:
+    """Caption INPUT... into one record each: files, folders, globs, JSONL manifests, LLaVA/InternVL
+    conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets."""
+    import itertools
+
+    from .outputs import finish_outputs, journal_for
     from .runner import expand_inputs, run
 
-    captioner = _build(model, post)
-    items = list(expand_inputs(inputs, instruction))
-    if not items:
-        raise click.UsageError("No inputs found: check the paths, globs or manifest.")
+    columns = {"media": media_column, "id": id_column, "instruction": instruction_column}
+    parsed = _parse_options(options)
+    if engine == "ray":
+        from .ray_engine import connect, run_on_ray
+
+        spec = f"{model}+{post}" if post else model
+        try:
+            check_spec(spec)
+        except (UnknownCaptionerError, OptionsError) as e:
+            raise click.UsageError(str(e)) from None
+        connect(ray_address)  # an unreachable cluster fails here, before any work
+    else:
+        captioner = _build(model, post)
     try:
-        summary = run(captioner, items, output, batch_size=batch_size, concurrency=concurrency,
-                      options=_parse_options(options), progress=progress)
+        items = expand_inputs(inputs, instruction, media_root=media_root, columns=columns)
+        first = next(items, None)
     except OptionsError as e:
         raise click.UsageError(str(e)) from None
+    if first is None:
+        raise click.UsageError("No inputs found: check the paths, globs or manifest.")
+    items = itertools.chain([first], items)
+    journal = journal_for(output)
+    try:
+        if engine == "ray":
+            summary = run_on_ray(spec, items, journal, batch_size=batch_size, concurrency=concurrency,
+                                 num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed)
+        else:
+            summary = run(captioner, items, journal, batch_size=batch_size, concurrency=concurrency,
+                          options=parsed, progress=progress)
+    except OptionsError as e:
+        raise click.UsageError(str(e)) from None
+    written = finish_outputs(output, sidecars=sidecars, sidecar_dir=sidecar_dir)
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
     click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
                f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
                f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    for path in written:
+        if path != output:
+            click.echo(f"wrote {path}", err=True)
     sys.exit(0 if summary.ok else 1)
 
 
@@ -321,7 +366,6 @@ def vlmeval_command(spec: str, model_name: str, data: tuple[str, ...], judge: st
     from .integrations.vlmeval import VLMEvalNotInstalled
     from .integrations.vlmeval.launcher import run as run_vlmeval
 
-    from .plugins import check_spec
 
     try:
         check_spec(spec)  # an unknown name is a usage error before VLMEvalKit starts

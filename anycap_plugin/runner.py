@@ -8,7 +8,7 @@ failed ones. One bad item is recorded with its reason; the rest go on.
 
 from __future__ import annotations
 
-import glob
+import itertools
 import json
 import os
 import sys
@@ -16,75 +16,28 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from .captioner import BaseCaptioner, Caption, _validate_options
 from .errors import AnyCapError
-from .jsonl import read_jsonl
-from .media import media_files_in
+from .inputs import ManifestError, WorkItem, expand_inputs, record_key
+from .media import Media
 
-
-class ManifestError(AnyCapError):
-    """A manifest line that cannot be read as an item."""
-
-
-@dataclass(frozen=True, slots=True)
-class WorkItem:
-    """One input to caption. `key` identifies it across runs (for resume)."""
-
-    input: str
-    instruction: str | None = None
-    id: str | None = None
-    problem: AnyCapError | None = None
-
-    @property
-    def key(self) -> str:
-        return self.id if self.id is not None else f"{self.input}\x1f{self.instruction or ''}"
-
-
-def expand_inputs(inputs: Sequence[str], instruction: str | None = None) -> Iterator[WorkItem]:
-    """Files, folders (recursively, known media extensions), globs and `.jsonl` manifests."""
-    for raw in inputs:
-        p = Path(raw).expanduser()
-        if p.is_file() and p.suffix.lower() == ".jsonl":
-            yield from _read_manifest(p, instruction)
-        elif p.is_dir():
-            for f in media_files_in(p):
-                yield WorkItem(str(f), instruction)
-        elif glob.has_magic(raw):
-            for f in sorted(glob.glob(os.path.expanduser(raw), recursive=True)):
-                if Path(f).is_dir():
-                    yield from (WorkItem(str(g), instruction) for g in media_files_in(Path(f)))
-                else:
-                    yield WorkItem(f, instruction)
-        else:
-            yield WorkItem(str(p), instruction)  # a missing file becomes that item's error
-
-
-def _read_manifest(path: Path, default_instruction: str | None) -> Iterator[WorkItem]:
-    for where, row in read_jsonl(path):
-        if not isinstance(row, dict) or not isinstance(row.get("media"), str):
-            reason = row if isinstance(row, ValueError) else "each line must be an object whose 'media' is a path string"
-            yield WorkItem(where, default_instruction, id=where,
-                           problem=ManifestError(f"Bad manifest line {where}: {reason}.",
-                                                 hint='Each line needs {"media": PATH, "instruction": TEXT}.'))
-            continue
-        media_path = Path(row["media"]).expanduser()
-        if not media_path.is_absolute():
-            media_path = path.parent / media_path
-        item_id = row.get("id")
-        yield WorkItem(str(media_path), row.get("instruction", default_instruction),
-                       id=None if item_id is None else str(item_id))
+__all__ = ["ManifestError", "OutputLog", "RunSummary", "WorkItem", "expand_inputs", "run"]
 
 
 def _error_of(e: BaseException) -> dict[str, str]:
     return {"type": type(e).__name__, "message": str(e)}
 
 
+def _item_fields(item: WorkItem) -> dict[str, Any]:
+    return {"key": item.key, "input": item.input, "id": item.id, "instruction": item.instruction,
+            **(item.origin or {})}
+
+
 def success_record(item: WorkItem, caption: Caption) -> dict[str, Any]:
     c = caption.to_dict()
-    record = {"input": item.input, "id": item.id, "instruction": item.instruction,
-              "caption": c.pop("text"), "error": None}
+    record = {**_item_fields(item), "caption": c.pop("text"), "error": None}
     c.pop("instruction", None)
     c["base_caption"] = c.pop("base_text")
     record.update(c)
@@ -92,8 +45,14 @@ def success_record(item: WorkItem, caption: Caption) -> dict[str, Any]:
 
 
 def failure_record(item: WorkItem, error: BaseException) -> dict[str, Any]:
-    return {"input": item.input, "id": item.id, "instruction": item.instruction,
-            "caption": None, "error": _error_of(error)}
+    return {**_item_fields(item), "caption": None, "error": _error_of(error)}
+
+
+def key_of(record: dict[str, Any]) -> str:
+    """A record's item key; records written before keys were stored rebuild it from id or input."""
+    if record.get("key") is not None:
+        return str(record["key"])
+    return str(record["id"]) if record.get("id") is not None else record_key(record["input"], record.get("instruction"))
 
 
 class OutputLog:
@@ -119,7 +78,7 @@ class OutputLog:
                     continue
                 try:
                     row = json.loads(raw)
-                    key = row["id"] if row.get("id") is not None else f"{row['input']}\x1f{row.get('instruction') or ''}"
+                    key = key_of(row)
                 except (ValueError, KeyError, TypeError):
                     dropped = True
                     continue
@@ -157,10 +116,30 @@ class RunSummary:
     def ok(self) -> bool:
         return self.failed == 0
 
+    def count(self, record: dict[str, Any]) -> None:
+        """Tally one written record (the local and the Ray engine alike)."""
+        if record["error"] is None:
+            self.succeeded += 1
+        else:
+            self.failed += 1
+            self.errors[record["error"]["type"]] = self.errors.get(record["error"]["type"], 0) + 1
 
-def _caption_batch(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any]) -> list[dict[str, Any]]:
+
+def media_of(item: WorkItem) -> Any:
+    """What `caption_each` takes for an item: its path, its bytes as `Media`, or why it cannot be read."""
+    if item.problem is not None:
+        return item.problem
+    if item.data is None:
+        return item.input
+    try:
+        return Media.from_bytes(item.data, name=item.input)
+    except AnyCapError as e:
+        return e
+
+
+def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any]) -> list[dict[str, Any]]:
     """Caption one batch into records; each failure is its own item's record (`caption_each`)."""
-    outcomes = captioner.caption_each([item.problem or item.input for item in batch],
+    outcomes = captioner.caption_each([media_of(item) for item in batch],
                                       [item.instruction for item in batch], **options)
     return [failure_record(item, o) if isinstance(o, Exception) else success_record(item, o)
             for item, o in zip(batch, outcomes)]
@@ -177,33 +156,31 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
     started = time.perf_counter()
     log = OutputLog(Path(output))
     summary = RunSummary()
-    todo: list[WorkItem] = []
-    for item in items:
-        summary.total += 1
-        if item.key in log.done:
-            summary.skipped += 1
-        else:
-            todo.append(item)
-    bar = _progress_bar(len(todo), progress)
+
+    def todo() -> Iterator[WorkItem]:  # lazily: a shard or a table streams through, never held whole
+        for item in items:
+            summary.total += 1
+            if item.key in log.done:
+                summary.skipped += 1
+            else:
+                yield item
+
+    bar = _progress_bar(sum(i.key not in log.done for i in items) if isinstance(items, list) else None, progress)
 
     def record(rows: list[dict[str, Any]]) -> None:
         for row in rows:
             log.write(row)
-            if row["error"] is None:
-                summary.succeeded += 1
-            else:
-                summary.failed += 1
-                summary.errors[row["error"]["type"]] = summary.errors.get(row["error"]["type"], 0) + 1
+            summary.count(row)
             if on_record is not None:
                 on_record(row)
         if bar is not None:
             bar.update(len(rows))
 
     try:
-        batches = [todo[i:i + batch_size] for i in range(0, len(todo), batch_size)]
+        batches = _batched(todo(), batch_size)
         if concurrency == 1:
             for batch in batches:
-                record(_caption_batch(captioner, batch, options))
+                record(caption_records(captioner, batch, options))
         else:
             with ThreadPoolExecutor(concurrency, thread_name_prefix="anycap") as pool:
                 in_flight: set[Future[list[dict[str, Any]]]] = set()
@@ -213,7 +190,7 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
                             finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
                             for fut in finished:
                                 record(fut.result())
-                        in_flight.add(pool.submit(_caption_batch, captioner, batch, options))
+                        in_flight.add(pool.submit(caption_records, captioner, batch, options))
                     for fut in as_completed(in_flight):
                         record(fut.result())
                 except BaseException:
@@ -227,7 +204,12 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
     return summary
 
 
-def _progress_bar(total: int, progress: bool | None) -> Any:
+def _batched(items: Iterator[WorkItem], size: int) -> Iterator[list[WorkItem]]:
+    while batch := list(itertools.islice(items, size)):
+        yield batch
+
+
+def _progress_bar(total: int | None, progress: bool | None) -> Any:
     show = sys.stderr.isatty() if progress is None else progress
     if not show:
         return None

@@ -76,10 +76,12 @@ class ChatCompletionsServer:
 
     def __init__(self, responder: Responder = echo_responder, delay: float = 0.0, fault_rate: float = 0.0,
                  seed: int = 0, model: str = "loopback-model", port: int = 0,
-                 fault_retry_after: float | None = 0.05) -> None:
+                 fault_retry_after: float | None = 0.05, max_concurrency: int | None = None) -> None:
         self.port = port
         self.responder, self.delay, self.fault_rate, self.model = responder, delay, fault_rate, model
         self.fault_retry_after = fault_retry_after  # on the random faults; None: the client's own backoff
+        # at most this many replies are being computed at once, as a real model server's batch limit
+        self._busy = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.faults: deque[Fault] = deque()
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -132,8 +134,14 @@ class ChatCompletionsServer:
                              else {"message": "internal error", "type": "server_error"})
                     self._send(int(fault.kind), {"error": error}, extra)
                     return
-                if server.delay:
-                    time.sleep(server.delay)
+                if server._busy is not None:
+                    server._busy.acquire()
+                try:
+                    if server.delay:
+                        time.sleep(server.delay)
+                finally:
+                    if server._busy is not None:
+                        server._busy.release()
                 try:
                     text = server.responder(body)
                 except Exception as e:
@@ -209,13 +217,15 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-concurrency", type=int, default=None, help="replies computed at once (default: no limit)")
     p.add_argument("--fault-retry-after", default="0.05",
                    help="Retry-After seconds on the random faults, or 'none' to send no header")
     p.add_argument("--responder", choices=sorted(RESPONDERS), default="echo")
     args = p.parse_args()
     retry_after = None if args.fault_retry_after == "none" else float(args.fault_retry_after)
     server = ChatCompletionsServer(responder=RESPONDERS[args.responder], delay=args.delay, fault_rate=args.fault_rate,
-                                   seed=args.seed, port=args.port, fault_retry_after=retry_after).start()
+                                   seed=args.seed, port=args.port, fault_retry_after=retry_after,
+                                   max_concurrency=args.max_concurrency).start()
     print(server.base_url, flush=True)
     try:
         threading.Event().wait()

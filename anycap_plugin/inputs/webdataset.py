@@ -1,0 +1,65 @@
+"""WebDataset tar shards: members grouped into samples by `__key__` (the name up to the first dot
+of its basename, as `webdataset` splits it); the sample's media member is picked by extension.
+
+Shards are read as streams, one sample in memory at a time. A truncated shard ends with an
+item that records the error; a sample with no media member is that item's error. A member
+`instruction.txt` (or `.instruction`) gives that sample's instruction.
+"""
+
+from __future__ import annotations
+
+import re
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+from ..media import MEDIA_EXTENSIONS
+from .items import WorkItem, bad_item
+
+_NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
+_MEDIA_EXTS = {ext.lstrip(".") for exts in MEDIA_EXTENSIONS.values() for ext in exts}
+_INSTRUCTION_EXTS = ("instruction.txt", "instruction")
+_HINT = "Re-create the shard, or leave it out; the other shards go on."
+
+
+def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
+    sample: dict[str, bytes] = {}
+    key: str | None = None
+    try:
+        with tarfile.open(path, "r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                m = _NAME.match(member.name)
+                if m is None:
+                    continue  # a name without an extension is no sample member (webdataset skips it too)
+                if key is not None and m.group(1) != key:
+                    yield _sample_item(path, key, sample, instruction)
+                    sample = {}
+                key = m.group(1)
+                f = tar.extractfile(member)
+                sample[m.group(2).lower()] = f.read() if f is not None else b""
+                if f is not None and len(sample[m.group(2).lower()]) != member.size:
+                    raise tarfile.ReadError("unexpected end of data")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        where = f"{path}#{key}" if key is not None else str(path)
+        yield bad_item(where, f"Shard {path} is truncated or unreadable at {key or 'its start'}: {e}.", _HINT,
+                       instruction, id=key, origin={"shard": str(path), "__key__": key} if key else None)
+        return
+    if key is not None:
+        yield _sample_item(path, key, sample, instruction)
+
+
+def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: str | None) -> WorkItem:
+    origin = {"shard": str(path), "__key__": key}
+    for ext in _INSTRUCTION_EXTS:
+        if ext in sample:
+            instruction = sample[ext].decode("utf-8", "replace").strip() or instruction
+    media = [ext for ext in sample if ext.rsplit(".", 1)[-1] in _MEDIA_EXTS]
+    if not media:
+        found = ", ".join(sorted(sample)) or "nothing"
+        return bad_item(f"{path}#{key}", f"Sample {key!r} in {path} has no image, video or audio member "
+                        f"(found: {found}).", "Name media members by extension: KEY.jpg, KEY.mp4, KEY.wav.",
+                        instruction, id=key, origin=origin)
+    ext = media[0]
+    return WorkItem(f"{path}#{key}.{ext}", instruction, id=key, data=sample[ext], origin=origin)
