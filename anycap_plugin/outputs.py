@@ -53,12 +53,12 @@ def write_parquet(journal: Path, target: Path, rows_per_group: int = 10_000) -> 
         import pyarrow.parquet as pq
     except ImportError:
         raise OptionsError("Writing Parquet needs pyarrow.", hint="pip install pyarrow") from None
-    schema = pa.schema([(c, pa.string()) for c in SCALARS] + [("row", pa.int64())] + [(c, pa.string()) for c in NESTED])
+    schema = record_schema()
     tmp = target.with_name(target.name + ".tmp")
     with pq.ParquetWriter(tmp, schema) as writer:
         buffer: list[dict[str, Any]] = []
         for record in _records(journal):
-            buffer.append(_flat(record))
+            buffer.append(flat_record(record))
             if len(buffer) >= rows_per_group:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
                 buffer = []
@@ -67,7 +67,15 @@ def write_parquet(journal: Path, target: Path, rows_per_group: int = 10_000) -> 
     return target
 
 
-def _flat(record: dict[str, Any]) -> dict[str, Any]:
+def record_schema() -> Any:
+    """The Arrow schema of a record: Parquet output and the Ray engine's blocks."""
+    import pyarrow as pa
+
+    return pa.schema([(c, pa.string()) for c in SCALARS] + [("row", pa.int64())] + [(c, pa.string()) for c in NESTED])
+
+
+def flat_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as one Arrow row of `record_schema` (nested fields as JSON text)."""
     row: dict[str, Any] = {c: None if record.get(c) is None else str(record[c]) for c in SCALARS}
     row["row"] = record.get("row")
     for c in NESTED:

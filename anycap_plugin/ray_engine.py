@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 from .errors import AnyCapError
 from .inputs import WorkItem
-from .outputs import SCALARS, NESTED, _flat
+from .outputs import NESTED, flat_record, record_schema
 from .runner import OutputLog, RunSummary, caption_records, failure_record
 
 ACTOR_RETRIES = 3
@@ -81,7 +81,7 @@ class CaptionActor:
         items = [self._item(row) for row in batch.to_pylist()]
         items = [i for i in items if i.key not in self.done]
         records = caption_records(self.captioner, items, self.options) if items else []
-        return pa.Table.from_pylist([_flat(r) for r in records], schema=record_schema())
+        return pa.Table.from_pylist([flat_record(r) for r in records], schema=record_schema())
 
     def _item(self, row: dict[str, Any]) -> WorkItem:
         if self.columns is None:  # rows made by run_on_ray from WorkItems
@@ -91,12 +91,6 @@ class CaptionActor:
 
         media, id_col, instr_col = self.columns["media"], self.columns.get("id"), self.columns.get("instruction")
         return row_item(row, "ray", Path.cwd(), media, id_col, instr_col, self.instruction, origin=None)
-
-
-def record_schema() -> Any:
-    import pyarrow as pa
-
-    return pa.schema([(c, pa.string()) for c in SCALARS] + [("row", pa.int64())] + [(c, pa.string()) for c in NESTED])
 
 
 def _from_spec(spec: str) -> Any:

@@ -30,15 +30,13 @@ def expand_inputs(inputs: Sequence[str], instruction: str | None = None, *, medi
             yield from dataset_items(raw, instruction, columns)
             continue
         for path in _expanded(raw):
-            yield from _items_of(path, raw, instruction, root, columns)
+            yield from _items_of(path, path != raw, instruction, root, columns)
 
 
 def _expanded(raw: str) -> list[str]:
-    """A glob of shards or tables expands here; globs of media files expand in `paths`."""
+    """A glob's matches (sorted; none is no item), or the input itself."""
     if glob.has_magic(raw):
-        found = sorted(glob.glob(os.path.expanduser(raw), recursive=True))
-        if found and all(_kind(Path(f)) in ("shard", "table") for f in found):
-            return found
+        return sorted(glob.glob(os.path.expanduser(raw), recursive=True))
     return [raw]
 
 
@@ -55,7 +53,7 @@ def _kind(p: Path) -> str:
     return "paths"
 
 
-def _items_of(path: str, raw: str, instruction: str | None, root: Path | None,
+def _items_of(path: str, matched: bool, instruction: str | None, root: Path | None,
               columns: dict[str, str | None]) -> Iterator[WorkItem]:
     p = Path(path).expanduser()
     kind = _kind(p)
@@ -67,4 +65,4 @@ def _items_of(path: str, raw: str, instruction: str | None, root: Path | None,
         return manifest(p, instruction, root)
     if kind == "conversations":
         return conversation_file(p, instruction, root)
-    return paths(raw if path == raw else path, instruction)
+    return paths(path, instruction, matched)

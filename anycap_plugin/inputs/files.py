@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import glob
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -13,19 +11,14 @@ from .conversations import conversation_item
 from .items import WorkItem, bad_item
 
 
-def paths(raw: str, instruction: str | None) -> Iterator[WorkItem]:
-    """A file, a folder (recursively, known media extensions) or a glob."""
+def paths(raw: str, instruction: str | None, matched: bool = False) -> Iterator[WorkItem]:
+    """A file, or a folder (recursively, known media extensions). Globs are expanded by the caller;
+    a glob's match is kept as the glob wrote it (`matched`), so keys stay those of earlier runs."""
     p = Path(raw).expanduser()
     if p.is_dir():
         yield from (WorkItem(str(f), instruction) for f in media_files_in(p))
-    elif glob.has_magic(raw):
-        for f in sorted(glob.glob(os.path.expanduser(raw), recursive=True)):
-            if Path(f).is_dir():
-                yield from (WorkItem(str(g), instruction) for g in media_files_in(Path(f)))
-            else:
-                yield WorkItem(f, instruction)
     else:
-        yield WorkItem(str(p), instruction)  # a missing file becomes that item's error
+        yield WorkItem(raw if matched else str(p), instruction)  # a missing file becomes that item's error
 
 
 def manifest(path: Path, instruction: str | None, media_root: Path | None = None) -> Iterator[WorkItem]:
