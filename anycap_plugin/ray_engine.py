@@ -90,7 +90,16 @@ class CaptionActor:
         from .inputs.parquet import row_item
 
         media, id_col, instr_col = self.columns["media"], self.columns.get("id"), self.columns.get("instruction")
-        return row_item(row, "ray", Path.cwd(), media, id_col, instr_col, self.instruction, origin=None)
+        return row_item(row, _row_ref(row, media), Path.cwd(), media, id_col, instr_col, self.instruction, origin=None)
+
+
+def _row_ref(row: dict[str, Any], media: str) -> str:
+    """A name for a row of a Dataset (which has no stable row number): the hash of its other columns,
+    so rows whose media is missing do not share one key."""
+    import hashlib
+
+    rest = json.dumps({k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr)
+    return "ray:row-" + hashlib.sha1(rest.encode()).hexdigest()[:16]
 
 
 def _from_spec(spec: str) -> Any:

@@ -55,11 +55,20 @@ def key_of(record: dict[str, Any]) -> str:
     return str(record["id"]) if record.get("id") is not None else record_key(record["input"], record.get("instruction"))
 
 
-class OutputLog:
-    """The JSONL output: what is already done, and an append-only writer of whole lines."""
+def captioned(row: dict[str, Any]) -> bool:
+    return row.get("error") is None and row.get("caption") is not None
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+
+class OutputLog:
+    """The JSONL output: what is already done, and an append-only writer of whole lines.
+
+    `key` and `finished` say how a line is keyed and whether it counts as done (default: a
+    captioned record); other lines are dropped on open, so their items are done again. With
+    `grouped`, lines sharing a key are one item's records (`write_group`), all kept."""
+
+    def __init__(self, path: Path, key: Callable[[dict[str, Any]], str] = key_of,
+                 finished: Callable[[dict[str, Any]], bool] = captioned, grouped: bool = False) -> None:
+        self.path, self._key_of, self._finished, self._grouped = path, key, finished, grouped
         self.done: set[str] = set()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._recover()
@@ -78,11 +87,11 @@ class OutputLog:
                     continue
                 try:
                     row = json.loads(raw)
-                    key = key_of(row)
+                    key = self._key_of(row)
                 except (ValueError, KeyError, TypeError):
                     dropped = True
                     continue
-                if row.get("error") is None and row.get("caption") is not None and key not in self.done:
+                if self._finished(row) and (self._grouped or key not in self.done):
                     self.done.add(key)
                     kept.append(raw)
                 else:
@@ -96,7 +105,11 @@ class OutputLog:
             os.replace(tmp, self.path)
 
     def write(self, record: dict[str, Any]) -> None:
-        os.write(self._fd, (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.write_group([record])
+
+    def write_group(self, records: list[dict[str, Any]]) -> None:
+        """Lines that belong together (one item's records) in a single append."""
+        os.write(self._fd, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
 
     def close(self) -> None:
         os.fsync(self._fd)
@@ -137,9 +150,31 @@ def media_of(item: WorkItem) -> Any:
         return e
 
 
-def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any]) -> list[dict[str, Any]]:
-    """Caption one batch into records; each failure is its own item's record (`caption_each`)."""
-    outcomes = captioner.caption_each([media_of(item) for item in batch],
+def loaded_media(item: WorkItem, decode: bool) -> Any:
+    """`media_of`, opened now (and images decoded, when `decode`): what the runner prepares for the
+    next batch while the model works on this one. An error is that item's outcome, as it would be later."""
+    media = media_of(item)
+    if isinstance(media, Exception):
+        return media
+    try:
+        media = Media.load(media)
+        if decode and media.modality == "image":
+            media.image()
+        return media
+    except Exception as e:
+        return e
+
+
+def _decodes_images(media: list[Any]) -> bool:
+    """Whether the captioner decoded this batch's images (API captioners send the file as it is)."""
+    return any(isinstance(m, Media) and m.modality == "image" and m._image is not None for m in media)
+
+
+def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any],
+                    media: list[Any] | None = None) -> list[dict[str, Any]]:
+    """Caption one batch into records; each failure is its own item's record (`caption_each`).
+    `media`: the batch's media already loaded (`loaded_media`), else they are loaded by the captioner."""
+    outcomes = captioner.caption_each(media if media is not None else [media_of(item) for item in batch],
                                       [item.instruction for item in batch], **options)
     return [failure_record(item, o) if isinstance(o, Exception) else success_record(item, o)
             for item, o in zip(batch, outcomes)]
@@ -147,8 +182,13 @@ def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: di
 
 def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.PathLike, *,
         batch_size: int = 1, concurrency: int = 1, options: dict[str, Any] | None = None,
-        progress: bool | None = None, on_record: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
-    """Caption `items` into `output` (JSONL), skipping those a previous run finished."""
+        progress: bool | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+        prefetch: bool = True) -> RunSummary:
+    """Caption `items` into `output` (JSONL), skipping those a previous run finished.
+
+    With `concurrency=1` (a local model), `prefetch` opens the next batch in a thread while the
+    model captions this one, and decodes its images once the captioner was seen decoding images
+    (decoders and torch release the GIL). With more, the batches already overlap each other."""
     if batch_size < 1 or concurrency < 1:
         raise ValueError("batch_size and concurrency must be at least 1")
     options = options or {}
@@ -178,7 +218,16 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
 
     try:
         batches = _batched(todo(), batch_size)
-        if concurrency == 1:
+        if concurrency == 1 and prefetch:
+            with ThreadPoolExecutor(1, thread_name_prefix="anycap-prefetch") as loader:
+                decode = False
+                ahead = loader.submit(_load_next, batches, decode)
+                while (ready := ahead.result()) is not None:
+                    ahead = loader.submit(_load_next, batches, decode)
+                    batch, media = ready
+                    record(caption_records(captioner, batch, options, media))
+                    decode = decode or _decodes_images(media)
+        elif concurrency == 1:
             for batch in batches:
                 record(caption_records(captioner, batch, options))
         else:
@@ -202,6 +251,12 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
             bar.close()
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _load_next(batches: Iterator[list[WorkItem]], decode: bool) -> tuple[list[WorkItem], list[Any]] | None:
+    """The next batch and its loaded media (the input stream is read in the loader thread too)."""
+    batch = next(batches, None)
+    return None if batch is None else (batch, [loaded_media(item, decode) for item in batch])
 
 
 def _batched(items: Iterator[WorkItem], size: int) -> Iterator[list[WorkItem]]:

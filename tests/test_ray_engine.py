@@ -2,6 +2,7 @@
 `caption_dataset` on a `ray.data.Dataset`, an actor that dies, an unreachable cluster."""
 
 import json
+from collections import Counter
 import os
 
 import pytest
@@ -56,6 +57,13 @@ def test_caption_dataset_takes_and_returns_a_ray_dataset(cluster):
     assert set(rows) == {"cat", "empty"}
     assert "451x300" in rows["cat"]["caption"] and rows["cat"]["error"] is None
     assert json.loads(rows["empty"]["error"])["type"] == "ManifestError"
+
+
+def test_rows_without_media_or_id_get_keys_of_their_own(cluster):
+    ds = ray.data.from_items([{"image": None, "uid": "a"}, {"image": None, "uid": "b"}, {"image": None, "uid": "a"}])
+    rows = caption_dataset(ds, "stats", instruction="Describe it.").take_all()
+    assert all(json.loads(r["error"])["type"] == "ManifestError" for r in rows)
+    assert sorted(Counter(r["key"] for r in rows).values()) == [1, 2]  # equal rows share a key, others do not
 
 
 def test_an_actor_that_dies_has_its_batch_retried(cluster, media_dir, tmp_path):

@@ -117,6 +117,54 @@ def test_concurrency_keeps_several_items_in_flight(tmp_path, image_path):
     assert sorted(r["instruction"] for r in read_jsonl(tmp_path / "o.jsonl")) == sorted(f"i{n}" for n in range(24))
 
 
+class EventCaptioner(BaseCaptioner):
+    """Logs when each item's model step starts and ends, to see what the runner decoded meanwhile."""
+
+    id = "events"
+
+    def __init__(self, events):
+        self.events = events
+
+    def _caption(self, media, instruction, options):
+        self.events.append(("model-start", media.ref))
+        time.sleep(0.15)
+        self.events.append(("model-end", media.ref))
+        return Caption(text=f"{media.image().size}")
+
+
+def test_the_next_batch_is_decoded_while_the_model_works(tmp_path, monkeypatch):
+    from anycap_plugin.media import Media
+    from anycap_plugin.samples import sample_image
+
+    events = []
+    decode = Media.image
+
+    def logged_decode(self):
+        if self._image is None:
+            events.append(("decode", self.ref))
+        return decode(self)
+
+    monkeypatch.setattr(Media, "image", logged_decode)
+    images = []
+    for n, name in enumerate(("astronaut", "chelsea", "coffee", "astronaut")):
+        images.append(str(shutil.copyfile(sample_image(name), tmp_path / f"{n}-{name}.png")))
+    items = [WorkItem(p, f"Describe it ({n}).") for n, p in enumerate(images)]
+    run(EventCaptioner(events), items, tmp_path / "ahead.jsonl")
+    # the captioner is seen decoding item 0; from item 2 on, each is decoded during the previous model step
+    assert events.index(("decode", images[1])) > events.index(("model-start", images[1]))
+    for before, after in zip(images[1:3], images[2:]):
+        assert events.index(("decode", after)) < events.index(("model-end", before))
+
+    events.clear()
+    run(InstantCaptioner(), items, tmp_path / "instant.jsonl")
+    assert events == []  # a captioner that never decodes gets nothing decoded for it
+
+    run(EventCaptioner(events), items, tmp_path / "plain.jsonl", prefetch=False)
+    assert events.index(("decode", images[3])) > events.index(("model-end", images[2]))
+    strip = [{k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "plain.jsonl")]
+    assert [{k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "ahead.jsonl")] == strip
+
+
 class PickyBatcher(BaseCaptioner):
     """Batches for real, and fails the whole batch when one instruction is 'boom'."""
 
