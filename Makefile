@@ -39,6 +39,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/formats.py
 	$(BIN)/python benchmarks/decode_overlap.py
 	$(BIN)/python benchmarks/ray_engine.py
+	$(BIN)/python benchmarks/capflow.py
+	$(BIN)/python benchmarks/synth.py
 
 clean:
 	rm -rf $(VENV) out

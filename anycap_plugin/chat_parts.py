@@ -69,3 +69,9 @@ def media_parts(media: Media, num_frames: int, quality: int = 90, audio_part_kin
         return [image_url_part(image_data_url(media, own_bytes, quality), detail)]
     frames = media.frames(num_frames=num_frames, spread=spread).images
     return [image_url_part(encoded(f, "JPEG", quality), detail) for f in frames]
+
+
+def user_message(text: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One user turn: the text, then the media parts (plain text content when there are none)."""
+    return [{"role": "user", "content": [{"type": "text", "text": text}, *parts]}] if parts \
+        else [{"role": "user", "content": text}]

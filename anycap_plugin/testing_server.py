@@ -63,7 +63,53 @@ def judge_responder(body: dict[str, Any]) -> str:
     return json.dumps({"score": 3, "reason": "loopback"})
 
 
-RESPONDERS: dict[str, Responder] = {"echo": echo_responder, "judge": judge_responder}
+def _last_text(body: dict[str, Any]) -> str:
+    content = body["messages"][-1]["content"]
+    return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p.get("type") == "text")
+
+
+def fitting_answer(constraint: Any) -> str:
+    """A caption that meets a `LengthConstraint` (the smallest count it allows, at least one)."""
+    n = max(constraint.min or 0, 1) if constraint.min else max(1, (constraint.max or 12) - 2)
+    if constraint.unit == "sentences":
+        return " ".join(f"The scene shows detail number {i + 1}." for i in range(n))
+    words = ["A", "person", "walks", "along", "a", "quiet", "street", "lined", "with", "trees", "and", "shops"]
+    return " ".join(words[i % len(words)] for i in range(n)) + "."
+
+
+def synth_responder(body: dict[str, Any]) -> str:
+    """An ACD synthesis model under our prompts or the release's: a question and an answer that
+    meets the length constraint named in the prompt, or a slightly inferior answer; anything
+    else (a weaker captioner's question) gets a plain caption."""
+    from .eval.length_rules import RELEASE_TABLE
+    from .instructions import parse_length_constraint
+
+    text = _last_text(body)
+    if "Slightly Inferior" in text or "Generated Caption" in text:
+        good = text.rsplit("Answer: ", 1)[-1] if "Standard Caption" not in text else text.rsplit("Standard Caption: ", 1)[-1]
+        good = good.split("\n", 1)[0].strip()
+        return "New Answer (Slightly Inferior): " + good.replace("person", "man") + " Perhaps it is raining."
+    sentence = next((s for s in RELEASE_TABLE if s in text), None)
+    if sentence is not None and "Question" in text:
+        import hashlib
+
+        constraint = parse_length_constraint(sentence)
+        asked = hashlib.sha1(text.encode()).hexdigest()[:6]  # each prompt its own question, as a model writes
+        return f"Question: Describe what you see (view {asked}). {sentence}\nAnswer: {fitting_answer(constraint)}"
+    return "A weaker caption of the scene."
+
+
+RESPONDERS: dict[str, Responder] = {"echo": echo_responder, "judge": judge_responder, "synth": synth_responder}
+
+
+def responder_named(name: str) -> Responder:
+    """A built-in responder by name, or `module:function`."""
+    if ":" not in name:
+        return RESPONDERS[name]
+    import importlib
+
+    module, _, function = name.partition(":")
+    return getattr(importlib.import_module(module), function)
 
 
 class _LoopbackHTTPServer(ThreadingHTTPServer):
@@ -220,10 +266,11 @@ def main() -> None:
     p.add_argument("--max-concurrency", type=int, default=None, help="replies computed at once (default: no limit)")
     p.add_argument("--fault-retry-after", default="0.05",
                    help="Retry-After seconds on the random faults, or 'none' to send no header")
-    p.add_argument("--responder", choices=sorted(RESPONDERS), default="echo")
+    p.add_argument("--responder", default="echo",
+                   help=f"one of {', '.join(sorted(RESPONDERS))}, or module:function (a plugin's own responder)")
     args = p.parse_args()
     retry_after = None if args.fault_retry_after == "none" else float(args.fault_retry_after)
-    server = ChatCompletionsServer(responder=RESPONDERS[args.responder], delay=args.delay, fault_rate=args.fault_rate,
+    server = ChatCompletionsServer(responder=responder_named(args.responder), delay=args.delay, fault_rate=args.fault_rate,
                                    seed=args.seed, port=args.port, fault_retry_after=retry_after,
                                    max_concurrency=args.max_concurrency).start()
     print(server.base_url, flush=True)

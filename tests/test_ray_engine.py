@@ -102,3 +102,24 @@ def test_cli_engine_ray_and_an_unreachable_cluster(media_dir, tmp_path):
                 "-O", "num_frames=2")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "4 captioned, 0 failed" in ok.stderr and len(_rows(out)) == 4
+
+
+def test_capflow_runs_in_the_actor_pool(cluster, tmp_path):
+    capflow = pytest.importorskip("anycap_capflow")
+    from anycap_capflow.loopback import respond
+
+    from anycap_plugin.testing_server import ChatCompletionsServer
+
+    images = [str(sample_image(name)) for name in ("astronaut", "chelsea", "coffee")]
+    with ChatCompletionsServer(respond) as server:
+        url = server.base_url
+
+        def build():  # each actor builds its own CapFlow (engine, loop, clients)
+            return capflow.CapFlowCaptioner("loop-model", base_url=url, api_key="k", cache=False)
+
+        summary = run_on_ray(build, expand_inputs(images, "Describe it."), tmp_path / "o.jsonl", batch_size=2,
+                             concurrency=2, num_cpus=0.5)
+        assert len(server.requests) == 3 * 6
+    rows = _rows(tmp_path / "o.jsonl")
+    assert summary.succeeded == 3 and {r["meta"]["capflow"]["domain"] for r in rows} == {"natural"}
+    assert all(r["usage"]["base"]["by_role"]["agent"]["calls"] == 3 for r in rows)
