@@ -195,14 +195,9 @@ class CallEngine:
         key = self._keys[spec.endpoint]
         if key and key != "EMPTY":
             detail = detail.replace(key, "***")
-        request = getattr(error, "request", None)
-        try:
-            attempts = int(request.headers["x-stainless-retry-count"]) + 1 if request is not None else 1
-        except (KeyError, ValueError):
-            attempts = 1
         what = f"HTTP {status}" if status else type(error).__name__
-        return CallError(f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed after {attempts} "
-                         f"attempt(s): {what}: {detail}",
+        return CallError(f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed after "
+                         f"{attempts_of(error)} attempt(s): {what}: {detail}",
                          hint={401: f"Check {self.endpoints[spec.endpoint].api_key_env}.",
                                404: "Check the model name and base_url."}.get(status or 0))
 
@@ -213,6 +208,22 @@ class CallEngine:
     def usage_report(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return {role: {**asdict(u), "cost_usd": round(u.cost_usd, 6)} for role, u in self.usage.items()}
+
+
+def attempts_of(error: Exception) -> int:
+    """How many requests the OpenAI SDK sent: it numbers its retries in the `x-stainless-retry-count` header."""
+    request = getattr(error, "request", None)
+    try:
+        return int(request.headers["x-stainless-retry-count"]) + 1 if request is not None else 1
+    except (KeyError, ValueError):
+        return 1
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace `{name}` for the given names only, so other braces in a prompt (JSON examples) stay as written."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template
 
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)

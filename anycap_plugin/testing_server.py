@@ -63,7 +63,8 @@ def judge_responder(body: dict[str, Any]) -> str:
     return json.dumps({"score": 3, "reason": "loopback"})
 
 
-def _last_text(body: dict[str, Any]) -> str:
+def last_text(body: dict[str, Any]) -> str:
+    """The text parts of a request's last message (what a responder reads to know what is asked)."""
     content = body["messages"][-1]["content"]
     return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p.get("type") == "text")
 
@@ -84,7 +85,7 @@ def synth_responder(body: dict[str, Any]) -> str:
     from .eval.length_rules import RELEASE_TABLE
     from .instructions import parse_length_constraint
 
-    text = _last_text(body)
+    text = last_text(body)
     if "Slightly Inferior" in text or "Generated Caption" in text:
         good = text.rsplit("Answer: ", 1)[-1] if "Standard Caption" not in text else text.rsplit("Standard Caption: ", 1)[-1]
         good = good.split("\n", 1)[0].strip()

@@ -345,3 +345,16 @@ def test_capflow_chains_with_acm(image_path, tmp_path):
     assert caption.base_text == "Caption from guideline, perception, reasoning."
     assert caption.meta["attempts"] >= 1  # the (random, tiny) ACM refined it under its constraint check
     assert caption.meta["capflow"]["domain"] == "natural"
+
+
+def test_capflow_is_a_vlmeval_model(image_path, monkeypatch, tmp_path):
+    from anycap_plugin.integrations.vlmeval import AnyCapVLM, import_vlmeval
+
+    import_vlmeval()
+    with ChatCompletionsServer(respond) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+        monkeypatch.setenv("ANYCAP_CACHE", str(tmp_path))
+        model = AnyCapVLM("capflow:loop-model")
+        answer = model.generate([{"type": "image", "value": str(image_path)}, {"type": "text", "value": "Describe."}])
+        assert answer == "Caption from guideline, perception, reasoning." and len(server.requests) == 6

@@ -15,6 +15,7 @@ from pathlib import Path
 from anycap_plugin import testing
 from anycap_plugin.eval.length_rules import RELEASE_TABLE
 from anycap_plugin.testing_server import ChatCompletionsServer, fitting_answer, synth_responder
+from anycap_plugin.testing_server import last_text as texts
 from anycap_plugin.train import read_acd
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -30,11 +31,6 @@ def synth(server, *args, **kwargs):
 
 def rows(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
-
-
-def texts(request):
-    content = request["messages"][-1]["content"]
-    return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p["type"] == "text")
 
 
 def test_records_follow_the_release_format_and_train_reads_them(tmp_path, image_path, audio_path):

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..call_engine import fill
 from ..errors import OptionsError
 from ..eval.length_rules import RELEASE_TABLE
 from ..instructions import InstructionType
@@ -123,24 +124,18 @@ class PromptSet:
                           str(path.relative_to(self.root)))
         genre = draw("genre:" + key, ("poem", "narrative"))
         focus = FOCUS[itype.key].replace("{genre}", genre)
-        return Prompt(_fill(OUR_QC, media=modality, type_name=itype.name, focus=focus, constraint=constraint), "ours")
+        return Prompt(fill(OUR_QC, media=modality, type_name=itype.name, focus=focus, constraint=constraint), "ours")
 
     def degrade(self, modality: str, itype: InstructionType, key: str, question: str, answer: str) -> Prompt:
         path = self._release(_QCA_DIR, modality, itype, key)
         if path is None:
-            return Prompt(_fill(OUR_QCA, media=modality, question=question, answer=answer), "ours")
+            return Prompt(fill(OUR_QCA, media=modality, question=question, answer=answer), "ours")
         text = path.read_text(encoding="utf-8")
         if "{question}" in text:  # the release's video files name their placeholders
-            text = _fill(text, question=question, standard_caption=answer)
+            text = fill(text, question=question, standard_caption=answer)
         else:  # the others have two bare `{}`: question, then answer
             text = text.replace("{}", question, 1).replace("{}", answer, 1)
         return Prompt(text, str(path.relative_to(self.root)))
-
-
-def _fill(template: str, **values: str) -> str:
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
 
 
 _QA = re.compile(r"Question\s*\d*\s*[:：]\s*(?P<q>.+?)\s*\n\s*(?:\*\*)?Answer\s*\d*\s*[:：]\s*(?:\*\*)?\s*(?P<a>.+?)"

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from anycap_plugin.call_engine import CallEngine, Reply, RoleUsage, json_object
+from anycap_plugin.call_engine import CallEngine, Reply, RoleUsage, fill, json_object
 from anycap_plugin.chat_parts import media_parts, user_message
 from anycap_plugin.media import Media
 
-from .workflow import Workflow, WorkflowError, fill
+from .workflow import Workflow, WorkflowError
 
 FILTER_TOP_MARK = 3
 
@@ -36,8 +36,8 @@ class CapFlow:
         if domain is not None:
             record.update(domain=domain, confidence=None, routed="given")
         else:
-            reply = await self.engine.chat(wf.router_role, user_message(fill(wf.router_prompt, media=kind, domains=self._menu()),
-                                                                 parts), parse=self._route)
+            ask = fill(wf.router_prompt, media=kind, domains=self._menu())
+            reply = await self.engine.chat(wf.router_role, user_message(ask, parts), parse=self._route)
             replies.append((wf.router_role, reply))
             picked, confidence = reply.data
             fallback = picked is None or confidence < wf.min_confidence
@@ -47,13 +47,13 @@ class CapFlow:
         request = f"The user asks for: {instruction}\n" if instruction else ""
         agent_replies = await asyncio.gather(*(
             self.engine.chat(a.role, user_message(fill(wf.agent_prompt, kind=a.kind, task=a.task, request=request,
-                                                domain_description=chosen.description, media=kind), parts))
+                                                       domain_description=chosen.description, media=kind), parts))
             for a in chosen.agents))
         replies += [(a.role, r) for a, r in zip(chosen.agents, agent_replies)]
         record["agents"] = {a.kind: r.text.strip() for a, r in zip(chosen.agents, agent_replies)}
         notes = "\n\n".join(f"[{kind_} agent]\n{text}" for kind_, text in record["agents"].items())
-        summary = await self.engine.chat(wf.summary_role, user_message(fill(wf.summary_prompt, media=kind, request=request,
-                                                                     notes=notes), []))
+        ask = fill(wf.summary_prompt, media=kind, request=request, notes=notes)
+        summary = await self.engine.chat(wf.summary_role, user_message(ask, []))
         replies.append((wf.summary_role, summary))
         record["summary"] = record["caption"] = summary.text.strip()
         if wf.filter_enabled if run_filter is None else run_filter:

@@ -12,13 +12,14 @@ import json
 import re
 from typing import Any
 
+from anycap_plugin.testing_server import last_text
+
 
 def prompt_and_images(body: dict[str, Any]) -> tuple[str, int]:
+    """The last message's text and how many images came with it."""
     content = body["messages"][-1]["content"]
-    if isinstance(content, str):
-        return content, 0
-    text = "\n".join(p["text"] for p in content if p.get("type") == "text")
-    return text, sum(p.get("type") == "image_url" for p in content)
+    images = 0 if isinstance(content, str) else sum(p.get("type") == "image_url" for p in content)
+    return last_text(body), images
 
 
 def respond(body: dict[str, Any]) -> str:

@@ -55,13 +55,6 @@ class Workflow:
     filter_prompt: str
 
 
-def fill(template: str, **values: str) -> str:
-    """Replace `{name}` for the given names only."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template
-
-
 def default_path() -> Path:
     return Path(str(resources.files("anycap_capflow") / "default_workflow.yaml"))
 

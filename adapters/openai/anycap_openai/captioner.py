@@ -18,6 +18,7 @@ from typing import Any, Literal
 import openai
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
+from anycap_plugin.call_engine import attempts_of
 from anycap_plugin.captioner import DEFAULT_PROMPT, instructions_for
 from anycap_plugin.chat_parts import audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.media import Modality
@@ -128,7 +129,7 @@ class OpenAICaptioner(BaseCaptioner):
         detail = self._redact(getattr(error, "message", None) or str(error))
         hint = {401: "Check OPENAI_API_KEY.", 404: "Check the model name and base_url.",
                 429: "Lower --concurrency or raise the rate limit."}.get(status or 0)
-        return CaptionerError(f"{self.id} failed after {_attempts(error)} attempt(s): {what}: {detail}", hint=hint)
+        return CaptionerError(f"{self.id} failed after {attempts_of(error)} attempt(s): {what}: {detail}", hint=hint)
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key and self._key != "EMPTY" else text
@@ -166,14 +167,3 @@ class OpenAICaptioner(BaseCaptioner):
         items = list(media)
         paired = zip(items, instructions_for(len(items), instructions))
         return list(await asyncio.gather(*(self.acaption(m, i, **options) for m, i in paired)))
-
-
-
-
-def _attempts(error: openai.OpenAIError) -> int:
-    """How many requests the SDK sent: it numbers its retries in the `x-stainless-retry-count` header."""
-    request = getattr(error, "request", None)
-    try:
-        return int(request.headers["x-stainless-retry-count"]) + 1 if request is not None else 1
-    except (KeyError, ValueError):
-        return 1
