@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 FaultKind = Literal["429", "500", "slow", "drop"]
 Responder = Callable[[dict[str, Any]], str]
@@ -250,6 +253,19 @@ class ChatCompletionsServer:
             if fault is not None:
                 self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
             return fault
+
+
+@contextmanager
+def server_process(*options: str) -> Iterator[str]:
+    """The server in a process of its own (`main`'s options, e.g. "--delay", "0.1"), stopped on exit;
+    yields its base URL. Benchmarks use it so the server does not share the client's GIL."""
+    proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", *options],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        yield proc.stdout.readline().strip()  # type: ignore[union-attr]
+    finally:
+        proc.terminate()
+        proc.wait()
 
 
 def main() -> None:

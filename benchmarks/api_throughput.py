@@ -15,8 +15,6 @@ import argparse
 import json
 import logging
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -26,16 +24,14 @@ from PIL import Image
 
 from anycap_plugin import get_captioner
 from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.testing_server import server_process
 
 
 def one_run(n: int, concurrency: int, delay: float, fault_rate: float, retry_after: str, image: Path,
             out: Path) -> dict:
     """The server runs in its own process, as a real API would: it must not share our GIL."""
-    server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", str(delay),
-                               "--fault-rate", str(fault_rate), "--fault-retry-after", retry_after, "--seed", "7"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        base_url = server.stdout.readline().strip()
+    with server_process("--delay", str(delay), "--fault-rate", str(fault_rate), "--fault-retry-after", retry_after,
+                        "--seed", "7") as base_url:
         captioner = get_captioner("openai:bench", base_url=base_url, api_key="bench-key",
                                   concurrency=concurrency)
         items = [WorkItem(str(image), f"caption {i}") for i in range(n)]
@@ -44,9 +40,6 @@ def one_run(n: int, concurrency: int, delay: float, fault_rate: float, retry_aft
         wall = time.perf_counter() - t0
         with urllib.request.urlopen(base_url + "/_stats") as r:
             stats = json.load(r)
-    finally:
-        server.terminate()
-        server.wait()
     ideal = n * delay / concurrency
     return {"fault_rate": fault_rate, "retry_after": retry_after, "captions": summary.succeeded, "failed": summary.failed,
             "injected": stats["injected"], "http_requests": stats["requests"],

@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ from pathlib import Path
 from anycap_plugin import get_captioner
 from anycap_plugin.runner import WorkItem, run
 from anycap_plugin.samples import sample_image
+from anycap_plugin.testing_server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
 
@@ -47,10 +46,7 @@ def main() -> None:
             path = root / f"{i:04d}.png"
             path.write_bytes(sample_image(PHOTOS[i % len(PHOTOS)]).read_bytes())
             items.append(WorkItem(str(path), "Describe it."))
-        server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", str(args.delay),
-                                   "--responder", "anycap_capflow.loopback:respond"], stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().strip()
+        with server_process("--delay", str(args.delay), "--responder", "anycap_capflow.loopback:respond") as url:
             (root / "wf.yaml").write_text(workflow.replace("model: null", "model: bench-model"))
             captioner = get_captioner(f"capflow:{root / 'wf.yaml'}", base_url=url, api_key="bench",
                                       concurrency=args.concurrency, cache=False)
@@ -60,9 +56,6 @@ def main() -> None:
             t0 = time.perf_counter()
             summary = run(captioner, items, root / "caps.jsonl", concurrency=2 * args.concurrency, progress=False)
             wall = time.perf_counter() - t0
-        finally:
-            server.terminate()
-            server.wait()
     usage = captioner.flow.engine.usage_report()
     calls = sum(u["calls"] for u in usage.values())
     per_item = calls / max(summary.succeeded, 1)

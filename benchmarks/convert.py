@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny" / "checkpoint"

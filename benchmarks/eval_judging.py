@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_references, make_protocol
+from anycap_plugin.testing_server import server_process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 
@@ -37,11 +36,8 @@ def main() -> None:
     args = p.parse_args()
     items = content_items(args.items)
     captions = {i.key: i.reference for i in items}
-    server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", str(args.delay),
-                               "--responder", "judge"], stdout=subprocess.PIPE, text=True)
     runs = {}
-    try:
-        base_url = server.stdout.readline().strip()
+    with server_process("--delay", str(args.delay), "--responder", "judge") as base_url:
         for name, prompts in (("anycap", None), ("release", SHARED / "release_prompts")):
             protocol = make_protocol(name, prompts)
             with tempfile.TemporaryDirectory() as tmp:
@@ -61,9 +57,6 @@ def main() -> None:
             runs[name] = {"judged": first["meta"]["judged"], "failed": first["meta"]["failed"],
                           "wall_s": round(cold, 3), "ideal_s": round(ideal, 3), "ratio_to_ideal": round(cold / ideal, 3),
                           "cached_rerun_s": round(warm, 3), "cached_rerun_hits": again["meta"]["cache"]["hits"]}
-    finally:
-        server.terminate()
-        server.wait()
     from anycap_plugin.eval import OfflineJudge
 
     offline = OfflineJudge()

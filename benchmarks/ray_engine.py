@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from anycap_plugin import get_captioner, testing
 from anycap_plugin.inputs import expand_inputs
 from anycap_plugin.ray_engine import connect, run_on_ray
 from anycap_plugin.runner import run
+from anycap_plugin.testing_server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee"]
 
@@ -80,10 +79,7 @@ def main() -> None:
         (l1, r1, f1), (l4, r4, f4) = instant[args.images], instant[4 * args.images]
         extra = 3 * args.images
 
-        server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", "0.1",
-                                   "--max-concurrency", "4"], stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().strip()
+        with server_process("--delay", "0.1", "--max-concurrency", "4") as url:
 
             def build():  # actors get the endpoint from the builder: they do not share the driver's env
                 return get_captioner("openai:bench", base_url=url, api_key="bench")
@@ -99,9 +95,6 @@ def main() -> None:
                 steady = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
                 api[f"{actors}_actors"] = {"items_per_s": round(s.succeeded / wall, 2),
                                            "items_per_s_after_start": round(steady, 2), "failed": s.failed}
-        finally:
-            server.terminate()
-            server.wait()
     print(json.dumps({
         "benchmark": "ray_engine", "cpus": args.cpus, "ray_cluster_start_s": round(ray_start, 2),
         "instant": {"images": args.images, "local_items_per_s": round(args.images / l1, 1),

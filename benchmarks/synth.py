@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ from anycap_plugin.call_engine import CallEngine, Endpoint, Role
 from anycap_plugin.inputs import expand_inputs
 from anycap_plugin.samples import sample_image
 from anycap_plugin.synth import PromptSet, SynthConfig, Synthesizer
+from anycap_plugin.testing_server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
 
@@ -37,10 +36,7 @@ def main() -> None:
         for i in range(args.images + 1):
             (root / ("warm.png" if i == args.images else f"{i:04d}.png")).write_bytes(
                 sample_image(PHOTOS[i % len(PHOTOS)]).read_bytes())
-        server = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing_server", "--delay", str(args.delay),
-                                   "--responder", "synth"], stdout=subprocess.PIPE, text=True)
-        try:
-            url = server.stdout.readline().strip()
+        with server_process("--delay", str(args.delay), "--responder", "synth") as url:
             engine = CallEngine({"default": Endpoint(base_url=url, concurrency=args.concurrency)},
                                 {"writer": Role("bench", temperature=0.7), "degrader": Role("bench", temperature=0.7)},
                                 api_keys={"default": "bench"})
@@ -53,9 +49,6 @@ def main() -> None:
             wall = time.perf_counter() - t0
             usage = engine.usage_report()
             engine.close()
-        finally:
-            server.terminate()
-            server.wait()
     calls = sum(u["calls"] for u in usage.values())
     ideal = max(calls * args.delay / args.concurrency, 2 * args.delay)
     print(json.dumps({
