@@ -63,4 +63,12 @@ def register_post_processors(register: Register) -> None:
         return ACMOptions
 
     register("acm", acm, "ACM in process (model = a saved ACM folder or hub id) or remote (model = http(s)://host/v1)",
-             needs_model=True, options=acm_options)
+             needs_model=True, options=acm_options, preflight=acm_preflight)
+
+
+def acm_preflight(model: str | None, **_: Any) -> None:
+    """A local ACM folder exists (a remote ACM needs nothing before its first call)."""
+    if model and not model.startswith(("http://", "https://")):
+        from .convert.resolve import preflight_source
+
+        preflight_source(model)

@@ -85,6 +85,27 @@ def require_safetensors(folder: str | Path, error: type[AnyCapError] | None = No
                                                                        else "") + ".", hint=CONVERT_HINT)
 
 
+def check_model_folder(path: Path, config: bool = True, weights: bool = True) -> None:
+    """A local model folder as loading needs it: there, with its config.json and safetensors weights."""
+    if not path.is_dir():
+        raise ModelNotFoundError(f"No model folder at {str(path)!r}.",
+                                 hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")
+    if config and not (path / "config.json").exists():
+        raise CheckpointError(f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?")
+    if weights:
+        require_safetensors(path)
+
+
+def preflight_model(name: str | None, spec_name: str) -> None:
+    """What a local-model captioner checks before loading: a model named, and a local folder that
+    holds one (a hub id is fetched, or found in the cache, when the model loads)."""
+    if not name:
+        raise ModelNotFoundError(f"The {spec_name} captioner needs a model folder or hub id.",
+                                 hint=f"Use a spec like '{spec_name}:/path/to/model'.")
+    if looks_like_path(name):
+        check_model_folder(Path(name).expanduser())
+
+
 def loads_weights(loader: Any) -> bool:
     """Model classes and AutoModel* read weights; tokenizers, processors and configs do not."""
     from transformers import PreTrainedModel
@@ -100,15 +121,10 @@ def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
     transformers is told `use_safetensors=True`, so a hub id never falls back to a pickle."""
     path = Path(name_or_path).expanduser()
     local = looks_like_path(name_or_path)
-    if local and not path.is_dir():
-        raise ModelNotFoundError(f"No model folder at {str(path)!r}.",
-                                 hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")
-    if local and not (path / "config.json").exists() and loader.__name__ != "AutoTokenizer":
-        raise CheckpointError(f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?")
+    if local:
+        check_model_folder(path, config=loader.__name__ != "AutoTokenizer", weights=loads_weights(loader))
     if loads_weights(loader):
         kwargs["use_safetensors"] = True
-        if local:
-            require_safetensors(path)
     try:
         return loader.from_pretrained(str(path) if local else name_or_path, **kwargs)
     except OSError as e:
@@ -132,9 +148,7 @@ class HFChatCaptioner(BaseCaptioner):
                  **model_kwargs: Any) -> None:
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        if not model:
-            raise ModelNotFoundError(f"The {self.spec_name} captioner needs a model folder or hub id.",
-                                     hint=f"Use a spec like '{self.spec_name}:/path/to/model'.")
+        self.preflight(model)
         self.id = f"{self.spec_name}:{model}"
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
@@ -142,6 +156,10 @@ class HFChatCaptioner(BaseCaptioner):
         self.processor.tokenizer.padding_side = "left"
         net = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype, **model_kwargs)
         self.model = net.to(self.device).eval()
+
+    @classmethod
+    def preflight(cls, model: str | None, **_: Any) -> None:
+        preflight_model(model, cls.spec_name)
 
     @classmethod
     def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> "HFChatCaptioner":

@@ -22,14 +22,17 @@ Register = Callable[..., None]
 @hookspec
 def register_captioners(register: Register) -> None:
     """Register base captioners: `register(name, factory, description="", *, needs_model=None,
-    options=None, modalities=None)`.
+    options=None, modalities=None, preflight=None)`.
 
     `factory(model, **kwargs)` returns a `BaseCaptioner` (a captioner class itself works);
     `model` is the part of the spec after the colon (`openai:gpt-4o-mini` gives
     `"gpt-4o-mini"`). The host checks the spec against `needs_model` before building: a missing
     or unexpected model is one `OptionsError`; `needs_model=False` factories are called without
     it. `options` (the per-call options class) and `modalities` default to the class's `Options`
-    and `modalities`, and `anycap models --options NAME` shows them.
+    and `modalities`, and `anycap models --options NAME` shows them. `preflight(model, **kwargs)`
+    (default: the class's `preflight` classmethod) raises what building would raise for what the
+    captioner needs first (a key, a model folder) without loading anything: `--engine ray` calls it
+    on the driver before any worker starts.
     """
 
 

@@ -42,7 +42,8 @@ class Registration:
     `needs_model`: True (a spec must name one: `openai:gpt-4o-mini`), False (`stats`), None (the
     factory decides, for registrations without metadata). `options`: its per-call options class,
     or a function returning it (resolved only when shown). `modalities`: what it reads (None:
-    decided per model)."""
+    decided per model). `preflight(model, **kwargs)`: raises what building it would raise for what it
+    needs first (a key, a model folder), loading nothing, so a run can be refused before its workers start."""
 
     name: str
     factory: Callable[..., Any]
@@ -52,20 +53,23 @@ class Registration:
     needs_model: bool | None = None
     options: Any = None
     modalities: frozenset[str] | None = None
+    preflight: Callable[..., None] | None = None
 
     def options_class(self) -> type | None:
         return self.options if self.options is None or isinstance(self.options, type) else self.options()
 
 
-def _metadata(factory: Any, needs_model: bool | None, options: type | None,
-              modalities: Any) -> tuple[bool | None, type | None, frozenset[str] | None]:
-    """Explicit metadata, else what a captioner class declares (`needs_model`, `Options`, `modalities`)."""
+def _metadata(factory: Any, needs_model: bool | None, options: type | None, modalities: Any,
+              preflight: Callable[..., None] | None) -> tuple[Any, ...]:
+    """Explicit metadata, else what a captioner class declares (`needs_model`, `Options`, `modalities`,
+    `preflight`)."""
     if isinstance(factory, type):
         needs_model = getattr(factory, "needs_model", None) if needs_model is None else needs_model
         options = options or getattr(factory, "Options", None)
         declared = getattr(factory, "modalities", None)
         modalities = modalities if modalities is not None else (declared if isinstance(declared, frozenset) else None)
-    return needs_model, options, frozenset(modalities) if modalities is not None else None
+        preflight = preflight or getattr(factory, "preflight", None)
+    return needs_model, options, frozenset(modalities) if modalities is not None else None, preflight
 
 
 @dataclass
@@ -151,11 +155,12 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
         plugin = impl.plugin_name.removeprefix("anycap_plugin.")
 
         def register(name: str, factory: Callable[..., Any], description: str = "", *, needs_model: bool | None = None,
-                     options: type | None = None, modalities: Any = None, _p: str = plugin) -> None:
+                     options: type | None = None, modalities: Any = None, preflight: Callable[..., None] | None = None,
+                     _p: str = plugin) -> None:
             if name in registry and registry[name].plugin != _p:
                 log.warning("%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin)
             registry[name] = Registration(name, factory, description, _p, kind,
-                                          *_metadata(factory, needs_model, options, modalities))
+                                          *_metadata(factory, needs_model, options, modalities, preflight))
 
         try:
             impl.function(register=register)
@@ -212,7 +217,8 @@ def _registration(kind: Kind, name: str) -> Registration:
     return known[name]
 
 
-def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
+def _checked(kind: Kind, spec: str) -> tuple[Registration, str]:
+    """The registration a spec names, and its model part, checked against what it takes."""
     name, _, model = spec.strip().partition(":")
     registration = _registration(kind, name)
     if registration.needs_model and not model:
@@ -220,6 +226,11 @@ def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
                            hint=f"{registration.description}. `anycap models --options {name}` lists its options.")
     if registration.needs_model is False and model:
         raise OptionsError(f"The {kind} {name!r} takes no model; got {model!r}.", hint=f"Use the spec {name!r} alone.")
+    return registration, model
+
+
+def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
+    registration, model = _checked(kind, spec)
     try:
         if registration.needs_model is False:
             return registration.factory(**kwargs)
@@ -249,12 +260,23 @@ def get_captioner(spec: str, **kwargs: Any) -> Any:
     return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
 
 
-def check_spec(spec: str) -> None:
-    """Raise `UnknownCaptionerError` when a spec names no registered model; builds nothing."""
+def check_spec(spec: str, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Check a spec without building it (nothing is loaded): its names (`UnknownCaptionerError`),
+    its model parts, the base captioner's per-call `options`, and what each part needs first
+    (`preflight`: a key, a model folder), raising what building it would raise. `kwargs` are the
+    base captioner's constructor options."""
+    from .captioner import _validate_options
+
     base_spec, post_spec = _split_chain(spec)
-    for kind, part in (("captioner", base_spec), ("post-processor", post_spec)):
-        if part is not None:
-            _registration(kind, part.strip().partition(":")[0])  # type: ignore[arg-type]
+    for kind, part, kw in (("captioner", base_spec, kwargs), ("post-processor", post_spec, {})):
+        if part is None:
+            continue
+        registration, model = _checked(kind, part)  # type: ignore[arg-type]
+        if registration.preflight is not None:
+            registration.preflight(model or None, **kw)
+        options_class = registration.options_class() if kind == "captioner" and options else None
+        if options_class is not None:
+            _validate_options(options_class, spec, options or {})
 
 
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:

@@ -61,15 +61,21 @@ def converted_folder(name: str, revision: str) -> Path:
     return cache_dir() / "converted" / f"{slug}-{revision[:16]}"
 
 
+def preflight_source(name_or_path: str | None, **_: object) -> None:
+    """What loading checks first, loading nothing: a local path names a folder (a hub id is fetched,
+    or found in the cache, when the model loads). The `preflight` of `acm:` and `internvl:`."""
+    if name_or_path and looks_like_path(name_or_path) and not Path(name_or_path).expanduser().is_dir():
+        raise ModelNotFoundError(f"No model folder at {str(Path(name_or_path).expanduser())!r}.",
+                                 hint="Pass a folder saved with save_pretrained, an InternVL-chat folder, "
+                                      "or a hub id like 'org/name'.")
+
+
 def resolve_model(name_or_path: str) -> str:
     """What `from_pretrained` should load for `name_or_path`: the converted folder for an InternVL-chat
     source (converting it first if this revision was never converted), else the input unchanged."""
+    preflight_source(name_or_path)
     if looks_like_path(name_or_path):
         folder = Path(name_or_path).expanduser()
-        if not folder.is_dir():
-            raise ModelNotFoundError(f"No model folder at {str(folder)!r}.",
-                                     hint="Pass a folder saved with save_pretrained, an InternVL-chat folder, "
-                                          "or a hub id like 'org/name'.")
         config_file = folder / "config.json"
         config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
         if not is_internvl_chat(config):

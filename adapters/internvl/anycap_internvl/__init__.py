@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from anycap_plugin import hookimpl
+from anycap_plugin.convert.resolve import preflight_source
 from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, ModelNotFoundError
 from anycap_plugin.media import Media
@@ -83,7 +84,8 @@ def register_captioners(register: Any) -> None:
     register("internvl", internvl,
              "InternVL: InternVL-chat checkpoints (official InternVL2.5, converted once) or native -hf folders; "
              "images, video as frames; model = local folder or hub id",
-             needs_model=True, options=GenerationOptions, modalities=("image", "video"))
+             needs_model=True, options=GenerationOptions, modalities=("image", "video"),
+             preflight=preflight_source)
 
 
 @hookimpl

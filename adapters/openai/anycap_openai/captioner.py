@@ -41,15 +41,7 @@ class OpenAICaptioner(BaseCaptioner):
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"), concurrency: int = 16,
                  timeout: float = 60.0, max_retries: int = 5) -> None:
-        if not model:
-            raise OptionsError("The openai captioner needs a model name.", hint="Use a spec like 'openai:gpt-4o-mini'.")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL")
-        key = api_key or os.environ.get("OPENAI_API_KEY")
-        if not key:
-            if base_url is None:
-                raise OptionsError("No OpenAI API key.", hint="Set OPENAI_API_KEY, or pass api_key=..., "
-                                   "or point base_url at a server that needs none.")
-            key = "EMPTY"  # local OpenAI-compatible servers (LMDeploy, vLLM) often take none
+        base_url, key = self.preflight(model, base_url=base_url, api_key=api_key)
         self.id = f"openai:{model}"
         self.model = model
         self.modalities = frozenset(modalities)  # type: ignore[misc]
@@ -61,6 +53,22 @@ class OpenAICaptioner(BaseCaptioner):
             weakref.WeakKeyDictionary())
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
+
+    @classmethod
+    def preflight(cls, model: str | None, *, base_url: str | None = None, api_key: str | None = None,
+                  **_: Any) -> tuple[str | None, str]:
+        """What the captioner needs before any call: a model name, and a key unless `base_url` is a
+        server that needs none. Returns the endpoint and key (checked on a Ray driver too)."""
+        if not model:
+            raise OptionsError("The openai captioner needs a model name.", hint="Use a spec like 'openai:gpt-4o-mini'.")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None  # an empty variable is no endpoint
+        key = api_key or os.environ.get("OPENAI_API_KEY") or None
+        if not key:
+            if base_url is None:
+                raise OptionsError("No OpenAI API key.", hint="Set OPENAI_API_KEY, or pass api_key=..., "
+                                   "or point base_url at a server that needs none.")
+            key = "EMPTY"  # local OpenAI-compatible servers (LMDeploy, vLLM) often take none
+        return base_url, key
 
     @classmethod
     def from_client(cls, client: Any, model: str | None = None, **options: Any) -> "OpenAICaptioner":
