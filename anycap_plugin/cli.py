@@ -27,13 +27,15 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _build(model: str, post: str | None) -> Any:
+    """The captioner a command runs; what keeps it from being built (an unknown name, a bad option,
+    a missing key or model folder) is a usage error, exit 2."""
     from .wrapping import wrap
     from .plugins import get_captioner
 
     try:
         captioner = get_captioner(model)
         return wrap(captioner, post) if post else captioner
-    except (UnknownCaptionerError, OptionsError) as e:
+    except AnyCapError as e:
         raise click.UsageError(str(e)) from None
 
 
@@ -75,51 +77,56 @@ def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: 
             cpus_per_actor: float, progress: bool | None) -> None:
     """Caption INPUT... into one record each: files, folders, globs, JSONL manifests, LLaVA/InternVL
     conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets."""
-    import itertools
+    from .batch import plan_inputs, run
+    from .batch.outputs import finish_outputs, journal_for
+    from .captioner import _validate_options
 
-    from .outputs import finish_outputs, journal_for
-    from .runner import expand_inputs, run
-
-    columns = {"media": media_column, "id": id_column, "instruction": instruction_column}
     parsed = _parse_options(options)
-    if engine == "ray":
-        from .ray_engine import connect, run_on_ray
+    try:  # everything that can be refused is refused before any work, on either engine
+        plan = plan_inputs(inputs, instruction, media_root=media_root,
+                           columns={"media": media_column, "id": id_column, "instruction": instruction_column})
+        if engine == "ray":
+            from .batch.ray_engine import connect, run_on_ray
 
-        spec = f"{model}+{post}" if post else model
-        try:
-            check_spec(spec)
-        except (UnknownCaptionerError, OptionsError) as e:
-            raise click.UsageError(str(e)) from None
-        connect(ray_address)  # an unreachable cluster fails here, before any work
-    else:
-        captioner = _build(model, post)
-    try:
-        items = expand_inputs(inputs, instruction, media_root=media_root, columns=columns)
-        first = next(items, None)
-    except OptionsError as e:
+            spec = f"{model}+{post}" if post else model
+            check_spec(spec, parsed)  # the spec, its options, its key or model folder: on the driver
+        else:
+            captioner = _build(model, post)
+            _validate_options(captioner.Options, captioner.id, parsed)
+    except AnyCapError as e:
         raise click.UsageError(str(e)) from None
-    if first is None:
-        raise click.UsageError("No inputs found: check the paths, globs or manifest.")
-    items = itertools.chain([first], items)
     journal = journal_for(output)
     try:
         if engine == "ray":
-            summary = run_on_ray(spec, items, journal, batch_size=batch_size, concurrency=concurrency,
-                                 num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed)
+            connect(ray_address)  # an unreachable cluster fails here, before any work
+            summary = run_on_ray(spec, plan, journal, batch_size=batch_size, concurrency=concurrency,
+                                 num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed, progress=progress)
         else:
-            summary = run(captioner, items, journal, batch_size=batch_size, concurrency=concurrency,
-                          options=parsed, progress=progress)
+            summary = run(captioner, plan.items(), journal, batch_size=batch_size, concurrency=concurrency,
+                          options=parsed, progress=progress, total=plan.count)
     except OptionsError as e:
         raise click.UsageError(str(e)) from None
     written = finish_outputs(output, sidecars=sidecars, sidecar_dir=sidecar_dir)
-    errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
-    click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
-               f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
-               f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    _report(summary, output, journal)
     for path in written:
         if path != output:
             click.echo(f"wrote {path}", err=True)
     sys.exit(0 if summary.ok else 1)
+
+
+def _report(summary: Any, output: Path, journal: Path) -> None:
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
+    click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
+               f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
+               f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    if summary.repeated_ids:
+        click.echo(f"{summary.repeated_ids} inputs share an id with an earlier input: each has a record of its own "
+                   "(join on `key`, which names the source and place)", err=True)
+    if summary.duplicates:
+        click.echo(f"{summary.duplicates} inputs were named twice: captioned once", err=True)
+    if summary.rejected:
+        rejected = journal.with_name(journal.stem + ".rejected.jsonl")
+        click.echo(f"{summary.rejected} unreadable lines of {journal} were moved to {rejected}", err=True)
 
 
 @cli.command()
@@ -185,7 +192,7 @@ def plugins_command(as_json: bool) -> None:
 @click.option("--instruction", "-i", default="Describe the content in at most two sentences.", show_default=True)
 def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
     """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
-    from .runner import WorkItem, run
+    from .batch import WorkItem, run
     from .cache import cache_dir
     from .samples import sample_media
     from .tiny_models import build_tiny_acm
@@ -369,7 +376,7 @@ def vlmeval_command(spec: str, model_name: str, data: tuple[str, ...], judge: st
 
     try:
         check_spec(spec)  # an unknown name is a usage error before VLMEvalKit starts
-    except UnknownCaptionerError as e:
+    except (UnknownCaptionerError, OptionsError) as e:
         raise click.UsageError(str(e)) from None
     try:
         statuses = run_vlmeval(spec, list(data), model_name=model_name, work_dir=work_dir, data_root=data_root,

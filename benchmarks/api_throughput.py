@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image
 
 from anycap_plugin import get_captioner
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.testing_server import server_process
 
 

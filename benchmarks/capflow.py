@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from anycap_plugin import get_captioner
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.samples import sample_image
 from anycap_plugin.testing_server import server_process
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from anycap_plugin import BaseCaptioner, Caption
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.samples import sample_image
 
 

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from anycap_plugin import get_captioner, testing
-from anycap_plugin.inputs import expand_inputs
-from anycap_plugin.runner import run
+from anycap_plugin.batch import expand_inputs
+from anycap_plugin.batch import run
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "camera", "rocket", "horse"]
 

@@ -21,7 +21,7 @@ import torch
 from _timing import best_of
 
 from anycap_plugin import get_captioner, testing
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 
 SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "motorcycle_left",
                   "motorcycle_right", "camera", "coins", "moon", "page", "text", "horse", "cell", "brick",

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from anycap_plugin.call_engine import CallEngine, Endpoint, Role
-from anycap_plugin.inputs import expand_inputs
+from anycap_plugin.batch import expand_inputs
 from anycap_plugin.samples import sample_image
 from anycap_plugin.synth import PromptSet, SynthConfig, Synthesizer
 from anycap_plugin.testing_server import server_process

@@ -12,7 +12,7 @@ from PIL import Image
 
 from anycap_plugin import CaptionerError, ModalityNotSupportedError, OptionsError, get_captioner, plugins
 from anycap_plugin.media import Media
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.testing_server import ChatCompletionsServer, Fault
 
 SECRET = "sk-test-SECRET-0123456789"

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from anycap_plugin import get_captioner, plugins
-from anycap_plugin.runner import WorkItem, run
+from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.testing_server import ChatCompletionsServer, Fault
 
 capflow = pytest.importorskip("anycap_capflow")

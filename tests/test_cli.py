@@ -41,7 +41,7 @@ def test_caption_exit_codes_and_output(tmp_path, media_dir):
 @pytest.mark.parametrize("args,message", [
     (["caption", "x.png", "-m", "stat", "-o", "o.jsonl"], "Did you mean: stats"),
     (["caption", "x.png", "-m", "stats", "-p", "acme", "-o", "o.jsonl"], "Unknown post-processor 'acme'"),
-    (["caption", "nothing/*.png", "-m", "stats", "-o", "o.jsonl"], "No inputs found"),
+    (["caption", "nothing/*.png", "-m", "stats", "-o", "o.jsonl"], "Nothing to caption in 'nothing/*.png'"),
     (["caption", "x.png", "-m", "stats", "-o", "o.jsonl", "-O", "colour=red"], "Allowed options: num_frames"),
     (["caption", "x.png", "-m", "stats"], "Missing option '--output'"),
 ])

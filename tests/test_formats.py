@@ -2,30 +2,18 @@
 sidecars, Parquet (paths, bytes, the HF Image struct) in and out, Hugging Face datasets, LLaVA /
 InternVL conversation JSON. Bad records are per-item errors; the run goes on and resumes."""
 
-import hashlib
-import io
 import json
-import tarfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from anycap_plugin.inputs import expand_inputs
-from anycap_plugin.runner import run
+from anycap_plugin.batch import expand_inputs, run
 from anycap_plugin import get_captioner
 from anycap_plugin.testing import sample_image
 
+from resume_inputs import write_shard
 from test_cli import anycap
-
-
-def _tar(path, members):
-    with tarfile.open(path, "w") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 def _rows(path):
@@ -40,12 +28,12 @@ def photos():
 def test_webdataset_shards_with_sidecars_joinable_on_key(tmp_path, photos, video_path, audio_path):
     shards = tmp_path / "shards"
     shards.mkdir()
-    _tar(shards / "000000.tar", [
+    write_shard(shards / "000000.tar", [
         ("s/0001.jpg", photos["astronaut"]), ("s/0001.json", b'{"alt": "a person"}'),
         ("s/0002.mp4", video_path.read_bytes()), ("s/0002.instruction.txt", b"What happens?"),
         ("s/0003.txt", b"only text"),
     ])
-    _tar(shards / "000001.tar", [("s/0004.wav", audio_path.read_bytes()), ("s/0005.png", photos["chelsea"])])
+    write_shard(shards / "000001.tar", [("s/0004.wav", audio_path.read_bytes()), ("s/0005.png", photos["chelsea"])])
     out = tmp_path / "caps.jsonl"
     result = anycap("caption", str(shards / "*.tar"), "-m", "stats", "-i", "Describe it.", "-o", str(out),
                     "--sidecars", "-O", "num_frames=4")
@@ -53,7 +41,8 @@ def test_webdataset_shards_with_sidecars_joinable_on_key(tmp_path, photos, video
     assert "4 captioned, 1 failed (ManifestError: 1)" in result.stderr
     rows = {r["__key__"]: r for r in _rows(out)}
     assert set(rows) == {"s/0001", "s/0002", "s/0003", "s/0004", "s/0005"}
-    assert rows["s/0001"]["key"] == "s/0001" and rows["s/0001"]["modality"] == "image"
+    assert rows["s/0001"]["key"] == f"shard:{shards / '000000.tar'}#s/0001\x1fDescribe it."
+    assert rows["s/0001"]["modality"] == "image"
     assert rows["s/0002"]["instruction"] == "What happens?" and rows["s/0002"]["modality"] == "video"
     assert rows["s/0004"]["modality"] == "audio" and rows["s/0004"]["shard"].endswith("000001.tar")
     assert "has no image, video or audio member (found: txt)" in rows["s/0003"]["error"]["message"]
@@ -67,11 +56,11 @@ def test_webdataset_shards_with_sidecars_joinable_on_key(tmp_path, photos, video
 
 
 def test_a_truncated_shard_is_one_error_and_the_other_shards_go_on(tmp_path, photos):
-    whole = _tar(tmp_path / "a.tar", [("k1.png", photos["chelsea"]), ("k2.png", photos["astronaut"]),
+    whole = write_shard(tmp_path / "a.tar", [("k1.png", photos["chelsea"]), ("k2.png", photos["astronaut"]),
                                       ("k3.jpg", photos["coffee"])])
     data = whole.read_bytes()
     (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])  # ends inside k2's bytes
-    _tar(tmp_path / "b.tar", [("k9.png", photos["chelsea"])])
+    write_shard(tmp_path / "b.tar", [("k9.png", photos["chelsea"])])
     out = tmp_path / "o.jsonl"
     summary = run(get_captioner("stats"), expand_inputs([str(tmp_path / "cut.tar"), str(tmp_path / "b.tar")]), out)
     rows = _rows(out)
@@ -99,7 +88,8 @@ def test_parquet_in_and_out_with_paths_bytes_the_hf_struct_and_a_null(tmp_path, 
     assert got[0]["instruction"] == "Describe the cat." and got[1]["instruction"] == "Describe it."
     assert got[1]["input"] == str(image_path) and "512x512" in got[1]["caption"]
     assert "no media in column 'image'" in json.loads(got[2]["error"])["message"]
-    assert got[3]["key"] == "sha1:" + hashlib.sha1(photos["coffee"]).hexdigest() + "\x1fDescribe the cup."
+    assert [r["key"] for r in got] == [f"table:{tmp_path / 'in.parquet'}#row={i}\x1f{text}" for i, text in
+                                       enumerate(["Describe the cat.", "Describe it.", "Describe it.", "Describe the cup."])]
     assert json.loads(got[0]["models"]) == {"base": "stats"} and got[0]["row"] == 0
     assert (tmp_path / "out.parquet.journal.jsonl").exists()
 

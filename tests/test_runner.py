@@ -13,7 +13,7 @@ import time
 import pytest
 
 from anycap_plugin import BaseCaptioner, Caption
-from anycap_plugin.runner import WorkItem, expand_inputs, run
+from anycap_plugin.batch import WorkItem, expand_inputs, run
 from anycap_plugin.offline_captioners import InstantCaptioner, StatsCaptioner
 
 
@@ -35,7 +35,10 @@ def test_inputs_from_folders_globs_files_and_manifests(tmp_path, media_dir):
     from_glob = list(expand_inputs([str(media_dir / "*.png")]))
     assert [os.path.basename(i.input) for i in from_glob] == ["astronaut.png", "chelsea.png"]
     from_manifest = list(expand_inputs([str(manifest)], "default"))
-    assert from_manifest[0] == WorkItem(str(tmp_path / "media" / "astronaut.png"), "Describe the person.")
+    first = from_manifest[0]
+    assert (first.input, first.instruction) == (str(tmp_path / "media" / "astronaut.png"), "Describe the person.")
+    assert first.key == f"manifest:{manifest}:1\x1fDescribe the person."  # no id: its line
+    assert from_manifest[2].key == f"manifest:{manifest}#id=7\x1fdefault"
     assert from_manifest[1].problem is not None and from_manifest[1].input.endswith("items.jsonl:2")
     assert from_manifest[2].id == "7" and from_manifest[2].instruction == "default"
     assert from_manifest[3].problem is not None and "items.jsonl:4" in str(from_manifest[3].problem)
@@ -199,7 +202,7 @@ def test_sigkill_loses_at_most_the_items_in_flight(tmp_path, image_path):
         import sys, time
         sys.path.insert(0, {str(os.path.dirname(__file__))!r})
         from test_runner import SlowCaptioner
-        from anycap_plugin.runner import WorkItem, run
+        from anycap_plugin.batch import WorkItem, run
         items = [WorkItem({str(image_path)!r}, "i%d" % n) for n in range(400)]
         run(SlowCaptioner(delay=0.01), items, {str(out)!r}, concurrency=4)
     """)

@@ -1,10 +1,10 @@
 """Where records go besides JSONL: a Parquet table, and caption sidecars beside WebDataset shards.
 
-The run always appends to a JSONL journal (crash-safe, resumable: `runner.OutputLog`). For a
+The run always appends to a JSONL journal (crash-safe, resumable: `journal.Journal`). For a
 `.parquet` output the journal is `OUTPUT.journal.jsonl`, and the table is rewritten from it
 (written aside, then renamed) when the run ends, so a crash loses nothing and the next run
 finishes the table. Sidecars are `SHARD.captions.jsonl`, one line per sample, joinable on
-`__key__`.
+`__key__`. Both stream the journal: neither holds the records whole.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
-from .errors import OptionsError
-from .jsonl import read_jsonl
+from ..errors import OptionsError
+from ..jsonl import read_jsonl
+from .records import arrow_schema, to_arrow_row
 
-# scalar columns, in order; the nested ones are stored as JSON text (their keys differ row to row)
-SCALARS = ("key", "input", "id", "instruction", "caption", "base_caption", "media", "modality", "shard", "__key__")
-NESTED = ("error", "models", "timings", "usage", "meta")
+_OPEN_SIDECARS = 64  # sidecar files open at once while streaming the journal
 
 
 def journal_for(output: Path) -> Path:
@@ -53,12 +52,12 @@ def write_parquet(journal: Path, target: Path, rows_per_group: int = 10_000) -> 
         import pyarrow.parquet as pq
     except ImportError:
         raise OptionsError("Writing Parquet needs pyarrow.", hint="pip install pyarrow") from None
-    schema = record_schema()
+    schema = arrow_schema()
     tmp = target.with_name(target.name + ".tmp")
     with pq.ParquetWriter(tmp, schema) as writer:
         buffer: list[dict[str, Any]] = []
         for record in _records(journal):
-            buffer.append(flat_record(record))
+            buffer.append(to_arrow_row(record))
             if len(buffer) >= rows_per_group:
                 writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
                 buffer = []
@@ -67,42 +66,41 @@ def write_parquet(journal: Path, target: Path, rows_per_group: int = 10_000) -> 
     return target
 
 
-def record_schema() -> Any:
-    """The Arrow schema of a record: Parquet output and the Ray engine's blocks."""
-    import pyarrow as pa
-
-    return pa.schema([(c, pa.string()) for c in SCALARS] + [("row", pa.int64())] + [(c, pa.string()) for c in NESTED])
-
-
-def flat_record(record: dict[str, Any]) -> dict[str, Any]:
-    """A record as one Arrow row of `record_schema` (nested fields as JSON text)."""
-    row: dict[str, Any] = {c: None if record.get(c) is None else str(record[c]) for c in SCALARS}
-    row["row"] = record.get("row")
-    for c in NESTED:
-        row[c] = None if record.get(c) is None else json.dumps(record[c], ensure_ascii=False)
-    return row
+def sidecar_path(shard: str, directory: Path | None = None) -> Path:
+    name = Path(shard).name
+    for ext in (".tar.gz", ".tgz", ".tar"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return (directory or Path(shard).parent) / f"{name}.captions.jsonl"
 
 
 def write_sidecars(journal: Path, directory: Path | None = None) -> list[Path]:
     """`SHARD.captions.jsonl` per shard (beside it, or in `directory`), one line per sample."""
-    by_shard: dict[str, list[dict[str, Any]]] = {}
-    for record in _records(journal):
-        if record.get("shard") is not None:
-            by_shard.setdefault(record["shard"], []).append(record)
-    written = []
-    for shard, records in by_shard.items():
-        name = Path(shard).name
-        for ext in (".tar.gz", ".tgz", ".tar"):
-            if name.endswith(ext):
-                name = name[: -len(ext)]
-                break
-        target = (directory or Path(shard).parent) / f"{name}.captions.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps({"__key__": r["__key__"], **{k: v for k, v in r.items() if k != "__key__"}},
-                                   ensure_ascii=False) + "\n")
-        os.replace(tmp, target)
-        written.append(target)
-    return written
+    open_files: dict[str, IO[str]] = {}
+    targets: dict[str, Path] = {}
+    try:
+        for record in _records(journal):
+            shard = record.get("shard")
+            if shard is None:
+                continue
+            if shard not in targets:
+                targets[shard] = sidecar_path(shard, directory)
+                targets[shard].parent.mkdir(parents=True, exist_ok=True)
+                _tmp(targets[shard]).write_text("", encoding="utf-8")
+            if shard not in open_files:
+                if len(open_files) >= _OPEN_SIDECARS:
+                    open_files.pop(next(iter(open_files))).close()
+                open_files[shard] = open(_tmp(targets[shard]), "a", encoding="utf-8")
+            line = {"__key__": record["__key__"], **{k: v for k, v in record.items() if k != "__key__"}}
+            open_files[shard].write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        for f in open_files.values():
+            f.close()
+    for target in targets.values():
+        os.replace(_tmp(target), target)
+    return list(targets.values())
+
+
+def _tmp(target: Path) -> Path:
+    return target.with_name(target.name + ".tmp")

@@ -2,33 +2,49 @@
 model load per actor, `batch_size` items per call, GPUs per actor when asked.
 
 Two ways in:
+- `run_on_ray(spec, inputs, output, ...)` behind `anycap caption --engine ray`: the inputs are read
+  on the cluster (`ray_read.read_sources`: the local engine's readers in Ray Data tasks), items
+  already done are dropped there, and only records (text) come back to the driver, which appends
+  them to the same resumable journal as the local engine (`loop.BatchRun`). The driver holds no
+  media, so its memory does not grow with the number or the size of the media.
 - `caption_dataset(ds, "qwen2.5-vl:/m+acm:/acm", ...)` takes and returns a `ray.data.Dataset`, for
-  pipelines already on Ray (`ray.data.read_parquet`, `read_webdataset`, `read_images`...): the
-  rows gain the record fields of the local runner (`caption`, `error`, `key`, ...).
-- `run_on_ray(...)` behind `anycap caption --engine ray`: the same items as the local runner,
-  the results streamed back into the same resumable JSONL journal.
+  pipelines already on Ray: the rows gain the record fields (`caption`, `error`, `key`, ...).
 
-Failures are rows with their error. An actor that dies has its batch retried on another one
-(`max_restarts`/`max_task_retries`, bounded so an item that kills every actor cannot loop forever).
+Records come back to the driver rather than each worker writing output shards: one journal keeps
+the local engine's guarantees (whole lines, one record per input, a resume that never removes a
+caption, Parquet and sidecars built from it), and records are small next to the media.
+
+Failures are records with their error. An actor that dies has its batch retried by Ray; on a
+retry the batch is captioned one item at a time, and an item whose captioning ended its worker
+`ACTOR_RETRIES` times is recorded as failed (`WorkerCrashError`), so one poisonous item costs a
+few restarts, not the run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
+import os
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Sequence
 
-from .errors import AnyCapError
-from .inputs import WorkItem
-from .outputs import NESTED, flat_record, record_schema
-from .runner import OutputLog, RunSummary, caption_records, failure_record
+from ..errors import AnyCapError, CaptionerError
+from .inputs import InputPlan, WorkItem, plan_inputs
+from .journal import Journal
+from .keys import identity
+from .local import caption_records
+from .loop import BatchRun, RunSummary
+from .records import arrow_schema, failure_record, from_arrow_row, to_arrow_row
 
 ACTOR_RETRIES = 3
 
 
 class RayUnavailableError(AnyCapError):
     """Ray is not installed, or the cluster cannot be reached."""
+
+
+class WorkerCrashError(CaptionerError):
+    """Captioning this item ended its Ray worker (a crash, or out of memory) again and again."""
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -43,7 +59,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
         _reachable(address)  # ray.init would retry for minutes
     try:
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True)
+                 log_to_driver=False, ignore_reinit_error=True, logging_level="ERROR")
     except Exception as e:
         raise RayUnavailableError(f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
                                   hint="Check --ray-address (host:port of the head's GCS, or 'auto') and that "
@@ -66,44 +82,114 @@ def _reachable(address: str, timeout: float = 5.0) -> None:
                                   hint="Check the address and that the head node is up (`ray status` there).") from None
 
 
+class _AttemptLedger:
+    """How many times each batch or item has been started without finishing (a Ray actor)."""
+
+    def __init__(self) -> None:
+        self.starts: dict[str, int] = {}
+
+    def start(self, name: str) -> int:
+        self.starts[name] = self.starts.get(name, 0) + 1
+        return self.starts[name]
+
+    def forget(self, names: list[str]) -> None:
+        for name in names:
+            self.starts.pop(name, None)
+
+
+def _ledger() -> Any:
+    import ray
+
+    return ray.remote(num_cpus=0)(_AttemptLedger).remote()
+
+
 class CaptionActor:
     """One captioner per actor process, built once; batches of rows in, records out (Arrow).
-    `captioner` is a spec (`model` or `model+post`) or a zero-argument function that builds one."""
+
+    `captioner` is a spec (`model` or `model+post`) or a zero-argument function that builds one.
+    `columns` None: rows are items from `ray_read.read_sources`; else the media, id and instruction
+    columns of a user's Dataset (`caption_dataset`), whose rows in `done` (ids or keys) are dropped."""
 
     def __init__(self, captioner: Any, options: dict[str, Any], columns: dict[str, str | None] | None,
-                 instruction: str | None, done: frozenset[str]) -> None:
-        self.captioner = captioner() if callable(captioner) else _from_spec(captioner)
-        self.options, self.columns, self.instruction, self.done = options, columns, instruction, done
+                 instruction: str | None, ledger: Any, cwd: str, done: frozenset[str] = frozenset()) -> None:
+        from .ray_read import work_in
+
+        work_in(cwd)  # relative media paths mean what they meant on the driver
+        self.options, self.columns, self.instruction, self.ledger, self.done = options, columns, instruction, ledger, done
+        self.refused: AnyCapError | None = None
+        try:
+            self.captioner = captioner() if callable(captioner) else _from_spec(captioner)
+        except AnyCapError as e:  # raised with the first batch: of an actor that dies building, Ray keeps a message only
+            self.refused = e
 
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        items = [self._item(row) for row in batch.to_pylist()]
-        items = [i for i in items if i.key not in self.done]
-        records = caption_records(self.captioner, items, self.options) if items else []
-        return pa.Table.from_pylist([flat_record(r) for r in records], schema=record_schema())
+        if self.refused is not None and self.columns is not None:
+            raise self.refused
+        if self.refused is not None:  # Ray Data passes on a UDF error's type only: the driver raises it again
+            refusal = {"type": type(self.refused).__name__, "message": self.refused.message, "hint": self.refused.hint}
+            return pa.Table.from_pylist([{"refused": json.dumps(refusal)}], schema=_records_schema())
+        rows = batch.to_pylist()
+        if self.columns is None:
+            from .ray_read import row_item
 
-    def _item(self, row: dict[str, Any]) -> WorkItem:
-        if self.columns is None:  # rows made by run_on_ray from WorkItems
-            return WorkItem(row["input"], row["instruction"], id=row["id"], data=row["data"],
-                            origin=json.loads(row["origin"]) if row["origin"] else None)
-        from .inputs.parquet import row_item
+            skipped = [r for r in rows if r["skipped"]]
+            items = [row_item(r) for r in rows if not r["skipped"]]
+        else:
+            skipped = []
+            items = [i for i in map(self._dataset_item, rows) if i.key not in self.done and i.id not in self.done]
+        out = [{**to_arrow_row(r), "skipped": False} for r in self._caption(items)]
+        out += [{**to_arrow_row({"key": row_item(r).key, "input": r["input"], "id": r["id"],
+                                 "instruction": r["instruction"]}), "skipped": True} for r in skipped]
+        return pa.Table.from_pylist(out, schema=_records_schema())
 
-        media, id_col, instr_col = self.columns["media"], self.columns.get("id"), self.columns.get("instruction")
-        return row_item(row, _row_ref(row, media), Path.cwd(), media, id_col, instr_col, self.instruction, origin=None)
+    def _caption(self, items: list[WorkItem]) -> list[dict[str, Any]]:
+        """The batch at once; after the batch's worker died, one item at a time, each item given up
+        once its captioning has ended a worker `ACTOR_RETRIES` times."""
+        import ray
+
+        if not items:
+            return []
+        batch_id = "batch:" + hashlib.sha1("\n".join(i.key for i in items).encode()).hexdigest()
+        if ray.get(self.ledger.start.remote(batch_id)) == 1:
+            records = caption_records(self.captioner, items, self.options)
+        else:
+            records = []
+            for item in items:
+                if ray.get(self.ledger.start.remote(item.key)) > ACTOR_RETRIES:
+                    records.append(failure_record(item, WorkerCrashError(
+                        f"Captioning {item.input!r} ended its Ray worker each of the {ACTOR_RETRIES} times it was "
+                        "tried alone (a crash, or out of memory).", hint="Check the item alone with the local engine; the rest of the run went on.")))
+                else:
+                    records += caption_records(self.captioner, [item], self.options)
+                ray.get(self.ledger.forget.remote([item.key]))
+        self.ledger.forget.remote([batch_id])
+        return records
+
+    def _dataset_item(self, row: dict[str, Any]) -> WorkItem:
+        from .inputs.parquet import row_item as table_row_item
+
+        columns = self.columns or {}
+        media, id_col, instr_col = columns["media"], columns.get("id"), columns.get("instruction")
+        item_id = row.get(id_col) if id_col else None
+        rest = json.dumps({k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr)
+        digest = hashlib.sha1(rest.encode()).hexdigest()[:16]
+        place = f"row:id={item_id}" if item_id is not None else f"row:sha1:{digest}"
+        return table_row_item(row, f"ray:row-{digest}", Path.cwd(), media, id_col, instr_col, self.instruction,
+                              origin=None, place=place)
 
 
-def _row_ref(row: dict[str, Any], media: str) -> str:
-    """A name for a row of a Dataset (which has no stable row number): the hash of its other columns,
-    so rows whose media is missing do not share one key."""
-    import hashlib
+def _records_schema() -> Any:
+    """What actors return: records, markers of items found done (`skipped`), or an actor's refusal
+    to build its captioner (`refused`)."""
+    import pyarrow as pa
 
-    rest = json.dumps({k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr)
-    return "ray:row-" + hashlib.sha1(rest.encode()).hexdigest()[:16]
+    return arrow_schema().append(pa.field("skipped", pa.bool_())).append(pa.field("refused", pa.string()))
 
 
 def _from_spec(spec: str) -> Any:
-    from .plugins import get_captioner
+    from ..plugins import get_captioner
 
     return get_captioner(spec)
 
@@ -111,8 +197,9 @@ def _from_spec(spec: str) -> Any:
 def caption_dataset(ds: Any, captioner: Any, *, media_column: str | None = None, id_column: str | None = None,
                     instruction_column: str | None = None, instruction: str | None = None, batch_size: int = 8,
                     concurrency: int | tuple[int, int] = 1, num_gpus: float = 0, num_cpus: float = 1,
-                    options: dict[str, Any] | None = None, done: Iterable[str] = ()) -> Any:
-    """Caption every row of a `ray.data.Dataset`; returns a Dataset of records (one per row not in `done`).
+                    options: dict[str, Any] | None = None, done: Sequence[str] = ()) -> Any:
+    """Caption every row of a `ray.data.Dataset`; returns a Dataset of records, one per row whose
+    id or key is not in `done`.
 
     The media column (default: the first of image, media, video, audio, path, file) holds a path,
     bytes, or the Hugging Face `{bytes, path}` struct."""
@@ -121,71 +208,131 @@ def caption_dataset(ds: Any, captioner: Any, *, media_column: str | None = None,
     names = list(ds.schema().names)
     media, id_col, instr_col = pick_columns(names, {"media": media_column, "id": id_column,
                                                     "instruction": instruction_column}, "the dataset")
-    return _map(ds, captioner, {"media": media, "id": id_col, "instruction": instr_col}, instruction,
-                batch_size, concurrency, num_gpus, num_cpus, options or {}, frozenset(done))
+    records = _map(ds, captioner, {"media": media, "id": id_col, "instruction": instr_col}, instruction,
+                   batch_size, concurrency, num_gpus, num_cpus, options or {}, frozenset(done))
+    return records.drop_columns(["skipped", "refused"])
 
 
 def _map(ds: Any, captioner: Any, columns: dict[str, str | None] | None, instruction: str | None, batch_size: int,
          concurrency: int | tuple[int, int], num_gpus: float, num_cpus: float, options: dict[str, Any],
-         done: frozenset[str]) -> Any:
+         done: frozenset[str] = frozenset()) -> Any:
     """`num_cpus` per actor: below 1 for API captioners, which wait on the network, not the CPU."""
-    return ds.map_batches(
-        CaptionActor, fn_constructor_kwargs={"captioner": captioner, "options": options, "columns": columns,
-                                             "instruction": instruction, "done": done},
-        batch_size=batch_size, batch_format="pyarrow", concurrency=concurrency,
-        num_gpus=num_gpus or None, num_cpus=num_cpus, max_restarts=ACTOR_RETRIES, max_task_retries=ACTOR_RETRIES)
-
-
-def run_on_ray(captioner: Any, items: Iterable[WorkItem], output: str | Path, *, batch_size: int = 8,
-               concurrency: int | tuple[int, int] = 1, num_gpus: float = 0, num_cpus: float = 1,
-               options: dict[str, Any] | None = None,
-               on_record: Callable[[dict[str, Any]], None] | None = None) -> RunSummary:
-    """The local runner's contract (same records, same journal, resume) with the work on Ray."""
     import ray
 
-    started = time.perf_counter()
-    log = OutputLog(Path(output))
-    summary = RunSummary()
+    size = {"size": concurrency} if isinstance(concurrency, int) else dict(zip(("min_size", "max_size"), concurrency))
+    return ds.map_batches(
+        CaptionActor, fn_constructor_kwargs={"captioner": captioner, "options": options, "columns": columns,
+                                             "instruction": instruction, "ledger": _ledger(), "done": done,
+                                             "cwd": os.getcwd()},
+        batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(**size),
+        num_gpus=num_gpus or None, num_cpus=num_cpus)
 
-    def record(row: dict[str, Any]) -> None:
-        log.write(row)
-        summary.count(row)
-        if on_record is not None:
-            on_record(row)
 
-    rows = []
-    try:
-        for item in items:
-            summary.total += 1
-            if item.key in log.done:
-                summary.skipped += 1
-            elif item.problem is not None:  # unreadable records need no actor
-                record(failure_record(item, item.problem))
-            else:
-                rows.append({"input": item.input, "instruction": item.instruction, "id": item.id, "data": item.data,
-                             "origin": json.dumps(item.origin) if item.origin else None})
+def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | Path, *, instruction: str | None = None,
+               media_root: str | None = None, columns: dict[str, str | None] | None = None, batch_size: int = 8,
+               concurrency: int | tuple[int, int] = 1, num_gpus: float = 0, num_cpus: float = 1,
+               options: dict[str, Any] | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
+               progress: bool | None = False) -> RunSummary:
+    """The local engine's contract (same records, same journal, resume) with reading and captioning
+    on Ray. `inputs`: what `anycap caption` takes (paths, folders, globs, shards, tables,
+    manifests), or an `InputPlan`."""
+    import ray
+
+    plan = inputs if isinstance(inputs, InputPlan) else plan_inputs(
+        inputs, instruction, media_root=media_root, columns=columns)
+    datasets = [s.path for s in plan.sources if s.kind == "dataset"]
+    if datasets:
+        from ..errors import OptionsError
+
+        raise OptionsError(f"{', '.join(datasets)}: Hugging Face datasets run on the local engine.",
+                           hint="Drop --engine ray, or read it with ray.data.from_huggingface and call "
+                                "anycap_plugin.batch.ray_engine.caption_dataset.")
+    _quiet_ray_data()
+    with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
+        from .ray_read import read_sources, source_rows
+
+        rows, missing = source_rows(plan)
+        for item in missing:  # a named file that is not there: its error record, as the local engine writes it
+            if batch.take(item.key, item.identity, item.id):
+                batch.write([failure_record(item, _load_error(item))])
         if rows:
-            ray.data.DataContext.get_current().enable_progress_bars = False
-            blocks = min(max(-(-len(rows) // batch_size), 1), 200)  # a block per batch, up to 200
-            ds = ray.data.from_items(rows, override_num_blocks=blocks)
-            results = _map(ds, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {},
-                           frozenset())
-            for batch in results.iter_batches(batch_size=None, batch_format="pyarrow"):
-                for flat in batch.to_pylist():
-                    record(_unflat(flat))
-    finally:
-        log.close()
-        summary.seconds = time.perf_counter() - started
-    return summary
+            reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
+            items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                read_sources, batch_size=1, batch_format="pyarrow",
+                fn_kwargs={"instruction": plan.instruction, "media_root": plan.media_root, "columns": plan.columns,
+                           "done": ray.put(_done_sets(batch.journal)), "cwd": os.getcwd()},
+                # reads wait on disks, and must not wait for the CPUs the actors hold
+                num_cpus=0, compute=ray.data.TaskPoolStrategy(size=reads))
+            records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {})
+            try:
+                for block in records.iter_batches(batch_size=None, batch_format="pyarrow"):
+                    _arrived(batch, block.to_pylist())
+            except Exception as e:
+                raise _plain(e) from None
+    return batch.summary
 
 
-def _unflat(flat: dict[str, Any]) -> dict[str, Any]:
-    """A record exactly as the local runner writes it, from its Arrow row (nested fields are JSON text)."""
-    nested = {k: json.loads(flat[k]) if flat[k] is not None else None for k in NESTED}
-    record = {k: flat[k] for k in ("key", "input", "id", "instruction")}
-    record.update({k: flat[k] for k in ("shard", "__key__", "row") if flat.get(k) is not None})
-    record.update(caption=flat["caption"], error=nested["error"])
-    if nested["error"] is None:
-        record.update({k: flat[k] for k in ("media", "modality")})
-        record.update({k: nested[k] for k in ("models", "timings", "usage", "meta")}, base_caption=flat["base_caption"])
-    return record
+def _quiet_ray_data() -> None:
+    """Our progress bar and our messages on the terminal; Ray Data's own go to its log files only."""
+    import logging
+
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    for handler in logging.getLogger("ray.data").handlers:
+        if handler.get_name() == "console":
+            handler.setLevel(logging.ERROR)
+
+
+def _load_error(item: WorkItem) -> Exception:
+    from ..media import Media
+
+    try:
+        Media.load(item.input)
+    except Exception as e:
+        return e
+    return FileNotFoundError(item.input)  # it appeared meanwhile: the next run captions it
+
+
+def _done_sets(journal: Journal) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(journal.done), frozenset(journal.done_before_keys)
+
+
+def _arrived(batch: BatchRun, rows: list[dict[str, Any]]) -> None:
+    """Records (and markers of items found done on the cluster) into the journal, once per key."""
+    fresh = []
+    for row in rows:
+        refused = row.pop("refused")
+        if refused:
+            raise _refusal(json.loads(refused))
+        skipped = row.pop("skipped")
+        taken = batch.take(row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"])
+        if taken and not skipped:
+            fresh.append(from_arrow_row(row))
+    batch.write(fresh)
+
+
+def _refusal(refused: dict[str, Any]) -> AnyCapError:
+    """The error an actor raised building its captioner, as the driver would have raised it."""
+    kinds = [AnyCapError]
+    for kind in kinds:  # the whole tree of AnyCap errors loaded in this process
+        kinds += kind.__subclasses__()
+    kind = next((k for k in kinds if k.__name__ == refused["type"]), AnyCapError)
+    error = Exception.__new__(kind)
+    AnyCapError.__init__(error, refused["message"], hint=refused["hint"])
+    return error
+
+
+def _plain(error: Exception) -> Exception:
+    """The AnyCap error behind a Ray error (an actor that could not build its captioner), without
+    Ray's remote traceback; else Ray's error, in one line."""
+    seen: BaseException | None = error
+    while seen is not None:
+        cause = getattr(seen, "cause", None)  # a RayTaskError's cause: the exception raised on the worker
+        if isinstance(cause, AnyCapError):
+            return cause
+        if isinstance(seen, AnyCapError) and cause is None:
+            return seen
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__
+    return RayUnavailableError(f"The Ray run failed: {type(error).__name__}: {str(error).splitlines()[0]}",
+                               hint="Records written so far are kept; run the same command again to resume.")

@@ -37,12 +37,17 @@ def synth_command(inputs: tuple[str, ...], output: Path, model: str, degrader_mo
                   price_in: float, price_out: float) -> None:
     """Write ACD training records (degraded / weaker / correct existing captions) for INPUTS."""
     from ..call_engine import CallEngine, Endpoint, Role
-    from ..inputs import expand_inputs
+    from ..batch import plan_inputs
+    from ..errors import AnyCapError
     from ..instructions import instruction_type
     from ..plugins import get_captioner
     from .pipeline import DEGRADER, WRITER, SynthConfig, Synthesizer
     from .prompts import PromptSet
 
+    try:  # inputs that name nothing are refused before any call
+        plan = plan_inputs(list(inputs))
+    except AnyCapError as e:
+        raise click.UsageError(str(e)) from None
     type_keys = tuple(instruction_type(t).key for t in types.split(",")) if types else None
     prices = {"price_in": price_in, "price_out": price_out}
     engine = CallEngine({"default": Endpoint(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)},
@@ -52,7 +57,7 @@ def synth_command(inputs: tuple[str, ...], output: Path, model: str, degrader_mo
     synthesizer = Synthesizer(engine, PromptSet(prompts), get_captioner(weaker) if weaker else None,
                               SynthConfig(type_keys, max_regenerations, num_frames, media_root))
     try:
-        summary = synthesizer.run(expand_inputs(list(inputs)), output)
+        summary = synthesizer.run(plan.items(), output)
     finally:
         usage = engine.usage_report()
         engine.close()

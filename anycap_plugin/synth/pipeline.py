@@ -26,15 +26,20 @@ from typing import Any, Iterable
 
 from ..call_engine import CallEngine, RoleUsage, bounded
 from ..chat_parts import media_parts, user_message
+from ..batch.records import error_of
 from ..errors import AnyCapError, OptionsError
-from ..inputs import WorkItem
+from ..batch import BatchRun, WorkItem
+from ..batch.journal import Layout
+from ..batch.keys import SEP
+from ..batch.local import media_of
 from ..instructions import InstructionType, dimensions, instruction_type, parse_length_constraint
 from ..media import Media
-from ..runner import OutputLog, media_of
 from .prompts import (PromptSet, constraint_for, parse_inferior, parse_question_answer, with_constraint)
 from .records import acd_record
 
 WRITER, DEGRADER, WEAKER = "writer", "degrader", "weaker"
+# every line is finished (failures go to OUT.failures.jsonl); an (item, type) pair's lines share `_key`
+RECORDS = Layout(key=lambda r: r["_key"], finished=lambda r: True, identity=lambda r: r["_key"])
 
 
 class LengthDropped(AnyCapError):
@@ -77,41 +82,35 @@ class Synthesizer:
         return [t for m, t in dimensions() if m == modality and (self.types is None or t in self.types)]
 
     def run(self, items: Iterable[WorkItem], output: str | os.PathLike) -> SynthSummary:
-        import time
-
-        started = time.perf_counter()
         output = Path(output)
-        log = OutputLog(output, key=lambda r: r["_key"], finished=lambda r: True, grouped=True)
         failures = output.with_name(output.stem + ".failures.jsonl")
-        failures.write_text("")
         summary = SynthSummary()
         concurrency = self.engine.endpoints[self.engine.roles[WRITER].endpoint].concurrency
+        with BatchRun(output, layout=RECORDS) as batch:
+            failures.write_text("")
 
-        async def one(item: WorkItem) -> list[tuple[str, Any]]:
-            return await self._item(item, log.done, summary)
+            async def one(item: WorkItem) -> list[tuple[str, Any]]:
+                return await self._item(item, batch, summary)
 
-        async def all_items() -> None:
-            with open(failures, "a", encoding="utf-8") as bad:
-                async for item, outcome in bounded(self._counted(items, summary), one, max(2, concurrency // 4)):
-                    if isinstance(outcome, Exception):  # the item itself could not be read
-                        outcome = [(item.key, outcome)]
-                    for key, result in outcome:
-                        if isinstance(result, Exception):
-                            bucket = summary.dropped if isinstance(result, LengthDropped) else summary.failed
-                            bucket[type(result).__name__] = bucket.get(type(result).__name__, 0) + 1
-                            bad.write(json.dumps({"_key": key, "input": item.input, "error": {
-                                "type": type(result).__name__, "message": str(result)}}, ensure_ascii=False) + "\n")
-                            bad.flush()
-                        else:
-                            log.write_group(result)
-                            summary.written += 1
-                            summary.records += len(result)
+            async def all_items() -> None:
+                with open(failures, "a", encoding="utf-8") as bad:
+                    async for item, outcome in bounded(self._counted(items, summary), one, max(2, concurrency // 4)):
+                        if isinstance(outcome, Exception):  # the item itself could not be read
+                            outcome = [(item.key, outcome)]
+                        for key, result in outcome:
+                            if isinstance(result, Exception):
+                                bucket = summary.dropped if isinstance(result, LengthDropped) else summary.failed
+                                bucket[type(result).__name__] = bucket.get(type(result).__name__, 0) + 1
+                                bad.write(json.dumps({"_key": key, "input": item.input, "error": error_of(result)},
+                                                     ensure_ascii=False) + "\n")
+                                bad.flush()
+                            else:
+                                batch.write(result, count=False)
+                                summary.written += 1
+                                summary.records += len(result)
 
-        try:
             self.engine.run(all_items())
-        finally:
-            log.close()
-            summary.seconds = time.perf_counter() - started
+        summary.seconds = batch.summary.seconds
         return summary
 
     def _counted(self, items: Iterable[WorkItem], summary: SynthSummary) -> Iterable[WorkItem]:
@@ -119,19 +118,20 @@ class Synthesizer:
             summary.items += 1
             yield item
 
-    async def _item(self, item: WorkItem, done: set[str], summary: SynthSummary) -> list[tuple[str, Any]]:
+    async def _item(self, item: WorkItem, batch: BatchRun, summary: SynthSummary) -> list[tuple[str, Any]]:
         media = media_of(item)
         if isinstance(media, Exception):
             raise media
         media = await asyncio.to_thread(Media.load, media)
         todo = []
         for itype in self._dimensions(media.modality):
-            key = f"{item.key}\x1f{media.modality}/{itype.key}"
+            dimension = f"{media.modality}/{itype.key}"
+            key = f"{item.key}{SEP}{dimension}"
             summary.tasks += 1
-            if key in done:
-                summary.skipped += 1
-            else:
+            if batch.take(key, f"{item.legacy_key}{SEP}{dimension}"):  # also what earlier versions keyed it
                 todo.append((key, itype))
+            else:
+                summary.skipped += 1
         if not todo:
             return []
         parts = await asyncio.to_thread(media_parts, media, self.config.num_frames)

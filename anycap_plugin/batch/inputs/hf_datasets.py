@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import OptionsError
+from ...errors import OptionsError
 from .items import WorkItem
 from .parquet import pick_columns, rows_to_items
 
@@ -27,4 +27,5 @@ def dataset_items(spec: str, instruction: str | None, columns: dict[str, str | N
     feature = ds.features[media]
     if hasattr(feature, "decode"):  # Image / Audio / Video: the stored bytes, not decoded objects
         ds = ds.cast_column(media, type(feature)(decode=False))
-    yield from rows_to_items(ds, spec, Path.cwd(), media, id_col, instr_col, instruction)
+    yield from rows_to_items(ds, spec, f"hf:{name}:{split or 'train'}", Path.cwd(), media, id_col, instr_col,
+                             instruction)

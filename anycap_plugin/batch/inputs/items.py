@@ -6,7 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import AnyCapError
+from ...errors import AnyCapError
+from ..keys import SEP, identity, item_key
 
 
 class ManifestError(AnyCapError):
@@ -15,12 +16,11 @@ class ManifestError(AnyCapError):
 
 @dataclass(frozen=True, slots=True)
 class WorkItem:
-    """`input` names the item for people (a path, `shard.tar#key`, `table.parquet#row=7`); `data`
+    """`input` names the item for people (a path, `shard.tar#key.jpg`, `table.parquet#row=7`); `data`
     holds its bytes when it does not live in a file of its own; `problem` is why it cannot be read.
 
-    `key` identifies it across runs and joins (resume skips finished keys): the given id (a
-    manifest's `id`, WebDataset's `__key__`), else the path, else a hash of the bytes, with the
-    instruction when there is one."""
+    `place` is where it came from and its place there (`shard:SHARD#KEY`, see `batch.keys`), set by
+    the reader; `occurrence` counts how often its id has occurred in that source so far."""
 
     input: str
     instruction: str | None = None
@@ -28,24 +28,36 @@ class WorkItem:
     problem: AnyCapError | None = None
     data: bytes | None = None
     origin: dict[str, Any] | None = None  # source columns kept in the record: shard and __key__, row
+    place: str | None = None
+    occurrence: int = 1
 
     @property
     def key(self) -> str:
-        return self.id if self.id is not None else record_key(self.media_identity, self.instruction)
+        """Unique per input across runs: what a resume skips when it is done."""
+        return item_key(self.place or self._own_place(), self.instruction)
+
+    def _own_place(self) -> str:
+        return "bytes:" + self._sha1() if self.data is not None else "file:" + self.input
+
+    def _sha1(self) -> str:
+        return "sha1:" + hashlib.sha1(self.data).hexdigest()  # type: ignore[arg-type]
 
     @property
-    def media_identity(self) -> str:
-        return "sha1:" + hashlib.sha1(self.data).hexdigest() if self.data is not None else self.input
+    def identity(self) -> str:
+        """How records written before keys named their source are matched to this item."""
+        return identity(self.input, self.instruction, self.id)
+
+    @property
+    def legacy_key(self) -> str:
+        """The key earlier versions gave this item (the id, else the path or bytes with the instruction)."""
+        if self.id is not None:
+            return self.id
+        return f"{self._sha1() if self.data is not None else self.input}{SEP}{self.instruction or ''}"
 
 
-def record_key(identity: str, instruction: str | None) -> str:
-    """The key of an item without an id (also rebuilt from old records that carry no `key`)."""
-    return f"{identity}\x1f{instruction or ''}"
-
-
-def bad_item(where: str, message: str, hint: str, instruction: str | None = None, *, id: str | None = None,
-             origin: dict[str, Any] | None = None) -> WorkItem:
+def bad_item(where: str, message: str, hint: str, instruction: str | None = None, *, place: str,
+             id: str | None = None, origin: dict[str, Any] | None = None) -> WorkItem:
     """An item that stands for an unreadable record, so it is reported and the run goes on
-    (under the record's own id when it has one, else under where it was found)."""
+    (named by where it was found)."""
     return WorkItem(where, instruction, id=id if id is not None else where, problem=ManifestError(message, hint=hint),
-                    origin=origin)
+                    origin=origin, place=place)

@@ -3,7 +3,8 @@ of its basename, as `webdataset` splits it); the sample's media member is picked
 
 Shards are read as streams, one sample in memory at a time. A truncated shard ends with an
 item that records the error; a sample with no media member is that item's error. A member
-`instruction.txt` (or `.instruction`) gives that sample's instruction.
+`instruction.txt` (or `.instruction`) gives that sample's instruction. A sample's place is
+`shard:SHARD#__key__`; a key that comes back later in the same shard is a sample of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import tarfile
 from pathlib import Path
 from typing import Iterator
 
-from ..media import MEDIA_EXTENSIONS
+from ...media import MEDIA_EXTENSIONS
+from ..keys import Occurrences
 from .items import WorkItem, bad_item
 
 _NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
@@ -25,6 +27,7 @@ _HINT = "Re-create the shard, or leave it out; the other shards go on."
 def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
     sample: dict[str, bytes] = {}
     key: str | None = None
+    keys = Occurrences()
     try:
         with tarfile.open(path, "r|*") as tar:
             for member in tar:
@@ -34,7 +37,7 @@ def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
                 if m is None:
                     continue  # a name without an extension is no sample member (webdataset skips it too)
                 if key is not None and m.group(1) != key:
-                    yield _sample_item(path, key, sample, instruction)
+                    yield _sample_item(path, key, sample, instruction, keys)
                     sample = {}
                 key = m.group(1)
                 f = tar.extractfile(member)
@@ -43,15 +46,19 @@ def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
                     raise tarfile.ReadError("unexpected end of data")
     except (tarfile.TarError, EOFError, OSError) as e:
         where = f"{path}#{key}" if key is not None else str(path)
+        place = f"shard:{path}#{keys.place(key)[0]}" if key is not None else f"shard:{path}"
         yield bad_item(where, f"Shard {path} is truncated or unreadable at {key or 'its start'}: {e}.", _HINT,
-                       instruction, id=key, origin={"shard": str(path), "__key__": key} if key else None)
+                       instruction, id=key, origin={"shard": str(path), "__key__": key} if key else None, place=place)
         return
     if key is not None:
-        yield _sample_item(path, key, sample, instruction)
+        yield _sample_item(path, key, sample, instruction, keys)
 
 
-def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: str | None) -> WorkItem:
+def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: str | None,
+                 keys: Occurrences) -> WorkItem:
     origin = {"shard": str(path), "__key__": key}
+    name, occurrence = keys.place(key)
+    place = f"shard:{path}#{name}"
     for ext in _INSTRUCTION_EXTS:
         if ext in sample:
             instruction = sample[ext].decode("utf-8", "replace").strip() or instruction
@@ -60,6 +67,18 @@ def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: st
         found = ", ".join(sorted(sample)) or "nothing"
         return bad_item(f"{path}#{key}", f"Sample {key!r} in {path} has no image, video or audio member "
                         f"(found: {found}).", "Name media members by extension: KEY.jpg, KEY.mp4, KEY.wav.",
-                        instruction, id=key, origin=origin)
+                        instruction, id=key, origin=origin, place=place)
     ext = media[0]
-    return WorkItem(f"{path}#{key}.{ext}", instruction, id=key, data=sample[ext], origin=origin)
+    return WorkItem(f"{path}#{key}.{ext}", instruction, id=key, data=sample[ext], origin=origin, place=place,
+                    occurrence=occurrence)
+
+
+def count_samples(path: Path) -> int:
+    """How many samples a shard holds, from its member headers (for a progress bar's total)."""
+    count, last = 0, None
+    with tarfile.open(path, "r:*") as tar:
+        for member in tar:
+            m = _NAME.match(member.name) if member.isfile() else None
+            if m is not None and m.group(1) != last:
+                count, last = count + 1, m.group(1)
+    return count
