@@ -301,10 +301,14 @@ def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps:
 @click.option("--media-root", "media_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
               help="Folder whose files requests may name by path (repeatable).")
 @click.option("--no-auth", is_flag=True, help="Serve beyond loopback without an API key, on purpose.")
+@click.option("--trust-remote-code", is_flag=True,
+              help="lmdeploy: serve a published InternVL-chat checkpoint with its own Python files (fetched from "
+                   "the hub) and LMDeploy's InternVL support, instead of the converted folder.")
+@click.option("--print-config", is_flag=True, help="lmdeploy: print what LMDeploy would receive, as JSON; start nothing.")
 def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, model_name: str | None,
           batch_size: int | None, batch_window_ms: float, max_body_mb: float, max_media_mb: float,
           allow_remote_media: bool, allowed_media_hosts: tuple[str, ...], media_roots: tuple[str, ...],
-          no_auth: bool) -> None:
+          no_auth: bool, trust_remote_code: bool, print_config: bool) -> None:
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API.
 
     Binding anything but loopback needs --api-key, or --no-auth to serve openly on purpose.
@@ -321,15 +325,21 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
                          batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
                          max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
                          allowed_media_hosts=list(allowed_media_hosts), media_roots=list(media_roots))
+    if (trust_remote_code or print_config) and backend != "lmdeploy":
+        raise click.UsageError("--trust-remote-code and --print-config go with --backend lmdeploy.")
     if backend == "lmdeploy":
-        from .serve.lmdeploy.launcher import serve as serve_lmdeploy
+        from .serve.lmdeploy import launcher
 
-        click.echo(rule, err=True)
+        options = dict(host=host, port=port, api_key=api_key, model_name=model_name, max_batch_size=batch_size or 64,
+                       max_body_bytes=config.max_body_bytes, media_policy=config.media_policy,
+                       trust_remote_code=trust_remote_code)
         try:
-            serve_lmdeploy(spec, host=host, port=port, api_key=api_key, model_name=model_name,
-                           max_batch_size=batch_size or 64, max_body_bytes=config.max_body_bytes,
-                           media_policy=config.media_policy)
-        except OptionsError as e:
+            if print_config:
+                click.echo(json.dumps(launcher.launch_config(spec, **options), indent=2))
+                return
+            click.echo(rule, err=True)
+            launcher.serve(spec, **options)
+        except AnyCapError as e:
             raise click.UsageError(str(e)) from None
         return
     try:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -441,3 +442,197 @@ def test_server_options_and_body_limit(tiny_acm):
         streamed = client.post("/v1/chat/completions", content=iter([b"x" * 600, b"x" * 600]))  # no length given
         assert streamed.status_code == 413
         assert client.post("/v1/chat/completions", content=iter([b"x" * 400, b"x" * 400])).json() == {"size": 800}
+
+
+# ---- a published ACM (InternVL-chat layout) through LMDeploy's own code, no remote code ----------------------
+
+ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny"
+needs_oracle = pytest.mark.skipif(not ORACLE.exists(), reason="../shared/data/internvl_chat_tiny is not beside the repo")
+
+
+def _golden(case):
+    from safetensors.torch import load_file
+
+    meta = json.loads((ORACLE / "golden" / f"{case}.json").read_text())
+    if isinstance(meta["input_ids"], str):
+        meta["input_ids"] = json.loads(meta["input_ids"])
+    return meta, load_file(str(ORACLE / "golden" / f"{case}.safetensors"))
+
+
+def _png(path):
+    return {"type": "image_url", "image_url": {"url": _data_url(path, "image/png")}}
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """A copy of the published layout as a user holds it (config, weights, sentencepiece files; no Python)."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("published") / "AnyCapModel"
+    shutil.copytree(ORACLE / "checkpoint", folder)
+    return folder
+
+
+def _request_side(folder, engine_options):
+    from lmdeploy import PytorchEngineConfig
+    from lmdeploy.model import get_chat_template
+    from lmdeploy.serve.processors.multimodal import MultimodalProcessor
+    from lmdeploy.tokenizer import Tokenizer
+    from lmdeploy.vl.engine import ImageEncoder
+
+    encoder = ImageEncoder(folder, backend="pytorch", backend_config=PytorchEngineConfig(**engine_options))
+    return MultimodalProcessor(Tokenizer(folder), get_chat_template(folder), vl_encoder=encoder, backend="pytorch")
+
+
+@needs_oracle
+def test_a_published_acm_reaches_lmdeploy_as_the_published_prompt_without_remote_code(published):
+    """What `anycap serve acm:PUBLISHED --backend lmdeploy` hands LMDeploy, checked with LMDeploy's own code:
+    the architecture it detects, its tokenizer and chat template (no custom code asked for), and the prompt
+    its request side builds for an image and a four-frame video: the golden `input_ids` of InternVL's code."""
+    import asyncio
+
+    import lmdeploy.archs as archs
+    from lmdeploy.model import get_chat_template
+    from lmdeploy.tokenizer import Tokenizer
+
+    from anycap_plugin.acm.chat_template import get_template
+    from anycap_plugin.chat_parts import media_parts
+    from anycap_plugin.media import Media
+    from anycap_plugin.serve.lmdeploy.launcher import enable_acm, launch_config
+
+    config = launch_config(f"acm:{published}")
+    folder = config["model_path"]
+    assert folder != str(published) and "/converted/" in folder  # converted once into the cache
+    assert config["remote_code"] == [] and config["server"]["trust_remote_code"] is False
+    assert config["engine"]["custom_module_map"].endswith("module_map.py")
+    assert not list(Path(folder).glob("*.py")) and "auto_map" not in json.loads((Path(folder) / "config.json").read_text())
+
+    options = enable_acm()
+    arch, hf_config = archs.get_model_arch(folder)
+    assert arch == "ACMForConditionalGeneration" and archs.check_vl_llm("pytorch", hf_config.to_dict())
+    image, pixels = _golden("case_image")
+    system_and_user = image["query_without_image_context"].split("<img>")[0]
+    assert Tokenizer(folder).encode(system_and_user) == image["input_ids"][:len(Tokenizer(folder).encode(system_and_user))]
+    template = get_chat_template(folder)
+    assert template.messages2prompt([{"role": "user", "content": "Q"}]) == get_template("internvl2_5").render("Q")
+
+    side = _request_side(folder, options)
+    question = image["question"].split("\n", 1)[1]
+    out = asyncio.run(side.get_prompt_input(
+        [{"role": "user", "content": [_png(ORACLE / "media" / "image.png"), {"type": "text", "text": question}]}],
+        do_preprocess=True))
+    assert out["input_ids"] == image["input_ids"]
+    values = torch.cat([m["values"] for m in out["multimodal"]])
+    assert values.shape == pixels["pixel_values"].shape and torch.allclose(values, pixels["pixel_values"], atol=2e-5)
+
+    video, _ = _golden("case_video")
+    frames = Media.from_frames([Image.open(ORACLE / "media" / f"frame{i}.png") for i in range(1, 5)])
+    content = media_parts(frames, 4, frame_labels=True) + [{"type": "text", "text": video["question"].split("\n")[-1]}]
+    out = asyncio.run(side.get_prompt_input([{"role": "user", "content": content}], do_preprocess=True))
+    assert out["input_ids"] == video["input_ids"]  # Frame1: <image>\n ... one tile per frame
+
+
+@needs_oracle
+def test_remote_code_only_when_asked_and_only_with_its_files(published, tiny_acm, tmp_path):
+    from anycap_plugin.serve.lmdeploy.launcher import launch_config
+
+    from test_cli import anycap
+
+    refused = anycap("serve", f"acm:{published}", "--backend", "lmdeploy", "--trust-remote-code", "--print-config")
+    assert refused.returncode == 2 and "configuration_internvl_chat.py" in refused.stderr
+    assert "drop --trust-remote-code" in refused.stderr
+    import shutil
+
+    with_code = tmp_path / "with-code"
+    shutil.copytree(published, with_code)
+    for name in ("configuration_internvl_chat.py", "modeling_internvl_chat.py"):
+        (with_code / name).write_text("raise SystemExit('never imported here')\n")  # LMDeploy would run them
+    config = launch_config(f"acm:{with_code}", trust_remote_code=True, api_key="sk-secret")
+    assert config["model_path"] == str(with_code) and config["server"]["trust_remote_code"] is True
+    assert config["remote_code"] == ["configuration_internvl_chat.py", "modeling_internvl_chat.py"]
+    assert "custom_module_map" not in config["engine"] and config["server"]["api_keys"] == ["<set>"]
+    assert "sk-secret" not in json.dumps(config)
+    ours = anycap("serve", f"acm:{tiny_acm}", "--backend", "lmdeploy", "--trust-remote-code", "--print-config")
+    assert ours.returncode == 2 and "need no remote code" in ours.stderr
+    printed = anycap("serve", f"acm:{published}", "--backend", "lmdeploy", "--print-config", "--batch-size", "16")
+    assert printed.returncode == 0, printed.stderr
+    shown = json.loads(printed.stdout)
+    assert shown["engine"]["max_batch_size"] == 16 and shown["server"]["server_name"] == "127.0.0.1"
+    assert shown["model_path"] == launch_config(f"acm:{published}")["model_path"]  # converted once, then reused
+
+
+# ---- wrap(lmdeploy.pipeline(...)) on CPU: LMDeploy's request side and Response objects, InternVL's template ----
+
+@pytest.fixture(scope="module")
+def internvl_as_lmdeploy_reads_it(tmp_path_factory):
+    """The published checkpoint as LMDeploy's own InternVL support reads it (what a user's pipeline over an
+    InternVL2.5 checkpoint sees), built without the checkpoint's Python: its config and weights, a fast
+    tokenizer with InternVL's chat template."""
+    import os
+
+    from anycap_plugin.acm.chat_template import get_template
+    from anycap_plugin.convert.tokenizer import load_tokenizer
+
+    folder = tmp_path_factory.mktemp("internvl-native")
+    config = json.loads((ORACLE / "checkpoint" / "config.json").read_text())
+    config.pop("auto_map")
+    (folder / "config.json").write_text(json.dumps(config))
+    os.symlink(ORACLE / "checkpoint" / "model.safetensors", folder / "model.safetensors")
+    tokenizer = load_tokenizer(ORACLE / "checkpoint")
+    tokenizer.chat_template = get_template(config["template"]).to_jinja()
+    tokenizer.save_pretrained(str(folder))
+    return str(folder)
+
+
+class PipelineOnCPU:
+    """Stands in for LMDeploy's engine only: each request goes through LMDeploy's own request side, and the
+    reply is LMDeploy's own `Response`; `Pipeline` is LMDeploy's class, so `wrap()` claims it."""
+
+    @staticmethod
+    def build(folder, replies):
+        import asyncio
+
+        from lmdeploy.pipeline import Pipeline
+        from lmdeploy.messages import Response
+
+        class CPUPipeline(Pipeline):
+            def __init__(self):  # no engine: LMDeploy's PyTorch engine runs on GPUs only
+                self.model_path, self.side, self.seen = folder, _request_side(folder, {}), []
+
+            def __call__(self, prompts, gen_config=None, **kwargs):
+                out = []
+                for i, messages in enumerate(prompts):
+                    prompt = asyncio.run(self.side.get_prompt_input(messages, do_preprocess=True))
+                    self.seen.append((prompt, gen_config))
+                    text, finish = replies[i % len(replies)]
+                    out.append(Response(text=text, generate_token_len=len(text.split()),
+                                        input_token_len=len(prompt["input_ids"]), finish_reason=finish, index=i,
+                                        error_message="engine out of memory" if finish == "error" else None))
+                return out
+
+        return CPUPipeline()
+
+
+@needs_oracle
+def test_wrap_an_lmdeploy_pipeline_builds_internvls_prompt_and_reads_its_responses(internvl_as_lmdeploy_reads_it):
+    from anycap_plugin import CaptionerError, Media, wrap
+
+    video, _ = _golden("case_video")
+    question = video["question"].split("\n")[-1]
+    pipe = PipelineOnCPU.build(internvl_as_lmdeploy_reads_it, [("  A cat on a mat. ", "stop")])
+    captioner = wrap(pipe)
+    frames = Media.from_frames([Image.open(ORACLE / "media" / f"frame{i}.png") for i in range(1, 5)])
+    image = Media.load(ORACLE / "media" / "image.png")
+    captions = captioner.caption_batch([frames, image], [question, question], num_frames=4, max_new_tokens=24,
+                                       do_sample=True, temperature=0.7, top_p=0.9)
+    assert [c.text for c in captions] == ["A cat on a mat.", "A cat on a mat."]
+    (prompt, gen), (image_prompt, _) = pipe.seen
+    assert prompt["input_ids"] == video["input_ids"]  # InternVL's own video prompt, as its code builds it
+    assert image_prompt["input_ids"].count(1504) == 3 * 256  # three 448-px tiles of the 896x448 image
+    assert (gen.max_new_tokens, gen.do_sample, gen.temperature, gen.top_p) == (24, True, 0.7, 0.9)
+    assert captions[0].usage["base"] == {"prompt_tokens": len(video["input_ids"]), "completion_tokens": 5}
+    assert captions[0].models["base"] == f"lmdeploy:{internvl_as_lmdeploy_reads_it}"
+
+    failing = wrap(PipelineOnCPU.build(internvl_as_lmdeploy_reads_it, [("", "error")]))
+    [outcome] = failing.caption_each([image], ["Describe it."])
+    assert isinstance(outcome, CaptionerError) and "engine out of memory" in str(outcome)

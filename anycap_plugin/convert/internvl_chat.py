@@ -65,10 +65,11 @@ class ConversionReport:
     tensors: int = 0
     audio: str = "absent"
     dropped: list[str] = field(default_factory=list)
+    converter: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "llm": self.llm, "template": self.template, "tensors": self.tensors,
-                "audio": self.audio, "dropped": self.dropped}
+        return {"converter": self.converter, "source": self.source, "llm": self.llm, "template": self.template,
+                "tensors": self.tensors, "audio": self.audio, "dropped": self.dropped}
 
 
 def read_config(src: Path) -> dict[str, Any]:
@@ -243,6 +244,7 @@ def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None,
                                                                                   "</img> and <IMG_CONTEXT>.")
     text = text_config(config)
     return ACMConfig(
+        architectures=["ACMForConditionalGeneration"],  # what LMDeploy (and AutoModel's checks) read the model by
         vision_config=vision_config(config), audio_config=audio, text_config=text, image_token_id=image_token,
         audio_token_id=tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT) if audio else None,
         downsample_ratio=config.get("downsample_ratio", 0.5), projector_hidden_act="gelu",
@@ -378,6 +380,11 @@ def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
             yield name, tensor
 
 
+# Bumped when converted folders change: the cache keeps one folder per (source revision, version), so an
+# upgrade converts again instead of serving an older conversion (2: config.json names its architecture).
+CONVERTER_VERSION = 2
+
+
 def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, Any] | None = None) -> ConversionReport:
     """Convert `src` (an InternVL-chat folder) into a complete ACM folder at `dst`.
 
@@ -401,7 +408,7 @@ def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, An
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        report = ConversionReport(source=source, llm=f"{arch} -> {target}", template=processor.template,
+        report = ConversionReport(converter=CONVERTER_VERSION, source=source, llm=f"{arch} -> {target}", template=processor.template,
                                   audio=audio_note if audio is None else "converted", dropped=audio_left)
         report.tensors = write_weights(files, mapping, expected, work)
         acm_config.save_pretrained(str(work))

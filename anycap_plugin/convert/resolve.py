@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from ..hf import ModelNotFoundError, looks_like_path
-from .internvl_chat import convert_internvl_chat, is_internvl_chat
+from .internvl_chat import CONVERTER_VERSION, convert_internvl_chat, is_internvl_chat
 
 FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]
 
@@ -57,8 +57,9 @@ def download(repo_id: str) -> tuple[Path, str]:
 
 
 def converted_folder(name: str, revision: str) -> Path:
+    """Where a source revision's conversion lives: one folder per converter version too."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/~.")).strip("-")[-80:] or "model"
-    return cache_dir() / "converted" / f"{slug}-{revision[:16]}"
+    return cache_dir() / "converted" / f"{slug}-{revision[:16]}-c{CONVERTER_VERSION}"
 
 
 def preflight_source(name_or_path: str | None, **_: object) -> None:

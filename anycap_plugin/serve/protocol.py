@@ -2,8 +2,8 @@
 
 What `anycap serve` accepts in the last user message's content parts:
 
-- an image: one `image_url` part; a video: several `image_url` parts (its frames, in order) or
-  one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3) or `audio_url`. URLs are
+- an image: one `image_url` part; a video: several `image_url` parts (its frames, in order, each
+  after a `Frame{i}: ` text part or not) or one `video_url` part; audio: one `input_audio` part (base64 wav, flac or mp3) or `audio_url`. URLs are
   `data:` URLs; `http(s)` URLs only when the server allows remote media, and then only on public
   hosts (`remote_media`); local paths (`file://` or plain) only under the server's media roots.
 - text parts: either an ACM question (`acm.prompt`: the published aligner ask that `RemoteACM`
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..chat_parts import is_frame_label
 from ..errors import AnyCapError
 from ..media import Media
 from ..acm.prompt import parse_question
@@ -81,7 +82,8 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
         if kind == "text":
             if not isinstance(part.get("text"), str):
                 raise RequestError("A text part needs a string `text`.")
-            texts.append(part["text"])
+            if not is_frame_label(part["text"]):  # `Frame{i}: ` before a video's frames (InternVL's format)
+                texts.append(part["text"])
         elif kind == "image_url":
             images.append(_load(_url(part, "image_url"), policy, "image"))
         elif kind == "video_url":

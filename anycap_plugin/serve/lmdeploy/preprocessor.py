@@ -15,6 +15,7 @@ import numpy as np
 from lmdeploy.vl.model.base import VISION_MODELS, VisionModel
 
 from ...acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+from ...chat_parts import is_frame_label
 from ...media import AudioClip, Media
 from . import ARCH
 
@@ -60,7 +61,7 @@ class ACMVisionModel(VisionModel):
         from ..protocol import read_protocol_text
 
         text = "\n".join(part["text"] for m in messages if m.get("role") == "user" and isinstance(m["content"], list)
-                         for part in m["content"] if part.get("type") == "text")
+                         for part in m["content"] if part.get("type") == "text" and not is_frame_label(part["text"]))
         text += "\n".join(m["content"] for m in messages if m.get("role") == "user" and isinstance(m["content"], str))
         instruction, caption = read_protocol_text(text.strip())
         media = to_media(self.collect_multimodal_items(messages))
