@@ -5,12 +5,18 @@ An image is one `image_url` data URL (re-encoded JPEG, or with `own_bytes` the f
 where the API takes its format), a video its sampled frames in order, audio one `input_audio`
 wav part (or an `audio_url`, the part LMDeploy's server reads). An image is always decoded first:
 a truncated file is a `CorruptMediaError`, never uploaded.
+
+With `frame_labels`, a video is sent as InternVL-family models read one: each frame after a text
+part `Frame{i}: ` and as one 448-px tile (`max_dynamic_patch: 1`, which LMDeploy reads), so an
+InternVL-chat checkpoint served as itself sees `Frame1: <image>\nFrame2: <image>\n...`, the
+prompt it was trained and evaluated with. Servers that read our protocol drop the labels.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import re
 from typing import Any, Literal
 
 from PIL import Image
@@ -18,6 +24,16 @@ from PIL import Image
 from .media import Media
 
 UPLOADABLE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+_FRAME_LABEL = re.compile(r"^\s*Frame\d+:\s*$")
+
+
+def frame_label(i: int) -> str:
+    """The text before the i-th frame (from 0) of a video in InternVL's format."""
+    return f"Frame{i + 1}: "
+
+
+def is_frame_label(text: str) -> bool:
+    return bool(_FRAME_LABEL.match(text))
 
 
 def data_url(mime: str, data: bytes) -> str:
@@ -61,14 +77,21 @@ def audio_part(media: Media, kind: Literal["input_audio", "audio_url"] = "input_
 
 def media_parts(media: Media, num_frames: int, quality: int = 90, audio_part_kind: Literal["input_audio", "audio_url"]
                 = "input_audio", *, own_bytes: bool = False, detail: str | None = None,
-                spread: Literal["segments", "ends"] = "segments") -> list[dict[str, Any]]:
+                spread: Literal["segments", "ends"] = "segments", frame_labels: bool = False) -> list[dict[str, Any]]:
     """The content parts for one media item (see the module docstring)."""
     if media.modality == "audio":
         return [audio_part(media, audio_part_kind, keep_wav=own_bytes)]
     if media.modality == "image":
         return [image_url_part(image_data_url(media, own_bytes, quality), detail)]
     frames = media.frames(num_frames=num_frames, spread=spread).images
-    return [image_url_part(encoded(f, "JPEG", quality), detail) for f in frames]
+    if not frame_labels:
+        return [image_url_part(encoded(f, "JPEG", quality), detail) for f in frames]
+    parts: list[dict[str, Any]] = []
+    for i, frame in enumerate(frames):
+        image = image_url_part(encoded(frame, "JPEG", quality), detail)
+        image["image_url"]["max_dynamic_patch"] = 1
+        parts += [{"type": "text", "text": frame_label(i)}, image]
+    return parts
 
 
 def user_message(text: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -88,6 +88,18 @@ def test_remote_acm_spec_talks_to_anycap_serve(acm_server, tiny_acm, image_path)
     assert remote[0].text == local[0].text
 
 
+def test_a_video_sent_in_internvls_frame_format_is_read_as_the_same_request(acm_server, video_path):
+    """`Frame{i}: ` text parts before the frames (what RemoteACM sends) are the video's labels, not the ask."""
+    url, _ = acm_server
+    frames = media_parts(Media.load(video_path), num_frames=3)
+    labelled = media_parts(Media.load(video_path), num_frames=3, frame_labels=True)
+    assert [p["type"] for p in labelled] == ["text", "image_url"] * 3 and labelled[0]["text"] == "Frame1: "
+    plain = ask(url, [*frames, {"type": "text", "text": "What happens?"}])
+    framed = ask(url, [*labelled, {"type": "text", "text": "What happens?"}])
+    assert framed.usage.prompt_tokens == plain.usage.prompt_tokens
+    assert framed.choices[0].message.content == plain.choices[0].message.content
+
+
 def test_streaming_and_models_and_health(acm_server, image_path):
     url, _ = acm_server
     client = openai.OpenAI(base_url=url, api_key=KEY, max_retries=0)

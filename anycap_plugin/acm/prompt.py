@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..chat_parts import frame_label
+
 IMAGE_PLACEHOLDER = "<image>"
 AUDIO_PLACEHOLDER = "<audio>"
 DEFAULT_INSTRUCTION = "Describe the content in detail."
@@ -59,7 +61,7 @@ def media_prefix(modality: str, frames: int = 0) -> str:
     if modality == "image":
         return f"{IMAGE_PLACEHOLDER}\n"
     if modality == "video":
-        return "".join(f"Frame{i + 1}: {IMAGE_PLACEHOLDER}\n" for i in range(frames))
+        return "".join(f"{frame_label(i)}{IMAGE_PLACEHOLDER}\n" for i in range(frames))
     if modality == "audio":
         return f"{AUDIO_PLACEHOLDER}\n"
     return ""  # text only: training records whose media are not at hand

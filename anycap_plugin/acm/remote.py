@@ -2,9 +2,10 @@
 
 The request protocol, which `anycap serve` and any other ACM server read: one user message
 whose parts are the media (an image as an `image_url` data URL; a video as its frames, in
-order; audio as `input_audio` wav), then one text part: the published ACM question
-(`prompt.question`), so a published ACM served as InternVL-chat (LMDeploy, vLLM) receives
-exactly what the release's scripts send, with its own chat template and media placeholders.
+order, each after a `Frame{i}: ` text part and sent as one tile; audio as `input_audio` wav), then
+one text part: the published ACM question (`prompt.question`), so a published ACM served as
+InternVL-chat (LMDeploy, vLLM) receives exactly what the release's scripts send, with its own
+chat template and media placeholders.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class RemoteACM(ConstraintCheckedRefiner):
     def _one(self, media: Media, instruction: str | None, existing: str, options: ACMOptions) -> tuple[str, int, int]:
         import openai
 
-        content = [*media_parts(media, options.num_frames, audio_part_kind=self.audio_part),
+        content = [*media_parts(media, options.num_frames, audio_part_kind=self.audio_part, frame_labels=True),
                    {"type": "text", "text": remote_prompt(instruction, existing)}]
         try:
             reply = self.client.chat.completions.create(

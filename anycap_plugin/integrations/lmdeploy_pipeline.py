@@ -1,7 +1,8 @@
 """An LMDeploy VLM pipeline as an AnyCap base captioner: `wrap(lmdeploy.pipeline(path))`.
 
 A batch goes to the pipeline in one call, in its own OpenAI message format (an image as one
-`image_url` data URL, a video as its sampled frames in order, then the instruction), with one
+`image_url` data URL, a video as its sampled frames in order, each after `Frame{i}: ` and as one
+tile, as InternVL models read video; then the instruction), with one
 `GenerationConfig`; LMDeploy batches the requests itself. Running it needs LMDeploy's GPU
 engine; building the messages does not (tested on CPU through LMDeploy's own request side).
 """
@@ -22,7 +23,7 @@ from ..media import Media
 def messages(media: Media, instruction: str | None, num_frames: int) -> list[dict[str, Any]]:
     """One request in LMDeploy's OpenAI message format."""
     text = {"type": "text", "text": instruction or DEFAULT_PROMPT.format(modality=media.modality)}
-    return [{"role": "user", "content": [*media_parts(media, num_frames, quality=95), text]}]
+    return [{"role": "user", "content": [*media_parts(media, num_frames, quality=95, frame_labels=True), text]}]
 
 
 class LMDeployPipelineCaptioner(BaseCaptioner):
@@ -48,7 +49,8 @@ class LMDeployPipelineCaptioner(BaseCaptioner):
         out = []
         for reply in replies:
             if getattr(reply, "finish_reason", None) == "error" or not isinstance(reply.text, str):
-                raise CaptionerError(f"{self.id} returned an error: {str(reply.text)[:200]!r}.")
+                why = getattr(reply, "error_message", None) or reply.text
+                raise CaptionerError(f"{self.id} returned an error: {str(why)[:200]!r}.")
             out.append(Caption(text=reply.text.strip(), usage={"prompt_tokens": reply.input_token_len,
                                                               "completion_tokens": reply.generate_token_len}))
         return out
