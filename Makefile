@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.anycap-installed
 ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test bench venv clean gpu-check gpu-prepare
 
 venv: $(STAMP)
 
@@ -41,6 +41,22 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ray_engine.py
 	$(BIN)/python benchmarks/capflow.py
 	$(BIN)/python benchmarks/synth.py
+
+# The GPU check (benchmarks/gpu_check.py): here, on a machine with CUDA; on the device machine, after
+# `make gpu-prepare` has put what it lacks into .whl/ (Python 3.12 wheels) and .gpu/ (the oracle).
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py --output out/gpu_check.json
+
+GPU_WHEELS := pydantic==2.14.3 pydantic_core==2.50.4 annotated-types==0.8.0 typing-inspection==0.4.5 \
+	typing_extensions==4.16.0 openai==3.54.0 jiter==0.19.0 distro==1.9.0 sniffio==1.3.1 starlette==1.10.0 \
+	uvicorn==0.54.0 pluggy==1.7.0
+gpu-prepare:
+	rm -rf .whl .gpu && mkdir -p .whl .gpu
+	$(PYTHON) -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+	cp -r ../shared/data/internvl_chat_tiny .gpu/ && chmod -R u+w .gpu
+	du -sh .whl .gpu
 
 clean:
 	rm -rf $(VENV) out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import importlib.util
 import json
 import tempfile
 from pathlib import Path
@@ -148,11 +149,17 @@ def main() -> None:
             result["single_stream_limit_tokens_per_s"] = round(bandwidth / per_step, 1)
             result["concurrent_limit_tokens_per_s"] = round(
                 args.requests * bandwidth / (step["weights"] + args.requests * step["kv_cache"]), 1)
-        backends = ["transformers", "lmdeploy"] if gpu else ["transformers"]
+        lmdeploy = gpu and importlib.util.find_spec("lmdeploy") is not None
+        backends = ["transformers", "lmdeploy"] if lmdeploy else ["transformers"]
         for backend in backends:
             result[backend] = serve_and_measure(backend, folder, contents, args)
     if not gpu:
         result["lmdeploy"] = "not measured: no CUDA GPU (LMDeploy's PyTorch engine has no CPU path)"
+    elif not lmdeploy:
+        result["lmdeploy"] = "not measured: LMDeploy is not importable here (pip install 'anycap-plugin[lmdeploy]')"
+        alone = result["transformers"]["single_stream"]
+        alone["of_bandwidth_limit"] = alone["decode_tokens_per_s"] and round(
+            alone["decode_tokens_per_s"] / result["single_stream_limit_tokens_per_s"], 3)
     else:
         for backend in backends:
             alone = result[backend]["single_stream"]
