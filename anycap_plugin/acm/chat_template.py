@@ -29,6 +29,7 @@ class ChatTemplate:
     user: str
     assistant: str
     sep: str
+    sep2: str | None = None  # MPT_TWO templates end a finished answer with it: generation stops there
 
     def render(self, question: str, system_message: str | None = None) -> str:
         """The prompt for one user turn, ending where the assistant's answer starts."""
@@ -38,8 +39,8 @@ class ChatTemplate:
 
     @property
     def stop(self) -> str:
-        """The token generation stops at (the reference converts `sep.strip()` to an id)."""
-        return self.sep.strip()
+        """The token generation stops at (the reference converts `sep.strip()`, or `sep2.strip()`, to an id)."""
+        return (self.sep2 or self.sep).strip()
 
     def to_jinja(self, system_message: str | None = None) -> str:
         """A transformers chat template writing the same text; a system message in `messages` wins."""
@@ -68,6 +69,12 @@ TEMPLATES: dict[str, ChatTemplate] = {t.name: t for t in (
                  "<|user|>\n", "<|assistant|>\n", "<|end|>"),
     ChatTemplate("llama3-chat", "<|system|>\n{system_message}", "You are an AI assistant whose name is InternVL.",
                  "<|user|>\n", "<|assistant|>\n", "<|end|>"),
+    # InternVL 3.5 with a GPT-OSS language model (internvl_chat_gpt_oss/.../conversation.py, MPT_TWO)
+    ChatTemplate("internvl3_5_gpt_oss", "<|start|>system<|message|>{system_message}",
+                 "You are InternVL, a large language model trained by Shanghai AI Laboratory.\nKnowledge cutoff: "
+                 "2024-06\nCurrent date: 2025-08-06\n\nReasoning: low\n\n# Valid channels: final. Channel must be "
+                 "included for every message.", "<|start|>user<|message|>", "<|start|>assistant", "<|end|>",
+                 sep2="<|return|>"),
 )}
 
 

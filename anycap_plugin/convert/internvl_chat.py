@@ -48,10 +48,16 @@ _PROJECTORS = {"mlp1.0.": "vision_projector.norm.", "mlp1.1.": "vision_projector
                "mlp1.3.": "vision_projector.fc2.", "mlp2.0.": "audio_projector.norm.",
                "mlp2.1.": "audio_projector.fc1.", "mlp2.3.": "audio_projector.fc2."}
 _AUDIO_PREFIXES = ("audio_model.", "audio_encoder.", "audio_tower.", "mlp2.", "audio_projector.")
+# the language models InternVL-chat checkpoints carry (InternVL 2.5: InternLM2, Qwen2, Llama, Phi-3; 3.5 and
+# MetaCaptioner: Qwen3, Qwen3-MoE, GPT-OSS) -> transformers' own model type
 _LLM_TYPES = {"InternLM2ForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama",
-              "Phi3ForCausalLM": "phi3"}
-_CONFIG_NOISE = {"architectures", "auto_map", "_name_or_path", "torch_dtype", "transformers_version", "attn_implementation",
-                 "use_flash_attn", "_attn_implementation_autoset", "model_type", "bias", "use_bfloat16"}
+              "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3", "Qwen3MoeForCausalLM": "qwen3_moe",
+              "GptOssForCausalLM": "gpt_oss"}
+_CONFIG_NOISE = {"architectures", "auto_map", "_name_or_path", "torch_dtype", "dtype", "transformers_version",
+                 "attn_implementation", "use_flash_attn", "_attn_implementation_autoset", "model_type", "bias",
+                 "use_bfloat16"}
+# an MoE expert saved one module per expert (transformers 4.x) -> stacked into transformers 5's fused tensors
+_EXPERT = re.compile(r"^(language_model\.model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate|up|down)_proj\.weight$")
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
@@ -147,13 +153,23 @@ def vision_config(config: dict[str, Any]) -> dict[str, Any]:
 Slicer = Callable[[Any], Any]
 
 
+@dataclass(frozen=True)
+class Piece:
+    """Part of a target that several source tensors fill: `target[index][rows]` (an MoE layer's experts,
+    stacked; gate and up projections one after the other, as transformers 5 fuses them)."""
+
+    index: int
+    rows: slice = field(default_factory=lambda: slice(None))
+    count: int = 1  # how many pieces make the whole target
+
+
 def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str:
     for pattern, replacement in rules:
         key = re.sub(pattern, replacement, key)
     return key
 
 
-def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> list[tuple[str, Slicer]] | None:
+def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> list[tuple[str, Slicer | Piece]] | None:
     """The ACM weights one source tensor becomes, each with how to cut it; None for an unknown name."""
     if key.startswith("vision_model."):
         new = _rename(key, _VISION_RENAMES)
@@ -163,6 +179,9 @@ def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> 
                     for i, p in enumerate("qkv")]
         return [(new, _same)]
     if key.startswith("language_model."):
+        expert = _EXPERT.match(key)
+        if expert and arch == "Qwen3MoeForCausalLM":
+            return [_expert_piece(expert, config["llm_config"])]
         if arch != "InternLM2ForCausalLM":
             return [(key, _same)]
         new = _rename(key, _INTERNLM2_RENAMES)
@@ -180,6 +199,16 @@ def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> 
 
 def _same(t: Any) -> Any:
     return t
+
+
+def _expert_piece(match: re.Match, llm: dict[str, Any]) -> tuple[str, Piece]:
+    """`...experts.E.{gate,up}_proj` -> rows of `...experts.gate_up_proj[E]`; `down_proj` -> `...experts.down_proj[E]`."""
+    prefix, index, kind = match.group(1), int(match.group(2)), match.group(3)
+    experts, rows = llm.get("num_experts", llm.get("num_local_experts")), llm["moe_intermediate_size"]
+    if kind == "down":
+        return f"{prefix}.down_proj", Piece(index, count=experts)
+    start = 0 if kind == "gate" else rows
+    return f"{prefix}.gate_up_proj", Piece(index, slice(start, start + rows), count=2 * experts)
 
 
 def split_wqkv(weight: Any, config: dict[str, Any]) -> tuple[Any, Any, Any]:
@@ -290,7 +319,7 @@ def expected_weights(acm_config: Any) -> dict[str, tuple[int, ...]]:
 
 
 def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, audio_left: list[str],
-         expected: dict[str, tuple[int, ...]], tied: bool) -> dict[str, list[tuple[str, Slicer]]]:
+         expected: dict[str, tuple[int, ...]], tied: bool) -> dict[str, list[tuple[str, Slicer | Piece]]]:
     """Source name -> targets, after checking that the names fit exactly both ways."""
     mapping, unknown = {}, []
     for key in keys:
@@ -302,6 +331,13 @@ def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, 
         else:
             mapping[key] = targets
     produced = {t for targets in mapping.values() for t, _ in targets}
+    pieces: dict[str, list[Piece]] = {}
+    for targets in mapping.values():
+        for t, cut in targets:
+            if isinstance(cut, Piece):
+                pieces.setdefault(t, []).append(cut)
+    incomplete = sorted(t for t, got in pieces.items() if len(got) != got[0].count)
+    unknown += [f"{t} (experts missing)" for t in incomplete]
     optional = {"language_model.lm_head.weight"} if tied else set()
     missing = sorted(set(expected) - produced - optional)
     unexpected = sorted(produced - set(expected))
@@ -314,7 +350,7 @@ def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, 
     return mapping
 
 
-def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer]]],
+def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer | Piece]]],
                   expected: dict[str, tuple[int, ...]], dst: Path) -> int:
     """Tensors are read one at a time, mapped, and flushed to an output shard whenever a quarter of the largest
     source shard has gathered (serializing holds a second copy), so peak memory stays near one shard."""
@@ -333,20 +369,37 @@ def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer]]
             shards.append((path, list(pending)))
         pending, size = {}, 0
 
+    stacking: dict[str, tuple[Any, int]] = {}  # targets being filled piece by piece: (tensor, pieces so far)
+
+    def add(target: str, tensor: Any) -> None:
+        nonlocal size, total
+        pending[target] = tensor
+        size += tensor.numel() * tensor.element_size()
+        total += tensor.numel() * tensor.element_size()
+        if size >= flush_at:
+            flush()
+
     for f in files:
         for key, source in read_tensors(f, set(mapping)):
             for target, cut in mapping[key]:
+                if isinstance(cut, Piece):
+                    whole, filled = stacking.get(target) or (source.new_empty(expected[target]), 0)
+                    slot = whole[cut.index][cut.rows]
+                    if tuple(slot.shape) != tuple(source.shape):
+                        raise ConversionError(f"{key} -> {target}[{cut.index}]: shape {tuple(source.shape)}, the "
+                                              f"config says {tuple(slot.shape)}.", hint="The config does not match the weights.")
+                    slot.copy_(source)
+                    stacking[target] = (whole, filled + 1)
+                    if filled + 1 == cut.count:
+                        add(target, stacking.pop(target)[0])
+                    continue
                 tensor = cut(source).contiguous()
                 if len(mapping[key]) > 1:  # slices of one tensor must not share its storage when saved
                     tensor = tensor.clone()
                 if tuple(tensor.shape) != expected[target]:
                     raise ConversionError(f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
                                           f"{expected[target]}.", hint="The config does not match the weights.")
-                pending[target] = tensor
-                size += tensor.numel() * tensor.element_size()
-                total += tensor.numel() * tensor.element_size()
-                if size >= flush_at:
-                    flush()
+                add(target, tensor)
     flush()
     weight_map = {}
     for i, (path, names) in enumerate(shards):

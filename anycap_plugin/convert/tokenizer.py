@@ -36,22 +36,31 @@ _PROBES = ("Describe the image in one sentence.", " leading and  double  spaces 
 
 def load_tokenizer(src: Path) -> Any:
     """The source folder's tokenizer as a fast tokenizer, plus the special tokens it declares."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
     config = _read_json(src / "tokenizer_config.json")
     cls = str(config.get("tokenizer_class") or "")
     remote = "AutoTokenizer" in (config.get("auto_map") or {})
     if (src / "tokenizer.json").exists():
-        return PreTrainedTokenizerFast.from_pretrained(str(src)) if remote else AutoTokenizer.from_pretrained(str(src))
+        return _declared_class(cls, remote).from_pretrained(str(src))
     if (src / "tokenizer.model").exists() and (remote or cls.startswith("InternLM2")):
         return sentencepiece_to_fast(src / "tokenizer.model", config, _read_json(src / "added_tokens.json"))
     if not remote and cls and ((src / "tokenizer.model").exists() or (src / "vocab.json").exists()):
-        return AutoTokenizer.from_pretrained(str(src))  # a tokenizer transformers implements itself
+        return _declared_class(cls, remote).from_pretrained(str(src))  # a tokenizer transformers implements itself
     found = sorted(p.name for p in src.iterdir() if "token" in p.name or p.suffix in (".model", ".txt"))
     raise TokenizerConversionError(
         f"No usable tokenizer in {str(src)!r} (tokenizer_class {cls or 'unset'!r}; found: {found or 'nothing'}).",
         hint="A published folder carries tokenizer_config.json with tokenizer.json, tokenizer.model "
              "(sentencepiece) or vocab.json + merges.txt; re-download the tokenizer files.")
+
+
+def _declared_class(name: str, remote: bool) -> Any:
+    """The tokenizer class `tokenizer_config.json` declares when transformers has it, else the generic fast
+    one: never through AutoTokenizer, which reads the folder's `config.json` and asks to run the
+    checkpoint's code when an `auto_map` is there (InternVL-chat folders carry one)."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    found = None if remote or not name else tokenizer_class_from_name(name)
+    return found or PreTrainedTokenizerFast
 
 
 def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = None) -> Any:

@@ -1,7 +1,8 @@
 """AnyCap plugin: InternVL (`internvl:FOLDER_OR_HUB_ID`).
 
 Two layouts load:
-- InternVL-chat checkpoints (the official `OpenGVLab/InternVL2_5-*`, MetaCaptioner's family): converted
+- InternVL-chat checkpoints (InternVL 2.5, 3 and 3.5, `OpenGVLab/MetaCaptioner-8B`; InternLM2, Qwen2, Llama,
+  Phi-3, Qwen3, Qwen3-MoE and GPT-OSS language models): converted
   once by `anycap_plugin.convert` and run through the same classes as ACM, with InternVL's own
   prompt (template and system message), tiling (448-px tiles, at most `max_dynamic_patch`, plus a
   thumbnail) and video input (one tile per frame, `Frame{i}: <image>` lines).
@@ -20,13 +21,21 @@ from anycap_plugin.media import Media
 
 
 
+class InternVLOptions(GenerationOptions):
+    # asked when an item has no instruction ({modality} is filled in). MetaCaptioner-8B's own captioning
+    # prompt is not published, so its default is ours; pass the one you use here.
+    prompt: str = DEFAULT_PROMPT
+
+
 class InternVLCaptioner(HFChatCaptioner):
     """A transformers-native (`-hf`) InternVL folder."""
 
     spec_name = "internvl"
+    Options = InternVLOptions
 
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
-        text = instruction or DEFAULT_PROMPT.format(modality=media.modality)
+        assert isinstance(options, InternVLOptions)
+        text = instruction or options.prompt.format(modality=media.modality)
         if media.modality == "image":
             content = [{"type": "image"}, {"type": "text", "text": text}]
             images = [media.image()]
@@ -41,7 +50,7 @@ class InternVLCaptioner(HFChatCaptioner):
 class InternVLChatCaptioner(BaseCaptioner):
     """An InternVL-chat checkpoint, answering the instruction as the reference `chat()` / `batch_chat()` do."""
 
-    Options = GenerationOptions
+    Options = InternVLOptions
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str, *, device: str | None = None, dtype: Any = None) -> None:
@@ -55,8 +64,8 @@ class InternVLChatCaptioner(BaseCaptioner):
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, GenerationOptions)
-        questions = [i or DEFAULT_PROMPT.format(modality=m.modality) for m, i in zip(media, instructions)]
+        assert isinstance(options, InternVLOptions)
+        questions = [i or options.prompt.format(modality=m.modality) for m, i in zip(media, instructions)]
         inputs = self.acm.processor.chat(media, questions, num_frames=options.num_frames)
         results = self.acm.generate(inputs, **options.generate_kwargs())
         return [Caption(text=t, usage={"prompt_tokens": p, "completion_tokens": c}) for t, p, c in results]
@@ -84,7 +93,7 @@ def register_captioners(register: Any) -> None:
     register("internvl", internvl,
              "InternVL: InternVL-chat checkpoints (official InternVL2.5, converted once) or native -hf folders; "
              "images, video as frames; model = local folder or hub id",
-             needs_model=True, options=GenerationOptions, modalities=("image", "video"),
+             needs_model=True, options=InternVLOptions, modalities=("image", "video"),
              preflight=preflight_source)
 
 
