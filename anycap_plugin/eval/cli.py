@@ -121,6 +121,44 @@ def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url
     sys.exit(1 if meta["failed"] else 0)
 
 
+def _audio_benchmark(name: str, layout: str) -> None:
+    @eval_group.command(name)
+    @click.option("--refs", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help=f"{layout}, or JSONL {{id, captions}}, or the release's {{audio_path, model_response}}.")
+    @click.option("--captions", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                  help="anycap caption records, {id, caption}, or the release's {audio_path, model_response}.")
+    @click.option("--protocol", type=click.Choice(["standard", "release"]), default="standard", show_default=True,
+                  help="standard: PTB tokens, corpus-level, all references; release: the AnyCap release's script.")
+    @click.option("--sbert", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  help="A sentence-transformer folder for Sentence-BERT similarity (the paper: all-mpnet-base-v2; "
+                       "default: the bundled all-MiniLM-L6-v2).")
+    @click.option("--corenlp-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                  help="Folder with the Stanford CoreNLP 3.6.0 jars SPICE needs (else SPICE and SPIDEr are not computed).")
+    @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
+    def command(refs: Path, captions: Path, protocol: str, sbert: Path | None, corenlp_dir: Path | None,
+                output: Path) -> None:
+        from ..errors import AnyCapError
+        from . import audio_captions as ac
+
+        try:
+            references = ac.load_references(refs)
+            cands, failed = ac.load_candidates(captions)
+            report = ac.evaluate(references, cands, benchmark=name, protocol=protocol, sbert=sbert,
+                                 corenlp_dir=corenlp_dir, references_file=refs, failed=failed)
+        except AnyCapError as e:
+            raise click.UsageError(str(e)) from None
+        for path in ac.write_report(report, output):
+            click.echo(f"wrote {path}", err=True)
+        click.echo(ac.markdown(report))
+
+    command.__doc__ = (f"Score audio captions on {name} with the classic caption metrics (BLEU, METEOR, ROUGE-L, "
+                       "CIDEr-D, SPICE, SPIDEr) and Sentence-BERT similarity.")
+
+
+_audio_benchmark("audiocaps", "AudioCaps test.csv (audiocap_id,youtube_id,start_time,caption)")
+_audio_benchmark("clotho", "Clotho clotho_captions_evaluation.csv (file_name,caption_1..caption_5)")
+
+
 @eval_group.command("compare")
 @click.argument("a", type=click.Path(exists=True))
 @click.argument("b", type=click.Path(exists=True))
