@@ -146,16 +146,22 @@ class HFChatCaptioner(BaseCaptioner):
 
     def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None,
                  **model_kwargs: Any) -> None:
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoProcessor
 
         self.preflight(model)
+        assert model is not None
         self.id = f"{self.spec_name}:{model}"
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
         self.processor = load_pretrained(AutoProcessor, model)
         self.processor.tokenizer.padding_side = "left"
-        net = load_pretrained(AutoModelForImageTextToText, model, dtype=self.dtype, **model_kwargs)
-        self.model = net.to(self.device).eval()
+        self.model = self.load_model(model, dtype=self.dtype, **model_kwargs).to(self.device).eval()
+
+    def load_model(self, model: str, **kwargs: Any) -> Any:
+        """The model itself (image-text-to-text models through the Auto class; others override this)."""
+        from transformers import AutoModelForImageTextToText
+
+        return load_pretrained(AutoModelForImageTextToText, model, **kwargs)
 
     @classmethod
     def preflight(cls, model: str | None, **_: Any) -> None:
@@ -183,38 +189,65 @@ class HFChatCaptioner(BaseCaptioner):
         return self
 
     @abstractmethod
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict[str, list]]:
-        """The prompt text for one item and its visual inputs: {"images": [...]} or {"videos": [...]}."""
+    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict[str, Any]]:
+        """The prompt text for one item and its inputs: {"images": [...]}, {"videos": [...]} and/or {"audio":
+        [16 kHz samples]}; "meta" says what went in (stamped on its `Caption.meta`)."""
 
     def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
         return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:
-        import torch
-
         assert isinstance(options, GenerationOptions)
-        texts, images, videos = [], [], []
         # decoding (PIL, PyAV) releases the GIL: build the batch's prompts in parallel
         with ThreadPoolExecutor(min(len(media), 4)) as pool:
             prompts = list(pool.map(lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)))
-        for text, visual in prompts:
+        return self.generate(prompts, options)
+
+    def generate(self, prompts: list[tuple[str, dict[str, Any]]], options: GenerationOptions,
+                 processor_kwargs: dict[str, Any] | None = None,
+                 generate_kwargs: dict[str, Any] | None = None) -> list[Caption]:
+        """One left-padded `generate` for the batch's prompts (`build_prompt`'s output)."""
+        import torch
+
+        texts, images, videos, audio = [], [], [], []
+        for text, parts in prompts:
             texts.append(text)
-            images += visual.get("images", [])
-            videos += visual.get("videos", [])
-        inputs = self.processor(text=texts, images=images or None, videos=videos or None,
-                                return_tensors="pt", padding=True)
+            images += parts.get("images", [])
+            videos += parts.get("videos", [])
+            audio += parts.get("audio", [])
+        extra = dict(processor_kwargs or {})
+        if audio:
+            extra.update(audio=audio, sampling_rate=SAMPLING_RATE)
+        inputs = self.processor(text=texts, images=images or None, videos=videos or None, return_tensors="pt",
+                                padding=True, **extra)
         inputs = inputs.to(self.device, dtype=self.dtype)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, **options.generate_kwargs(),
+            out = self.model.generate(**inputs, **options.generate_kwargs(), **(generate_kwargs or {}),
                                       pad_token_id=self.processor.tokenizer.pad_token_id)
         new = out[:, inputs["input_ids"].shape[1]:]
         decoded = self.processor.batch_decode(new, skip_special_tokens=True)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
         completion_tokens = _generated_lengths(new, self.model.generation_config.eos_token_id,
                                                self.processor.tokenizer.pad_token_id)
-        return [Caption(text=t.strip(), usage={"prompt_tokens": int(p), "completion_tokens": int(c)})
-                for t, p, c in zip(decoded, prompt_tokens, completion_tokens)]
+        return [Caption(text=t.strip(), usage={"prompt_tokens": int(p), "completion_tokens": int(c)},
+                        meta=dict(parts.get("meta", {})))
+                for t, p, c, (_, parts) in zip(decoded, prompt_tokens, completion_tokens, prompts)]
+
+
+SAMPLING_RATE = 16000  # what the Whisper-style feature extractors of the audio models take
+
+
+def fit_audio(samples: Any, feature_extractor: Any, family: str) -> tuple[Any, dict[str, Any]]:
+    """Audio as long as the model's feature extractor takes (its window: 30 s for Qwen2-Audio), cut
+    there, never silently: the returned meta says how much was heard."""
+    window = int(getattr(feature_extractor, "n_samples", 0) or 0)
+    seconds = len(samples) / SAMPLING_RATE
+    if window and len(samples) > window:
+        heard = window / SAMPLING_RATE
+        return samples[:window], {"audio": f"the first {heard:.1f} s of {seconds:.1f} s ({family} hears {heard:.0f} s "
+                                           "at most)"}
+    return samples, {}
 
 
 def _generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:

@@ -131,6 +131,86 @@ def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size:
     return folder
 
 
+def build_tiny_qwen2_audio(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
+                           init_std: float = 0.02) -> Path:
+    """A random-weight Qwen2-Audio (transformers' native class) with its processor (Whisper features, the
+    processor's own chat template), saved to `folder`."""
+    import torch
+    from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor,
+                              WhisperFeatureExtractor)
+
+    folder = Path(folder)
+    tok = build_tokenizer(folder, extra_special_tokens=("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"))
+    Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok).save_pretrained(str(folder))
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    config = Qwen2AudioConfig(
+        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
+                          initializer_range=init_std),
+        text_config=text, audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
+    torch.manual_seed(seed)
+    Qwen2AudioForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
+
+
+OMNI_TOKENS = {"image_token": "<|IMAGE|>", "audio_token": "<|AUDIO|>", "video_token": "<|VIDEO|>",
+               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+
+
+def build_tiny_qwen2_5_omni(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, whole: bool = False,
+                            init_std: float = 0.02) -> Path:
+    """A random-weight Qwen2.5-Omni Thinker (transformers' native class) with its processor (Qwen2-VL image
+    and video processors, Whisper features), saved to `folder`; `whole` saves it inside the whole model
+    (`Qwen2_5OmniForConditionalGeneration`, the published layout; its talker not built)."""
+    import json
+
+    import torch
+    from transformers import (PreTrainedTokenizerFast, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration,
+                              Qwen2_5OmniProcessor, Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration,
+                              WhisperFeatureExtractor)
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
+
+    folder = Path(folder)
+    build_tokenizer(folder, extra_special_tokens=tuple(OMNI_TOKENS.values()))
+    config_file = folder / "tokenizer_config.json"
+    tok_config = json.loads(config_file.read_text())
+    tok_config["extra_special_tokens"] = OMNI_TOKENS  # the named tokens the processor reads off the tokenizer
+    config_file.write_text(json.dumps(tok_config))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    template = _chat_template("<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>").replace(
+        "{% elif part['type'] == 'text' %}", "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+                                              "{% elif part['type'] == 'text' %}")
+    Qwen2_5OmniProcessor(image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels),
+                         feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok,
+                         chat_template=template).save_pretrained(str(folder))
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKENS.items()}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    half = hidden_size // text["num_attention_heads"] // 2
+    t = half // 4
+    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6,
+                               "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2]}
+    thinker = Qwen2_5OmniThinkerConfig(
+        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
+                          output_dim=hidden_size, n_window=100, initializer_range=init_std),
+        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
+                           fullatt_block_indexes=[0], window_size=56, initializer_range=init_std),
+        text_config=text, audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"], initializer_range=init_std)
+    torch.manual_seed(seed)
+    if whole:
+        Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker.to_dict(),
+                                                              enable_audio_output=False)).save_pretrained(str(folder))
+    else:
+        Qwen2_5OmniThinkerForConditionalGeneration(thinker).save_pretrained(str(folder))
+    return folder
+
+
 def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
                         init_std: float = 0.02) -> Path:
     """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoConfig, AutoModel, AutoProcessor
 
-from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, testing, wrap
+from anycap_plugin import Caption, Media, ModalityNotSupportedError, get_captioner, get_post_processor, testing, wrap
 from anycap_plugin.acm import ACMConfig, ACMForConditionalGeneration, ACMProcessor
 from anycap_plugin.acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
 from anycap_plugin.hf import CheckpointError
@@ -199,3 +199,27 @@ def test_answer_logits_only_gives_the_same_loss_and_gradients(tiny_acm, image_pa
     (full_loss, full_grads, full_shape), (loss, grads, shape) = results
     assert torch.allclose(full_loss, loss, atol=1e-5) and torch.allclose(full_grads, grads, atol=1e-5)
     assert shape[0] == int((batch["labels"][:, 1:] != -100).sum()) < full_shape[0] * full_shape[1]
+
+
+def test_a_video_goes_in_with_its_sound_where_the_acm_can_hear(tiny_acm, image_only_acm, video_path):
+    """An ACM with an audio branch hears a video's sound track after its frames; `meta` says what went in."""
+    import os
+
+    from anycap_plugin.acm.processing_acm import AUDIO_CONTEXT
+
+    acm = get_post_processor(f"acm:{tiny_acm}")
+    base = Caption(text="A rabbit in a meadow.")
+    heard = acm.refine(video_path, "What happens?", base, max_new_tokens=6, num_frames=2, check_constraints=False)
+    muted = acm.refine(video_path, "What happens?", base, max_new_tokens=6, num_frames=2, check_constraints=False,
+                       use_audio_in_video=False)
+    assert heard.meta["video_inputs"] == "frames and sound" and muted.meta["video_inputs"] == "frames only"
+    assert heard.usage["post"]["prompt_tokens"] > muted.usage["post"]["prompt_tokens"]  # the sound's tokens
+    batch = acm.processor([Media.load(video_path)], ["What happens?"], ["x"], num_frames=2, video_sound=[True])
+    context = acm.processor.tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT)
+    assert (batch["input_ids"] == context).sum() == acm.processor.audio_seq_length and "audio_values" in batch
+    bikes = os.path.join(os.path.dirname(video_path), "bikes.mp4")  # no audio track
+    silent = acm.refine(bikes, "What moves?", base, max_new_tokens=4, num_frames=2, check_constraints=False)
+    assert silent.meta["video_inputs"] == "frames only: no audio track"
+    deaf = get_post_processor(f"acm:{image_only_acm}").refine(video_path, "What happens?", base, max_new_tokens=4,
+                                                               num_frames=2, check_constraints=False)
+    assert deaf.meta["video_inputs"] == "frames only: this ACM has no audio branch"

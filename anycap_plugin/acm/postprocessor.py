@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..captioner import Caption, CaptionOptions, PostProcessor
-from ..errors import ModalityNotSupportedError
+from ..errors import MediaError, ModalityNotSupportedError
 from ..instructions import parse_length_constraint
 from ..media import Media
 
@@ -22,6 +22,7 @@ class ACMOptions(CaptionOptions):
     num_frames: int = 8
     check_constraints: bool = True
     max_attempts: int = 3
+    use_audio_in_video: bool = True  # a video's sound goes in with its frames, where the ACM has an audio branch
 
 
 class ConstraintCheckedRefiner(PostProcessor):
@@ -67,8 +68,33 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
 
     def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
                   options: ACMOptions) -> list[tuple[str, int, int]]:
-        inputs = self.processor(media, instructions, existing, num_frames=options.num_frames)
+        sound = [self.video_inputs(m, options) == "frames and sound" for m in media]
+        inputs = self.processor(media, instructions, existing, num_frames=options.num_frames, video_sound=sound)
         return self.acm.generate(inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample)
+
+    def video_inputs(self, media: Media, options: ACMOptions) -> str | None:
+        """What of a video goes in: its frames, and its sound where this ACM can hear (None: not a video)."""
+        if media.modality != "video":
+            return None
+        if getattr(self.model.config, "audio_config", None) is None:
+            return "frames only: this ACM has no audio branch"
+        if not options.use_audio_in_video:
+            return "frames only"
+        try:
+            media.as_modality("audio")
+        except MediaError:  # no track, or frames with no container behind them
+            return "frames only: no audio track"
+        return "frames and sound"
+
+    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
+                      options: CaptionOptions) -> list[Caption]:
+        assert isinstance(options, ACMOptions)
+        refined = _refine_with_checks(self, media, instructions, captions, options)
+        for m, caption in zip(media, refined):
+            used = self.video_inputs(m, options)
+            if used is not None:
+                caption.meta["video_inputs"] = used
+        return refined
 
 
 def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], instructions: list[str | None],

@@ -65,14 +65,17 @@ class ACMProcessor(ProcessorMixin):
 
     def chat(self, media: Sequence[Media | None], questions: Sequence[str], targets: Sequence[str] | None = None,
              padding_side: str | None = None, num_frames: int | None = None, max_length: int | None = None,
-             packed: bool = False) -> BatchFeature:
+             packed: bool = False, video_sound: Sequence[bool] | None = None) -> BatchFeature:
         """Inputs for any questions about the media (the placeholders are put in front, as `chat()` does).
         With `targets`, labels cover the answers only; `packed` puts the whole batch in one row with
-        restarting `position_ids` and no padding (transformers keeps the sequences apart by them)."""
+        restarting `position_ids` and no padding (transformers keeps the sequences apart by them).
+        `video_sound[i]`: item i is a video whose sound track goes in too, as an `<audio>` after its frames
+        (for ACMs with an audio branch)."""
         pixel_values: list[torch.Tensor] = []
         audio: list[Any] = []
         texts: list[str] = []
-        for m, q in zip(media, questions):
+        sound = list(video_sound) if video_sound is not None else [False] * len(media)
+        for m, q, with_sound in zip(media, questions, sound):
             if m is None:
                 texts.append(self.query(q))
             elif m.modality == "audio":
@@ -89,7 +92,11 @@ class ACMProcessor(ProcessorMixin):
                 one_tile = {"max_num": 1} if hasattr(self.image_processor, "tiles") else {"crop_to_patches": False}
                 pix = self.image_processor(images=frames, return_tensors="pt", **one_tile)  # 0.1 folders: GotOcr2
                 pixel_values.append(pix["pixel_values"])
-                texts.append(self.query(acm_prompt.media_prefix("video", len(frames)) + q, [1] * len(frames)))
+                prefix = acm_prompt.media_prefix("video", len(frames))
+                if with_sound:
+                    audio.append(m.audio(self.feature_extractor.sampling_rate).samples)
+                    prefix += acm_prompt.media_prefix("audio")
+                texts.append(self.query(prefix + q, [1] * len(frames)))
         data: dict[str, Any] = {}
         if pixel_values:
             data["pixel_values"] = torch.cat(pixel_values)
