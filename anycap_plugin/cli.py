@@ -407,9 +407,11 @@ def vlmeval_command(spec: str, model_name: str, data: tuple[str, ...], judge: st
 
 def _add_builtin_groups() -> None:
     from .eval.cli import eval_group
+    from .integrations.lmms_eval.cli import lmms_eval_tasks_command
     from .synth.cli import synth_command
 
     cli.add_command(eval_group)
+    cli.add_command(lmms_eval_tasks_command)
     cli.add_command(synth_command)
 
 

@@ -20,6 +20,8 @@ from anycap_plugin import testing
 from anycap_plugin.eval import vidcapbench as vcb
 from anycap_plugin.testing_server import ChatCompletionsServer, judge_responder
 
+from eval_data import anycapeval_root
+
 pd = pytest.importorskip("pandas")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 SECRET = "sk-test-0123456789abcdef"
@@ -301,29 +303,6 @@ def test_vidcapbench_inference_on_real_videos_through_vlmeval(vlmeval, data_root
 
 
 # ---- AnyCapEval ----------------------------------------------------------------------------
-def anycapeval_root(root: Path, video_path: Path, audio_path: Path) -> dict[str, list[dict]]:
-    """Real reference rows (a few per file) whose media names get real media of ours; one image is missing."""
-    folder = root / "AnyCapEval"
-    picked: dict[str, list[dict]] = {}
-    sources = {"image": [testing.sample_image("astronaut"), testing.sample_image("chelsea"),
-                         testing.sample_image("coffee")], "video": [video_path], "audio": [audio_path]}
-    for modality in ("image", "video", "audio"):
-        (folder / modality).mkdir(parents=True)
-        for ref in sorted((SHARED / "anycapeval" / modality).glob("*.jsonl")):
-            rows = [json.loads(line) for line in ref.open()][:3]
-            (folder / ref.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
-            picked.setdefault(modality, []).extend(rows)
-        for i, row in enumerate(picked[modality]):
-            target = folder / modality / row[modality]
-            if modality == "image" and i == 1:
-                continue  # missing media: this item fails, the rest go on
-            if modality == "image":
-                Image.open(sources["image"][i % 3]).convert("RGB").save(target, "JPEG")
-            else:
-                shutil.copy(sources[modality][0], target)
-    return picked
-
-
 def test_anycapeval_through_vlmeval_equals_the_cli(vlmeval, data_root, tmp_path, video_path, audio_path):
     picked = anycapeval_root(data_root, video_path, audio_path)
     work = tmp_path / "outputs"

@@ -48,21 +48,16 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
     from ..errors import AnyCapError
     from .anycapeval import evaluate
     from .cache import JudgeCache
-    from .judges import anycapeval_judge
-    from .protocols import make_protocol
+    from .judges import judge_for_items
     from .references import load_captions, load_references
     from .report import write_report
 
     try:
         items = load_references(refs)
         cands = load_captions(captions, items)
-        needed = {(i.modality, i.axis) for i in items}
-        judge_protocol = make_protocol(protocol, prompts, needed)
-        if judge_protocol.style_media_required and media_root is None and any(a == "style" for _, a in needed):
-            raise AnyCapError(f"The {protocol} protocol shows the media to the style judge: pass --media-root.")
-        judge = anycapeval_judge(judge_model, protocol=judge_protocol, temperature=temperature, base_url=judge_base_url,
-                                 concurrency=concurrency, media_root=media_root, audio=judge_audio,
-                                 max_media_mb=max_media_mb)
+        judge = judge_for_items(items, judge_model, protocol=protocol, prompts=prompts, media_root=media_root,
+                                temperature=temperature, base_url=judge_base_url, concurrency=concurrency,
+                                audio=judge_audio, max_media_mb=max_media_mb)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:

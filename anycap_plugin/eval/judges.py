@@ -185,6 +185,27 @@ class OpenAIJudge(ChatJudge):
                           f"{self.max_media_bytes / 2**20:g} MB limit.", hint="Raise --max-media-mb, or shrink the file.")
 
 
+def protocol_for_items(items: list[EvalItem], protocol: str = "anycap", prompts: str | None = None,
+                       media_root: str | None = None) -> JudgeProtocol:
+    """The judge protocol an AnyCapEval run over `items` uses, checked against the (modality, axis) pairs
+    the items need and against the media root it requires. Builds no judge (loads nothing)."""
+    from .protocols import make_protocol
+
+    needed = {(i.modality, i.axis) for i in items}
+    judge_protocol = make_protocol(protocol, prompts, needed)
+    if judge_protocol.style_media_required and media_root is None and any(a == "style" for _, a in needed):
+        raise AnyCapError(f"The {protocol} protocol shows the media to the style judge: pass --media-root.")
+    return judge_protocol
+
+
+def judge_for_items(items: list[EvalItem], model: str, *, protocol: str = "anycap", prompts: str | None = None,
+                    media_root: str | None = None, **kwargs: Any) -> Any:
+    """The judge of an AnyCapEval run over `items`: what `anycap eval anycapeval` and the lmms-eval tasks
+    both build, so their figures agree."""
+    return anycapeval_judge(model, protocol=protocol_for_items(items, protocol, prompts, media_root),
+                            media_root=media_root, **kwargs)
+
+
 def anycapeval_judge(model: str, **kwargs: Any) -> Any:
     """The judge `model` names: `offline` (the embedding judge, which asks no endpoint and reads no
     media, so the endpoint options are not its), else an `OpenAIJudge` with `kwargs`."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import ssl
 import threading
 import warnings
 from pathlib import Path
@@ -28,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from ...errors import AnyCapError
+from ..process_state import restored
 
 log = logging.getLogger(__name__)
 
@@ -122,43 +122,14 @@ def import_vlmeval() -> ModuleType:
         if spec is None:
             raise VLMEvalNotInstalled("VLMEvalKit is not installed.", hint=INSTALL_HINT)
         _install_redacting_record_factory()
-        env_before = dict(os.environ)
-        https_context = ssl._create_default_https_context
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        quiet = _DropDotenvError()
-        root.addFilter(quiet)
+        env_file = Path(spec.origin) if spec.origin else None
         try:
-            import torch
-
-            grad = torch.is_grad_enabled()
-        except ImportError:
-            torch, grad = None, True
-        try:
-            with warnings.catch_warnings():  # restores the global filter list afterwards
+            with restored(kept_env=lambda: _env_file_keys(env_file), log_filter=_DropDotenvError()) as changed:
                 import vlmeval
                 import vlmeval.config  # noqa: F401  (the model registry; imports vlmeval.vlm)
                 import vlmeval.dataset  # noqa: F401
         except ImportError as e:
             raise VLMEvalNotInstalled(f"VLMEvalKit could not be imported: {e}.", hint=INSTALL_HINT) from None
-        finally:
-            root.removeFilter(quiet)
-            ssl._create_default_https_context = https_context
-            for h in list(root.handlers):
-                if h not in handlers:
-                    root.removeHandler(h)
-            root.setLevel(level)
-            if torch is not None:
-                torch.set_grad_enabled(grad)
-        from_env_file = _env_file_keys(Path(spec.origin) if spec.origin else None)
-        for key in set(os.environ) | set(env_before):
-            if os.environ.get(key) == env_before.get(key) or key in from_env_file:
-                continue
-            if key in env_before:
-                os.environ[key] = env_before[key]
-            else:
-                del os.environ[key]
-        changed = sorted(k for k in from_env_file if env_before.get(k) != os.environ.get(k))
         if changed:
             warnings.warn(f"VLMEvalKit loaded {len(changed)} variable(s) from the .env beside its package: "
                           f"{', '.join(changed)}.", stacklevel=2)

@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 from ...errors import AnyCapError, MediaError, OptionsError
+from ..media_items import MEDIA_TYPES, media_of
 from ._containment import import_vlmeval
 
 import_vlmeval()
@@ -23,7 +24,6 @@ from vlmeval.inference import FAIL_MSG  # noqa: E402
 from vlmeval.vlm.base import BaseModel  # noqa: E402
 
 log = logging.getLogger(__name__)
-MEDIA_TYPES = ("image", "video", "audio")
 
 
 class AnyCapVLM(BaseModel):
@@ -89,23 +89,5 @@ class AnyCapVLM(BaseModel):
 
 def to_media(message: list[dict[str, str]]) -> tuple[Any, str]:
     """The one media item of a VLMEvalKit message (several images: a video's frames) and its text."""
-    from PIL import Image
-
-    from ...media import Media
-
-    items = [m for m in message if m["type"] in MEDIA_TYPES]
     text = "\n".join(m["value"] for m in message if m["type"] == "text").strip()
-    if not items:
-        raise MediaError("The message has no image, video or audio.",
-                         hint="AnyCap captions media: use a dataset whose items carry an image, video or audio.")
-    kinds = {m["type"] for m in items}
-    if len(items) == 1:
-        return Media.load(items[0]["value"]), text
-    if kinds == {"image"}:
-        frames = []
-        for m in items:
-            with Image.open(m["value"]) as im:
-                frames.append(im.convert("RGB"))
-        return Media.from_frames(frames, ref=f"frames:{items[0]['value']}"), text
-    raise MediaError(f"The message has {len(items)} media items ({', '.join(sorted(kinds))}); AnyCap takes one.",
-                     hint="Use a dataset with one media item per question.")
+    return media_of([(m["type"], m["value"]) for m in message if m["type"] in MEDIA_TYPES]), text
