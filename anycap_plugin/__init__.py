@@ -5,7 +5,7 @@
     caption = captioner.caption("photo.jpg", instruction="Describe only the background.")
 """
 
-from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor
+from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor, prompt_for
 from .errors import (
     AnyCapError,
     CaptionerError,
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 __all__ = [
     "wrap", "get_captioner", "get_post_processor", "list_captioners", "list_post_processors",
     "Media", "VideoFrames", "AudioClip", "Caption", "CaptionOptions", "BaseCaptioner", "PostProcessor",
-    "hookimpl",
+    "hookimpl", "prompt_for",
     "AnyCapError", "MediaError", "ModalityNotSupportedError", "OptionsError", "UnknownCaptionerError",
     "PluginError", "CaptionerError",
 ]

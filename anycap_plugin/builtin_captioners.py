@@ -50,15 +50,15 @@ def register_post_processors(register: Register) -> None:
 
     def acm(model: str | None = None, **kwargs: Any) -> Any:
         if model and model.startswith(("http://", "https://")):
-            from .acm.remote import RemoteACM
+            from .acm_runtime.remote import RemoteACM
 
             return RemoteACM(model, **kwargs)
-        from .acm.postprocessor import ACMPostProcessor
+        from .acm_runtime.postprocessor import ACMPostProcessor
 
         return ACMPostProcessor(model, **kwargs)
 
     def acm_options() -> type:  # resolved when shown: the acm package imports transformers
-        from .acm.postprocessor import ACMOptions
+        from .acm_runtime.postprocessor import ACMOptions
 
         return ACMOptions
 

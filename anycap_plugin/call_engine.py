@@ -17,14 +17,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
-import re
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 from .errors import AnyCapError, OptionsError
+from .openai_compat import api_key, failure, reask, reply_text
 from .sqlite_cache import JsonCache
 
 T = TypeVar("T")
@@ -91,8 +90,11 @@ class CallEngine:
                 raise OptionsError(f"Role {name!r} names endpoint {role.endpoint!r}, which is not defined.",
                                    hint="Defined endpoints: " + ", ".join(sorted(endpoints)) + ".")
         self.endpoints, self.roles, self.json_attempts = endpoints, roles, json_attempts
-        self._keys = {name: (api_keys or {}).get(name) or os.environ.get(ep.api_key_env) or "EMPTY"
-                      for name, ep in endpoints.items()}
+        self._keys = {name: api_key((api_keys or {}).get(name), (ep.api_key_env,), ep.base_url,
+                                    who=f"endpoint {name!r}",
+                                    hint=f"Set {ep.api_key_env}, or give the endpoint a base_url of a server "
+                                         "that needs none.")
+                      for name, ep in endpoints.items()}  # a missing key is refused here, before any call
         self.cache = JsonCache(cache) if cache is not None else None
         self.usage: dict[str, RoleUsage] = {name: RoleUsage() for name in roles}
         self._lock = threading.Lock()
@@ -144,13 +146,14 @@ class CallEngine:
             usage = RoleUsage(cache_hits=1)
             self._account(role, usage)
             return Reply(cached["text"], parse(cached["text"]) if parse else None, usage, cached=True)
-        problem = ""
+        problem, request = "", body
         for _ in range(self.json_attempts if parse else 1):
-            text, usage = await self._post(role, spec, body)
+            text, usage = await self._post(role, spec, request)
             try:
                 data = parse(text) if parse else None
             except (ValueError, KeyError, TypeError) as e:
                 problem = str(e)
+                request = {**body, "messages": reask(messages, text, problem)}  # says what was wrong
                 continue
             if self.cache is not None:
                 self.cache.put(key, {"text": text})
@@ -169,11 +172,10 @@ class CallEngine:
         except openai.OpenAIError as e:
             self._account(role, RoleUsage(failures=1))
             raise self._failure(role, spec, e) from None
-        try:
-            text = response["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
+        if not (isinstance(response, dict) and response.get("choices")):
             self._account(role, RoleUsage(failures=1))
-            raise CallError(f"The {role} endpoint sent no choices.", hint="Check the server's logs.") from None
+            raise CallError(f"The {role} endpoint sent no choices.", hint="Check the server's logs.")
+        text = reply_text(response)
         reported = response.get("usage") or {}
         prompt, completion = int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
         usage = RoleUsage(calls=1, prompt_tokens=prompt, completion_tokens=completion,
@@ -190,14 +192,8 @@ class CallEngine:
         return hashlib.sha256(json.dumps([where, body], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def _failure(self, role: str, spec: Role, error: Exception) -> CallError:
-        status = getattr(error, "status_code", None)
-        detail = getattr(error, "message", None) or str(error)
-        key = self._keys[spec.endpoint]
-        if key and key != "EMPTY":
-            detail = detail.replace(key, "***")
-        what = f"HTTP {status}" if status else type(error).__name__
-        return CallError(f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed after "
-                         f"{attempts_of(error)} attempt(s): {what}: {detail}",
+        status, what = failure(error, self._keys[spec.endpoint])
+        return CallError(f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed {what}",
                          hint={401: f"Check {self.endpoints[spec.endpoint].api_key_env}.",
                                404: "Check the model name and base_url."}.get(status or 0))
 
@@ -210,38 +206,11 @@ class CallEngine:
             return {role: {**asdict(u), "cost_usd": round(u.cost_usd, 6)} for role, u in self.usage.items()}
 
 
-def attempts_of(error: Exception) -> int:
-    """How many requests the OpenAI SDK sent: it numbers its retries in the `x-stainless-retry-count` header."""
-    request = getattr(error, "request", None)
-    try:
-        return int(request.headers["x-stainless-retry-count"]) + 1 if request is not None else 1
-    except (KeyError, ValueError):
-        return 1
-
-
 def fill(template: str, **values: str) -> str:
     """Replace `{name}` for the given names only, so other braces in a prompt (JSON examples) stay as written."""
     for name, value in values.items():
         template = template.replace("{" + name + "}", value)
     return template
-
-
-_FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
-
-
-def json_object(text: str) -> dict[str, Any]:
-    """The JSON object in a reply (code fences and text around it allowed); ValueError otherwise."""
-    text = text.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1)
-    start, end = text.find("{"), text.rfind("}")
-    if start < 0 or end < start:
-        raise ValueError(f"no JSON object in {text[:80]!r}")
-    data = json.loads(text[start:end + 1])
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    return data
 
 
 async def bounded(items: Iterable[T], work: Callable[[T], Awaitable[Any]], limit: int) -> AsyncIterator[tuple[T, Any]]:

@@ -8,9 +8,10 @@ async twins, option validation and modality checks come from here. `wrapping.wra
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, ClassVar, Sequence, Union
 
@@ -21,6 +22,11 @@ from .media import MODALITIES, Media, MediaLike, Modality
 
 
 DEFAULT_PROMPT = "Describe this {modality} in detail."  # what base captioners ask when no instruction is given
+
+
+def prompt_for(media: Media, instruction: str | None) -> str:
+    """The instruction, or what a base captioner asks without one (`DEFAULT_PROMPT` for the media's modality)."""
+    return instruction or DEFAULT_PROMPT.format(modality=media.modality)
 
 
 @dataclass(frozen=True)
@@ -140,16 +146,30 @@ def _each(items: Sequence[Any], prepare: Callable[[Any], Media],
     return out  # type: ignore[return-value]
 
 
-class BaseCaptioner(_Stage):
-    """A captioner: media (+ instruction) in, `Caption` out."""
+def _implements_one(cls: type, base: type, single: str, batch: str) -> None:
+    """A concrete stage implements the one-item method or the batch method (either suffices; each
+    defaults to the other), checked when the class is defined rather than at the first call."""
+    if inspect.isabstract(cls):
+        return
+    if getattr(cls, single) is getattr(base, single) and getattr(cls, batch) is getattr(base, batch):
+        raise TypeError(f"{cls.__name__} must implement {single} or {batch}.")
 
-    @abstractmethod
+
+class BaseCaptioner(_Stage):
+    """A captioner: media (+ instruction) in, `Caption` out. Implement `_caption` (one item) or
+    `_caption_batch` (a batch, for models that batch for real); each defaults to the other."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _implements_one(cls, BaseCaptioner, "_caption", "_caption_batch")
+
     def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
         """Caption one validated item. Raise an `AnyCapError` subclass on failure.
 
         Only `text` (and `usage` where the backend reports it) need filling in: the media
         reference, instruction, model id and timing are stamped on by the caller.
         """
+        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:
@@ -201,11 +221,15 @@ class BaseCaptioner(_Stage):
 
 
 class PostProcessor(_Stage):
-    """Refines a base caption so that it follows the instruction."""
+    """Refines a base caption so that it follows the instruction. Implement `_refine` or `_refine_batch`."""
 
-    @abstractmethod
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _implements_one(cls, PostProcessor, "_refine", "_refine_batch")
+
     def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
         """Return the refined caption; only its `text` (and `usage`, `meta`) need filling in."""
+        return self._refine_batch([media], [instruction], [caption], options)[0]
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
                       options: CaptionOptions) -> list[Caption]:
@@ -261,8 +285,6 @@ class WrappedCaptioner(BaseCaptioner):
         self.modalities = frozenset(base.modalities & post.modalities)  # type: ignore[misc]
         self.Options = base.Options  # type: ignore[misc]
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:

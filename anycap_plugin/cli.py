@@ -148,6 +148,34 @@ def models(pattern: str, options_of: str | None) -> None:
             click.echo("  (none)")
 
 
+@cli.command("bench")
+@click.argument("name", required=False)
+@click.option("--model", "-m", help="Captioner spec the benchmark evaluates (a chain works).")
+@click.option("--arg", "-A", "args", multiple=True, metavar="KEY=VALUE", help="A benchmark argument.")
+def bench_command(name: str | None, model: str | None, args: tuple[str, ...]) -> None:
+    """Run a benchmark a plugin registered (`register_benchmarks`) on a captioner and print its JSON
+    result; without NAME, list the registered benchmarks."""
+    import json
+
+    from .plugins import get_benchmark
+
+    if name is None:
+        rows = sorted(registrations("benchmark").items())
+        for n, r in rows:
+            click.echo(f"  {n:<16} {r.description}  [{r.plugin}]")
+        if not rows:
+            click.echo("  (no benchmarks registered)")
+        return
+    if not model:
+        raise click.UsageError("Name the captioner to benchmark: --model SPEC.")
+    try:
+        benchmark = get_benchmark(name)
+    except UnknownCaptionerError as e:
+        raise click.UsageError(str(e)) from None
+    captioner = _build(model, None)
+    click.echo(json.dumps(benchmark.factory(captioner, **_parse_options(args)), indent=2, ensure_ascii=False))
+
+
 def _show_options(name: str) -> None:
     """A registration's spec form, modalities and per-call options (name, type, default)."""
     found = [r for kind in ("captioner", "post-processor") for n, r in registrations(kind).items() if n == name]

@@ -193,8 +193,6 @@ class HFChatCaptioner(BaseCaptioner):
         """The prompt text for one item and its inputs: {"images": [...]}, {"videos": [...]} and/or {"audio":
         [16 kHz samples]}; "meta" says what went in (stamped on its `Caption.meta`)."""
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import logging
 import os
 import threading
@@ -123,6 +124,9 @@ def _load_entry_point(pm: pluggy.PluginManager, ep: metadata.EntryPoint) -> Plug
     return info
 
 
+DEFAULT_PLUGIN = "anycap_plugin.builtin_captioners"
+
+
 def plugin_manager() -> pluggy.PluginManager:
     """The loaded plugin manager; the first call loads the built-ins and the entry points."""
     with _host.lock:
@@ -130,8 +134,9 @@ def plugin_manager() -> pluggy.PluginManager:
             return _host.pm
         pm = pluggy.PluginManager("anycap")
         pm.add_hookspecs(hookspecs)
-        from . import builtin_captioners as builtin_plugin
-
+        # the built-ins are a default plugin loaded by name, as installed ones are (and as llm does):
+        # they import the integrations, which build captioners through this module
+        builtin_plugin = importlib.import_module(DEFAULT_PLUGIN)
         pm.register(builtin_plugin, name="anycap_plugin.builtins")
         _host.plugins = {"builtins": PluginInfo("builtins", "anycap-plugin", _own_version(),
                                                 sorted(c.name for c in pm.get_hookcallers(builtin_plugin) or []))}

@@ -50,8 +50,7 @@ def judge_responder(body: dict[str, Any]) -> str:
     (anycap: by index; release: keyed by the key point's text without its parenthesis); style always 3."""
     import re
 
-    content = body["messages"][-1]["content"]
-    text = content if isinstance(content, str) else next(p["text"] for p in content if p.get("type") == "text")
+    text = last_text(body)
     if "caption_evaluation" in text:  # the release's content instruction
         listed = text.rsplit("Key points:\n", 1)[1].rsplit("\nCaption: ", 1)[0]
         points = [re.sub(r"\s*\([^()]*\)\s*$", "", p) for p in listed.split("\n") if p.strip()]
@@ -67,8 +66,12 @@ def judge_responder(body: dict[str, Any]) -> str:
 
 
 def last_text(body: dict[str, Any]) -> str:
-    """The text parts of a request's last message (what a responder reads to know what is asked)."""
-    content = body["messages"][-1]["content"]
+    """The text of what a request asks: its last message, or, when that is a re-ask after an unusable
+    reply (`openai_compat.reask`), the question it asks again."""
+    messages = body["messages"]
+    if len(messages) >= 3 and messages[-2].get("role") == "assistant":
+        messages = messages[:-2]
+    content = messages[-1]["content"]
     return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p.get("type") == "text")
 
 

@@ -262,7 +262,7 @@ def acm_2b_config(tok: Any) -> Any:
     """ACM at the real AnyCap 2B size: InternVL2.5-2B's parts, plus AST audio (2.30 billion parameters).
 
     InternViT-300M-448px (24 layers, width 1024), AST-base (12 layers, width 768), and InternLM2.5-1.8B
-    in the Llama layout that `acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
+    in the Llama layout that `anycap_plugin.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
     heads, MLP 8192, vocabulary 92553).
     """
     text = dict(model_type="llama", vocab_size=ACM_2B_VOCAB, hidden_size=2048, intermediate_size=8192,
@@ -309,14 +309,14 @@ def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: in
               device: str = "cpu", dtype: Any = None) -> Path:
     """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
     import torch
-    from transformers import ASTFeatureExtractor
 
     from .acm import ACMForConditionalGeneration, ACMImageProcessor, ACMProcessor
+    from .acm.processing_acm import ast_feature_extractor
 
     vision, audio, size = config.vision_config, config.audio_config, config.image_size
     processor = ACMProcessor(
         image_processor=ACMImageProcessor(image_size=size, max_dynamic_patch=max_patches),
-        feature_extractor=ASTFeatureExtractor(num_mel_bins=128, max_length=audio.max_length if audio else 64),
+        feature_extractor=ast_feature_extractor(max_length=audio.max_length if audio else 64),
         tokenizer=tok, image_seq_length=config.image_seq_length if vision is not None else 0,
         audio_seq_length=config.audio_seq_length if audio is not None else 0, num_frames=num_frames)
     processor.save_pretrained(str(folder))

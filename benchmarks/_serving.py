@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import openai
 
 from anycap_plugin import testing
-from anycap_plugin.acm.remote import remote_prompt
+from anycap_plugin.acm_runtime.remote import remote_prompt
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
 

@@ -172,3 +172,33 @@ def test_caption_each_gives_every_item_its_caption_or_its_error(image_path, audi
         cap.caption_each([image_path], colour="red")  # bad options fail before any work
     refined = Bracket().refine_each([image_path, tmp_path / "missing.png"], "x", [out[0], out[5]])
     assert refined[0].text == "[seen 512px for a]" and isinstance(refined[1], MediaNotFoundError)
+
+
+def test_the_adapter_contract_is_one_method_either_way(image_path):
+    """`_caption` or `_caption_batch` suffices (each defaults to the other); neither is refused when
+    the class is defined, not at its first call. The same for post-processors."""
+    from anycap_plugin import BaseCaptioner, Caption, PostProcessor
+
+    class Batching(BaseCaptioner):
+        id = "batching"
+
+        def _caption_batch(self, media, instructions, options):
+            return [Caption(text=f"{len(media)} in the batch") for _ in media]
+
+    assert Batching().caption(image_path).text == "1 in the batch"
+    assert [c.text for c in Batching().caption_batch([image_path, image_path])] == ["2 in the batch"] * 2
+
+    with pytest.raises(TypeError, match="must implement _caption or _caption_batch"):
+        class Nothing(BaseCaptioner):
+            id = "nothing"
+
+    class Upper(PostProcessor):
+        id = "upper"
+
+        def _refine_batch(self, media, instructions, captions, options):
+            return [Caption(text=c.text.upper()) for c in captions]
+
+    assert Upper().refine(image_path, None, Caption(text="abc")).text == "ABC"
+    with pytest.raises(TypeError, match="must implement _refine or _refine_batch"):
+        class Idle(PostProcessor):
+            id = "idle"

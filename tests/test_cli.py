@@ -61,6 +61,16 @@ def test_models_and_plugins_listings(hello_site):  # noqa: F811
     assert "register_commands" in found["hello"]["hooks"]
     hello = anycap("hello", env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
     assert hello.returncode == 0 and hello.stdout.strip() == "hello from anycap-hello"
+    # register_benchmarks is called: `anycap bench` lists and runs what a plugin registered
+    assert "register_benchmarks" in found["hello"]["hooks"]
+    listed = anycap("bench", env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
+    assert "caption-length" in listed.stdout and "[hello]" in listed.stdout
+    ran = anycap("bench", "caption-length", "-m", "hello:x", "-A", "instruction=Say it.",
+                 env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {"captioner": "hello:x", "words": 2}  # "Hello image"
+    unknown = anycap("bench", "nope", "-m", "stats", env={**env, "ANYCAP_LOAD_PLUGINS": "hello"})
+    assert unknown.returncode == 2 and "nope" in unknown.stderr
 
 
 BLOCK_TEST_HELPERS = """

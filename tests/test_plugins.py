@@ -53,7 +53,7 @@ def test_third_party_plugin_found_through_its_entry_point(hello_site, on_path, m
     assert "anycap_hello" not in sys.modules
     info = {p.name: p for p in plugins.plugins()}["hello"]
     assert (info.distribution, info.version, info.error) == ("anycap-hello", "0.3.0", None)
-    assert info.hooks == ["register_captioners", "register_commands", "register_post_processors"]
+    assert info.hooks == ["register_benchmarks", "register_captioners", "register_commands", "register_post_processors"]
     assert list_captioners("h*") == ["hello"]
     c = get_captioner("hello:world").caption(image_path, greeting="Hi")
     assert c.text == "Hi image" and c.models == {"base": "hello:world"}

@@ -88,10 +88,11 @@ def test_ids_pixels_and_logits_match_the_reference(loaded, case):
     batch = processor([media_of(case)], *map(lambda x: [x], ask(case)), num_frames=4)
     assert batch["input_ids"][0].tolist() == meta["input_ids"]
     assert batch["pixel_values"].shape == tensors["pixel_values"].shape
-    assert torch.allclose(batch["pixel_values"], tensors["pixel_values"], atol=1e-5)
+    assert torch.equal(batch["pixel_values"], tensors["pixel_values"])  # exact, as docs/checkpoints.md says
     with torch.no_grad():
         logits = model(**batch).logits[0, -1]
-    assert (logits - tensors["last_logits"]).abs().max() < 1e-4
+    # docs/checkpoints.md gives the measured figures (3.4e-5, 1.3e-5: fp32 summation order, CPU)
+    assert (logits - tensors["last_logits"]).abs().max() <= 5e-5
 
 
 def test_chat_template_writes_the_reference_query(loaded):

@@ -91,7 +91,7 @@ def test_engine_model_loads_the_checkpoint_and_encodes_media_like_transformers(e
 def test_requests_become_the_same_prompt_ids_and_features(tiny_acm, hf_acm, image_path, video_path, audio_path):
     import soundfile
 
-    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.acm_runtime.remote import remote_prompt
     from anycap_plugin.media import AudioClip, Media
     from anycap_plugin.serve.lmdeploy.engine_model import ACMInputProcessor
     from anycap_plugin.serve.lmdeploy.preprocessor import ACMVisionModel
@@ -131,7 +131,7 @@ def test_a_packed_prefill_of_two_requests_embeds_each_ones_media(tiny_acm, hf_ac
     media (an image, an audio clip). The embeddings equal the transformers model's for each request."""
     from types import SimpleNamespace
 
-    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.acm_runtime.remote import remote_prompt
     from anycap_plugin.media import Media
     from anycap_plugin.serve.lmdeploy.engine_model import ACMInputProcessor
     from anycap_plugin.serve.lmdeploy.preprocessor import ACMVisionModel
@@ -182,7 +182,7 @@ def test_api_server_on_gpu_answers_like_transformers(tiny_acm, image_path, tmp_p
     """The real LMDeploy api_server with ACM, against the transformers ACM, greedy, same prompt."""
     import openai
 
-    from anycap_plugin.acm.remote import RemoteACM
+    from anycap_plugin.acm_runtime.remote import RemoteACM
     from anycap_plugin.captioner import Caption
     from anycap_plugin.plugins import get_post_processor
 
@@ -294,7 +294,7 @@ def test_openai_messages_through_lmdeploys_request_side(request_side, hf_acm, im
     ACMProcessor's prompt ids and pixel values (the audio path needs librosa, LMDeploy's audio decoder)."""
     import asyncio
 
-    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.acm_runtime.remote import remote_prompt
     from anycap_plugin.media import Media
 
     _, processor = hf_acm
@@ -352,7 +352,7 @@ def test_lmdeploy_request_side_follows_our_media_policy(request_side, image_path
     import asyncio
     import shutil
 
-    from anycap_plugin.acm.remote import remote_prompt
+    from anycap_plugin.acm_runtime.remote import remote_prompt
     from anycap_plugin.serve.lmdeploy.guards import enforce_media_policy
     from anycap_plugin.serve.protocol import MediaPolicy
 

@@ -61,6 +61,14 @@ def test_an_openai_client(adapters, image_path):
         assert SECRET not in repr(cap)
         with pytest.raises(OptionsError, match="needs the model name"):
             wrap(client)
+        # the client's timeout is kept as it is: the SDK's default Timeout object, or a number
+        def sdk_client(wrapped):
+            return getattr(wrapped, "base", wrapped).client
+
+        assert sdk_client(cap).timeout == client.timeout and isinstance(client.timeout, openai.Timeout)
+        short = openai.OpenAI(base_url=server.base_url, api_key=SECRET, timeout=openai.Timeout(7.0, connect=2.0))
+        assert sdk_client(wrap(short, model="m")).timeout == openai.Timeout(7.0, connect=2.0)
+        assert sdk_client(wrap(short.with_options(timeout=3.5), model="m")).timeout == 3.5
 
 
 def test_objects_nobody_claims_and_options_for_instances(adapters):

@@ -9,7 +9,9 @@ answer tokens (residual-correction SFT).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
 
 import torch
 from transformers import BatchFeature, ProcessorMixin
@@ -140,3 +142,28 @@ class ACMProcessor(ProcessorMixin):
 
     def batch_decode(self, *args: Any, **kwargs: Any) -> list[str]:
         return self.tokenizer.batch_decode(*args, **kwargs)
+
+
+# AST's 128 mel filters over its 400-point FFT leave the lowest ones empty: transformers says so each
+# time the feature extractor is built (the published AnyCap and AST configurations are the same).
+# Nothing a user can act on, so it is not printed.
+MEL_WARNING = "At least one mel filter has all zero values"
+
+# what the ACM processor is loaded with: its image processor has one (PIL) implementation, so asking
+# transformers for its default torchvision one only logs a fall-back on every load
+PROCESSOR_KWARGS = {"backend": "pil"}
+
+
+@contextmanager
+def quiet_feature_extractor() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=MEL_WARNING)
+        yield
+
+
+def ast_feature_extractor(**kwargs: Any) -> Any:
+    """The ACM's audio feature extractor (AST, 128 mel bins), built without the mel-filter notice."""
+    from transformers import ASTFeatureExtractor
+
+    with quiet_feature_extractor():
+        return ASTFeatureExtractor(num_mel_bins=128, **kwargs)

@@ -285,9 +285,8 @@ def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None,
 
 
 def build_processor(config: dict[str, Any], acm_config: Any, tokenizer: Any) -> Any:
-    from transformers import ASTFeatureExtractor
-
     from ..acm import ACMImageProcessor, ACMProcessor
+    from ..acm.processing_acm import ast_feature_extractor
     from ..acm.chat_template import get_template
 
     template = get_template(config.get("template") or "internvl2_5")
@@ -301,7 +300,7 @@ def build_processor(config: dict[str, Any], acm_config: Any, tokenizer: Any) -> 
                                           max_dynamic_patch=config.get("max_dynamic_patch", 6),
                                           use_thumbnail=bool(config.get("use_thumbnail", True)),
                                           dynamic_image_size=bool(config.get("dynamic_image_size", True))),
-        feature_extractor=ASTFeatureExtractor(num_mel_bins=128),
+        feature_extractor=ast_feature_extractor(),
         tokenizer=tokenizer, image_seq_length=acm_config.image_seq_length,
         audio_seq_length=acm_config.audio_seq_length if acm_config.audio_config is not None else 0,
         num_frames=8, template=template.name)

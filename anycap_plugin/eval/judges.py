@@ -17,6 +17,7 @@ from ..errors import AnyCapError
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
+from ..openai_compat import api_key as resolve_key, failure, reask, reply_text
 from .replies import extract_json
 
 __all__ = ["PROMPT_VERSION", "Judge", "JudgeError", "ChatJudge", "OpenAIJudge", "anycapeval_judge", "extract_json"]
@@ -39,14 +40,6 @@ class Judge(Protocol):
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
-def _reply_text(reply: Any) -> str:
-    """The first choice's text of a chat-completions reply; a malformed reply reads as empty (invalid)."""
-    try:
-        return reply["choices"][0]["message"]["content"] or ""
-    except (KeyError, IndexError, TypeError):
-        return ""
-
-
 class ChatJudge:
     """Any chat-completions endpoint asked for verdicts; async, with a concurrency limit.
 
@@ -57,12 +50,8 @@ class ChatJudge:
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
                  temperature: float = 0.0, json_mode: bool = True) -> None:
-        import os
-
-        key = api_key or os.environ.get("OPENAI_API_KEY") or ("EMPTY" if base_url else None)
-        if key is None:
-            raise AnyCapError("No API key for the judge.",
-                              hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.")
+        key = resolve_key(api_key, base_url=base_url, who="the judge",
+                          hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.")
         self.model = model
         self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout, "max_retries": max_retries}
         self.concurrency = concurrency
@@ -71,11 +60,10 @@ class ChatJudge:
         self.temperature = temperature
         self._json_mode = json_mode  # dropped once if the server rejects response_format
 
-    async def _ask(self, content: Any, json_reply: bool = True) -> str:
+    async def _ask(self, messages: list[dict[str, Any]], json_reply: bool = True) -> str:
         import openai
 
-        request: dict[str, Any] = {"model": self.model, "temperature": self.temperature,
-                                   "messages": [{"role": "user", "content": content}]}
+        request: dict[str, Any] = {"model": self.model, "temperature": self.temperature, "messages": messages}
         loop = asyncio.get_running_loop()
         if loop not in self._per_loop:  # async clients and semaphores belong to one event loop
             self._per_loop[loop] = (openai.AsyncOpenAI(**self._client_args), asyncio.Semaphore(self.concurrency))
@@ -85,7 +73,7 @@ class ChatJudge:
                 try:
                     reply = await client.post("/chat/completions", cast_to=dict,
                                               body={**request, "response_format": {"type": "json_object"}})
-                    return _reply_text(reply)
+                    return reply_text(reply)
                 except openai.BadRequestError as e:
                     if "response_format" not in str(e):
                         raise
@@ -93,22 +81,24 @@ class ChatJudge:
             # plain JSON both ways: `post` skips the SDK's per-call TypedDict transform (~1 ms) and
             # `cast_to=dict` its response models (~0.3 ms); the client's CPU bounds judging throughput
             reply = await client.post("/chat/completions", cast_to=dict, body=request)
-            return _reply_text(reply)
+            return reply_text(reply)
 
     async def _verdict(self, content: Any, parse: Any, what: str, json_reply: bool = True) -> Any:
         import openai
 
         problems: list[str] = []
+        first = [{"role": "user", "content": content}]
+        messages = first
         for _ in range(self.invalid_retries + 1):
             try:
-                text = await self._ask(content, json_reply)
+                text = await self._ask(messages, json_reply)
             except openai.OpenAIError as e:
-                raise JudgeError(f"Judge request failed for {what}: {type(e).__name__}: "
-                                 f"{getattr(e, 'message', e)}") from None
+                raise JudgeError(f"Judge request for {what} failed {failure(e, self._client_args['api_key'])[1]}") from None
             try:
                 return parse(text)
             except ValueError as e:
                 problems.append(str(e))
+                messages = reask(first, text, str(e))  # not the same request again: it says what was wrong
         raise JudgeError(f"Invalid judge replies for {what}: {'; '.join(problems)}.")
 
 

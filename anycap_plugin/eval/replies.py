@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
-_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
-
+from ..openai_compat import json_object
 
 def extract_json(text: str) -> Any:
-    """The first JSON object in a reply, whether bare, fenced, or inside prose."""
-    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
-    decoder = json.JSONDecoder()
-    for chunk in candidates:
-        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
-            try:
-                value, _ = decoder.raw_decode(chunk[start:])
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                return value
-    raise ValueError("no JSON object in the reply")
+    """The first JSON object in a reply, whether bare, fenced, or inside prose (`openai_compat.json_object`)."""
+    return json_object(text)
 
 
 def rubric_score(data: dict[str, Any]) -> int:

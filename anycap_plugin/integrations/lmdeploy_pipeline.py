@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
+from ..captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
 from ..chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..hf import GenerationOptions
@@ -22,7 +22,7 @@ from ..media import Media
 
 def messages(media: Media, instruction: str | None, num_frames: int) -> list[dict[str, Any]]:
     """One request in LMDeploy's OpenAI message format."""
-    text = {"type": "text", "text": instruction or DEFAULT_PROMPT.format(modality=media.modality)}
+    text = {"type": "text", "text": prompt_for(media, instruction)}
     return [{"role": "user", "content": [*media_parts(media, num_frames, quality=95, frame_labels=True), text]}]
 
 
@@ -36,8 +36,6 @@ class LMDeployPipelineCaptioner(BaseCaptioner):
         self.pipe = pipe
         self.id = f"lmdeploy:{getattr(pipe, 'model_path', None) or type(pipe).__name__}"
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:

@@ -17,35 +17,13 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..chat_parts import is_frame_label
 from ..errors import AnyCapError
 from ..media import Media
 from ..acm.prompt import parse_question
-
-
-class RequestError(AnyCapError):
-    """A request the server cannot serve: answered with `status` and an OpenAI-style error body."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.status, self.code = status, code
-
-
-@dataclass(frozen=True)
-class MediaPolicy:
-    """Where media may come from: data URLs always; remote URLs (public hosts only, `remote_media`)
-    and local paths only when allowed. `resolver` and `connector` replace DNS and TCP in tests."""
-
-    allow_remote: bool = False
-    local_roots: tuple[Path, ...] = ()
-    max_media_bytes: int = 32 * 1024 * 1024
-    remote_timeout: float = 10.0
-    allowed_hosts: tuple[str, ...] = ()  # empty: any public host
-    max_redirects: int = 5
-    resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False, repr=False)
-    connector: Callable[..., Any] | None = field(default=None, compare=False, repr=False)
+from .policy import MediaPolicy, RequestError
 
 
 @dataclass(frozen=True)
@@ -193,7 +171,7 @@ def _load(url: str, policy: MediaPolicy, expected: str) -> Media:
 
 
 def _fetch(url: str, policy: MediaPolicy) -> bytes:
-    from .remote_media import fetch  # the module imports this one
+    from .remote_media import fetch  # only servers that allow remote media need it
 
     return fetch(url, policy)
 

@@ -26,7 +26,7 @@ import time
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
-from .protocol import MediaPolicy, RequestError
+from .policy import MediaPolicy, RequestError
 
 Resolver = Callable[[str, int], list[str]]
 Connector = Callable[[tuple[str, int], float], socket.socket]

@@ -166,10 +166,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from transformers import AutoModel, AutoProcessor, TrainingArguments
 
     from .. import acm  # noqa: F401  (registers the Auto classes)
+    from ..acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
     from ..hf import load_pretrained
 
     train_set, val_set, problems = load_examples(cfg)
-    processor = load_pretrained(AutoProcessor, cfg.model)
+    with quiet_feature_extractor():
+        processor = load_pretrained(AutoProcessor, cfg.model, **PROCESSOR_KWARGS)
     model = load_pretrained(AutoModel, cfg.model)
     params = freeze_encoders(model)
     cuda = torch.cuda.is_available()

@@ -62,8 +62,6 @@ class CapFlowCaptioner(BaseCaptioner):
     def __repr__(self) -> str:  # never show a key
         return f"CapFlowCaptioner({self.id!r})"
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None], options: CaptionOptions) -> list[Caption]:
         assert isinstance(options, CapFlowOptions)
@@ -87,10 +85,6 @@ class CapFlowFilter(PostProcessor):
     def __init__(self, model: str | None = None, **endpoint: Any) -> None:
         self.workflow, self.flow = build_flow(model, **endpoint)
         self.id = f"capflow-filter:{model}"
-
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
-        assert isinstance(options, FilterOptions)
-        return self._refine_batch([media], [instruction], [caption], options)[0]
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
                       options: CaptionOptions) -> list[Caption]:

@@ -54,13 +54,11 @@ class InternVLChatCaptioner(BaseCaptioner):
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str, *, device: str | None = None, dtype: Any = None) -> None:
-        from anycap_plugin.acm.runtime import LoadedACM
+        from anycap_plugin.acm_runtime.loading import LoadedACM
 
         self.id = f"internvl:{model}"
         self.acm = LoadedACM(model, device, dtype)
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
                        options: CaptionOptions) -> list[Caption]:

@@ -13,8 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from anycap_plugin import BaseCaptioner, Caption, hookimpl
-from anycap_plugin.captioner import DEFAULT_PROMPT
+from anycap_plugin import BaseCaptioner, Caption, hookimpl, prompt_for
 from anycap_plugin.errors import AnyCapError
 from anycap_plugin.hf import GenerationOptions, choose_device, choose_dtype, load_pretrained
 from anycap_plugin.media import Media
@@ -63,7 +62,7 @@ class MiniCPMOCaptioner(BaseCaptioner):
             content = list(media.frames(num_frames=options.num_frames).images)
         else:
             content = [media.audio().samples]
-        content.append(instruction or DEFAULT_PROMPT.format(modality=media.modality))
+        content.append(prompt_for(media, instruction))
         text = self.model.chat(msgs=[{"role": "user", "content": content}], tokenizer=self.tokenizer,
                                sampling=options.do_sample, max_new_tokens=options.max_new_tokens)
         return Caption(text=str(text).strip())

@@ -3,8 +3,8 @@
 Media go as chat-completions content parts: an image as a base64 data URL, a video as its
 sampled frames in order, audio as `input_audio` (wav) for models configured to take it.
 Retries are the SDK's own (408/409/429/5xx, timeouts and dropped connections, exponential
-backoff with jitter, Retry-After honoured): `benchmarks/api_throughput.py` measured them level
-with the policy we used to carry. The key is never logged or shown.
+backoff with jitter, Retry-After honoured; `benchmarks/api_throughput.py` measures them against
+faults with and without Retry-After). The key is never logged or shown.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, Literal
 import openai
 
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
-from anycap_plugin.call_engine import attempts_of
-from anycap_plugin.captioner import DEFAULT_PROMPT, instructions_for
+from anycap_plugin.openai_compat import api_key as resolve_key, failure, redact
+from anycap_plugin.captioner import instructions_for, prompt_for
 from anycap_plugin.chat_parts import audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.media import Modality
 
@@ -40,7 +40,7 @@ class OpenAICaptioner(BaseCaptioner):
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"), concurrency: int = 16,
-                 timeout: float = 60.0, max_retries: int = 5) -> None:
+                 timeout: float | openai.Timeout = 60.0, max_retries: int = 5) -> None:
         base_url, key = self.preflight(model, base_url=base_url, api_key=api_key)
         self.id = f"openai:{model}"
         self.model = model
@@ -62,12 +62,8 @@ class OpenAICaptioner(BaseCaptioner):
         if not model:
             raise OptionsError("The openai captioner needs a model name.", hint="Use a spec like 'openai:gpt-4o-mini'.")
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None  # an empty variable is no endpoint
-        key = api_key or os.environ.get("OPENAI_API_KEY") or None
-        if not key:
-            if base_url is None:
-                raise OptionsError("No OpenAI API key.", hint="Set OPENAI_API_KEY, or pass api_key=..., "
-                                   "or point base_url at a server that needs none.")
-            key = "EMPTY"  # local OpenAI-compatible servers (LMDeploy, vLLM) often take none
+        key = resolve_key(api_key, base_url=base_url, who="the OpenAI API",
+                          hint="Set OPENAI_API_KEY, or pass api_key=..., or point base_url at a server that needs none.")
         return base_url, key
 
     @classmethod
@@ -78,16 +74,16 @@ class OpenAICaptioner(BaseCaptioner):
         if not model:
             raise OptionsError("wrap() of an OpenAI client needs the model name.",
                                hint='wrap(client, model="gpt-4o-mini").')
-        timeout = client.timeout if isinstance(client.timeout, (int, float)) else 60.0
+        # the client's timeout as it is: a number, or the SDK's `Timeout` (its default among them)
         return cls(model, base_url=str(client.base_url), api_key=client.api_key,
-                   **{"timeout": timeout, "max_retries": client.max_retries, **options})
+                   **{"timeout": client.timeout, "max_retries": client.max_retries, **options})
 
     def __repr__(self) -> str:  # never show the key
         return f"<OpenAICaptioner {self.model} base_url={self._client_args['base_url'] or 'api.openai.com'}>"
 
     # ---- request and reply ---------------------------------------------------------
     def build_messages(self, media: Media, instruction: str | None, options: OpenAIOptions) -> list[dict[str, Any]]:
-        prompt = instruction or DEFAULT_PROMPT.format(modality=media.modality)
+        prompt = prompt_for(media, instruction)
         parts: list[dict[str, Any]] = []
         if media.modality == "image":  # the file's own bytes where the API takes its format (decoded first)
             parts.append(image_url_part(image_data_url(media, own_bytes=True), options.detail))
@@ -132,15 +128,13 @@ class OpenAICaptioner(BaseCaptioner):
         return Caption(text=text.strip(), usage=usage)
 
     def _failure(self, error: openai.OpenAIError) -> CaptionerError:
-        status = getattr(error, "status_code", None)
-        what = f"HTTP {status}" if status else type(error).__name__
-        detail = self._redact(getattr(error, "message", None) or str(error))
+        status, what = failure(error, self._key)
         hint = {401: "Check OPENAI_API_KEY.", 404: "Check the model name and base_url.",
                 429: "Lower --concurrency or raise the rate limit."}.get(status or 0)
-        return CaptionerError(f"{self.id} failed after {attempts_of(error)} attempt(s): {what}: {detail}", hint=hint)
+        return CaptionerError(f"{self.id} failed {what}", hint=hint)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key and self._key != "EMPTY" else text
+        return redact(text, self._key)
 
     # ---- sync and async calls ------------------------------------------------------
     def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:

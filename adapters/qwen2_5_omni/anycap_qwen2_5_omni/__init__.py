@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anycap_plugin import hookimpl
-from anycap_plugin.captioner import DEFAULT_PROMPT, Caption, CaptionOptions
+from anycap_plugin import Caption, CaptionOptions, hookimpl, prompt_for
 from anycap_plugin.errors import MediaError
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, fit_audio, load_pretrained
 from anycap_plugin.media import Media
@@ -42,7 +41,7 @@ class Qwen25OmniCaptioner(HFChatCaptioner):
 
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
         assert isinstance(options, OmniOptions)
-        text = instruction or DEFAULT_PROMPT.format(modality=media.modality)
+        text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": media.modality}, {"type": "text", "text": text}]}],
             add_generation_prompt=True, tokenize=False)

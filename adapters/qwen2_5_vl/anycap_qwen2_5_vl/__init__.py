@@ -6,8 +6,7 @@ Images use the processor's own dynamic resolution; video goes through the model'
 
 from typing import Any
 
-from anycap_plugin import hookimpl
-from anycap_plugin.captioner import DEFAULT_PROMPT
+from anycap_plugin import hookimpl, prompt_for
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
 from anycap_plugin.media import Media
 
@@ -18,7 +17,7 @@ class Qwen25VLCaptioner(HFChatCaptioner):
 
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
         kind = "image" if media.modality == "image" else "video"
-        text = instruction or DEFAULT_PROMPT.format(modality=media.modality)
+        text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}], add_generation_prompt=True)
         if kind == "image":

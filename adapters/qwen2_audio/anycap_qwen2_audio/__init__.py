@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anycap_plugin import hookimpl
-from anycap_plugin.captioner import DEFAULT_PROMPT
+from anycap_plugin import hookimpl, prompt_for
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, fit_audio, load_pretrained
 from anycap_plugin.media import Media
 
@@ -26,7 +25,7 @@ class Qwen2AudioCaptioner(HFChatCaptioner):
         return load_pretrained(Qwen2AudioForConditionalGeneration, model, **kwargs)
 
     def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
-        text = instruction or DEFAULT_PROMPT.format(modality=media.modality)
+        text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": text}]}],
             add_generation_prompt=True, tokenize=False)

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
+from ...captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
 from ...errors import CaptionerError, ModalityNotSupportedError, OptionsError
 from ...media import Media
 from ._containment import import_vlmeval
@@ -47,7 +47,7 @@ class VLMEvalCaptioner(BaseCaptioner):
     def message(self, media: Media, instruction: str | None, options: VLMEvalOptions,
                 scratch: Path) -> list[dict[str, str]]:
         """The VLMEvalKit message for one item; media without a file are written under `scratch`."""
-        text = {"type": "text", "value": instruction or DEFAULT_PROMPT.format(modality=media.modality)}
+        text = {"type": "text", "value": prompt_for(media, instruction)}
         if media.modality == "video" and not getattr(self.vlm, "VIDEO_LLM", False):
             frames = media.frames(num_frames=options.num_frames).images
             paths = []

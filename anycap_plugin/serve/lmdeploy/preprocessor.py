@@ -1,6 +1,6 @@
 """The request side of ACM on LMDeploy, registered in its `VISION_MODELS` under our architecture.
 
-A request is the remote-ACM protocol (`anycap_plugin.acm.remote`): the media parts, then the text
+A request is the remote-ACM protocol (`anycap_plugin.acm_runtime.remote`): the media parts, then the text
 "Instruction: ... / Existing caption: ...". LMDeploy decodes the parts (images, a video's frames,
 audio sent as `audio_url`); `ACMProcessor` then builds the prompt ids and features exactly as the
 transformers model gets them. LMDeploy's chat template is not used: ACM's prompt is its own.
@@ -48,7 +48,10 @@ class ACMVisionModel(VisionModel):
         import anycap_plugin.acm  # noqa: F401
         from transformers import AutoProcessor
 
-        self.processor = AutoProcessor.from_pretrained(self.model_path)
+        from anycap_plugin.acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
+
+        with quiet_feature_extractor():
+            self.processor = AutoProcessor.from_pretrained(self.model_path, **PROCESSOR_KWARGS)
         tokenizer = self.processor.tokenizer
         self.token_ids = {"image": tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
                           "audio": tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT)}

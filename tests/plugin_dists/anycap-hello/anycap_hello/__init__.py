@@ -1,4 +1,4 @@
-"""A small third-party plugin: a captioner, a post-processor and a CLI command."""
+"""A small third-party plugin: a captioner, a post-processor, a benchmark and a CLI command."""
 
 import click
 
@@ -34,6 +34,19 @@ def register_captioners(register):
 @hookimpl
 def register_post_processors(register):
     register("shout", lambda model=None, **kw: Shout(**kw), "upper-cases the caption")
+
+
+def caption_length(captioner, media=None, instruction="Describe it."):
+    """A benchmark: the caption's length in words on one item."""
+    from anycap_plugin import testing
+
+    caption = captioner.caption(media or testing.sample_image("coffee"), instruction=instruction)
+    return {"captioner": captioner.id, "words": len(caption.text.split())}
+
+
+@hookimpl
+def register_benchmarks(register):
+    register("caption-length", caption_length, "words in one caption")
 
 
 @hookimpl

@@ -10,14 +10,14 @@ chat template and media placeholders.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 from ..chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
+from ..openai_compat import api_key as resolve_key, failure, reply_text
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
-from .prompt import question as remote_prompt
+from ..acm.prompt import question as remote_prompt
 
 
 class RemoteACM(ConstraintCheckedRefiner):
@@ -32,7 +32,7 @@ class RemoteACM(ConstraintCheckedRefiner):
             raise OptionsError("A remote ACM needs the openai package.", hint="pip install 'anycap-plugin[eval]'") from None
         self.id = f"acm:{base_url}"
         self.model_name = model_name
-        key = api_key or os.environ.get("ANYCAP_ACM_API_KEY") or os.environ.get("OPENAI_API_KEY") or "EMPTY"
+        key = resolve_key(api_key, ("ANYCAP_ACM_API_KEY", "OPENAI_API_KEY"), base_url, who="the remote ACM")
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.concurrency = concurrency
         self.audio_part = audio_part
@@ -47,8 +47,8 @@ class RemoteACM(ConstraintCheckedRefiner):
                 model=self.model_name, messages=[{"role": "user", "content": content}],
                 max_tokens=options.max_new_tokens, temperature=1.0 if options.do_sample else 0.0)
         except openai.OpenAIError as e:
-            raise CaptionerError(f"{self.id} failed: {type(e).__name__}: {getattr(e, 'message', e)}") from None
-        text = (reply.choices[0].message.content or "").strip() if reply.choices else ""
+            raise CaptionerError(f"{self.id} failed {failure(e, self.client.api_key)[1]}") from None
+        text = reply_text(reply).strip()
         usage = reply.usage
         return text, (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
 

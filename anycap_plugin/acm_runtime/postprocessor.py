@@ -39,8 +39,6 @@ class ConstraintCheckedRefiner(PostProcessor):
                       options: CaptionOptions) -> list[Caption]:
         return _refine_with_checks(self, media, instructions, captions, options)
 
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
-        return self._refine_batch([media], [instruction], [caption], options)[0]
 
 
 class ACMPostProcessor(ConstraintCheckedRefiner):
@@ -52,7 +50,7 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
 
             raise OptionsError("The acm post-processor needs a model folder or hub id.",
                                hint="Use a spec like 'acm:/path/to/acm' or 'acm:qishisuren/AnyCapModel'.")
-        from .runtime import LoadedACM
+        from .loading import LoadedACM
 
         self.id = f"acm:{model}"
         self.acm = LoadedACM(model, device, dtype)

@@ -17,12 +17,14 @@ class LoadedACM:
     def __init__(self, model: str, device: str | None = None, dtype: Any = None) -> None:
         from transformers import AutoModel, AutoProcessor
 
-        from . import ACMConfig  # noqa: F401  (registers the Auto classes)
+        from ..acm import ACMConfig  # noqa: F401  (registers the Auto classes)
+        from ..acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
         from ..convert import resolve_model
 
         folder = resolve_model(model)
         self.device = choose_device(device)
-        self.processor = load_pretrained(AutoProcessor, folder)
+        with quiet_feature_extractor():
+            self.processor = load_pretrained(AutoProcessor, folder, **PROCESSOR_KWARGS)
         net, info = load_pretrained(AutoModel, folder, dtype=choose_dtype(dtype, self.device), output_loading_info=True)
         missing = sorted(info.get("missing_keys") or [])
         if missing:  # transformers would fill them with random weights and carry on

@@ -1,7 +1,8 @@
-"""`python -m anycap_plugin.acm.convert SRC DST`: the same as `anycap convert SRC DST`.
+"""`python -m anycap_plugin.convert SRC DST`: the same as `anycap convert SRC DST`.
 
-Kept for scripts written against AnyCap 0.1; the converter itself is `anycap_plugin.convert`, and it
-reads everything from the source's own config.json (0.1's `--config` is no longer needed).
+For scripts written against AnyCap 0.1's `python -m anycap_plugin.acm.convert` (that module is gone:
+the ACM model package no longer depends on its converter). The converter reads everything from the
+source's own config.json (0.1's `--config` is no longer needed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..convert import convert
+    from . import convert
 
     p = argparse.ArgumentParser(description="Convert an InternVL-chat checkpoint (folder or hub id) into an ACM folder.")
     p.add_argument("src")
