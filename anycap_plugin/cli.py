@@ -29,12 +29,10 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
 def _build(model: str, post: str | None) -> Any:
     """The captioner a command runs; what keeps it from being built (an unknown name, a bad option,
     a missing key or model folder) is a usage error, exit 2."""
-    from .wrapping import wrap
-    from .plugins import get_captioner
+    from .wrapping import build_captioner
 
     try:
-        captioner = get_captioner(model)
-        return wrap(captioner, post) if post else captioner
+        return build_captioner(model, post)
     except AnyCapError as e:
         raise click.UsageError(str(e)) from None
 

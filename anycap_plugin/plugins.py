@@ -222,9 +222,21 @@ def _registration(kind: Kind, name: str) -> Registration:
     return known[name]
 
 
+def parse_spec(spec: str) -> tuple[str, str]:
+    """`name:model` -> (name, model); a chain's base part is `_split_chain`'s."""
+    name, _, model = spec.strip().partition(":")
+    return name, model
+
+
+def spec_name(spec: str) -> str:
+    """The registered name a spec (or a chain's base) starts with: `acm` for `acm:/m`, `qwen2.5-vl` for
+    `qwen2.5-vl:/q+acm:/m`."""
+    return parse_spec(_split_chain(spec)[0])[0]
+
+
 def _checked(kind: Kind, spec: str) -> tuple[Registration, str]:
     """The registration a spec names, and its model part, checked against what it takes."""
-    name, _, model = spec.strip().partition(":")
+    name, model = parse_spec(spec)
     registration = _registration(kind, name)
     if registration.needs_model and not model:
         raise OptionsError(f"The {kind} {name!r} needs a model: use a spec like '{name}:MODEL'.",

@@ -32,3 +32,17 @@ def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: di
         b = adapt_captioner(base, base_options)
     p = get_post_processor(post) if isinstance(post, str) else (post or IdentityPostProcessor())
     return WrappedCaptioner(b, p, post_options or {})
+
+
+def build_captioner(spec: str, post: str | None = None, post_options: dict[str, Any] | None = None) -> BaseCaptioner:
+    """The captioner `spec` names (a chain `base+post:MODEL` included), `post` chained after it, and the
+    post-processor's options fixed: what the CLI, `anycap serve` and the harness entries build."""
+    captioner = get_captioner(spec)
+    if post:
+        return wrap(captioner, post, post_options=post_options)
+    if post_options:
+        if not isinstance(captioner, WrappedCaptioner):
+            raise OptionsError(f"Post-processor options given, but {spec!r} names no post-processor.",
+                               hint="Chain one in the spec (base+acm:PATH), or drop the post-processor options.")
+        return WrappedCaptioner(captioner.base, captioner.post, post_options)
+    return captioner

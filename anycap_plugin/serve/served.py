@@ -11,7 +11,7 @@ from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, PostProcessor
 from ..errors import AnyCapError, InstructionError, MediaError, ModalityNotSupportedError, OptionsError
-from ..plugins import get_captioner, get_post_processor, registrations
+from ..plugins import get_captioner, get_post_processor, registrations, spec_name
 from .protocol import CaptionRequest, RequestError
 
 CLIENT_ERRORS = (MediaError, ModalityNotSupportedError, OptionsError, InstructionError, RequestError)
@@ -19,7 +19,7 @@ CLIENT_ERRORS = (MediaError, ModalityNotSupportedError, OptionsError, Instructio
 
 class ServedModel:
     def __init__(self, spec: str, name: str | None = None) -> None:
-        kind = spec.partition(":")[0].partition("+")[0]
+        kind = spec_name(spec)
         self.target: BaseCaptioner | PostProcessor
         if kind in registrations("post-processor"):
             self.target = get_post_processor(spec)

@@ -49,8 +49,7 @@ class AnyCapLMMS(lmms):
     def __init__(self, spec: str, post: str | None = None, options: Any = None, post_options: Any = None,
                  batch_size: int | str | None = 8, max_batch_size: Any = None, device: Any = None,
                  **unknown: Any) -> None:
-        from ...captioner import WrappedCaptioner
-        from ...plugins import get_captioner
+        from ...wrapping import build_captioner
 
         super().__init__()
         secret = sorted(k for k in unknown if any(s in k.lower() for s in _SECRET_ARGS))
@@ -61,14 +60,8 @@ class AnyCapLMMS(lmms):
             raise OptionsError(f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
                                hint="Use spec=, post=, options=, post_options=, batch_size=.")
         self.spec = f"{spec}+{post}" if post else str(spec)
-        self.captioner = get_captioner(self.spec)
         self.options = _json_object(options, "options")
-        post_opts = _json_object(post_options, "post_options")
-        if post_opts:
-            if not isinstance(self.captioner, WrappedCaptioner):
-                raise OptionsError(f"post_options given, but {self.spec!r} names no post-processor.",
-                                   hint="Add post=acm:PATH, or drop post_options.")
-            self.captioner = WrappedCaptioner(self.captioner.base, self.captioner.post, post_opts)
+        self.captioner = build_captioner(str(spec), post, _json_object(post_options, "post_options"))
         self.batch_size = _batch_size(batch_size)
         self.failures: list[dict[str, Any]] = []
 

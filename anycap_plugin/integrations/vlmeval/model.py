@@ -14,7 +14,7 @@ import logging
 import os
 from typing import Any
 
-from ...errors import AnyCapError, MediaError, OptionsError
+from ...errors import AnyCapError, MediaError
 from ..media_items import MEDIA_TYPES, media_of
 from ._containment import import_vlmeval
 
@@ -41,17 +41,11 @@ class AnyCapVLM(BaseModel):
 
     def __init__(self, spec: str, post_options: dict[str, Any] | None = None, concurrent: bool = False,
                  **options: Any) -> None:
-        from ...captioner import WrappedCaptioner
-        from ...plugins import get_captioner
+        from ...wrapping import build_captioner
 
         super().__init__()
         self.spec = spec
-        self.captioner = get_captioner(spec)
-        if post_options:
-            if not isinstance(self.captioner, WrappedCaptioner):
-                raise OptionsError(f"Post-processor options given, but {spec!r} names no post-processor.",
-                                   hint="Chain one in the spec (base+acm:PATH), or drop the post options.")
-            self.captioner = WrappedCaptioner(self.captioner.base, self.captioner.post, post_options)
+        self.captioner = build_captioner(spec, post_options=post_options)
         self.options = options
         self.is_api = concurrent
 
