@@ -1,0 +1,77 @@
+"""The docs show what exists: every `anycap` command they show answers `--help`, and every name
+their Python examples import from anycap_plugin is there."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
+
+
+def code_blocks() -> list[tuple[Path, str]]:
+    return [(doc, block) for doc in DOCS for block in FENCE.findall(doc.read_text())]
+
+
+def shown_commands() -> set[tuple[str, ...]]:
+    """`anycap GROUP [SUB]` as the docs' code blocks and inline code show them."""
+    from anycap_plugin.cli import cli, main  # noqa: F401  (plugins' commands are added by main)
+
+    found: set[tuple[str, ...]] = set()
+    lines = [line for _, block in code_blocks() for line in block.splitlines()]
+    lines += [m for doc in DOCS for m in re.findall(r"`(anycap [^`]+)`", doc.read_text())]
+    for line in lines:  # a command line starts with `anycap` (prose and comments that say "anycap" do not)
+        for words in re.findall(r"^\s*(?:\$\s*)?anycap ((?:[a-z][a-z0-9.-]*)(?: [a-z][a-z0-9.-]*)?)", line):
+            parts = words.split()
+            command = cli.commands.get(parts[0])
+            if command is None:
+                found.add((parts[0],))
+                continue
+            sub = getattr(command, "commands", {}).get(parts[1]) if len(parts) > 1 else None
+            found.add((parts[0], parts[1]) if sub is not None else (parts[0],))
+    return found
+
+
+def test_every_command_the_docs_show_answers_help(monkeypatch):
+    from anycap_plugin import plugins
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")  # the in-tree plugin that adds a command
+    plugins.reset()
+    plugins.plugin_manager().hook.register_commands(cli=cli)  # `capflow-filter`, as `anycap` adds it
+    runner = CliRunner()
+    commands = shown_commands()
+    assert ("eval", "anycapeval") in commands and ("view",) in commands and ("lmms-eval-tasks",) in commands
+    unknown = sorted(c for c in commands if c[0] not in cli.commands)
+    assert unknown == [], f"the docs show commands that do not exist: {unknown}"
+    for command in sorted(commands):
+        result = runner.invoke(cli, [*command, "--help"])
+        assert result.exit_code == 0, (command, result.output)
+
+
+def test_names_the_docs_import_exist():
+    missing = []
+    for doc, block in code_blocks():
+        for module, names in re.findall(r"^\s*from (anycap_plugin[\w.]*) import ([^\n#(]+)", block, re.M):
+            mod = importlib.import_module(module)
+            for name in (n.strip().split(" as ")[0] for n in names.split(",")):
+                if name and not hasattr(mod, name):
+                    missing.append(f"{doc.name}: from {module} import {name}")
+    assert missing == []
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_docs_name_files_that_exist(doc):
+    """Paths the docs point at in the source tree (`anycap_plugin/...`, `benchmarks/...`, `docs/...`)."""
+    missing = []
+    for path in re.findall(r"`((?:anycap_plugin|benchmarks|docs|adapters|requirements)/[\w./-]+)`", doc.read_text()):
+        target = ROOT / path.rstrip("/")
+        if not target.exists() and not any(ROOT.glob(path)):
+            missing.append(path)
+    assert missing == []
