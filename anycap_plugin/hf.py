@@ -226,7 +226,7 @@ class HFChatCaptioner(BaseCaptioner):
         new = out[:, inputs["input_ids"].shape[1]:]
         decoded = self.processor.batch_decode(new, skip_special_tokens=True)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        completion_tokens = _generated_lengths(new, self.model.generation_config.eos_token_id,
+        completion_tokens = generated_lengths(new, self.model.generation_config.eos_token_id,
                                                self.processor.tokenizer.pad_token_id)
         return [Caption(text=t.strip(), usage={"prompt_tokens": int(p), "completion_tokens": int(c)},
                         meta=dict(parts.get("meta", {})))
@@ -248,15 +248,12 @@ def fit_audio(samples: Any, feature_extractor: Any, family: str) -> tuple[Any, d
     return samples, {}
 
 
-def _generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
-    """Tokens generated per row, up to and including the first end-of-sequence token."""
+def generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
+    """Tokens generated per row: up to and including the first end-of-sequence token; a row that
+    never stopped counts its tokens that are not padding (a batch pads rows that ended early)."""
     eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
     lengths = []
     for row in new_tokens.tolist():
-        n = 0
-        for tok in row:
-            n += 1
-            if tok in eos_ids:
-                break
-        lengths.append(n)
+        n = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
+        lengths.append(n if n is not None else sum(1 for t in row if t != pad))
     return lengths

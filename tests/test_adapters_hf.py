@@ -77,3 +77,16 @@ def test_bad_input_is_a_typed_error_that_says_what_to_do(load, tiny_models, tmp_
         get_captioner(f"internvl:{broken}")
     with pytest.raises(OptionsError, match="needs a model: use a spec like 'qwen2.5-vl:MODEL'"):
         get_captioner("qwen2.5-vl")  # the host's check, the same for every adapter
+
+
+def test_generated_token_counts_are_counted_one_way():
+    """One count for every local model (HF adapters and ACM): up to and including the first stop;
+    a row that never stopped, its tokens that are not padding."""
+    import torch
+
+    from anycap_plugin.hf import generated_lengths
+
+    rows = torch.tensor([[5, 6, 2, 0, 0], [5, 6, 7, 8, 9], [5, 0, 0, 0, 0], [3, 2, 2, 2, 2]])
+    assert generated_lengths(rows, eos=2, pad=0) == [3, 5, 1, 2]
+    assert generated_lengths(rows, eos=[7, 2], pad=0) == [3, 3, 1, 2]
+    assert generated_lengths(rows, eos=None, pad=None) == [5, 5, 5, 5]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hf import CheckpointError, choose_device, choose_dtype, load_pretrained
+from ..hf import CheckpointError, choose_device, choose_dtype, generated_lengths, load_pretrained
 
 
 class LoadedACM:
@@ -49,11 +49,6 @@ class LoadedACM:
         out = self.model.generate(**inputs, **generate_kwargs)
         texts = self.processor.batch_decode(out, skip_special_tokens=True)
         prompt = inputs["attention_mask"].sum(dim=1).tolist()
-        stops = self.model.generation_config.eos_token_id
-        stops = set(stops if isinstance(stops, (list, tuple)) else [stops]) - {None}
-        pad = self.processor.tokenizer.pad_token_id
-        completion = []
-        for row in out.tolist():  # up to and including the first stop token; padding after it is not output
-            n = next((i + 1 for i, t in enumerate(row) if t in stops), None)
-            completion.append(n if n is not None else sum(1 for t in row if t != pad))
+        completion = generated_lengths(out, self.model.generation_config.eos_token_id,
+                                       self.processor.tokenizer.pad_token_id)
         return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]
