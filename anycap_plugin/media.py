@@ -191,6 +191,12 @@ class Media:
             hint="Leave the modality out to detect it from the content.",
         )
 
+    @property
+    def decoded(self) -> bool:
+        """Whether the pixels are in memory (an image decoded, or given decoded): what a batch runner
+        checks to know the captioner decoded, so the next batch's images may be decoded ahead."""
+        return self._image is not None or self._frames is not None
+
     # ---- decoders -----------------------------------------------------------------
     def read_bytes(self) -> bytes:
         """The encoded bytes, as stored (for API adapters that upload files)."""

@@ -51,7 +51,7 @@ def loaded_media(item: WorkItem, decode: bool) -> Any:
 
 def _decodes_images(media: list[Any]) -> bool:
     """Whether the captioner decoded this batch's images (API captioners send the file as it is)."""
-    return any(isinstance(m, Media) and m.modality == "image" and m._image is not None for m in media)
+    return any(isinstance(m, Media) and m.modality == "image" and m.decoded for m in media)
 
 
 def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any],
