@@ -272,10 +272,22 @@ def convert(src: str, dst: Path) -> None:
         click.echo(f"NOT CONVERTED: {len(report.dropped)} audio weights (listed in {dst / 'conversion.json'})", err=True)
 
 
+def _renamed(old: str, new: str, old_value: Any, new_value: Any) -> Any:
+    """An option's value given under its old name: used, with a warning that names the new one."""
+    if old_value in (None, ()):
+        return new_value
+    if new_value not in (None, ()):
+        raise click.UsageError(f"{old} is the old name of {new}: give one of them.")
+    click.echo(f"warning: {old} is now {new} (the old name still works, for now).", err=True)
+    return old_value
+
+
 @cli.command()
-@click.option("--model", "-m", required=True, help="ACM folder to start from (e.g. one built by the converter).")
-@click.option("--data", "-d", "data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--acm", help="ACM folder to start from (e.g. one built by the converter).")
+@click.option("--acd", "acd", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="ACD JSONL file (repeatable).")
+@click.option("--model", "-m", "old_model", hidden=True)  # before 0.2: --model, which elsewhere is a captioner spec
+@click.option("--data", "-d", "old_data", multiple=True, hidden=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
 @click.option("--ratio", default="2:2:1", show_default=True, help="degraded:weaker:correct sample mix.")
 @click.option("--max-steps", default=1000, show_default=True, type=click.IntRange(1))
@@ -287,12 +299,17 @@ def convert(src: str, dst: Path) -> None:
 @click.option("--on-bad-line", type=click.Choice(["skip", "raise"]), default="skip", show_default=True)
 @click.option("--eval-steps", default=200, show_default=True, type=click.IntRange(1))
 @click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in OUTPUT.")
-def train(model: str, data: tuple[str, ...], output: str, ratio: str, max_steps: int, batch_size: int,
-          learning_rate: float, max_length: int, media_root: str | None, missing_media: str, on_bad_line: str,
-          eval_steps: int, resume: bool) -> None:
+def train(acm: str | None, acd: tuple[str, ...], old_model: str | None, old_data: tuple[str, ...], output: str,
+          ratio: str, max_steps: int, batch_size: int, learning_rate: float, max_length: int, media_root: str | None,
+          missing_media: str, on_bad_line: str, eval_steps: int, resume: bool) -> None:
     """Residual-correction SFT of ACM on ACD-format data (HF Trainer: torchrun/accelerate for multi-GPU)."""
     from .train import TrainConfig
     from .train import train as run_training
+
+    model = _renamed("--model", "--acm", old_model, acm)
+    data = _renamed("--data", "--acd", old_data, acd)
+    if not model or not data:
+        raise click.UsageError("Give the ACM to start from (--acm FOLDER) and its data (--acd FILE.jsonl, repeatable).")
 
     try:
         result = run_training(TrainConfig(

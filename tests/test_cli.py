@@ -94,3 +94,17 @@ def test_demo_runs_offline_on_sample_media_without_the_test_helpers(tmp_path):
     for label in ("[image]", "[video]", "[audio]", "base:", "refined:"):
         assert label in result.stdout
     assert len((tmp_path / "demo.jsonl").read_text().splitlines()) == 3
+
+
+def test_renamed_options_keep_working_with_a_warning(tmp_path):
+    """`anycap train --model/--data` became `--acm/--acd` (elsewhere --model is a captioner spec and
+    --data a dataset name); the old names are hidden aliases that warn."""
+    shown = anycap("train", "--help")
+    assert "--acm" in shown.stdout and "--acd" in shown.stdout and "--model" not in shown.stdout
+    acd = tmp_path / "acd.jsonl"
+    acd.write_text("")
+    both = anycap("train", "--model", "a", "--acm", "b", "--acd", str(acd), "-o", str(tmp_path / "run"))
+    assert both.returncode == 2 and "--model is the old name of --acm" in both.stderr
+    old = anycap("train", "-m", str(tmp_path / "no-acm"), "-d", str(acd), "-o", str(tmp_path / "run"))
+    assert "warning: --model is now --acm" in old.stderr and "warning: --data is now --acd" in old.stderr
+    assert old.returncode != 0  # and then the missing folder is refused as before

@@ -71,7 +71,7 @@ def test_records_follow_the_release_format_and_train_reads_them(tmp_path, image_
     assert all(re.search(r"The generated caption's length .+\.$", e.instruction) for e in examples)
 
     acm = testing.build_tiny_acm(tmp_path / "acm")
-    trained = subprocess.run([sys.executable, "-m", "anycap_plugin", "train", "-m", str(acm), "-d", str(out),
+    trained = subprocess.run([sys.executable, "-m", "anycap_plugin", "train", "--acm", str(acm), "--acd", str(out),
                               "-o", str(tmp_path / "run"), "--media-root", str(media), "--max-steps", "2",
                               "--batch-size", "2", "--max-length", "384", "--eval-steps", "2"],
                              capture_output=True, text=True, timeout=600, env={**os.environ, "ANYCAP_LOAD_PLUGINS": ""})
