@@ -26,7 +26,7 @@ import numpy as np
 
 from anycap_plugin.cache import cache_dir
 from anycap_plugin.media import Media
-from anycap_plugin.video_sampling import sample_times, timeline_of
+from anycap_plugin.media.video import sample_times, timeline_of
 
 FPS, GOP, SIZE = 25, 250, (1280, 720)
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from anycap_plugin import BaseCaptioner, Caption, get_captioner, testing
 from anycap_plugin.acm_runtime.remote import RemoteACM
-from anycap_plugin.chat_parts import media_parts
+from anycap_plugin.media.chat_parts import media_parts
 from anycap_plugin.media import Media
 from anycap_plugin.serve import ServeConfig, running
 from anycap_plugin.serve.batching import DynamicBatcher

@@ -496,7 +496,7 @@ def test_a_published_acm_reaches_lmdeploy_as_the_published_prompt_without_remote
     from lmdeploy.tokenizer import Tokenizer
 
     from anycap_plugin.acm.chat_template import get_template
-    from anycap_plugin.chat_parts import media_parts
+    from anycap_plugin.media.chat_parts import media_parts
     from anycap_plugin.media import Media
     from anycap_plugin.serve.lmdeploy.launcher import enable_acm, launch_config
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ..chat_parts import media_parts
+from ..media.chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
 from ..openai_compat import api_key as resolve_key, failure, reply_text

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
-from ..chat_parts import media_parts
+from ..media.chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..hf import GenerationOptions
 from ..media import Media

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..chat_parts import is_frame_label
+from ..media.chat_parts import is_frame_label
 from ..errors import AnyCapError
 from ..media import Media
 from ..acm.prompt import parse_question

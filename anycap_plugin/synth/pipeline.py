@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..call_engine import CallEngine, RoleUsage, bounded
-from ..chat_parts import media_parts, user_message
+from ..media.chat_parts import media_parts, user_message
 from ..batch.records import error_of
 from ..errors import AnyCapError, OptionsError
 from ..batch import BatchRun, WorkItem

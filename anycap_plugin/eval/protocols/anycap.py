@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ...chat_parts import media_parts
+from ...media.chat_parts import media_parts
 from ...media import Media
 from ..references import EvalItem
 from ..replies import extract_json, rubric_score

@@ -22,7 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...chat_parts import media_parts
+from ...media.chat_parts import media_parts
 from ...errors import AnyCapError
 from ...media import Media
 from ..references import EvalItem

@@ -15,7 +15,7 @@ import numpy as np
 from lmdeploy.vl.model.base import VISION_MODELS, VisionModel
 
 from ...acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
-from ...chat_parts import is_frame_label
+from ...media.chat_parts import is_frame_label
 from ...media import AudioClip, Media
 from . import ARCH
 

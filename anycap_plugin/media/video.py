@@ -5,15 +5,17 @@ Seeking goes to the keyframe at or before each target and decodes forward to the
 the target. Targets come from the container's metadata (start, duration, frame rate), and the
 timestamps reported are the decoded frames' own presentation times, so they are exact. When the
 container's index says no keyframe lies between the last decoded frame and the next target,
-decoding simply goes on instead of seeking back.
+decoding simply goes on instead of seeking back. `VideoFrames` is what sampling gives.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+from PIL import Image
 
 Spread = Literal["segments", "ends"]
 
@@ -138,3 +140,44 @@ def _same_gop(stream: Any, decoded_pts: int, target: int) -> bool:
     """No keyframe lies in (decoded_pts, target]: decoding on is cheaper than seeking back."""
     here = _keyframe_at_or_before(stream, decoded_pts)
     return here is not None and here == _keyframe_at_or_before(stream, target)
+
+
+@dataclass(frozen=True)
+class VideoFrames:
+    """Frames sampled from a video, in order, with their presentation times in seconds."""
+
+    images: list[Image.Image]
+    timestamps: list[float]
+    duration: float
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _subsample(frames: VideoFrames, num_frames: int, max_frames: int | None) -> VideoFrames:
+    """At most `num_frames` (and `max_frames`) of given frames, evenly spread, in order."""
+    n = min(len(frames), num_frames, max_frames or len(frames))
+    keep = sorted({int((i + 0.5) * len(frames) / n) for i in range(n)})
+    return VideoFrames([frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration)
+
+
+def _frames_by_seeking(container: Any, stream: Any, num_frames: int, fps: float | None, max_frames: int | None,
+                       spread: Spread) -> VideoFrames:
+    timeline = timeline_of(container, stream)
+    if spread == "ends":
+        targets = [timeline.start + i * timeline.frame_duration for i in end_indices(timeline.count, num_frames)]
+    else:
+        targets = sample_times(timeline.start, timeline.duration, num_frames, fps, max_frames)
+    picked = decode_nearest(container, stream, targets, timeline.start)
+    tb = float(stream.time_base)
+    keys = sorted(picked)
+    return VideoFrames([picked[k] for k in keys], [k * tb for k in keys], timeline.duration)
+
+
+def _nearest(sorted_times: list[float], t: float) -> int:
+    i = bisect.bisect_left(sorted_times, t)
+    if i == 0:
+        return 0
+    if i == len(sorted_times):
+        return i - 1
+    return i if sorted_times[i] - t < t - sorted_times[i - 1] else i - 1

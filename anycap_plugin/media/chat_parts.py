@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from .media import Media
+from .core import Media
 
 UPLOADABLE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 _FRAME_LABEL = re.compile(r"^\s*Frame\d+:\s*$")

@@ -1,4 +1,4 @@
-"""Media loading: one `Media` type for images, video and audio, decoded lazily.
+"""The `Media` type: one `Media` type for images, video and audio, decoded lazily.
 
 Captioners take a `Media` and ask it for what they need (`image()`, `frames()`, `audio()`),
 so a batch run never decodes what no model will read. The modality is sniffed from the
@@ -7,18 +7,17 @@ bytes, not trusted from the file name; PyAV (FFmpeg) decodes video and every aud
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
-from .errors import (
+from ..errors import (
     CorruptMediaError,
     EmptyMediaError,
     MediaError,
@@ -26,70 +25,14 @@ from .errors import (
     MediaTooLargeError,
     UnsupportedMediaError,
 )
-from .video_sampling import CannotSeek, Spread, decode_nearest, end_indices, sample_times, timeline_of
-
-Modality = Literal["image", "video", "audio"]
-MODALITIES: tuple[Modality, ...] = ("image", "video", "audio")
-AUDIO_SAMPLE_RATE = 16_000
-DEFAULT_NUM_FRAMES = 8
-MEDIA_EXTENSIONS = {
-    "image": {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff"},
-    "video": {".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpeg", ".mpg"},
-    "audio": {".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus"},
-}
+from .audio import AudioClip
+from .detect import _detect_modality
+from .image import _strict_decoding, _to_rgb
+from .kinds import AUDIO_SAMPLE_RATE, DEFAULT_NUM_FRAMES, Modality
+from .video import (CannotSeek, Spread, VideoFrames, _frames_by_seeking, _nearest, _subsample, end_indices,
+                    sample_times)
 
 MediaLike = Union["Media", str, os.PathLike, bytes, Image.Image, np.ndarray]
-
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-
-
-@dataclass(frozen=True)
-class VideoFrames:
-    """Frames sampled from a video, in order, with their presentation times in seconds."""
-
-    images: list[Image.Image]
-    timestamps: list[float]
-    duration: float
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-
-class _strict_decoding:
-    """Truncated images fail even where a library set PIL's process-wide LOAD_TRUNCATED_IMAGES
-    (LMDeploy does, on import): a partly grey image would otherwise pass as a good one."""
-
-    def __enter__(self) -> None:
-        self.saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-
-    def __exit__(self, *exc: Any) -> None:
-        ImageFile.LOAD_TRUNCATED_IMAGES = self.saved
-
-
-@dataclass(frozen=True)
-class AudioClip:
-    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
-
-    samples: np.ndarray
-    sample_rate: int
-
-    @property
-    def duration(self) -> float:
-        return len(self.samples) / self.sample_rate
-
-    def to_wav(self) -> bytes:
-        """16-bit PCM wav bytes (what audio-capable chat APIs take as `input_audio`)."""
-        import av
-
-        buf = io.BytesIO()
-        pcm = (np.clip(self.samples, -1.0, 1.0) * 32767).astype(np.int16)[None, :]
-        with av.open(buf, "w", format="wav") as c:
-            stream = c.add_stream("pcm_s16le", rate=self.sample_rate, layout="mono")
-            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-            frame.sample_rate = self.sample_rate
-            for packet in [*stream.encode(frame), *stream.encode(None)]:
-                c.mux(packet)
-        return buf.getvalue()
 
 
 @dataclass
@@ -335,107 +278,3 @@ class Media:
             return av.open(src)
         except Exception as e:
             raise CorruptMediaError(f"Cannot open {self.ref!r}: {e}.") from None
-
-
-def media_files_in(folder: Path) -> list[Path]:
-    """Files under `folder` (recursively, sorted) whose extension names a known media type."""
-    exts = set().union(*MEDIA_EXTENSIONS.values())
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in exts)
-
-
-def _what_it_holds(head: bytes) -> str:
-    """A short description of a file's first bytes, for errors about files that are not media."""
-    text = None
-    for cut in range(4):  # the head may end inside a multi-byte character
-        try:
-            text = head[: len(head) - cut].decode("utf-8")
-            break
-        except UnicodeDecodeError:
-            continue
-    if text is None:
-        return "bytes " + head[:8].hex(" ")
-    if text.strip() and all(ch.isprintable() or ch in "\r\n\t" for ch in text):
-        return f"text ({text[:32]!r})"
-    return "bytes " + head[:8].hex(" ")
-
-
-def _not_media(ref: str, head: bytes) -> UnsupportedMediaError:
-    return UnsupportedMediaError(f"{ref!r} is not a recognised image, video or audio file: it holds {_what_it_holds(head)}.",
-                                 hint="Check the file (a renamed or truncated download?); supported: common image "
-                                      "formats, and the video and audio that FFmpeg reads.")
-
-
-def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
-    """Sniff the modality: image magic numbers, then PIL, then FFmpeg's stream probe.
-
-    Text is never media (FFmpeg would guess a video from an image-like name, or follow a playlist)."""
-    if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
-        return "image"
-    try:
-        with Image.open(opener()):
-            return "image"
-    except Image.DecompressionBombError:
-        return "image"  # image() raises the size error with its hint
-    except Exception:
-        pass
-    if _what_it_holds(head).startswith("text"):
-        raise _not_media(ref, head)
-    try:
-        import av
-
-        with av.open(opener()) as c:
-            if c.format.name.split(",")[0] in ("image2", "image2pipe"):  # a guess from the name; PIL could not read it
-                raise _not_media(ref, head)
-            video = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
-            if video:
-                return "video"
-            if c.streams.audio:
-                return "audio"
-    except UnsupportedMediaError:
-        raise
-    except Exception as e:
-        raise UnsupportedMediaError(
-            f"{ref!r} is not an image, video or audio file that can be decoded ({type(e).__name__}).",
-            hint="Check that the file is complete; supported: common image formats, and anything FFmpeg reads.",
-        ) from None
-    raise UnsupportedMediaError(f"{ref!r} holds no image, video or audio stream.")
-
-
-def _subsample(frames: VideoFrames, num_frames: int, max_frames: int | None) -> VideoFrames:
-    """At most `num_frames` (and `max_frames`) of given frames, evenly spread, in order."""
-    n = min(len(frames), num_frames, max_frames or len(frames))
-    keep = sorted({int((i + 0.5) * len(frames) / n) for i in range(n)})
-    return VideoFrames([frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration)
-
-
-def _frames_by_seeking(container: Any, stream: Any, num_frames: int, fps: float | None, max_frames: int | None,
-                       spread: Spread) -> VideoFrames:
-    timeline = timeline_of(container, stream)
-    if spread == "ends":
-        targets = [timeline.start + i * timeline.frame_duration for i in end_indices(timeline.count, num_frames)]
-    else:
-        targets = sample_times(timeline.start, timeline.duration, num_frames, fps, max_frames)
-    picked = decode_nearest(container, stream, targets, timeline.start)
-    tb = float(stream.time_base)
-    keys = sorted(picked)
-    return VideoFrames([picked[k] for k in keys], [k * tb for k in keys], timeline.duration)
-
-
-def _nearest(sorted_times: list[float], t: float) -> int:
-    i = bisect.bisect_left(sorted_times, t)
-    if i == 0:
-        return 0
-    if i == len(sorted_times):
-        return i - 1
-    return i if sorted_times[i] - t < t - sorted_times[i - 1] else i - 1
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    if image.mode == "RGB":
-        return image.copy()
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.split()[3])
-        return background
-    return image.convert("RGB")
