@@ -13,7 +13,7 @@ import json
 import time
 from abc import ABC
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, ClassVar, Sequence, Union
+from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -76,12 +76,40 @@ def _validate_options(options_cls: type[CaptionOptions], owner: str, options: di
         raise OptionsError(f"Invalid options for {owner}: {problems}.", hint=f"Allowed options: {allowed}.") from None
 
 
-class _Stage(ABC):
-    """What captioners and post-processors share: an id, modalities, an options class."""
+O = TypeVar("O", bound=CaptionOptions)
+
+
+def _options_parameter(cls: type) -> type[CaptionOptions] | None:
+    """The options class a stage names as its type parameter (`BaseCaptioner[OpenAIOptions]`), if any."""
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin, args = get_origin(base), get_args(base)
+        if isinstance(origin, type) and issubclass(origin, _Stage) and args and isinstance(args[0], type):
+            return args[0]
+    return None
+
+
+class _Stage(ABC, Generic[O]):
+    """What captioners and post-processors share: an id, modalities, an options class.
+
+    The options class is the type parameter (`class Mine(BaseCaptioner[MyOptions])`): it becomes
+    `Options`, every call is validated into it, and `_caption` receives it already typed."""
 
     id: str = "unnamed"
     modalities: ClassVar[frozenset[Modality]] = frozenset(MODALITIES)
     Options: ClassVar[type[CaptionOptions]] = CaptionOptions
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        named = _options_parameter(cls)
+        if named is None:
+            return
+        if not issubclass(named, CaptionOptions):
+            raise TypeError(f"{cls.__name__}: {named.__name__} is not a CaptionOptions subclass.")
+        declared = cls.__dict__.get("Options")
+        if declared is not None and not issubclass(declared, named):
+            raise TypeError(f"{cls.__name__}: Options = {declared.__name__} but the type parameter is {named.__name__}.")
+        if declared is None:
+            cls.Options = named
 
     def _prepare(self, media: MediaLike, options: dict[str, Any]) -> tuple[Media, CaptionOptions]:
         return self._load_checked(media), _validate_options(self.Options, self.id, options)
@@ -155,7 +183,7 @@ def _implements_one(cls: type, base: type, single: str, batch: str) -> None:
         raise TypeError(f"{cls.__name__} must implement {single} or {batch}.")
 
 
-class BaseCaptioner(_Stage):
+class BaseCaptioner(_Stage[O]):
     """A captioner: media (+ instruction) in, `Caption` out. Implement `_caption` (one item) or
     `_caption_batch` (a batch, for models that batch for real); each defaults to the other."""
 
@@ -163,7 +191,7 @@ class BaseCaptioner(_Stage):
         super().__init_subclass__(**kwargs)
         _implements_one(cls, BaseCaptioner, "_caption", "_caption_batch")
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+    def _caption(self, media: Media, instruction: str | None, options: O) -> Caption:
         """Caption one validated item. Raise an `AnyCapError` subclass on failure.
 
         Only `text` (and `usage` where the backend reports it) need filling in: the media
@@ -172,7 +200,7 @@ class BaseCaptioner(_Stage):
         return self._caption_batch([media], [instruction], options)[0]
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
+                       options: O) -> list[Caption]:
         """Caption a batch. The default loops; models that batch for real override it."""
         return [self._caption(m, i, options) for m, i in zip(media, instructions)]
 
@@ -204,7 +232,7 @@ class BaseCaptioner(_Stage):
         opts = _validate_options(self.Options, self.id, options)
         return self._captions(prepared, instructions_for(len(prepared), instructions), opts)
 
-    async def _acaption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
+    async def _acaption(self, media: Media, instruction: str | None, options: O) -> Caption:
         """Caption one item without blocking the loop. Backends with a native async client override it."""
         return await asyncio.to_thread(self._caption, media, instruction, options)
 
@@ -220,19 +248,19 @@ class BaseCaptioner(_Stage):
         return await asyncio.to_thread(self.caption_batch, media, instructions, **options)
 
 
-class PostProcessor(_Stage):
+class PostProcessor(_Stage[O]):
     """Refines a base caption so that it follows the instruction. Implement `_refine` or `_refine_batch`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         _implements_one(cls, PostProcessor, "_refine", "_refine_batch")
 
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: O) -> Caption:
         """Return the refined caption; only its `text` (and `usage`, `meta`) need filling in."""
         return self._refine_batch([media], [instruction], [caption], options)[0]
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: CaptionOptions) -> list[Caption]:
+                      options: O) -> list[Caption]:
         return [self._refine(m, i, c, options) for m, i, c in zip(media, instructions, captions)]
 
     def _refinements(self, media: list[Media], instructions: list[str | None], captions: list[Caption],

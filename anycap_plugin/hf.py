@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .captioner import BaseCaptioner, Caption, CaptionOptions
 from .errors import AnyCapError, OptionsError
@@ -39,6 +39,9 @@ class GenerationOptions(CaptionOptions):
             kw.update({k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
                                          ("top_k", self.top_k)) if v is not None})
         return kw
+
+
+GO = TypeVar("GO", bound=GenerationOptions)  # an HF adapter's options: GenerationOptions or a subclass of it
 
 
 def choose_device(device: str | None = None) -> str:
@@ -137,7 +140,7 @@ def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
                               hint="The checkpoint looks corrupt or incomplete: re-download or re-save it.") from None
 
 
-class HFChatCaptioner(BaseCaptioner):
+class HFChatCaptioner(BaseCaptioner[GO]):
     """A transformers image-text-to-text model driven through its processor, batched for real."""
 
     Options = GenerationOptions
@@ -195,8 +198,7 @@ class HFChatCaptioner(BaseCaptioner):
 
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, GenerationOptions)
+                       options: GO) -> list[Caption]:
         # decoding (PIL, PyAV) releases the GIL: build the batch's prompts in parallel
         with ThreadPoolExecutor(min(len(media), 4)) as pool:
             prompts = list(pool.map(lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)))

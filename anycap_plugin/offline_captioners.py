@@ -19,17 +19,15 @@ class StatsOptions(CaptionOptions):
     num_frames: int = 8
 
 
-class StatsCaptioner(BaseCaptioner):
+class StatsCaptioner(BaseCaptioner[StatsOptions]):
     """Describes what it can measure: size, colour, brightness, motion, loudness, pitch.
 
     Deterministic and offline: a real captioner for smoke runs and tests, not a model.
     """
 
     id = "stats"
-    Options = StatsOptions
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        assert isinstance(options, StatsOptions)
+    def _caption(self, media: Media, instruction: str | None, options: StatsOptions) -> Caption:
         if media.modality == "image":
             img = media.image()
             return Caption(text=f"A {img.width}x{img.height} {_orientation(img)} image, {_tone(np.asarray(img))}.")

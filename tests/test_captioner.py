@@ -202,3 +202,47 @@ def test_the_adapter_contract_is_one_method_either_way(image_path):
     with pytest.raises(TypeError, match="must implement _refine or _refine_batch"):
         class Idle(PostProcessor):
             id = "idle"
+
+
+def test_options_are_the_type_parameter(image_path):
+    """`BaseCaptioner[MyOptions]` makes MyOptions the class's `Options`: calls are validated into it and
+    `_caption` receives that type (no asserts in adapters). A contradicting `Options` is refused at
+    class definition, and subclasses may narrow through a generic parent (HFChatCaptioner[...])."""
+    from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
+
+    seen = []
+
+    class Typed(BaseCaptioner[CountingOptions]):
+        id = "typed"
+
+        def _caption(self, media, instruction, options: CountingOptions):
+            seen.append(type(options))
+            return Caption(text=f"{options.prefix} {options.max_new_tokens}")
+
+    assert Typed.Options is CountingOptions
+    assert Typed().caption(image_path, prefix="hi").text == "hi 16"
+    assert seen == [CountingOptions]
+    with pytest.raises(OptionsError, match="Allowed options: prefix, max_new_tokens"):
+        Typed().caption(image_path, temperature=1.0)
+
+    with pytest.raises(TypeError, match="type parameter is CountingOptions"):
+        class Contradicts(BaseCaptioner[CountingOptions]):
+            Options = CaptionOptions
+
+            def _caption(self, media, instruction, options):
+                return Caption(text="")
+
+    class MoreGeneration(GenerationOptions):
+        fps: float = 2.0
+
+    class Narrowed(HFChatCaptioner[MoreGeneration]):
+        pass
+
+    assert HFChatCaptioner.Options is GenerationOptions
+    assert Narrowed.Options is MoreGeneration
+
+    class Plain(PostProcessor):
+        def _refine(self, media, instruction, caption, options):
+            return caption
+
+    assert Plain.Options is CaptionOptions

@@ -25,10 +25,9 @@ class ACMOptions(CaptionOptions):
     use_audio_in_video: bool = True  # a video's sound goes in with its frames, where the ACM has an audio branch
 
 
-class ConstraintCheckedRefiner(PostProcessor):
+class ConstraintCheckedRefiner(PostProcessor[ACMOptions]):
     """The refine-again loop, shared by every ACM backend; subclasses implement `_generate`."""
 
-    Options = ACMOptions
 
     def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
                   options: ACMOptions) -> list[tuple[str, int, int]]:
@@ -36,7 +35,7 @@ class ConstraintCheckedRefiner(PostProcessor):
         raise NotImplementedError
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: CaptionOptions) -> list[Caption]:
+                      options: ACMOptions) -> list[Caption]:
         return _refine_with_checks(self, media, instructions, captions, options)
 
 
@@ -85,8 +84,7 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
         return "frames and sound"
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, ACMOptions)
+                      options: ACMOptions) -> list[Caption]:
         refined = _refine_with_checks(self, media, instructions, captions, options)
         for m, caption in zip(media, refined):
             used = self.video_inputs(m, options)
@@ -96,8 +94,7 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
 
 
 def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], instructions: list[str | None],
-                        captions: list[Caption], options: CaptionOptions) -> list[Caption]:
-    assert isinstance(options, ACMOptions)
+                        captions: list[Caption], options: ACMOptions) -> list[Caption]:
     results = refiner._generate(media, instructions, [c.text for c in captions], options)
     texts = [r[0] for r in results]
     usage = [{"prompt_tokens": r[1], "completion_tokens": r[2]} for r in results]

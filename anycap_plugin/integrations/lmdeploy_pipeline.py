@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
+from ..captioner import BaseCaptioner, Caption, prompt_for
 from ..media.chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..hf import GenerationOptions
@@ -26,10 +26,9 @@ def messages(media: Media, instruction: str | None, num_frames: int) -> list[dic
     return [{"role": "user", "content": [*media_parts(media, num_frames, quality=95, frame_labels=True), text]}]
 
 
-class LMDeployPipelineCaptioner(BaseCaptioner):
+class LMDeployPipelineCaptioner(BaseCaptioner[GenerationOptions]):
     """Captions with a pipeline the user already built (`lmdeploy.pipeline(...)`)."""
 
-    Options = GenerationOptions
     modalities = frozenset({"image", "video"})
 
     def __init__(self, pipe: Any) -> None:
@@ -38,10 +37,9 @@ class LMDeployPipelineCaptioner(BaseCaptioner):
 
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
+                       options: GenerationOptions) -> list[Caption]:
         from lmdeploy import GenerationConfig
 
-        assert isinstance(options, GenerationOptions)
         gen = GenerationConfig(**options.generate_kwargs())
         replies = self.pipe([messages(m, i, options.num_frames) for m, i in zip(media, instructions)], gen_config=gen)
         out = []

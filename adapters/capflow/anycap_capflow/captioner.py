@@ -49,10 +49,9 @@ def build_flow(spec: str | None, *, base_url: str | None = None, api_key: str | 
     return workflow, CapFlow(workflow, engine)
 
 
-class CapFlowCaptioner(BaseCaptioner):
+class CapFlowCaptioner(BaseCaptioner[CapFlowOptions]):
     """Route, specialist agents in parallel, summary, quality filter; the record goes to `Caption.meta["capflow"]`."""
 
-    Options = CapFlowOptions
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str | None = None, **endpoint: Any) -> None:
@@ -63,8 +62,7 @@ class CapFlowCaptioner(BaseCaptioner):
         return f"CapFlowCaptioner({self.id!r})"
 
 
-    def _caption_batch(self, media: list[Media], instructions: list[str | None], options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, CapFlowOptions)
+    def _caption_batch(self, media: list[Media], instructions: list[str | None], options: CapFlowOptions) -> list[Caption]:
         import asyncio
 
         async def all_items() -> list[dict[str, Any]]:
@@ -75,11 +73,10 @@ class CapFlowCaptioner(BaseCaptioner):
         return [_to_caption(self.workflow.name, r) for r in self.flow.engine.run(all_items())]
 
 
-class CapFlowFilter(PostProcessor):
+class CapFlowFilter(PostProcessor[FilterOptions]):
     """The quality filter alone: scores the caption it is given, keeps its text, and says in
     `meta["capflow_filter"]` whether every dimension got the top mark."""
 
-    Options = FilterOptions
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str | None = None, **endpoint: Any) -> None:
@@ -87,8 +84,7 @@ class CapFlowFilter(PostProcessor):
         self.id = f"capflow-filter:{model}"
 
     def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, FilterOptions)
+                      options: FilterOptions) -> list[Caption]:
         import asyncio
 
         async def all_items() -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from anycap_plugin import hookimpl
 from anycap_plugin.convert.resolve import preflight_source
-from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption, CaptionOptions
+from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, ModelNotFoundError
 from anycap_plugin.media import Media
 
@@ -27,14 +27,12 @@ class InternVLOptions(GenerationOptions):
     prompt: str = DEFAULT_PROMPT
 
 
-class InternVLCaptioner(HFChatCaptioner):
+class InternVLCaptioner(HFChatCaptioner[InternVLOptions]):
     """A transformers-native (`-hf`) InternVL folder."""
 
     spec_name = "internvl"
-    Options = InternVLOptions
 
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
-        assert isinstance(options, InternVLOptions)
+    def build_prompt(self, media: Media, instruction: str | None, options: InternVLOptions) -> tuple[str, dict]:
         text = instruction or options.prompt.format(modality=media.modality)
         if media.modality == "image":
             content = [{"type": "image"}, {"type": "text", "text": text}]
@@ -47,10 +45,9 @@ class InternVLCaptioner(HFChatCaptioner):
         return prompt, {"images": images}
 
 
-class InternVLChatCaptioner(BaseCaptioner):
+class InternVLChatCaptioner(BaseCaptioner[InternVLOptions]):
     """An InternVL-chat checkpoint, answering the instruction as the reference `chat()` / `batch_chat()` do."""
 
-    Options = InternVLOptions
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str, *, device: str | None = None, dtype: Any = None) -> None:
@@ -61,8 +58,7 @@ class InternVLChatCaptioner(BaseCaptioner):
 
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
-        assert isinstance(options, InternVLOptions)
+                       options: InternVLOptions) -> list[Caption]:
         questions = [i or options.prompt.format(modality=m.modality) for m, i in zip(media, instructions)]
         inputs = self.acm.processor.chat(media, questions, num_frames=options.num_frames)
         results = self.acm.generate(inputs, **options.generate_kwargs())

@@ -29,10 +29,9 @@ def remote_code_allowed(option: bool | None) -> bool:
     return bool(option) or os.environ.get(TRUST_ENV, "").lower() in ("1", "true", "yes")
 
 
-class MiniCPMOCaptioner(BaseCaptioner):
+class MiniCPMOCaptioner(BaseCaptioner[GenerationOptions]):
     """Images, video frames and 16 kHz audio through the model's own `chat` interface."""
 
-    Options = GenerationOptions
 
     def __init__(self, model: str | None = None, *, trust_remote_code: bool | None = None,
                  device: str | None = None, dtype: Any = None) -> None:
@@ -53,8 +52,7 @@ class MiniCPMOCaptioner(BaseCaptioner):
         net = load_pretrained(AutoModel, model, trust_remote_code=True, dtype=choose_dtype(dtype, self.device))
         self.model = net.to(self.device).eval()
 
-    def _caption(self, media: Media, instruction: str | None, options: Any) -> Caption:
-        assert isinstance(options, GenerationOptions)
+    def _caption(self, media: Media, instruction: str | None, options: GenerationOptions) -> Caption:
         content: list[Any]
         if media.modality == "image":
             content = [media.image()]

@@ -33,10 +33,9 @@ class OpenAIOptions(CaptionOptions):
     system_prompt: str | None = None
 
 
-class OpenAICaptioner(BaseCaptioner):
+class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
     """A chat-completions model; `modalities` says what the model takes (audio is opt-in)."""
 
-    Options = OpenAIOptions
 
     def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
                  modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"), concurrency: int = 16,
@@ -137,8 +136,7 @@ class OpenAICaptioner(BaseCaptioner):
         return redact(text, self._key)
 
     # ---- sync and async calls ------------------------------------------------------
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        assert isinstance(options, OpenAIOptions)
+    def _caption(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:
         request = self._request(media, instruction, options)
         try:
             with self._slots:
@@ -154,8 +152,7 @@ class OpenAICaptioner(BaseCaptioner):
                                     asyncio.Semaphore(self.concurrency))
         return self._per_loop[loop]
 
-    async def _acaption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        assert isinstance(options, OpenAIOptions)
+    async def _acaption(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:
         client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
         try:

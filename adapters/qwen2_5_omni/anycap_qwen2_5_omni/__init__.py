@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from anycap_plugin import Caption, CaptionOptions, hookimpl, prompt_for
+from anycap_plugin import Caption, hookimpl, prompt_for
 from anycap_plugin.errors import MediaError
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, fit_audio, load_pretrained
 from anycap_plugin.media import Media
@@ -27,9 +27,8 @@ class OmniOptions(GenerationOptions):
     max_frames: int = 64
 
 
-class Qwen25OmniCaptioner(HFChatCaptioner):
+class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
     spec_name = "qwen2.5-omni"
-    Options = OmniOptions
     modalities = frozenset({"image", "video", "audio"})
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
@@ -39,8 +38,7 @@ class Qwen25OmniCaptioner(HFChatCaptioner):
 
         return load_pretrained(Qwen2_5OmniThinkerForConditionalGeneration, model, **kwargs)
 
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
-        assert isinstance(options, OmniOptions)
+    def build_prompt(self, media: Media, instruction: str | None, options: OmniOptions) -> tuple[str, dict]:
         text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": media.modality}, {"type": "text", "text": text}]}],
@@ -72,10 +70,9 @@ class Qwen25OmniCaptioner(HFChatCaptioner):
         return parts
 
     def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
+                       options: OmniOptions) -> list[Caption]:
         """Items whose videos bring their sound, and items at another frame rate, go in separate calls:
         the processor takes one frame rate per call, and interleaves sound for a whole call."""
-        assert isinstance(options, OmniOptions)
         prompts = [self.build_prompt(m, i, options) for m, i in zip(media, instructions)]
         groups: dict[tuple[bool, float | None], list[int]] = {}
         for i, (_, parts) in enumerate(prompts):

@@ -32,10 +32,9 @@ def failure_markers() -> tuple[str, ...]:
     return FAIL_MSG, INFER_FAIL_MSG, "Failed to obtain answer via API"
 
 
-class VLMEvalCaptioner(BaseCaptioner):
+class VLMEvalCaptioner(BaseCaptioner[VLMEvalOptions]):
     """Captions with a VLMEvalKit model's `generate(message)`, one item per call (its own API)."""
 
-    Options = VLMEvalOptions
 
     def __init__(self, model: Any, name: str | None = None) -> None:
         self.vlm = model
@@ -68,8 +67,7 @@ class VLMEvalCaptioner(BaseCaptioner):
                 path.write_bytes(media.read_bytes())
         return [{"type": media.modality, "value": str(path)}, text]
 
-    def _caption(self, media: Media, instruction: str | None, options: CaptionOptions) -> Caption:
-        assert isinstance(options, VLMEvalOptions)
+    def _caption(self, media: Media, instruction: str | None, options: VLMEvalOptions) -> Caption:
         if media.modality not in self.modalities:
             raise ModalityNotSupportedError(f"{self.id} takes {sorted(self.modalities)}, not {media.modality}.")
         with tempfile.TemporaryDirectory(prefix="anycap-vlmeval-") as scratch:
