@@ -6,11 +6,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 
-from .errors import AnyCapError
-
-
-class OpenServerError(AnyCapError):
-    """Binding beyond loopback without an API key, and without saying so on purpose."""
+from .errors import OpenServerError
 
 
 def is_loopback(host: str) -> bool:

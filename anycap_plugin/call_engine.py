@@ -22,19 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
-from .errors import AnyCapError, OptionsError
+from .errors import CallError, OptionsError, ReplyFormatError
 from .openai_compat import api_key, failure, reask, reply_text
 from .sqlite_cache import JsonCache
 
 T = TypeVar("T")
-
-
-class CallError(AnyCapError):
-    """A model call that failed after the SDK's retries (HTTP error, timeout, dropped connection)."""
-
-
-class ReplyFormatError(AnyCapError):
-    """A reply that is not the JSON the prompt asked for, after the allowed re-asks."""
 
 
 @dataclass(frozen=True)

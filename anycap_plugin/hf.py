@@ -13,16 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .captioner import BaseCaptioner, Caption, CaptionOptions
-from .errors import AnyCapError, OptionsError
+from .errors import AnyCapError, CheckpointError, ModelNotFoundError, OptionsError
 from .media import Media
-
-
-class ModelNotFoundError(AnyCapError):
-    """No model at the given folder or hub id."""
-
-
-class CheckpointError(AnyCapError):
-    """A model folder that exists but cannot be loaded (corrupt or incomplete files)."""
 
 
 class GenerationOptions(CaptionOptions):

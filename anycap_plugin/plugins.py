@@ -228,6 +228,11 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return name, model
 
 
+def join_spec(base: str, post: str | None) -> str:
+    """The chain spec of a base spec and an optional post-processor spec: `base+post`."""
+    return f"{base}+{post}" if post else base
+
+
 def spec_name(spec: str) -> str:
     """The registered name a spec (or a chain's base) starts with: `acm` for `acm:/m`, `qwen2.5-vl` for
     `qwen2.5-vl:/q+acm:/m`."""

@@ -24,7 +24,7 @@ from PIL import Image
 
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import WorkItem, run
-from anycap_plugin.testing_server import server_process
+from anycap_plugin.testing.server import server_process
 
 
 def one_run(n: int, concurrency: int, delay: float, fault_rate: float, retry_after: str, image: Path,

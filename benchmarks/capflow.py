@@ -20,8 +20,8 @@ from pathlib import Path
 
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import WorkItem, run
-from anycap_plugin.samples import sample_image
-from anycap_plugin.testing_server import server_process
+from anycap_plugin.testing.samples import sample_image
+from anycap_plugin.testing.server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from anycap_plugin import BaseCaptioner, Caption
 from anycap_plugin.batch import WorkItem, run
-from anycap_plugin.samples import sample_image
+from anycap_plugin.testing.samples import sample_image
 
 
 class GpuStandIn(BaseCaptioner):

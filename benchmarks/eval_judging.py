@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_references, make_protocol
-from anycap_plugin.testing_server import server_process
+from anycap_plugin.testing.server import server_process
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 

@@ -34,7 +34,7 @@ from anycap_plugin import get_captioner, testing
 from anycap_plugin.batch import expand_inputs
 from anycap_plugin.batch.ray_engine import connect, run_on_ray
 from anycap_plugin.batch import run
-from anycap_plugin.testing_server import server_process
+from anycap_plugin.testing.server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee"]
 

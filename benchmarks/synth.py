@@ -18,9 +18,9 @@ from pathlib import Path
 
 from anycap_plugin.call_engine import CallEngine, Endpoint, Role
 from anycap_plugin.batch import expand_inputs
-from anycap_plugin.samples import sample_image
+from anycap_plugin.testing.samples import sample_image
 from anycap_plugin.synth import PromptSet, SynthConfig, Synthesizer
-from anycap_plugin.testing_server import server_process
+from anycap_plugin.testing.server import server_process
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "horse", "motorcycle_left"]
 

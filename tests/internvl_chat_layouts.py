@@ -88,7 +88,7 @@ def _random_lm(kind: str, config: dict[str, Any], seed: int) -> dict[str, torch.
 def build(folder: Path, kind: str, seed: int = 0) -> Path:
     """An InternVL-chat checkpoint with a `kind` language model (qwen3, qwen3_moe, gpt_oss) in `folder`,
     and its language model alone in `folder.parent / (folder.name + "-lm")`."""
-    from anycap_plugin.tiny_models import build_tokenizer
+    from anycap_plugin.testing.tiny_models import build_tokenizer
 
     folder.mkdir(parents=True)
     extra = INTERNVL_TOKENS + {"gpt_oss": GPT_OSS_TOKENS, "phi3": PHI3_TOKENS}.get(kind, ())

@@ -25,7 +25,7 @@ TOTAL, FAILING = 16, 2
 
 
 def _image(name: str) -> bytes:
-    from anycap_plugin.samples import sample_image
+    from anycap_plugin.testing.samples import sample_image
 
     return sample_image(name).read_bytes()
 

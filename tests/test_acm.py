@@ -10,7 +10,7 @@ from transformers import AutoConfig, AutoModel, AutoProcessor
 from anycap_plugin import Caption, Media, ModalityNotSupportedError, get_captioner, get_post_processor, testing, wrap
 from anycap_plugin.acm import ACMConfig, ACMForConditionalGeneration, ACMProcessor
 from anycap_plugin.acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
-from anycap_plugin.hf import CheckpointError
+from anycap_plugin.errors import CheckpointError
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_media_without_an_encoder_and_broken_checkpoints(image_only_acm, audio_p
 
 
 def test_remote_acm_over_an_openai_compatible_endpoint(image_path, video_path, audio_path):
-    from anycap_plugin.testing_server import ChatCompletionsServer
+    from anycap_plugin.testing.server import ChatCompletionsServer
 
     seen = []
 

@@ -13,7 +13,7 @@ from PIL import Image
 from anycap_plugin import CaptionerError, ModalityNotSupportedError, OptionsError, get_captioner, plugins
 from anycap_plugin.media import Media
 from anycap_plugin.batch import WorkItem, run
-from anycap_plugin.testing_server import ChatCompletionsServer, Fault
+from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SECRET = "sk-test-SECRET-0123456789"
 

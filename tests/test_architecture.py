@@ -1,5 +1,6 @@
 """The package's shape: no import cycles (lazy imports inside functions included), between modules
-or between the package's parts (its top-level modules and subpackages)."""
+or between the package's parts (its top-level modules and subpackages); every error class in
+`errors.py`; the test helpers (`testing/`) out of the library."""
 
 from __future__ import annotations
 
@@ -108,21 +109,49 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path):
     assert cycles(graph) == [["pkg.a", "pkg.sub.b"]]
 
 
-def test_every_error_class_is_an_anycap_error():
-    """One error tree: what AnyCap raises can be caught as `AnyCapError` (warnings aside)."""
+def test_every_error_class_lives_in_the_one_tree():
+    """One error tree, in one module: what AnyCap raises can be caught as `AnyCapError`, and every
+    exception class is defined in `errors.py` (private control-flow signals, `_`-named, aside)."""
     import importlib
 
     from anycap_plugin.errors import AnyCapError
 
-    outside = []
+    outside, elsewhere = [], []
     for path in sorted(PACKAGE.rglob("*.py")):
-        names = [n.name for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef)
-                 and n.name.endswith(("Error", "Exception", "Refused", "NotInstalled"))]
-        if not names:
-            continue
         module = importlib.import_module(module_name(path))
-        for name in names:
-            cls = getattr(module, name)
-            if isinstance(cls, type) and issubclass(cls, BaseException) and not issubclass(cls, (AnyCapError, Warning)):
-                outside.append(f"{module.__name__}.{name}")
-    assert outside == []
+        for node in ast.walk(ast.parse(path.read_text())):
+            cls = getattr(module, node.name, None) if isinstance(node, ast.ClassDef) else None
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)) or issubclass(cls, Warning):
+                continue
+            if not issubclass(cls, AnyCapError) and not node.name.startswith("_"):
+                outside.append(f"{module.__name__}.{node.name}")
+            if path.name != "errors.py" and not node.name.startswith("_"):
+                elsewhere.append(f"{module.__name__}.{node.name}")
+    assert outside == [] and elsewhere == []
+
+
+def test_the_library_never_imports_the_test_helpers():
+    """`anycap_plugin.testing` (samples, tiny models, the loopback server) is for tests, benchmarks and
+    plugin authors. Only `anycap demo`, the install's smoke test on a tiny ACM, reaches into it."""
+    graph = import_graph(PACKAGE)
+    users = sorted(m for m, ts in graph.items() if not m.startswith("anycap_plugin.testing")
+                   and any(t == "anycap_plugin.testing" or t.startswith("anycap_plugin.testing.") for t in ts))
+    assert users == ["anycap_plugin.cli.demo"]
+
+
+def test_adapters_import_only_public_modules():
+    """Everything an adapter needs is importable from `anycap_plugin` or one of its first-level modules
+    and packages (`anycap_plugin.hf`, `anycap_plugin.media`, `anycap_plugin.batch`, ...): the in-tree
+    adapters, written as third parties write theirs, reach no deeper and no `_private` name."""
+    adapters = PACKAGE.parent / "adapters"
+    deep = []
+    for path in sorted(adapters.glob("*/anycap_*/**/*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("anycap_plugin"):
+                names = [a.name for a in node.names]
+                if node.module.count(".") > 1 or any(n.startswith("_") for n in names):
+                    deep.append(f"{path.relative_to(adapters)}: from {node.module} import {', '.join(names)}")
+            elif isinstance(node, ast.Import):
+                deep += [f"{path.relative_to(adapters)}: import {a.name}" for a in node.names
+                         if a.name.startswith("anycap_plugin.") and a.name.count(".") > 1]
+    assert deep == []

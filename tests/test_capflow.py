@@ -17,7 +17,7 @@ import pytest
 
 from anycap_plugin import get_captioner, plugins
 from anycap_plugin.batch import WorkItem, run
-from anycap_plugin.testing_server import ChatCompletionsServer, Fault
+from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 capflow = pytest.importorskip("anycap_capflow")
 from anycap_capflow import WorkflowError, load_workflow  # noqa: E402
@@ -236,7 +236,7 @@ def test_the_call_cache_makes_a_rerun_pay_only_for_what_failed(image_path, tmp_p
 
 
 def test_a_killed_cli_run_resumes_and_pays_only_for_unfinished_calls(tmp_path):
-    from anycap_plugin.samples import sample_image
+    from anycap_plugin.testing.samples import sample_image
 
     media = tmp_path / "media"
     media.mkdir()

@@ -86,14 +86,22 @@ main()
 """
 
 
-def test_demo_runs_offline_on_sample_media_without_the_test_helpers(tmp_path):
-    env = {**os.environ, "ANYCAP_LOAD_PLUGINS": ""}
-    result = subprocess.run([sys.executable, "-c", BLOCK_TEST_HELPERS, "demo", "--output", str(tmp_path / "demo.jsonl")],
-                            capture_output=True, text=True, env=env, timeout=300)
+def test_demo_runs_offline_on_sample_media(tmp_path):
+    result = anycap("demo", "--output", str(tmp_path / "demo.jsonl"))
     assert result.returncode == 0, result.stderr
     for label in ("[image]", "[video]", "[audio]", "base:", "refined:"):
         assert label in result.stdout
     assert len((tmp_path / "demo.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_caption_run_needs_no_test_helpers(tmp_path, media_dir):
+    """The library runs with `anycap_plugin.testing` unimportable (only `anycap demo` reaches into it)."""
+    env = {**os.environ, "ANYCAP_LOAD_PLUGINS": ""}
+    result = subprocess.run([sys.executable, "-c", BLOCK_TEST_HELPERS, "caption", str(media_dir), "-m", "stats",
+                             "-p", "identity", "-o", str(tmp_path / "caps.jsonl")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "caps.jsonl").read_text().splitlines()) == 4
 
 
 def test_renamed_options_keep_working_with_a_warning(tmp_path):
@@ -108,3 +116,50 @@ def test_renamed_options_keep_working_with_a_warning(tmp_path):
     old = anycap("train", "-m", str(tmp_path / "no-acm"), "-d", str(acd), "-o", str(tmp_path / "run"))
     assert "warning: --model is now --acm" in old.stderr and "warning: --data is now --acd" in old.stderr
     assert old.returncode != 0  # and then the missing folder is refused as before
+    # `anycap synth --model` (a model name on the endpoint, not a spec) is now --writer-model
+    shown = anycap("synth", "--help")
+    assert "--writer-model" in shown.stdout and "--model" not in shown.stdout.replace("-model", "")
+    old = anycap("synth", str(tmp_path / "none"), "-m", "gpt-4o", "-o", str(tmp_path / "acd.jsonl"))
+    assert "warning: --model is now --writer-model" in old.stderr and old.returncode == 2
+    assert "No API key" in old.stderr  # then refused as before, before any call
+
+
+def test_one_mapping_from_errors_to_exit_codes(tmp_path):
+    """Commands raise the library's errors as they are: a `RunError` (a call, a judge, a cluster) exits 1,
+    every other `AnyCapError` exits 2 with the command's usage line, and a plugin's plain click command
+    is mapped the same way."""
+    import click
+    from click.testing import CliRunner
+
+    from anycap_plugin import errors
+    from anycap_plugin.cli import cli
+    from anycap_plugin.cli.exit_codes import FAILED, USAGE, exit_code
+
+    tree = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.AnyCapError)]
+    assert len(tree) > 30
+    run_errors = {c.__name__ for c in tree if exit_code(c("x") if c is not errors.UnknownCaptionerError
+                                                      else c("x", "captioner", [], [])) == FAILED}
+    assert run_errors == {"RunError", "CaptionerError", "WorkerCrashError", "CallError", "ReplyFormatError",
+                          "JudgeError", "LengthDropped", "RayUnavailableError"}
+
+    @click.command("raises")
+    @click.argument("kind")
+    def raises(kind):
+        raise {"run": errors.JudgeError, "usage": errors.EvalDataError}[kind]("it went wrong.", hint="Do this.")
+
+    cli.add_command(raises)
+    try:
+        runner = CliRunner()
+        run = runner.invoke(cli, ["raises", "run"])
+        assert run.exit_code == FAILED and "Error: it went wrong. Do this." in run.output
+        usage = runner.invoke(cli, ["raises", "usage"])
+        assert usage.exit_code == USAGE and "Error: it went wrong. Do this." in usage.output
+        nested = runner.invoke(cli, ["eval", "manifest", "--refs", str(tmp_path / "none.jsonl"),
+                                     "--media-root", str(tmp_path), "-o", str(tmp_path / "m.jsonl")])
+        assert nested.exit_code == USAGE
+        (tmp_path / "bad.jsonl").write_text("not json\n")
+        bad = runner.invoke(cli, ["eval", "manifest", "--refs", str(tmp_path / "bad.jsonl"),
+                                  "--media-root", str(tmp_path), "-o", str(tmp_path / "m.jsonl")])
+        assert bad.exit_code == USAGE and "Usage: cli eval manifest" in bad.output, bad.output
+    finally:
+        cli.commands.pop("raises")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from anycap_plugin.eval import JudgeCache, JudgeError, OpenAIJudge, evaluate, load_captions, load_references
+from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_captions, load_references
+from anycap_plugin.errors import JudgeError
 from anycap_plugin.eval.protocols.anycap import parse_content_reply, parse_style_reply
 from anycap_plugin.eval.replies import extract_json
 from anycap_plugin.eval.references import EvalItem
-from anycap_plugin.testing_server import ChatCompletionsServer, Fault
+from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 TEN = "The gray cat sits calmly on a wooden chair indoors."  # 10 words, one sentence

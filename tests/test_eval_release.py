@@ -23,7 +23,7 @@ from anycap_plugin.eval.protocols.release import parse_release_content
 from anycap_plugin.eval.references import EvalItem
 from anycap_plugin.eval.report import comparability_warnings
 from anycap_plugin.instructions import count_sentences, count_words, parse_length_constraint
-from anycap_plugin.testing_server import ChatCompletionsServer, judge_responder
+from anycap_plugin.testing import ChatCompletionsServer, judge_responder
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 PROMPTS = SHARED / "release_prompts"

@@ -14,7 +14,7 @@ import pytest
 
 from anycap_plugin import testing
 from anycap_plugin.errors import MediaError, OptionsError
-from anycap_plugin.testing_server import ChatCompletionsServer, judge_responder, last_text
+from anycap_plugin.testing import ChatCompletionsServer, judge_responder, last_text
 from eval_data import SHARED, anycapeval_root
 
 pytest.importorskip("lmms_eval")

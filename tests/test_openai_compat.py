@@ -12,7 +12,7 @@ from anycap_plugin.call_engine import CallEngine, Endpoint, Role
 from anycap_plugin.errors import OptionsError
 from anycap_plugin.eval.judges import ChatJudge
 from anycap_plugin.openai_compat import api_key, json_object, reask
-from anycap_plugin.testing_server import ChatCompletionsServer
+from anycap_plugin.testing.server import ChatCompletionsServer
 
 
 def test_a_missing_key_is_refused_before_any_call(monkeypatch):

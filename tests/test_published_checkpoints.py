@@ -17,8 +17,9 @@ from safetensors.torch import load_file, save_file
 
 from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, get_post_processor, plugins
 from anycap_plugin.acm.prompt import parse_question, question
-from anycap_plugin.convert import ConversionError, TokenizerConversionError, convert_internvl_chat, resolve_model
-from anycap_plugin.acm.chat_template import UnknownTemplateError
+from anycap_plugin.convert import convert_internvl_chat, resolve_model
+from anycap_plugin.errors import ConversionError, TokenizerConversionError
+from anycap_plugin.errors import UnknownTemplateError
 
 ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny"
 SOURCE = ORACLE / "checkpoint"
@@ -161,7 +162,7 @@ def test_hub_ids_resolve_from_the_local_hugging_face_cache(tmp_path, monkeypatch
     assert (folder / "conversion.json").stat().st_mtime_ns == stamp
     acm = get_post_processor("acm:qishisuren/AnyCapModel")
     assert acm.id == "acm:qishisuren/AnyCapModel"
-    from anycap_plugin.hf import ModelNotFoundError
+    from anycap_plugin.errors import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="not/there"):
         resolve_model("not/there")

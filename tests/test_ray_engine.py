@@ -109,7 +109,7 @@ def test_capflow_runs_in_the_actor_pool(cluster, tmp_path):
     capflow = pytest.importorskip("anycap_capflow")
     from anycap_capflow.loopback import respond
 
-    from anycap_plugin.testing_server import ChatCompletionsServer
+    from anycap_plugin.testing.server import ChatCompletionsServer
 
     images = [str(sample_image(name)) for name in ("astronaut", "chelsea", "coffee")]
     with ChatCompletionsServer(respond) as server:

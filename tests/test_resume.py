@@ -17,7 +17,7 @@ import pytest
 import resume_inputs as layout
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import BatchRun, plan_inputs, run
-from anycap_plugin.batch.journal import JournalBusyError
+from anycap_plugin.errors import JournalBusyError
 
 from test_cli import anycap
 

@@ -137,7 +137,7 @@ class EventCaptioner(BaseCaptioner):
 
 def test_the_next_batch_is_decoded_while_the_model_works(tmp_path, monkeypatch):
     from anycap_plugin.media import Media
-    from anycap_plugin.samples import sample_image
+    from anycap_plugin.testing.samples import sample_image
 
     events = []
     decode = Media.image

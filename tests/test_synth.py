@@ -14,8 +14,8 @@ from pathlib import Path
 
 from anycap_plugin import testing
 from anycap_plugin.eval.length_rules import RELEASE_TABLE
-from anycap_plugin.testing_server import ChatCompletionsServer, fitting_answer, synth_responder
-from anycap_plugin.testing_server import last_text as texts
+from anycap_plugin.testing import ChatCompletionsServer, fitting_answer, synth_responder
+from anycap_plugin.testing import last_text as texts
 from anycap_plugin.train import read_acd
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -40,7 +40,7 @@ def test_records_follow_the_release_format_and_train_reads_them(tmp_path, image_
         shutil.copyfile(src, media / src.name)
     out = tmp_path / "acd.jsonl"
     with ChatCompletionsServer(synth_responder) as server:
-        done = synth(server, media, "-o", out, "-m", "writer-model", "--weaker", "openai:weak-model",
+        done = synth(server, media, "-o", out, "--writer-model", "writer-model", "--weaker", "openai:weak-model",
                      "--media-root", media)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
@@ -81,7 +81,7 @@ def test_records_follow_the_release_format_and_train_reads_them(tmp_path, image_
 def test_the_release_prompts_are_sent_verbatim(tmp_path, image_path, video_path):
     out = tmp_path / "acd.jsonl"
     with ChatCompletionsServer(synth_responder) as server:
-        done = synth(server, image_path, video_path, "-o", out, "-m", "w", "--prompts", RELEASE_PROMPTS,
+        done = synth(server, image_path, video_path, "-o", out, "-w", "w", "--prompts", RELEASE_PROMPTS,
                      "--types", "brief,movement,region", "--num-frames", "2")
         sent = [texts(r) for r in server.requests]
     assert done.returncode == 0, done.stderr
@@ -126,7 +126,7 @@ def test_answers_breaking_their_constraint_are_regenerated_then_dropped(tmp_path
     state = {}
     out = tmp_path / "acd.jsonl"
     with ChatCompletionsServer(long_brief_responder(state)) as server:
-        done = synth(server, image_path, "-o", out, "-m", "w", "--types", "brief,detail", "--max-regenerations", "2")
+        done = synth(server, image_path, "-o", out, "-w", "w", "--types", "brief,detail", "--max-regenerations", "2")
     assert done.returncode == 0, done.stderr  # a drop is counted, not a failure
     report = json.loads(done.stdout)
     assert state == {"brief": 3, "detail": 2}  # brief: 1 + 2 regenerations, then dropped; detail: fixed on the re-ask
@@ -148,7 +148,7 @@ def test_failed_calls_are_retried_by_the_next_run_and_cached_calls_are_not_paid_
 
     out = tmp_path / "acd.jsonl"
     with ChatCompletionsServer(flaky) as server:
-        first = synth(server, image_path, "-o", out, "-m", "w", "--types", "brief,detail,theme")
+        first = synth(server, image_path, "-o", out, "-w", "w", "--types", "brief,detail,theme")
         assert first.returncode == 1
         report = json.loads(first.stdout)
         assert report["failed"] == {"CallError": 2} and report["written"] == 1
@@ -156,7 +156,7 @@ def test_failed_calls_are_retried_by_the_next_run_and_cached_calls_are_not_paid_
         assert len(failures) == 2 and all("HTTP 400" in f["error"]["message"] for f in failures)
         first_requests = len(server.requests)
         broken["on"] = False
-        second = synth(server, image_path, "-o", out, "-m", "w", "--types", "brief,detail,theme")
+        second = synth(server, image_path, "-o", out, "-w", "w", "--types", "brief,detail,theme")
         assert second.returncode == 0, second.stderr
         again = json.loads(second.stdout)
         assert again["skipped"] == 1 and again["written"] == 2
@@ -177,7 +177,7 @@ def test_a_killed_run_resumes_without_losing_or_repeating_records(tmp_path, imag
     out = tmp_path / "acd.jsonl"
     with ChatCompletionsServer(synth_responder, delay=0.15) as server:
         env = {**os.environ, "ANYCAP_LOAD_PLUGINS": "", "OPENAI_API_KEY": SECRET, "OPENAI_BASE_URL": server.base_url}
-        proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin", "synth", str(media), "-o", str(out), "-m", "w",
+        proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin", "synth", str(media), "-o", str(out), "-w", "w",
                                  "-c", "4"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 120
         while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 6):
@@ -186,7 +186,7 @@ def test_a_killed_run_resumes_without_losing_or_repeating_records(tmp_path, imag
         proc.wait()
         partial = rows(out)
         assert 6 <= len(partial) < 4 * 10 * 2
-        resumed = synth(server, media, "-o", out, "-m", "w", "-c", "4")
+        resumed = synth(server, media, "-o", out, "-w", "w", "-c", "4")
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
     assert report["skipped"] == len({r["_key"] for r in partial}) and report["written"] + report["skipped"] == 40
@@ -206,11 +206,11 @@ def test_bad_replies_and_bad_media_are_per_item_failures(tmp_path, image_path):
         return "I cannot help with that." if "Control type: Theme" in text else synth_responder(body)
 
     with ChatCompletionsServer(no_question) as server:
-        done = synth(server, tmp_path / "good.png", tmp_path / "broken.png", "-o", out, "-m", "w",
+        done = synth(server, tmp_path / "good.png", tmp_path / "broken.png", "-o", out, "-w", "w",
                      "--types", "brief,theme")
         writer_theme = sum("Control type: Theme" in texts(r) for r in server.requests)
-        bad = synth(server, tmp_path / "good.png", "-o", out, "-m", "w", "--types", "nonsense")
-        wrong = synth(server, tmp_path / "good.png", "-o", out, "-m", "w", "--prompts", tmp_path)
+        bad = synth(server, tmp_path / "good.png", "-o", out, "-w", "w", "--types", "nonsense")
+        wrong = synth(server, tmp_path / "good.png", "-o", out, "-w", "w", "--prompts", tmp_path)
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["failed"] == {"ReplyFormatError": 1, "CorruptMediaError": 1} and report["written"] == 1

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from anycap_plugin import testing
-from anycap_plugin.train import ACDFormatError, TrainConfig, mix, parse_ratio, read_acd, train
+from anycap_plugin.train import TrainConfig, mix, parse_ratio, read_acd, train
+from anycap_plugin.errors import ACDFormatError
 
 ACD = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "acd_sample").glob("*.jsonl"))
 

@@ -7,7 +7,7 @@ import pytest
 
 from anycap_plugin import get_captioner
 from anycap_plugin.media import Media
-from anycap_plugin.samples import generate_video, sample_video
+from anycap_plugin.testing.samples import generate_video, sample_video
 from anycap_plugin.media.video import decode_nearest, sample_times, timeline_of
 
 SAMPLINGS = [dict(num_frames=8), dict(num_frames=3), dict(num_frames=8, spread="ends"), dict(fps=2.0),

@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from anycap_plugin import testing
-from anycap_plugin.testing_server import ChatCompletionsServer, judge_responder
+from anycap_plugin.testing import ChatCompletionsServer, judge_responder
 from eval_data import SHARED
 
 playwright = pytest.importorskip("playwright.sync_api")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from anycap_plugin import testing
 from anycap_plugin.eval import vidcapbench as vcb
-from anycap_plugin.testing_server import ChatCompletionsServer, judge_responder
+from anycap_plugin.testing import ChatCompletionsServer, judge_responder
 
 from eval_data import anycapeval_root
 

@@ -5,7 +5,7 @@ import pytest
 
 from anycap_plugin import get_captioner, plugins, testing, wrap
 from anycap_plugin.errors import CaptionerError, OptionsError
-from anycap_plugin.testing_server import ChatCompletionsServer, Fault
+from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SECRET = "sk-wrap-objects-0123456789"
 

@@ -9,7 +9,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 
 from .configuration_acm import ACMConfig
 from .image_processing_acm import ACMImageProcessor
-from .modeling_acm import ACMForConditionalGeneration, ACMModalityError
+from .modeling_acm import ACMForConditionalGeneration
 from .processing_acm import ACMProcessor
 
 AutoConfig.register(ACMConfig.model_type, ACMConfig, exist_ok=True)
@@ -18,4 +18,4 @@ AutoModelForImageTextToText.register(ACMConfig, ACMForConditionalGeneration, exi
 AutoProcessor.register(ACMConfig, ACMProcessor, exist_ok=True)
 AutoImageProcessor.register(ACMConfig, slow_image_processor_class=ACMImageProcessor, exist_ok=True)
 
-__all__ = ["ACMConfig", "ACMForConditionalGeneration", "ACMProcessor", "ACMImageProcessor", "ACMModalityError"]
+__all__ = ["ACMConfig", "ACMForConditionalGeneration", "ACMProcessor", "ACMImageProcessor"]

@@ -12,13 +12,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..errors import AnyCapError
+from ..errors import UnknownTemplateError
 
 INTERNVL_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
-
-
-class UnknownTemplateError(AnyCapError):
-    """A checkpoint names a conversation template this converter does not know."""
 
 
 @dataclass(frozen=True)

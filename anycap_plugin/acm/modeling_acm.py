@@ -17,12 +17,8 @@ from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from ..errors import ModalityNotSupportedError
+from ..errors import ACMModalityError
 from .configuration_acm import ACMConfig
-
-
-class ACMModalityError(ModalityNotSupportedError, ValueError):
-    """Media of a modality this checkpoint has no encoder for (an `AnyCapError`; a `ValueError` as before)."""
 
 
 def pixel_shuffle(features: torch.Tensor, ratio: float, version: str = "v2") -> torch.Tensor:

@@ -6,9 +6,12 @@ engine (`local`) or Ray Data (`ray_engine`), and written as Parquet or sidecars 
     summary = run(captioner, expand_inputs(["shards/*.tar"], "Describe it."), "caps.jsonl", batch_size=8)
 """
 
-from .inputs import InputPlan, ManifestError, NoInputsError, Source, WorkItem, expand_inputs, plan_inputs
+from .inputs import InputPlan, Source, WorkItem, expand_inputs, plan_inputs
+from .journal import Layout
+from .keys import SEP, item_key, record_key
 from .local import run
 from .loop import BatchRun, RunSummary
+from .records import error_of, is_success
 
-__all__ = ["BatchRun", "InputPlan", "ManifestError", "NoInputsError", "RunSummary", "Source", "WorkItem",
-           "expand_inputs", "plan_inputs", "run"]
+__all__ = ["BatchRun", "InputPlan", "Layout", "RunSummary", "SEP", "Source", "WorkItem", "error_of",
+           "expand_inputs", "is_success", "item_key", "plan_inputs", "record_key", "run"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import OptionsError
+from ..errors import JournalBusyError
 from .keys import is_current, record_identity, record_key
 from .records import is_success
 
@@ -37,10 +37,6 @@ class Layout:
 
 
 CAPTIONS = Layout()
-
-
-class JournalBusyError(OptionsError):
-    """Another run is writing the same output."""
 
 
 class Journal:

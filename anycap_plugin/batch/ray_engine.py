@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import AnyCapError, CaptionerError
+from ..errors import AnyCapError, RayUnavailableError, WorkerCrashError
 from .inputs import InputPlan, WorkItem, plan_inputs
 from .journal import Journal
 from .keys import identity
@@ -37,14 +37,6 @@ from .loop import BatchRun, RunSummary
 from .records import arrow_schema, failure_record, from_arrow_row, to_arrow_row
 
 ACTOR_RETRIES = 3
-
-
-class RayUnavailableError(AnyCapError):
-    """Ray is not installed, or the cluster cannot be reached."""
-
-
-class WorkerCrashError(CaptionerError):
-    """Captioning this item ended its Ray worker (a crash, or out of memory) again and again."""
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .internvl_chat import ConversionError, ConversionReport, convert_internvl_chat, is_internvl_chat
-from .resolve import download, looks_like_path, resolve_model
-from .tokenizer import TokenizerConversionError
+from .internvl_chat import ConversionReport, convert_internvl_chat, is_internvl_chat
+from .resolve import download, looks_like_path, preflight_source, resolve_model
 
 
 def convert(src: str, dst: str | Path) -> ConversionReport:
@@ -23,5 +22,4 @@ def convert(src: str, dst: str | Path) -> ConversionReport:
     return convert_internvl_chat(folder, dst, source={"id": src, "revision": revision})
 
 
-__all__ = ["convert", "resolve_model", "convert_internvl_chat", "is_internvl_chat", "ConversionError",
-           "ConversionReport", "TokenizerConversionError"]
+__all__ = ["convert", "resolve_model", "preflight_source", "convert_internvl_chat", "is_internvl_chat", "ConversionReport"]

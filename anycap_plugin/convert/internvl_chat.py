@@ -24,12 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import AnyCapError
+from ..errors import ConversionError
 from .tokenizer import load_tokenizer
-
-
-class ConversionError(AnyCapError):
-    """A source folder that is not a convertible InternVL-chat checkpoint; says what was found."""
 
 
 _VISION_RENAMES = (

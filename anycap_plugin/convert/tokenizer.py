@@ -21,11 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import AnyCapError
-
-
-class TokenizerConversionError(AnyCapError):
-    """The source tokenizer is missing, unsupported, or would not reproduce the reference's ids."""
+from ..errors import TokenizerConversionError
 
 
 _SP_TYPES = {"normal": 1, "unknown": 2, "control": 3, "user_defined": 4, "byte": 6}

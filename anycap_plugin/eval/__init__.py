@@ -2,12 +2,12 @@
 
 from .anycapeval import evaluate, evaluate_async
 from .cache import JudgeCache
-from .judges import PROMPT_VERSION, Judge, JudgeError, OpenAIJudge
+from .judges import PROMPT_VERSION, Judge, OpenAIJudge
 from .protocols import PROTOCOLS, make_protocol
 from .references import EvalItem, load_captions, load_references
 from .report import comparability_warnings, compare, write_report
 
-__all__ = ["evaluate", "evaluate_async", "JudgeCache", "Judge", "JudgeError", "OpenAIJudge", "PROMPT_VERSION",
+__all__ = ["evaluate", "evaluate_async", "JudgeCache", "Judge", "OpenAIJudge", "PROMPT_VERSION",
            "EvalItem", "load_captions", "load_references", "compare", "write_report", "OfflineJudge",
            "PROTOCOLS", "make_protocol", "comparability_warnings"]
 

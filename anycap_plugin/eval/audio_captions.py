@@ -30,16 +30,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import AnyCapError
+from ..errors import AudioCaptionsError
 from ..jsonl import read_jsonl
 from .caption_metrics import CaptionScorers, check_tools, sentence_similarity
 
 PROTOCOLS = ("standard", "release")
 RELEASE_METRICS = ("METEOR", "ROUGE-L", "CIDEr-D", "SPICE", "SPIDEr")
-
-
-class AudioCaptionsError(AnyCapError):
-    """References or candidates that cannot be read."""
 
 
 def clip_id(value: Any) -> str:

@@ -21,14 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..errors import AnyCapError
+from ..errors import MetricsUnavailable
 
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
 JAVA_HINT = "pycocoevalcap's PTB tokenizer and METEOR run on Java: apt-get install openjdk-17-jre-headless."
-
-
-class MetricsUnavailable(AnyCapError):
-    """What the metrics need is missing: pycocoevalcap, or Java."""
 
 
 def check_tools() -> dict[str, str]:

@@ -13,7 +13,7 @@ import weakref
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..errors import AnyCapError
+from ..errors import AnyCapError, JudgeError
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
@@ -21,10 +21,6 @@ from ..openai_compat import api_key as resolve_key, failure, reask, reply_text
 from .replies import extract_json
 
 __all__ = ["PROMPT_VERSION", "Judge", "JudgeError", "ChatJudge", "OpenAIJudge", "anycapeval_judge", "extract_json"]
-
-
-class JudgeError(AnyCapError):
-    """The judge gave no valid verdict for an item after its retries."""
 
 
 class Judge(Protocol):

@@ -12,17 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Literal
 
-from ..errors import AnyCapError
+from ..errors import EvalDataError
 from ..jsonl import read_jsonl
 from ..instructions import LengthConstraint
 from ..media import Modality
 from .length_rules import release_constraint
 
 Axis = Literal["content", "style"]
-
-
-class EvalDataError(AnyCapError):
-    """A reference or candidate file that cannot be used as it is."""
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,9 @@ from typing import Any, Callable, Iterable
 
 from ..jsonl import read_jsonl
 from .cache import JudgeCache
-from .judges import ChatJudge, JudgeError, extract_json
-from .references import EvalDataError
+from .judges import ChatJudge, extract_json
+from ..errors import JudgeError
+from ..errors import EvalDataError
 
 CATEGORIES = {  # the release's sub-category -> category map
     "video aesthetics": ("cinematography", "composition", "lighting", "color", "style"),

@@ -29,7 +29,7 @@ from .audio import AudioClip
 from .detect import _detect_modality
 from .image import _strict_decoding, _to_rgb
 from .kinds import AUDIO_SAMPLE_RATE, DEFAULT_NUM_FRAMES, Modality
-from .video import (CannotSeek, Spread, VideoFrames, _frames_by_seeking, _nearest, _subsample, end_indices,
+from .video import (_CannotSeek, Spread, VideoFrames, _frames_by_seeking, _nearest, _subsample, end_indices,
                     sample_times)
 
 MediaLike = Union["Media", str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -196,7 +196,7 @@ class Media:
                 stream.thread_type = "AUTO"
                 try:
                     return _frames_by_seeking(c, stream, num_frames, fps, max_frames, spread)
-                except CannotSeek as e:
+                except _CannotSeek as e:
                     self.notes["frame_sampling"] = f"sequential: {e}"
             return self._frames_sequentially(num_frames, fps, max_frames, spread)
         except MediaError:

@@ -20,7 +20,7 @@ from PIL import Image
 Spread = Literal["segments", "ends"]
 
 
-class CannotSeek(Exception):
+class _CannotSeek(Exception):
     """This stream cannot be sampled by seeking; the reason goes into the caption's meta."""
 
 
@@ -61,14 +61,14 @@ def timeline_of(container: Any, stream: Any) -> Timeline:
     """The stream's timeline from its metadata alone (no packet is read)."""
     rate = stream.average_rate or stream.guessed_rate
     if stream.time_base is None or not rate:
-        raise CannotSeek("the container gives no frame rate")
+        raise _CannotSeek("the container gives no frame rate")
     tb = float(stream.time_base)
     if stream.duration is not None and stream.duration > 0:
         duration = stream.duration * tb
     elif container.duration:
         duration = container.duration / 1_000_000  # AV_TIME_BASE
     else:
-        raise CannotSeek("the container gives no duration")
+        raise _CannotSeek("the container gives no duration")
     frame_duration = 1.0 / float(rate)
     count = stream.frames or max(1, round(duration / frame_duration))
     return Timeline(_first_frame_time(container, stream), duration, frame_duration, count)
@@ -82,7 +82,7 @@ def _first_frame_time(container: Any, stream: Any) -> float:
     for frame in container.decode(stream):
         if frame.pts is not None:
             return frame.pts * float(stream.time_base)
-    raise CannotSeek("no frame with a timestamp at the start")
+    raise _CannotSeek("no frame with a timestamp at the start")
 
 
 def decode_nearest(container: Any, stream: Any, targets: list[float], start: float) -> dict[int, Any]:
@@ -100,7 +100,7 @@ def decode_nearest(container: Any, stream: Any, targets: list[float], start: flo
             try:
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             except Exception as e:  # PyAV raises its own error types for unseekable input
-                raise CannotSeek(f"seeking failed ({e})") from None
+                raise _CannotSeek(f"seeking failed ({e})") from None
             frames, last, seeked = container.decode(stream), None, True
         else:
             seeked = False
@@ -110,7 +110,7 @@ def decode_nearest(container: Any, stream: Any, targets: list[float], start: flo
                 continue
             last = frame
             if before is None and seeked and frame.pts * tb > t + 1e-6 and t > start + 1e-6:
-                raise CannotSeek(f"seeking to {t:.3f} s landed at {frame.pts * tb:.3f} s")
+                raise _CannotSeek(f"seeking to {t:.3f} s landed at {frame.pts * tb:.3f} s")
             if frame.pts * tb >= t:  # the first frame at or after t, or the one before it if nearer (ties: earlier)
                 later_nearer = before is None or frame.pts * tb - t < t - before.pts * tb
                 chosen = frame if later_nearer else before
@@ -119,7 +119,7 @@ def decode_nearest(container: Any, stream: Any, targets: list[float], start: flo
         else:  # past the last frame: the last one decoded is the nearest
             chosen, frames = before, None
         if chosen is None:
-            raise CannotSeek(f"no frame decoded after seeking to {t:.3f} s")
+            raise _CannotSeek(f"no frame decoded after seeking to {t:.3f} s")
         if chosen.pts not in picked:
             picked[chosen.pts] = chosen.to_image()
     return picked

@@ -5,6 +5,6 @@ Needs the `serve` extra (Starlette, uvicorn).
 """
 
 from .app import ServeConfig, create_app, running, serve
-from .protocol import MediaPolicy, RequestError, parse_request
+from .protocol import MediaPolicy, parse_request
 
-__all__ = ["MediaPolicy", "RequestError", "ServeConfig", "create_app", "parse_request", "running", "serve"]
+__all__ = ["MediaPolicy", "ServeConfig", "create_app", "parse_request", "running", "serve"]

@@ -23,7 +23,8 @@ from typing import Any, AsyncIterator, Iterator
 
 from ..access import auth_rule, bearer_matches
 from .batching import DynamicBatcher
-from .protocol import CaptionRequest, MediaPolicy, RequestError, parse_request
+from .protocol import CaptionRequest, MediaPolicy, parse_request
+from ..errors import RequestError
 from .served import ServedModel, error_status, usage_of
 
 log = logging.getLogger("anycap.serve")

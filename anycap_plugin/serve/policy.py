@@ -8,15 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import AnyCapError
-
-
-class RequestError(AnyCapError):
-    """A request the server cannot serve: answered with `status` and an OpenAI-style error body."""
-
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", hint: str | None = None):
-        super().__init__(message, hint=hint)
-        self.status, self.code = status, code
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from ..media.chat_parts import is_frame_label
 from ..errors import AnyCapError
 from ..media import Media
 from ..acm.prompt import parse_question
-from .policy import MediaPolicy, RequestError
+from .policy import MediaPolicy
+from ..errors import RequestError
 
 
 @dataclass(frozen=True)

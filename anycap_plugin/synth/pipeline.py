@@ -27,7 +27,7 @@ from typing import Any, Iterable
 from ..call_engine import CallEngine, RoleUsage, bounded
 from ..media.chat_parts import media_parts, user_message
 from ..batch.records import error_of
-from ..errors import AnyCapError, OptionsError
+from ..errors import LengthDropped, OptionsError
 from ..batch import BatchRun, WorkItem
 from ..batch.journal import Layout
 from ..batch.keys import SEP
@@ -40,10 +40,6 @@ from .records import acd_record
 WRITER, DEGRADER, WEAKER = "writer", "degrader", "weaker"
 # every line is finished (failures go to OUT.failures.jsonl); an (item, type) pair's lines share `_key`
 RECORDS = Layout(key=lambda r: r["_key"], finished=lambda r: True, identity=lambda r: r["_key"])
-
-
-class LengthDropped(AnyCapError):
-    """An answer that kept breaking its own length constraint."""
 
 
 @dataclass

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..acm.prompt import parse_question, strip_placeholders
-from ..errors import AnyCapError
+from ..errors import ACDFormatError, AnyCapError
 from ..jsonl import read_jsonl
 
 Kind = Literal["degraded", "weaker", "correct", "plain"]
@@ -26,10 +26,6 @@ KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
     "q-c-c": "correct",  # existing caption already equals the target
     "gpt_q_c": "plain",  # no existing caption
 }
-
-
-class ACDFormatError(AnyCapError):
-    """A training file line that is not a usable ACD record."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ import numpy as np
 from ..access import bearer_matches
 from .display import summary
 from .index import Query, RunIndex
-from .media import MediaRefused, picture, resolve
+from .media import picture, resolve
+from ..errors import MediaRefused
 
 STATIC = Path(__file__).parent / "static"
 PAGE_LIMIT = 500

@@ -13,13 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import AnyCapError
+from ..errors import MediaRefused
 
 THUMB = 320
-
-
-class MediaRefused(AnyCapError):
-    """The record names a file outside the folders the viewer may serve."""
 
 
 def resolve(ref: str | None, roots: list[Path]) -> Path:

@@ -14,10 +14,7 @@ import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
-from anycap_plugin.batch import BatchRun, RunSummary
-from anycap_plugin.batch.journal import Layout
-from anycap_plugin.batch.keys import SEP, item_key, record_key
-from anycap_plugin.batch.records import error_of, is_success
+from anycap_plugin.batch import SEP, BatchRun, Layout, RunSummary, error_of, is_success, item_key, record_key
 from anycap_plugin.call_engine import bounded
 from anycap_plugin.jsonl import read_jsonl
 from anycap_plugin.media import Media

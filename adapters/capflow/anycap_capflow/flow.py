@@ -11,8 +11,7 @@ from typing import Any
 
 from anycap_plugin.call_engine import CallEngine, Reply, RoleUsage, fill
 from anycap_plugin.openai_compat import json_object
-from anycap_plugin.media.chat_parts import media_parts, user_message
-from anycap_plugin.media import Media
+from anycap_plugin.media import Media, media_parts, user_message
 
 from .workflow import Workflow, WorkflowError
 

@@ -1,5 +1,5 @@
 """A CapFlow-aware responder for the loopback chat server (tests, benchmarks, offline demos):
-`python -m anycap_plugin.testing_server --responder anycap_capflow.loopback:respond`.
+`python -m anycap_plugin.testing.server --responder anycap_capflow.loopback:respond`.
 
 It answers each role of the default workflow in the form the prompts ask for: the router picks
 `video_temporal` for several frames and `natural` for one image (confidence 3), agents return
@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from anycap_plugin.testing_server import last_text
+from anycap_plugin.testing import last_text
 
 
 def prompt_and_images(body: dict[str, Any]) -> tuple[str, int]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from anycap_plugin import hookimpl
-from anycap_plugin.convert.resolve import preflight_source
+from anycap_plugin.convert import preflight_source
 from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption
-from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, ModelNotFoundError
+from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
+from anycap_plugin.errors import ModelNotFoundError
 from anycap_plugin.media import Media
 
 
@@ -51,7 +52,7 @@ class InternVLChatCaptioner(BaseCaptioner[InternVLOptions]):
     modalities = frozenset({"image", "video"})
 
     def __init__(self, model: str, *, device: str | None = None, dtype: Any = None) -> None:
-        from anycap_plugin.acm_runtime.loading import LoadedACM
+        from anycap_plugin.acm_runtime import LoadedACM
 
         self.id = f"internvl:{model}"
         self.acm = LoadedACM(model, device, dtype)

@@ -20,8 +20,7 @@ import openai
 from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
 from anycap_plugin.openai_compat import api_key as resolve_key, failure, redact
 from anycap_plugin.captioner import instructions_for, prompt_for
-from anycap_plugin.media.chat_parts import audio_part, encoded, image_data_url, image_url_part
-from anycap_plugin.media import Modality
+from anycap_plugin.media import Modality, audio_part, encoded, image_data_url, image_url_part
 
 
 class OpenAIOptions(CaptionOptions):

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
-from ...errors import OptionsError
+from ...errors import NoInputsError
 from ...media import MEDIA_EXTENSIONS, media_files_in
 from .conversations import conversation_file
 from .files import manifest, paths
 from .hf_datasets import dataset_items
-from .items import ManifestError, WorkItem, bad_item
+from .items import WorkItem, bad_item
+from ...errors import ManifestError
 from .parquet import table_columns, table_items, table_rows
 from .webdataset import count_samples, shard_items
 
@@ -29,10 +30,6 @@ __all__ = ["InputPlan", "ManifestError", "NoInputsError", "Source", "WorkItem", 
 
 Kind = Literal["media", "folder", "shard", "table", "manifest", "conversations", "dataset"]
 _MEDIA_EXTS = set().union(*MEDIA_EXTENSIONS.values())
-
-
-class NoInputsError(OptionsError):
-    """Inputs that name nothing to caption: a glob without a match, an empty folder or manifest."""
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import AnyCapError
+from ...errors import AnyCapError, ManifestError
 from ..keys import SEP, identity, item_key
-
-
-class ManifestError(AnyCapError):
-    """An input record (manifest line, conversation, table row) that cannot be read as an item."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...media.chat_parts import media_parts
-from ...errors import AnyCapError
+from ...errors import PromptFilesError
 from ...media import Media
 from ..references import EvalItem
 from ..replies import extract_json, rubric_score
@@ -35,10 +35,6 @@ WHERE_FROM = ("The release's judge instructions are in the AnyCap repository (gi
               "eval/AnyCapEval folder, or a folder of {modality}_{content,style}.txt files.")
 VIDEO_FRAMES = 8
 JPEG_QUALITY = 75  # PIL's default, which the release's frame encoder uses
-
-
-class PromptFilesError(AnyCapError):
-    """The release protocol's prompt folder is missing, incomplete, or holds other files."""
 
 
 def prompt_file(folder: Path, modality: str, axis: str) -> Path | None:

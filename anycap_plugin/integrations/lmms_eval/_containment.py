@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from types import ModuleType
 
-from ...errors import AnyCapError
+from ...errors import LmmsEvalNotInstalled
 from ..process_state import restored
 
 INSTALL_HINT = ("pip install 'anycap-plugin[lmms-eval]' (or, to keep your torch: "
@@ -22,10 +22,6 @@ INSTALL_HINT = ("pip install 'anycap-plugin[lmms-eval]' (or, to keep your torch:
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
-
-
-class LmmsEvalNotInstalled(AnyCapError):
-    """lmms-eval is not importable."""
 
 
 def import_lmms_eval() -> ModuleType:

@@ -49,6 +49,7 @@ class AnyCapLMMS(lmms):
     def __init__(self, spec: str, post: str | None = None, options: Any = None, post_options: Any = None,
                  batch_size: int | str | None = 8, max_batch_size: Any = None, device: Any = None,
                  **unknown: Any) -> None:
+        from ...plugins import join_spec
         from ...wrapping import build_captioner
 
         super().__init__()
@@ -59,7 +60,7 @@ class AnyCapLMMS(lmms):
         if unknown:
             raise OptionsError(f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
                                hint="Use spec=, post=, options=, post_options=, batch_size=.")
-        self.spec = f"{spec}+{post}" if post else str(spec)
+        self.spec = join_spec(str(spec), post)
         self.options = _json_object(options, "options")
         self.captioner = build_captioner(str(spec), post, _json_object(post_options, "post_options"))
         self.batch_size = _batch_size(batch_size)

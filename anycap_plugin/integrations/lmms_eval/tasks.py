@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ...errors import AnyCapError
+from ...errors import TaskDataError
 
 log = logging.getLogger(__name__)
 SETTINGS = "anycap_tasks.json"
@@ -30,10 +30,6 @@ AUDIO_PROMPT = "Describe the audio in one sentence."  # what the classic audio-c
 MODULE = __name__
 _reports: dict[tuple[str, str, str], dict[str, Any]] = {}
 _lock = threading.Lock()
-
-
-class TaskDataError(AnyCapError):
-    """A benchmark's files cannot make a task folder."""
 
 
 # ---- the functions task YAMLs name --------------------------------------------------------------

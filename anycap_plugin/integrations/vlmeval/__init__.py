@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._containment import VLMEvalNotInstalled, import_vlmeval, redact
+from ._containment import import_vlmeval, redact
 
-__all__ = ["register", "import_vlmeval", "redact", "VLMEvalNotInstalled", "AnyCapVLM", "trust_local_tsv"]
+__all__ = ["register", "import_vlmeval", "redact", "AnyCapVLM", "trust_local_tsv"]
 
 
 def __getattr__(name: str) -> Any:  # each of these imports vlmeval

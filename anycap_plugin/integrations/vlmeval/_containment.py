@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ...errors import AnyCapError
+from ...errors import VLMEvalNotInstalled
 from ..process_state import restored
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,6 @@ _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.I)
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _module: ModuleType | None = None
-
-
-class VLMEvalNotInstalled(AnyCapError):
-    """VLMEvalKit is not importable."""
 
 
 def add_secret(value: str | None) -> None:

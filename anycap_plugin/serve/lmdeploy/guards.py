@@ -15,7 +15,8 @@ import functools
 import json
 from typing import Any, Callable
 
-from ..protocol import MediaPolicy, RequestError, check_source
+from ..protocol import MediaPolicy, check_source
+from ...errors import RequestError
 from ..remote_media import fetch
 
 

@@ -90,7 +90,7 @@ def _download_with_code(repo_id: str) -> Path:
     from huggingface_hub import snapshot_download
 
     from ...convert.resolve import FETCHED
-    from ...hf import ModelNotFoundError
+    from ...errors import ModelNotFoundError
 
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=[*FETCHED, "*.py"]))

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .cache import cache_dir
+from ..cache import cache_dir
 
 
 

@@ -289,15 +289,15 @@ def build_acm_2b(folder: str | os.PathLike, seed: int = 0, device: str = "cpu") 
 def _acm_tokenizer(folder: Path, pad_vocab_to: int | None = None) -> Any:
     from transformers import PreTrainedTokenizerFast
 
-    from .acm.processing_acm import SPECIAL_TOKENS
+    from ..acm.processing_acm import SPECIAL_TOKENS
 
     build_tokenizer(folder, extra_special_tokens=SPECIAL_TOKENS, pad_vocab_to=pad_vocab_to)
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
 def _acm_config(tok: Any, image_size: int, vision: dict | None, audio: dict | None, text: dict) -> Any:
-    from .acm import ACMConfig
-    from .acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+    from ..acm import ACMConfig
+    from ..acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
 
     return ACMConfig(
         vision_config=vision, audio_config=audio, text_config=text,
@@ -310,8 +310,8 @@ def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: in
     """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
     import torch
 
-    from .acm import ACMForConditionalGeneration, ACMImageProcessor, ACMProcessor
-    from .acm.processing_acm import ast_feature_extractor
+    from ..acm import ACMForConditionalGeneration, ACMImageProcessor, ACMProcessor
+    from ..acm.processing_acm import ast_feature_extractor
 
     vision, audio, size = config.vision_config, config.audio_config, config.image_size
     processor = ACMProcessor(

@@ -1,4 +1,4 @@
-"""`anycap synth`: ACD records from media on an OpenAI-compatible endpoint (see `pipeline.py`)."""
+"""`anycap synth`: ACD records from media on an OpenAI-compatible endpoint (see `synth/pipeline.py`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ from pathlib import Path
 
 import click
 
+from .common import renamed
+from .exit_codes import AnyCapCommand, finish
 
-@click.command("synth")
+
+@click.command("synth", cls=AnyCapCommand)
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ACD JSONL (resumable); failures and drops go to OUTPUT.failures.jsonl.")
-@click.option("--model", "-m", required=True, help="The writer model (questions and good answers).")
-@click.option("--degrader-model", help="The model writing the slightly inferior answers (default: --model).")
+@click.option("--writer-model", "-w", help="The writer model (questions and good answers), a model name on the endpoint.")
+@click.option("--model", "-m", "old_model", hidden=True)  # before 0.2: --model, which elsewhere is a captioner spec
+@click.option("--degrader-model", help="The model writing the slightly inferior answers (default: --writer-model).")
 @click.option("--weaker", help="A weaker AnyCap captioner for the q-8b-c records, e.g. openai:small-model "
                                "(default: none, so no q-8b-c records).")
 @click.option("--base-url", help="The endpoint (default: OPENAI_BASE_URL).")
@@ -31,23 +35,23 @@ import click
               help="Call cache (default: OUTPUT.calls.sqlite).")
 @click.option("--price-in", default=0.0, show_default=True, help="USD per million prompt tokens (for the cost report).")
 @click.option("--price-out", default=0.0, show_default=True, help="USD per million completion tokens.")
-def synth_command(inputs: tuple[str, ...], output: Path, model: str, degrader_model: str | None, weaker: str | None,
+def synth_command(inputs: tuple[str, ...], output: Path, writer_model: str | None, old_model: str | None,
+                  degrader_model: str | None, weaker: str | None,
                   base_url: str | None, api_key_env: str, concurrency: int, prompts: Path | None, types: str | None,
                   max_regenerations: int, media_root: Path | None, num_frames: int, cache_path: Path | None,
                   price_in: float, price_out: float) -> None:
     """Write ACD training records (degraded / weaker / correct existing captions) for INPUTS."""
-    from ..call_engine import CallEngine, Endpoint, Role
     from ..batch import plan_inputs
-    from ..errors import AnyCapError
+    from ..call_engine import CallEngine, Endpoint, Role
     from ..instructions import instruction_type
     from ..plugins import get_captioner
-    from .pipeline import DEGRADER, WRITER, SynthConfig, Synthesizer
-    from .prompts import PromptSet
+    from ..synth.pipeline import DEGRADER, WRITER, SynthConfig, Synthesizer
+    from ..synth.prompts import PromptSet
 
-    try:  # inputs that name nothing are refused before any call
-        plan = plan_inputs(list(inputs))
-    except AnyCapError as e:
-        raise click.UsageError(str(e)) from None
+    model = renamed("--model", "--writer-model", old_model, writer_model)
+    if not model:
+        raise click.UsageError("Name the writer model: --writer-model MODEL (a model name on the endpoint).")
+    plan = plan_inputs(list(inputs))  # inputs that name nothing are refused before any call
     type_keys = tuple(instruction_type(t).key for t in types.split(",")) if types else None
     prices = {"price_in": price_in, "price_out": price_out}
     engine = CallEngine({"default": Endpoint(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)},
@@ -64,5 +68,4 @@ def synth_command(inputs: tuple[str, ...], output: Path, model: str, degrader_mo
     report = {**vars(summary), "usage": usage, "output": str(output)}
     report["seconds"] = round(summary.seconds, 2)
     click.echo(json.dumps(report, indent=2))
-    if summary.failed:
-        raise SystemExit(1)
+    finish(not summary.failed)

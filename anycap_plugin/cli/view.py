@@ -6,8 +6,10 @@ from pathlib import Path
 
 import click
 
+from .exit_codes import AnyCapCommand
 
-@click.command("view")
+
+@click.command("view", cls=AnyCapCommand)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--media-root", "media_roots", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="A folder media may be served from, besides the run's own (repeatable).")
@@ -25,7 +27,7 @@ def view_command(runs: tuple[Path, ...], media_roots: tuple[Path, ...], host: st
     if len(runs) > 2:
         raise click.UsageError("Give one run, or two to compare.")
     if export is not None:
-        from .export import export_page
+        from ..view.export import export_page
 
         if len(runs) != 1 or runs[0].is_dir():
             raise click.UsageError("--export writes one caption run (a JSONL or Parquet file).")
@@ -39,7 +41,7 @@ def view_command(runs: tuple[Path, ...], media_roots: tuple[Path, ...], host: st
 
     import uvicorn
 
-    from .app import create_app, open_runs
+    from ..view.app import create_app, open_runs
 
     # the index thread parses while pages are served: hand the interpreter over every 0.5 ms rather than
     # 5 ms, or each step of a page request (a socket write, a line read) waits on it (this process only views)

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
+from .exit_codes import AnyCapCommand
+
 _path = click.Path(exists=True, path_type=Path)
 
 
-@click.command("lmms-eval-tasks")
+@click.command("lmms-eval-tasks", cls=AnyCapCommand)
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="The task folder to write (pass it to lmms-eval as --include_path).")
 @click.option("--anycapeval-refs", multiple=True, type=_path, help="AnyCapEval reference JSONL (repeatable).")
@@ -47,19 +49,15 @@ def lmms_eval_tasks_command(output: Path, anycapeval_refs: tuple[Path, ...], med
     The folder holds each task's YAML and samples and the scorers' settings; run it with
     `lmms-eval --model anycap --model_args spec=... --tasks anycapeval --include_path OUTPUT`.
     """
-    from ...errors import AnyCapError
-    from .tasks import AUDIO_PROMPT, write_tasks
+    from ..integrations.lmms_eval.tasks import AUDIO_PROMPT, write_tasks
 
     judge = {"model": judge_model, "base_url": judge_base_url, "protocol": protocol, "prompts": prompts,
              "temperature": temperature, "concurrency": concurrency, "audio": judge_audio, "max_media_mb": max_media_mb}
     audio = {name: pair for name, pair in (("audiocaps", audiocaps), ("clotho", clotho)) if pair}
-    try:
-        settings = write_tasks(output, anycapeval_refs=list(anycapeval_refs), media_root=media_root, judge=judge,
-                               judge_sees_media=judge_sees_media, repeats=repeats, audio=audio,
-                               audio_protocol=audio_protocol, sbert=sbert, corenlp_dir=corenlp_dir,
-                               audio_instruction=audio_instruction or AUDIO_PROMPT)
-    except AnyCapError as e:
-        raise click.UsageError(str(e)) from None
+    settings = write_tasks(output, anycapeval_refs=list(anycapeval_refs), media_root=media_root, judge=judge,
+                           judge_sees_media=judge_sees_media, repeats=repeats, audio=audio,
+                           audio_protocol=audio_protocol, sbert=sbert, corenlp_dir=corenlp_dir,
+                           audio_instruction=audio_instruction or AUDIO_PROMPT)
     for name, task in settings["tasks"].items():
         extra = f", {task['clips_without_audio']} clips without audio left out" if task.get("clips_without_audio") else ""
         click.echo(f"{name}: {task['samples']} samples, {len(task['metrics'])} metrics{extra}", err=True)

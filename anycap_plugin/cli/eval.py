@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
+from .exit_codes import AnyCapGroup, finish
 
-@click.group("eval")
+
+@click.group("eval", cls=AnyCapGroup)
 def eval_group() -> None:
     """Evaluate captions (AnyCapEval)."""
 
@@ -45,21 +46,17 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
     Every item that cannot be judged (missing, corrupt or oversized media, judge timeouts, replies
     that stay invalid) is a counted failure: the reports are written and the exit status is 1.
     """
-    from ..errors import AnyCapError
-    from .anycapeval import evaluate
-    from .cache import JudgeCache
-    from .judges import judge_for_items
-    from .references import load_captions, load_references
-    from .report import write_report
+    from ..eval.anycapeval import evaluate
+    from ..eval.cache import JudgeCache
+    from ..eval.judges import judge_for_items
+    from ..eval.references import load_captions, load_references
+    from ..eval.report import write_report
 
-    try:
-        items = load_references(refs)
-        cands = load_captions(captions, items)
-        judge = judge_for_items(items, judge_model, protocol=protocol, prompts=prompts, media_root=media_root,
-                                temperature=temperature, base_url=judge_base_url, concurrency=concurrency,
-                                audio=judge_audio, max_media_mb=max_media_mb)
-    except AnyCapError as e:
-        raise click.UsageError(str(e)) from None
+    items = load_references(refs)
+    cands = load_captions(captions, items)
+    judge = judge_for_items(items, judge_model, protocol=protocol, prompts=prompts, media_root=media_root,
+                            temperature=temperature, base_url=judge_base_url, concurrency=concurrency,
+                            audio=judge_audio, max_media_mb=max_media_mb)
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
         report = evaluate(items, cands, judge, cache=cache, repeats=repeats, concurrency=concurrency)
     for path in write_report(report, output):
@@ -70,7 +67,7 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
                f"{meta['cache']['misses']} misses [{meta['seconds']}s]", err=True)
     for failure in meta["failures"][:10]:
         click.echo(f"  failed: {failure['modality']} {failure['axis']} {failure['id']}: {failure['error']}", err=True)
-    sys.exit(1 if meta["failed"] else 0)
+    finish(not meta["failed"])
 
 
 @eval_group.command("vidcapbench")
@@ -87,18 +84,17 @@ def anycapeval_command(refs: tuple[str, ...], captions: str, judge_model: str, j
 def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url: str | None, tokenizer: str | None,
                         concurrency: int, output: Path) -> None:
     """Score captions on VidCapBench: accuracy, precision, coverage, conciseness per category."""
-    from ..errors import AnyCapError
+    from ..eval import vidcapbench as vcb
+    from ..eval.cache import JudgeCache
     from ..jsonl import read_jsonl
-    from . import vidcapbench as vcb
-    from .cache import JudgeCache
 
     try:
         pairs = vcb.load_qa(qa)
         caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
-        judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
         counter, unit = vcb.length_counter(tokenizer)
-    except (AnyCapError, OSError) as e:
+    except OSError as e:  # a file that exists but cannot be read (the library's own errors map on their own)
         raise click.UsageError(str(e)) from None
+    judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
     output.mkdir(parents=True, exist_ok=True)
     with JudgeCache(output / "judge_cache.sqlite") as cache:
         report = vcb.evaluate(pairs, caps, judge, cache=cache, token_counter=counter, token_unit=unit,
@@ -113,7 +109,7 @@ def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url
     meta = report["meta"]
     click.echo(f"{meta['judged']} pairs judged, {meta['failed']} failed, {meta['missing_captions']} videos without a "
                f"caption; length in {meta['length_unit']} -> {output / 'report.json'}", err=True)
-    sys.exit(1 if meta["failed"] else 0)
+    finish(not meta["failed"])
 
 
 def _audio_benchmark(name: str, layout: str) -> None:
@@ -132,16 +128,12 @@ def _audio_benchmark(name: str, layout: str) -> None:
     @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
     def command(refs: Path, captions: Path, protocol: str, sbert: Path | None, corenlp_dir: Path | None,
                 output: Path) -> None:
-        from ..errors import AnyCapError
-        from . import audio_captions as ac
+        from ..eval import audio_captions as ac
 
-        try:
-            references = ac.load_references(refs)
-            cands, failed = ac.load_candidates(captions)
-            report = ac.evaluate(references, cands, benchmark=name, protocol=protocol, sbert=sbert,
-                                 corenlp_dir=corenlp_dir, references_file=refs, failed=failed)
-        except AnyCapError as e:
-            raise click.UsageError(str(e)) from None
+        references = ac.load_references(refs)
+        cands, failed = ac.load_candidates(captions)
+        report = ac.evaluate(references, cands, benchmark=name, protocol=protocol, sbert=sbert,
+                             corenlp_dir=corenlp_dir, references_file=refs, failed=failed)
         for path in ac.write_report(report, output):
             click.echo(f"wrote {path}", err=True)
         click.echo(ac.markdown(report))
@@ -160,7 +152,7 @@ _audio_benchmark("clotho", "Clotho clotho_captions_evaluation.csv (file_name,cap
 def compare_command(a: str, b: str) -> None:
     """Print B's tables with deltas against A (report.json files or their folders); warn when the
     two were judged under setups whose numbers are not comparable."""
-    from .report import comparability_warnings, compare
+    from ..eval.report import comparability_warnings, compare
 
     def read(p: str) -> dict:
         path = Path(p) / "report.json" if Path(p).is_dir() else Path(p)
@@ -178,7 +170,7 @@ def compare_command(a: str, b: str) -> None:
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def manifest_command(refs: tuple[str, ...], media_root: str, output: Path) -> None:
     """Write an `anycap caption` manifest (id, media, instruction) for these references."""
-    from .references import caption_manifest, load_references
+    from ..eval.references import caption_manifest, load_references
 
     rows = caption_manifest(load_references(refs), media_root)
     output.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

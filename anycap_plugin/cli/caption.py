@@ -1,0 +1,92 @@
+"""`anycap caption`: caption inputs of any format into a resumable record file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .common import parse_options
+from .exit_codes import AnyCapCommand, finish
+
+
+@click.command("caption", cls=AnyCapCommand)
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("--model", "-m", required=True, help="Base captioner spec, e.g. openai:gpt-4o-mini.")
+@click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
+@click.option("--instruction", "-i", help="Instruction for every input (a manifest may set its own).")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl); re-running with the same file resumes.")
+@click.option("--concurrency", "-c", default=1, show_default=True, type=click.IntRange(1),
+              help="Batches in flight at once (API captioners); actors with --engine ray.")
+@click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(1),
+              help="Items per model call (local models).")
+@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Per-call captioner option.")
+@click.option("--media-root", help="Where relative media paths of conversation JSON start (default: its folder).")
+@click.option("--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path}).")
+@click.option("--id-column", help="Parquet / hf: column with the item id.")
+@click.option("--instruction-column", help="Parquet / hf: column with each item's instruction.")
+@click.option("--sidecars", is_flag=True, help="Also write SHARD.captions.jsonl beside WebDataset shards.")
+@click.option("--sidecar-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the sidecars here instead of beside the shards.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--ray-address", help="Ray cluster to join (host:port or 'auto'; default: start a local one).")
+@click.option("--gpus-per-actor", default=0.0, show_default=True, type=click.FloatRange(0), help="With --engine ray.")
+@click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0),
+              help="With --engine ray; below 1 for API captioners.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
+def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: Path,
+            concurrency: int, batch_size: int, options: tuple[str, ...], media_root: str | None,
+            media_column: str | None, id_column: str | None, instruction_column: str | None, sidecars: bool,
+            sidecar_dir: Path | None, engine: str, ray_address: str | None, gpus_per_actor: float,
+            cpus_per_actor: float, progress: bool | None) -> None:
+    """Caption INPUT... into one record each: files, folders, globs, JSONL manifests, LLaVA/InternVL
+    conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets."""
+    from ..batch import plan_inputs, run
+    from ..batch.outputs import finish_outputs, journal_for
+    from ..captioner import _validate_options
+    from ..plugins import check_spec, join_spec
+    from ..wrapping import build_captioner
+
+    parsed = parse_options(options)
+    # everything that can be refused is refused before any work, on either engine
+    plan = plan_inputs(inputs, instruction, media_root=media_root,
+                       columns={"media": media_column, "id": id_column, "instruction": instruction_column})
+    if engine == "ray":
+        from ..batch.ray_engine import connect, run_on_ray
+
+        spec = join_spec(model, post)
+        check_spec(spec, parsed)  # the spec, its options, its key or model folder: on the driver
+    else:
+        captioner = build_captioner(model, post)
+        _validate_options(captioner.Options, captioner.id, parsed)
+    journal = journal_for(output)
+    if engine == "ray":
+        connect(ray_address)  # an unreachable cluster fails here, before any work
+        summary = run_on_ray(spec, plan, journal, batch_size=batch_size, concurrency=concurrency,
+                             num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed, progress=progress)
+    else:
+        summary = run(captioner, plan.items(), journal, batch_size=batch_size, concurrency=concurrency,
+                      options=parsed, progress=progress, total=plan.count)
+    written = finish_outputs(output, sidecars=sidecars, sidecar_dir=sidecar_dir)
+    _report(summary, output, journal)
+    for path in written:
+        if path != output:
+            click.echo(f"wrote {path}", err=True)
+    finish(summary.ok)
+
+
+def _report(summary: Any, output: Path, journal: Path) -> None:
+    errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
+    click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
+               f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
+               f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    if summary.repeated_ids:
+        click.echo(f"{summary.repeated_ids} inputs share an id with an earlier input: each has a record of its own "
+                   "(join on `key`, which names the source and place)", err=True)
+    if summary.duplicates:
+        click.echo(f"{summary.duplicates} inputs were named twice: captioned once", err=True)
+    if summary.rejected:
+        rejected = journal.with_name(journal.stem + ".rejected.jsonl")
+        click.echo(f"{summary.rejected} unreadable lines of {journal} were moved to {rejected}", err=True)

@@ -1,0 +1,90 @@
+"""What is installed: `anycap models`, `anycap plugins`, and the benchmarks plugins register (`anycap bench`)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..plugins import plugins, registrations
+from .common import parse_options
+from .exit_codes import AnyCapCommand
+
+
+@click.command("models", cls=AnyCapCommand)
+@click.argument("pattern", default="*")
+@click.option("--options", "options_of", metavar="NAME", help="Show one captioner's or post-processor's options.")
+def models(pattern: str, options_of: str | None) -> None:
+    """List registered captioners and post-processors (wildcards allowed)."""
+    import fnmatch
+
+    if options_of is not None:
+        _show_options(options_of)
+        return
+    for kind in ("captioner", "post-processor"):
+        rows = [r for n, r in sorted(registrations(kind).items()) if fnmatch.fnmatch(n, pattern)]
+        click.echo(f"{kind}s:")
+        for r in rows:
+            click.echo(f"  {r.name:<16} {r.description}  [{r.plugin}]")
+        if not rows:
+            click.echo("  (none)")
+
+
+@click.command("bench", cls=AnyCapCommand)
+@click.argument("name", required=False)
+@click.option("--model", "-m", help="Captioner spec the benchmark evaluates (a chain works).")
+@click.option("--arg", "-A", "args", multiple=True, metavar="KEY=VALUE", help="A benchmark argument.")
+def bench_command(name: str | None, model: str | None, args: tuple[str, ...]) -> None:
+    """Run a benchmark a plugin registered (`register_benchmarks`) on a captioner and print its JSON
+    result; without NAME, list the registered benchmarks."""
+    from ..plugins import get_benchmark
+    from ..wrapping import build_captioner
+
+    if name is None:
+        rows = sorted(registrations("benchmark").items())
+        for n, r in rows:
+            click.echo(f"  {n:<16} {r.description}  [{r.plugin}]")
+        if not rows:
+            click.echo("  (no benchmarks registered)")
+        return
+    if not model:
+        raise click.UsageError("Name the captioner to benchmark: --model SPEC.")
+    benchmark = get_benchmark(name)
+    captioner = build_captioner(model)
+    click.echo(json.dumps(benchmark.factory(captioner, **parse_options(args, "--arg")), indent=2, ensure_ascii=False))
+
+
+def _show_options(name: str) -> None:
+    """A registration's spec form, modalities and per-call options (name, type, default)."""
+    found = [r for kind in ("captioner", "post-processor") for n, r in registrations(kind).items() if n == name]
+    if not found:
+        known = sorted({n for kind in ("captioner", "post-processor") for n in registrations(kind)})
+        raise click.UsageError(f"No captioner or post-processor named {name!r}. Known: {', '.join(known)}.")
+    for r in found:
+        form = {True: f"{name}:MODEL", False: name, None: f"{name}[:MODEL]"}[r.needs_model]
+        click.echo(f"{r.kind} {form}  [{r.plugin}]  {r.description}")
+        click.echo(f"  modalities: {', '.join(sorted(r.modalities)) if r.modalities else 'decided by the model'}")
+        click.echo("  per-call options (anycap caption --option KEY=VALUE for a base captioner):")
+        options = r.options_class()
+        fields = getattr(options, "model_fields", {}) if options is not None else {}
+        if options is None:
+            click.echo("  options: not declared by the plugin")
+        elif not fields:
+            click.echo("  options: none")
+        for field_name, field in fields.items():
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            click.echo(f"  {field_name}: {kind} = {field.default!r}")
+
+
+@click.command("plugins", cls=AnyCapCommand)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> None:
+    """List installed plugins: distribution, version, hooks, and errors of broken ones."""
+    infos = plugins()
+    if as_json:
+        click.echo(json.dumps([vars(p) for p in infos], indent=2))
+        return
+    for p in infos:
+        dist = f"{p.distribution or '?'} {p.version or ''}".strip()
+        status = f"BROKEN: {p.error}" if p.error else ", ".join(p.hooks)
+        click.echo(f"{p.name:<20} {dist:<32} {status}")
