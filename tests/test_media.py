@@ -173,3 +173,32 @@ def test_read_bytes_round_trips(image_path):
     assert data == image_path.read_bytes()
     png = Media.load(Image.new("RGB", (3, 2))).read_bytes()
     assert Image.open(io.BytesIO(png)).size == (3, 2)
+
+
+def test_truncated_images_fail_under_parallel_decoding_with_the_global_flag_set(tmp_path, monkeypatch):
+    """LOAD_TRUNCATED_IMAGES is process-wide (LMDeploy and lmms-eval set it on import) and images decode in
+    parallel threads (prefetch, judges): each truncated JPEG is still a CorruptMediaError, good ones
+    decode, and the library's value is back once the decodes end. (Saving and restoring the flag per
+    decode let one thread turn it back on under another's decode: a truncated image judged as good.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image, ImageFile
+
+    good = tmp_path / "good.jpg"
+    Image.effect_noise((640, 480), 64).convert("RGB").save(good, quality=95)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+
+    def decode(path):
+        try:
+            Media.load(path).image()
+            return "ok"
+        except CorruptMediaError:
+            return "corrupt"
+
+    paths = [cut, good] * 200
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(decode, paths))
+    assert outcomes == ["corrupt", "ok"] * 200
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True

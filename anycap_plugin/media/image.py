@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from PIL import Image, ImageFile
@@ -9,13 +10,30 @@ from PIL import Image, ImageFile
 
 class _strict_decoding:
     """Truncated images fail even where a library set PIL's process-wide LOAD_TRUNCATED_IMAGES
-    (LMDeploy does, on import): a partly grey image would otherwise pass as a good one."""
+    (LMDeploy and lmms-eval do, on import): a partly grey image would otherwise pass as a good one.
+
+    The flag is global and images decode in parallel threads, so the flag stays off while any strict
+    decode is under way, and the library's value comes back when the last one ends (saving and
+    restoring it per decode let one thread restore True under another's decode)."""
+
+    _lock = threading.Lock()
+    _active = 0
+    _saved = False
 
     def __enter__(self) -> None:
-        self.saved, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+        cls = type(self)
+        with cls._lock:
+            if cls._active == 0:
+                cls._saved = ImageFile.LOAD_TRUNCATED_IMAGES
+            cls._active += 1
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
 
     def __exit__(self, *exc: Any) -> None:
-        ImageFile.LOAD_TRUNCATED_IMAGES = self.saved
+        cls = type(self)
+        with cls._lock:
+            cls._active -= 1
+            if cls._active == 0:
+                ImageFile.LOAD_TRUNCATED_IMAGES = cls._saved
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
