@@ -163,3 +163,27 @@ def test_one_mapping_from_errors_to_exit_codes(tmp_path):
         assert bad.exit_code == USAGE and "Usage: cli eval manifest" in bad.output, bad.output
     finally:
         cli.commands.pop("raises")
+
+
+def test_refusals_are_typed_errors_not_hand_conversions(tmp_path):
+    """What used to be a ValueError or OSError turned into a usage error by hand is now the library's
+    own error, mapped like every other: exit 2 with the command's usage line and a next step."""
+    from click.testing import CliRunner
+
+    from anycap_plugin.cli import cli
+
+    runner = CliRunner()
+    (tmp_path / "run.jsonl").write_text("")
+    (tmp_path / "eval").mkdir()
+    alone = runner.invoke(cli, ["view", str(tmp_path / "eval"), str(tmp_path / "run.jsonl")])
+    assert alone.exit_code == 2 and "An evaluation run is viewed alone." in alone.output
+    unreadable = runner.invoke(cli, ["view", str(tmp_path / "eval")])  # a folder without report.json
+    assert unreadable.exit_code == 2 and "Cannot read the evaluation report" in unreadable.output
+    from eval_data import SHARED
+
+    qa_file = next((SHARED / "vidcapbench").rglob("*_QA.jsonl"))
+    (tmp_path / "caps.jsonl").write_text("")
+    tokenizer = runner.invoke(cli, ["eval", "vidcapbench", "--qa", str(qa_file), "--captions", str(tmp_path / "caps.jsonl"),
+                                    "--judge-model", "j", "--tokenizer", str(tmp_path / "no-tokenizer"),
+                                    "-o", str(tmp_path / "out")])
+    assert tokenizer.exit_code == 2 and "Cannot load the tokenizer" in tokenizer.output, tokenizer.output

@@ -88,12 +88,9 @@ def vidcapbench_command(qa: str, captions: str, judge_model: str, judge_base_url
     from ..eval.cache import JudgeCache
     from ..jsonl import read_jsonl
 
-    try:
-        pairs = vcb.load_qa(qa)
-        caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
-        counter, unit = vcb.length_counter(tokenizer)
-    except OSError as e:  # a file that exists but cannot be read (the library's own errors map on their own)
-        raise click.UsageError(str(e)) from None
+    pairs = vcb.load_qa(qa)
+    caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
+    counter, unit = vcb.length_counter(tokenizer)
     judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
     output.mkdir(parents=True, exist_ok=True)
     with JudgeCache(output / "judge_cache.sqlite") as cache:

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..errors import UnknownCaptionerError
 from ..plugins import plugins, registrations
 from .common import parse_options
 from .exit_codes import AnyCapCommand
@@ -58,8 +59,11 @@ def _show_options(name: str) -> None:
     """A registration's spec form, modalities and per-call options (name, type, default)."""
     found = [r for kind in ("captioner", "post-processor") for n, r in registrations(kind).items() if n == name]
     if not found:
+        import difflib
+
         known = sorted({n for kind in ("captioner", "post-processor") for n in registrations(kind)})
-        raise click.UsageError(f"No captioner or post-processor named {name!r}. Known: {', '.join(known)}.")
+        raise UnknownCaptionerError(name, "captioner/post-processor", difflib.get_close_matches(name, known, n=3,
+                                                                                                  cutoff=0.5), known)
     for r in found:
         form = {True: f"{name}:MODEL", False: name, None: f"{name}[:MODEL]"}[r.needs_model]
         click.echo(f"{r.kind} {form}  [{r.plugin}]  {r.description}")

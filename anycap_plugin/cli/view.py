@@ -47,10 +47,7 @@ def view_command(runs: tuple[Path, ...], media_roots: tuple[Path, ...], host: st
     # 5 ms, or each step of a page request (a socket write, a line read) waits on it (this process only views)
     sys.setswitchinterval(0.0005)
 
-    try:
-        viewed = open_runs(list(runs), list(media_roots), start=False)
-    except (ValueError, OSError) as e:
-        raise click.UsageError(str(e)) from None
+    viewed = open_runs(list(runs), list(media_roots), start=False)
     config = uvicorn.Config(create_app(viewed, token), host=host, port=port, log_level="warning")
     server = uvicorn.Server(config)
 

@@ -29,8 +29,7 @@ from typing import Any, Callable, Iterable
 from ..jsonl import read_jsonl
 from .cache import JudgeCache
 from .judges import ChatJudge, extract_json
-from ..errors import JudgeError
-from ..errors import EvalDataError
+from ..errors import EvalDataError, JudgeError, ModelNotFoundError
 
 CATEGORIES = {  # the release's sub-category -> category map
     "video aesthetics": ("cinematography", "composition", "lighting", "color", "style"),
@@ -187,7 +186,12 @@ def t5_token_counter(tokenizer: str = "google/flan-t5-base") -> Callable[[str], 
     """Token counts as the release measures length (flan-t5-base's tokenizer; a local folder works offline)."""
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tokenizer)
+    try:
+        tok = AutoTokenizer.from_pretrained(tokenizer)
+    except (OSError, ValueError) as e:  # no such folder or hub id, or no tokenizer in it
+        raise ModelNotFoundError(f"Cannot load the tokenizer {tokenizer!r}: {e}",
+                                 hint="Give a folder holding flan-t5-base's tokenizer, or leave --tokenizer out "
+                                      "to count words.") from None
     return lambda text: len(tok(text).input_ids)
 
 

@@ -20,7 +20,7 @@ from ..access import bearer_matches
 from .display import summary
 from .index import Query, RunIndex
 from .media import picture, resolve
-from ..errors import MediaRefused
+from ..errors import EvalDataError, MediaRefused, OptionsError
 
 STATIC = Path(__file__).parent / "static"
 PAGE_LIMIT = 500
@@ -52,8 +52,14 @@ def open_runs(paths: list[Path], media_roots: list[Path] | None = None, start: b
     report_file = first / "report.json" if first.is_dir() else first if first.suffix == ".json" else None
     if report_file is not None:
         if len(paths) > 1:
-            raise ValueError("An evaluation run is viewed alone.")
-        return Runs(media_roots=roots, report=json.loads(report_file.read_text()), report_dir=report_file.parent)
+            raise OptionsError("An evaluation run is viewed alone.",
+                               hint="Give its folder (or report.json) alone; two caption runs can be compared.")
+        try:
+            report = json.loads(report_file.read_text())
+        except (OSError, ValueError) as e:
+            raise EvalDataError(f"Cannot read the evaluation report {report_file}: {e}",
+                                hint="Give the folder `anycap eval` wrote, or a caption run (JSONL or Parquet).") from None
+        return Runs(media_roots=roots, report=report, report_dir=report_file.parent)
     pair = len(paths) == 2
     runs = {name: RunIndex(Path(p).resolve(), keys=pair) for name, p in zip("ab", paths)}
     for index in runs.values():
