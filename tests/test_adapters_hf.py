@@ -2,11 +2,10 @@
 
 import pytest
 
-from anycap_plugin.errors import OptionsError
+from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
 
 from anycap_plugin import ModalityNotSupportedError, get_captioner, plugins, testing
 from anycap_plugin.hf import choose_device, choose_dtype
-from anycap_plugin.errors import CheckpointError, ModelNotFoundError
 
 ADAPTERS = {"qwen2.5-vl": testing.build_tiny_qwen2_5_vl, "internvl": testing.build_tiny_internvl}
 

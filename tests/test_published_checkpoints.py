@@ -18,8 +18,7 @@ from safetensors.torch import load_file, save_file
 from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, get_post_processor, plugins
 from anycap_plugin.acm.prompt import parse_question, question
 from anycap_plugin.convert import convert_internvl_chat, resolve_model
-from anycap_plugin.errors import ConversionError, TokenizerConversionError
-from anycap_plugin.errors import UnknownTemplateError
+from anycap_plugin.errors import ConversionError, TokenizerConversionError, UnknownTemplateError
 
 ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny"
 SOURCE = ORACLE / "checkpoint"

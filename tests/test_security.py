@@ -19,12 +19,10 @@ from click.testing import CliRunner
 
 from anycap_plugin import get_post_processor, testing
 from anycap_plugin.cli import cli
-from anycap_plugin.errors import CheckpointError
+from anycap_plugin.errors import CheckpointError, OpenServerError, RequestError
 from anycap_plugin.serve import ServeConfig, running
 from anycap_plugin.access import auth_rule
-from anycap_plugin.errors import OpenServerError
 from anycap_plugin.serve.protocol import MediaPolicy
-from anycap_plugin.errors import RequestError
 from anycap_plugin.serve.remote_media import fetch, host_allowed, refusal_reason
 
 IMAGE = testing.sample_image("coffee").read_bytes()

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from anycap_plugin import testing
 from anycap_plugin.eval.length_rules import RELEASE_TABLE
-from anycap_plugin.testing import ChatCompletionsServer, fitting_answer, synth_responder
-from anycap_plugin.testing import last_text as texts
+from anycap_plugin.testing import ChatCompletionsServer, fitting_answer, last_text as texts, synth_responder
 from anycap_plugin.train import read_acd
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..hf import choose_device, choose_dtype, generated_lengths, load_pretrained
 from ..errors import CheckpointError
+from ..hf import choose_device, choose_dtype, generated_lengths, load_pretrained
 
 
 class LoadedACM:

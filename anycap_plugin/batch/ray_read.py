@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pyarrow as pa
 import ray
 
-from .inputs import InputPlan, Source, WorkItem, read_source
 from ..errors import ManifestError
+from .inputs import InputPlan, Source, WorkItem, read_source
 from .inputs.files import paths
 
 MEDIA_PER_ROW = 64

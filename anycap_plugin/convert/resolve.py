@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 
 from ..cache import cache_dir
-from ..hf import looks_like_path
 from ..errors import ModelNotFoundError
+from ..hf import looks_like_path
 from .internvl_chat import CONVERTER_VERSION, convert_internvl_chat, is_internvl_chat
 
 FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]

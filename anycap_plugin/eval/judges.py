@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import AnyCapError, JudgeError
+from ..openai_compat import api_key as resolve_key, failure, reask, reply_text
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
-from ..openai_compat import api_key as resolve_key, failure, reask, reply_text
 from .replies import extract_json
 
 __all__ = ["PROMPT_VERSION", "Judge", "JudgeError", "ChatJudge", "OpenAIJudge", "anycapeval_judge", "extract_json"]

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Iterable, Literal
 
 from ..errors import EvalDataError
-from ..jsonl import read_jsonl
 from ..instructions import LengthConstraint
+from ..jsonl import read_jsonl
 from ..media import Modality
 from .length_rules import release_constraint
 

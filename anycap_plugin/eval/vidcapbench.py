@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from ..errors import EvalDataError, JudgeError, ModelNotFoundError
 from ..jsonl import read_jsonl
 from .cache import JudgeCache
 from .judges import ChatJudge, extract_json
-from ..errors import EvalDataError, JudgeError, ModelNotFoundError
 
 CATEGORIES = {  # the release's sub-category -> category map
     "video aesthetics": ("cinematography", "composition", "lighting", "color", "style"),

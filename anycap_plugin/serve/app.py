@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from ..access import auth_rule, bearer_matches
+from ..errors import RequestError
 from .batching import DynamicBatcher
 from .protocol import CaptionRequest, MediaPolicy, parse_request
-from ..errors import RequestError
 from .served import ServedModel, error_status, usage_of
 
 log = logging.getLogger("anycap.serve")

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..media.chat_parts import is_frame_label
-from ..errors import AnyCapError
-from ..media import Media
 from ..acm.prompt import parse_question
+from ..errors import AnyCapError, RequestError
+from ..media import Media
+from ..media.chat_parts import is_frame_label
 from .policy import MediaPolicy
-from ..errors import RequestError
 
 
 @dataclass(frozen=True)

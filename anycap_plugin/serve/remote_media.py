@@ -26,8 +26,8 @@ import time
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
-from .policy import MediaPolicy
 from ..errors import RequestError
+from .policy import MediaPolicy
 
 Resolver = Callable[[str, int], list[str]]
 Connector = Callable[[tuple[str, int], float], socket.socket]

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, PostProcessor
-from ..errors import AnyCapError, InstructionError, MediaError, ModalityNotSupportedError, OptionsError
+from ..errors import AnyCapError, InstructionError, MediaError, ModalityNotSupportedError, OptionsError, RequestError
 from ..plugins import get_captioner, get_post_processor, registrations, spec_name
 from .protocol import CaptionRequest
-from ..errors import RequestError
 
 CLIENT_ERRORS = (MediaError, ModalityNotSupportedError, OptionsError, InstructionError, RequestError)
 

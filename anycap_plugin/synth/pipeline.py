@@ -24,16 +24,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..call_engine import CallEngine, RoleUsage, bounded
-from ..media.chat_parts import media_parts, user_message
-from ..batch.records import error_of
-from ..errors import LengthDropped, OptionsError
 from ..batch import BatchRun, WorkItem
 from ..batch.journal import Layout
 from ..batch.keys import SEP
 from ..batch.local import media_of
+from ..batch.records import error_of
+from ..call_engine import CallEngine, RoleUsage, bounded
+from ..errors import LengthDropped, OptionsError
 from ..instructions import InstructionType, dimensions, instruction_type, parse_length_constraint
 from ..media import Media
+from ..media.chat_parts import media_parts, user_message
 from .prompts import (PromptSet, constraint_for, parse_inferior, parse_question_answer, with_constraint)
 from .records import acd_record
 

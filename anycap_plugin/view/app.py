@@ -17,10 +17,10 @@ from urllib.parse import urlencode
 import numpy as np
 
 from ..access import bearer_matches
+from ..errors import EvalDataError, MediaRefused, OptionsError
 from .display import summary
 from .index import Query, RunIndex
 from .media import picture, resolve
-from ..errors import EvalDataError, MediaRefused, OptionsError
 
 STATIC = Path(__file__).parent / "static"
 PAGE_LIMIT = 500

@@ -15,13 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal, Sequence
 
-from ...errors import NoInputsError
+from ...errors import ManifestError, NoInputsError
 from ...media import MEDIA_EXTENSIONS, media_files_in
 from .conversations import conversation_file
 from .files import manifest, paths
 from .hf_datasets import dataset_items
 from .items import WorkItem, bad_item
-from ...errors import ManifestError
 from .parquet import table_columns, table_items, table_rows
 from .webdataset import count_samples, shard_items
 

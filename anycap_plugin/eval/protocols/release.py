@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ...media.chat_parts import media_parts
 from ...errors import PromptFilesError
 from ...media import Media
+from ...media.chat_parts import media_parts
 from ..references import EvalItem
 from ..replies import extract_json, rubric_score
 from . import JudgeProtocol

@@ -15,8 +15,8 @@ import functools
 import json
 from typing import Any, Callable
 
-from ..protocol import MediaPolicy, check_source
 from ...errors import RequestError
+from ..protocol import MediaPolicy, check_source
 from ..remote_media import fetch
 
 
