@@ -69,6 +69,6 @@ def register_post_processors(register: Register) -> None:
 def acm_preflight(model: str | None, **_: Any) -> None:
     """A local ACM folder exists (a remote ACM needs nothing before its first call)."""
     if model and not model.startswith(("http://", "https://")):
-        from .convert.resolve import preflight_source
+        from .acm_runtime.resolve import preflight_source
 
         preflight_source(model)

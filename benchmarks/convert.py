@@ -31,7 +31,7 @@ LLM = dict(vocab_size=92553, hidden_size=2048, intermediate_size=8192, num_hidde
 
 CHILD = r"""
 import json, sys, time
-from anycap_plugin.convert import convert_internvl_chat
+from anycap_plugin.acm.convert import convert_internvl_chat
 import torch, transformers, safetensors  # noqa: F401  (imports counted in the baseline)
 
 def hwm():  # this process's peak RSS (VmHWM starts afresh at exec, unlike ru_maxrss)

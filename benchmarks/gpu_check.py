@@ -126,7 +126,7 @@ def golden_bf16(timeout: float, oracle: Path) -> dict[str, Any]:
 
     from anycap_plugin import Caption, Media, get_post_processor
     from anycap_plugin.acm.prompt import parse_question
-    from anycap_plugin.convert import convert_internvl_chat
+    from anycap_plugin.acm.convert import convert_internvl_chat
 
     out: dict[str, Any] = {"status": "ok", "logits_tolerance": BF16_LOGITS_TOLERANCE, "cases": {}}
     started = time.perf_counter()

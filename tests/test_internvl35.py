@@ -16,7 +16,8 @@ from PIL import Image
 
 import internvl_chat_layouts as layouts
 from anycap_plugin import Caption, Media, get_captioner, get_post_processor, plugins
-from anycap_plugin.convert import convert_internvl_chat, resolve_model
+from anycap_plugin.acm.convert import convert_internvl_chat
+from anycap_plugin.acm_runtime import resolve_model
 from anycap_plugin.errors import ConversionError
 
 pytestmark = pytest.mark.skipif(not layouts.ORACLE.exists(), reason="../shared/data/internvl_chat_tiny is not beside the repo")

@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 
 from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, get_post_processor, plugins
 from anycap_plugin.acm.prompt import parse_question, question
-from anycap_plugin.convert import convert_internvl_chat, resolve_model
+from anycap_plugin.acm.convert import convert_internvl_chat
+from anycap_plugin.acm_runtime import resolve_model
 from anycap_plugin.errors import ConversionError, TokenizerConversionError, UnknownTemplateError
 
 ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny"
@@ -255,6 +256,14 @@ def test_anycap_convert_command(tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["convert", str(tmp_path), str(tmp_path / "out2")])
     assert done.value.code == 2
+    # 0.1's module path runs the same converter, as transformers' convert scripts run
+    import subprocess
+    import sys
+
+    ran = subprocess.run([sys.executable, "-m", "anycap_plugin.acm.convert", str(SOURCE), str(tmp_path / "out3")],
+                         capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    assert "67 tensors" in ran.stdout and (tmp_path / "out3" / "conversion.json").is_file()
 
 
 def test_a_qwen2_language_model_converts_to_what_transformers_builds(tmp_path):

@@ -571,7 +571,7 @@ def internvl_as_lmdeploy_reads_it(tmp_path_factory):
     import os
 
     from anycap_plugin.acm.chat_template import get_template
-    from anycap_plugin.convert.tokenizer import load_tokenizer
+    from anycap_plugin.acm.convert_tokenizer import load_tokenizer
 
     folder = tmp_path_factory.mktemp("internvl-native")
     config = json.loads((ORACLE / "checkpoint" / "config.json").read_text())

@@ -1,7 +1,7 @@
 """ACM-class models in process: load a folder, an InternVL-chat folder or a hub id; generate in batches.
 
 Shared by the `acm` post-processor and the `internvl` captioner (which runs InternVL-chat checkpoints
-through the same converted classes). Published layouts are converted once (`convert.resolve_model`).
+through the same converted classes). Published layouts are converted once (`resolve.resolve_model`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class LoadedACM:
 
         from ..acm import ACMConfig  # noqa: F401  (registers the Auto classes)
         from ..acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
-        from ..convert import resolve_model
+        from .resolve import resolve_model
 
         folder = resolve_model(model)
         self.device = choose_device(device)

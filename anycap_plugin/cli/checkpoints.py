@@ -19,7 +19,7 @@ def convert(src: str, dst: Path) -> None:
 
     Specs convert on their own (once, into the cache); this writes the result where you want it.
     """
-    from ..convert import convert as run_conversion
+    from ..acm.convert import convert as run_conversion
 
     report = run_conversion(src, dst)
     click.echo(f"{dst}: {report.tensors} tensors; language model {report.llm}; template {report.template}")

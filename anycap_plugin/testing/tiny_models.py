@@ -262,7 +262,7 @@ def acm_2b_config(tok: Any) -> Any:
     """ACM at the real AnyCap 2B size: InternVL2.5-2B's parts, plus AST audio (2.30 billion parameters).
 
     InternViT-300M-448px (24 layers, width 1024), AST-base (12 layers, width 768), and InternLM2.5-1.8B
-    in the Llama layout that `anycap_plugin.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
+    in the Llama layout that `anycap_plugin.acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
     heads, MLP 8192, vocabulary 92553).
     """
     text = dict(model_type="llama", vocab_size=ACM_2B_VOCAB, hidden_size=2048, intermediate_size=8192,

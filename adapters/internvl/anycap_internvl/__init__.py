@@ -3,7 +3,7 @@
 Two layouts load:
 - InternVL-chat checkpoints (InternVL 2.5, 3 and 3.5, `OpenGVLab/MetaCaptioner-8B`; InternLM2, Qwen2, Llama,
   Phi-3, Qwen3, Qwen3-MoE and GPT-OSS language models): converted
-  once by `anycap_plugin.convert` and run through the same classes as ACM, with InternVL's own
+  once by `anycap_plugin.acm.convert` and run through the same classes as ACM, with InternVL's own
   prompt (template and system message), tiling (448-px tiles, at most `max_dynamic_patch`, plus a
   thumbnail) and video input (one tile per frame, `Frame{i}: <image>` lines).
 - transformers-native `-hf` folders, through `InternVLForConditionalGeneration` and its processor.
@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from anycap_plugin import hookimpl
-from anycap_plugin.convert import preflight_source
+from anycap_plugin.acm_runtime import preflight_source
 from anycap_plugin.captioner import DEFAULT_PROMPT, BaseCaptioner, Caption
 from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
 from anycap_plugin.errors import ModelNotFoundError
@@ -71,7 +71,7 @@ def internvl(model: str | None = None, **kwargs: Any) -> BaseCaptioner:
     import json
     from pathlib import Path
 
-    from anycap_plugin.convert import resolve_model
+    from anycap_plugin.acm_runtime import resolve_model
 
     if not model:
         raise ModelNotFoundError("The internvl captioner needs a model folder or hub id.",

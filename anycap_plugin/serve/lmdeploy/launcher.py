@@ -1,7 +1,7 @@
 """`anycap serve acm:PATH --backend lmdeploy`: LMDeploy's OpenAI-compatible api_server, serving ACM.
 
 Every ACM, ours or published, is served the same way: as an ACM folder (a published InternVL-chat
-checkpoint, folder or hub id, converted once into the cache by `anycap_plugin.convert`), through
+checkpoint, folder or hub id, converted once into the cache by `anycap_plugin.acm.convert`), through
 our module map. LMDeploy decides whether a model takes media from a fixed list of architecture
 names (`lmdeploy.archs.check_vl_llm`); `enable_acm()` adds ours to that check, registers the
 request side and the engine config builder, and returns the engine options that name the module
@@ -61,7 +61,9 @@ class ServedModel:
 
 def acm_source(spec: str, trust_remote_code: bool = False) -> ServedModel:
     """The folder LMDeploy loads for `acm:PATH` or `acm:HUB_ID` (see the module docstring)."""
-    from ...convert import is_internvl_chat, looks_like_path, resolve_model
+    from ...acm.convert import is_internvl_chat
+    from ...acm_runtime.resolve import resolve_model
+    from ...hf import looks_like_path
     from ...hf import require_safetensors
 
     name, _, path = spec.partition(":")
@@ -89,7 +91,7 @@ def _download_with_code(repo_id: str) -> Path:
     """A hub checkpoint with its Python files (never fetched otherwise), saying which it fetched."""
     from huggingface_hub import snapshot_download
 
-    from ...convert.resolve import FETCHED
+    from ...acm.convert import FETCHED
     from ...errors import ModelNotFoundError
 
     try:

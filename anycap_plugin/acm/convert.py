@@ -1,5 +1,7 @@
 """InternVL-chat checkpoints (the published AnyCap ACM, official InternVL2.5, MetaCaptioner's family)
--> a complete ACM folder that `acm:` and `internvl:` both load, without remote code.
+-> a complete ACM folder that `acm:` and `internvl:` both load, without remote code. Beside the model
+files it writes, as transformers keeps its converters: `python -m anycap_plugin.acm.convert SRC DST`
+(a folder or a hub id; the same as `anycap convert`).
 
 Everything is read from the source `config.json`: the InternViT encoder (depth, width, `qkv_bias`,
 `qk_normalization`, `norm_type`, `layer_norm_eps`), how it meets the language model
@@ -10,7 +12,7 @@ a time into output shards of a quarter of the largest source shard (peak memory 
 InternLM2's `wqkv` splits per key-value group into Llama's q/k/v, `w1/w2/w3`, `tok_embeddings` and
 `output` take Llama's names, `mlp1` becomes the vision projector. Every source and target weight
 name is checked before anything is written; the tokenizer becomes a fast tokenizer checked against
-sentencepiece (`tokenizer.py`). An audio branch is converted when it is in a layout we know (an AST
+sentencepiece (`convert_tokenizer.py`). An audio branch is converted when it is in a layout we know (an AST
 state dict under `audio_model.*` with `mlp2.*`), otherwise recorded as absent, loudly.
 """
 
@@ -24,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..errors import ConversionError
-from .tokenizer import load_tokenizer
+from ..errors import ConversionError, ModelNotFoundError
+from .convert_tokenizer import load_tokenizer
 
 
 _VISION_RENAMES = (
@@ -260,8 +262,8 @@ def _audio_branch(config: dict[str, Any], keys: dict[str, Path]) -> tuple[dict |
 
 def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None, audio_note: str,
                      source: dict[str, Any]) -> Any:
-    from ..acm import ACMConfig
-    from ..acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
+    from .configuration_acm import ACMConfig
+    from .processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
 
     image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     if image_token is None or image_token == tokenizer.unk_token_id:
@@ -281,9 +283,9 @@ def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None,
 
 
 def build_processor(config: dict[str, Any], acm_config: Any, tokenizer: Any) -> Any:
-    from ..acm import ACMImageProcessor, ACMProcessor
-    from ..acm.processing_acm import ast_feature_extractor
-    from ..acm.chat_template import get_template
+    from .image_processing_acm import ACMImageProcessor
+    from .processing_acm import ACMProcessor, ast_feature_extractor
+    from .chat_template import get_template
 
     template = get_template(config.get("template") or "internvl2_5")
     for token in (template.stop, "<img>", "</img>"):
@@ -306,7 +308,7 @@ def expected_weights(acm_config: Any) -> dict[str, tuple[int, ...]]:
     """Every weight name and shape the ACM model has, from a model built on the meta device (no memory)."""
     import torch
 
-    from ..acm import ACMForConditionalGeneration
+    from .modeling_acm import ACMForConditionalGeneration
 
     with torch.device("meta"):
         model = ACMForConditionalGeneration(acm_config)
@@ -477,3 +479,47 @@ def generation_config(acm_config: Any, tokenizer: Any, stop: str) -> Any:
 
     return GenerationConfig(eos_token_id=[tokenizer.convert_tokens_to_ids(stop)],
                             pad_token_id=tokenizer.pad_token_id, do_sample=False)
+
+
+# ---- sources: a folder or a hub id ---------------------------------------------------------------
+
+FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]  # never pickles or .py
+
+
+def download(repo_id: str) -> tuple[Path, str]:
+    """(snapshot folder, commit) of a hub checkpoint, fetched or taken from the local cache."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(repo_id, allow_patterns=FETCHED))
+    except Exception as e:
+        raise ModelNotFoundError(f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
+                                 hint="Offline, the files must be in the local Hugging Face cache.") from None
+    return folder, folder.name
+
+
+def convert(src: str, dst: str | Path) -> ConversionReport:
+    """Convert a local InternVL-chat folder or a hub id into `dst` (what `anycap convert` runs)."""
+    from ..hf import looks_like_path
+
+    if looks_like_path(src):
+        return convert_internvl_chat(Path(src).expanduser(), dst)
+    folder, revision = download(src)
+    return convert_internvl_chat(folder, dst, source={"id": src, "revision": revision})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m anycap_plugin.acm.convert SRC DST`, as AnyCap 0.1 ran it (0.1's `--config` is no longer
+    needed: everything is read from the source's own config.json)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description="Convert an InternVL-chat checkpoint (folder or hub id) into an ACM folder.")
+    p.add_argument("src")
+    p.add_argument("dst")
+    args = p.parse_args(argv)
+    report = convert(args.src, args.dst)
+    print(f"{args.dst}: {report.tensors} tensors, {report.llm}, template {report.template}; audio: {report.audio}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,4 +1,5 @@
-"""Folders and hub ids -> a folder AnyCap loads: InternVL-chat sources are converted once, then reused.
+"""Folders and hub ids -> a folder AnyCap loads: InternVL-chat sources are converted once (by
+`anycap_plugin.acm.convert`), then reused.
 
 A hub id (`qishisuren/AnyCapModel`, `OpenGVLab/InternVL2_5-8B`) is fetched with `huggingface_hub`
 when online and read from the local Hugging Face cache when offline (`HF_HUB_OFFLINE=1`, or no
@@ -18,10 +19,7 @@ from pathlib import Path
 from ..cache import cache_dir
 from ..errors import ModelNotFoundError
 from ..hf import looks_like_path
-from .internvl_chat import CONVERTER_VERSION, convert_internvl_chat, is_internvl_chat
-
-FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]
-
+from ..acm.convert import CONVERTER_VERSION, convert_internvl_chat, download, is_internvl_chat
 
 def fingerprint(folder: Path) -> str:
     """A local folder's revision: its config and the names, sizes and times of its model files."""
@@ -43,18 +41,6 @@ def _hub_config(repo_id: str) -> dict | None:
                                  f"({type(e).__name__}: {e}).",
                                  hint="Check the id; offline, download it once where there is a network "
                                       "(huggingface-cli download ID), or pass a local folder.") from None
-
-
-def download(repo_id: str) -> tuple[Path, str]:
-    """(snapshot folder, commit) of a hub checkpoint, fetched or taken from the local cache."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=FETCHED))
-    except Exception as e:
-        raise ModelNotFoundError(f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
-                                 hint="Offline, the files must be in the local Hugging Face cache.") from None
-    return folder, folder.name
 
 
 def converted_folder(name: str, revision: str) -> Path:
