@@ -154,5 +154,7 @@ def test_models_lists_an_adapters_options(monkeypatch):
     assert "modalities: image, video" in shown and "max_new_tokens: int = " in shown
     assert "post-processor acm:MODEL" in CliRunner().invoke(cli, ["models", "--options", "acm"]).output
     assert "captioner stats  [builtins]" in CliRunner().invoke(cli, ["models", "--options", "stats"]).output
-    missing = CliRunner().invoke(cli, ["models", "--options", "nope"])
-    assert missing.exit_code == 2 and "Known:" in missing.output
+    missing = CliRunner().invoke(cli, ["models", "--options", "nope"])  # the same error as an unknown spec
+    assert missing.exit_code == 2 and "Unknown captioner/post-processor 'nope'. Did you mean: openai?" in missing.output
+    far = CliRunner().invoke(cli, ["models", "--options", "zzzz"])
+    assert far.exit_code == 2 and "Known captioner/post-processors: " in far.output and "stats" in far.output
