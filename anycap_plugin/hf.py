@@ -163,6 +163,19 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         preflight_model(model, cls.spec_name)
 
     @classmethod
+    def claim(cls, obj: Any, options: dict[str, Any], *model_classes: str) -> "HFChatCaptioner | None":
+        """What an adapter's `adapt_captioner` returns: this captioner around `obj` when it is one of the
+        named transformers classes, else None. A loaded transformers model means transformers is
+        imported, so nothing is imported for objects of other frameworks."""
+        import sys
+
+        if "transformers" not in sys.modules:
+            return None
+        transformers = sys.modules["transformers"]
+        classes = tuple(getattr(transformers, name) for name in model_classes)
+        return cls.from_loaded(obj, **options) if isinstance(obj, classes) else None
+
+    @classmethod
     def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> "HFChatCaptioner":
         """A model the user already holds, with its processor: nothing is loaded, moved or cast.
 

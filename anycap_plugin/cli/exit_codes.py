@@ -36,25 +36,23 @@ def finish(ok: bool) -> NoReturn:
     raise SystemExit(OK if ok else FAILED)
 
 
-class AnyCapCommand(click.Command):
-    """A command whose `AnyCapError`s exit through `exit_code`."""
+class _MapsErrors:
+    """`invoke` with the library's errors turned into click's, through `click_error`."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            return super().invoke(ctx)  # type: ignore[misc]
         except AnyCapError as e:
             raise click_error(e, ctx) from None
 
 
-class AnyCapGroup(click.Group):
+class AnyCapCommand(_MapsErrors, click.Command):
+    """A command whose `AnyCapError`s exit through `exit_code`."""
+
+
+class AnyCapGroup(_MapsErrors, click.Group):
     """The `anycap` group and its subgroups: their commands are `AnyCapCommand`s, and an
     `AnyCapError` from a plugin's plain click command is mapped here, the same way."""
 
     command_class = AnyCapCommand
     group_class = type  # subgroups are AnyCapGroups too
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AnyCapError as e:
-            raise click_error(e, ctx) from None

@@ -95,10 +95,4 @@ def register_captioners(register: Any) -> None:
 @hookimpl
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded transformers-native `InternVLForConditionalGeneration`: `wrap(model, processor=processor)`."""
-    import sys
-
-    if "transformers" not in sys.modules:
-        return None
-    from transformers import InternVLForConditionalGeneration
-
-    return InternVLCaptioner.from_loaded(obj, **options) if isinstance(obj, InternVLForConditionalGeneration) else None
+    return InternVLCaptioner.claim(obj, options, "InternVLForConditionalGeneration")

@@ -102,11 +102,7 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded Qwen2.5-Omni (the whole model or its Thinker): `wrap(model, processor=processor)`."""
     import sys
 
-    if "transformers" not in sys.modules:
-        return None
-    from transformers import Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniThinkerForConditionalGeneration
-
-    if isinstance(obj, Qwen2_5OmniForConditionalGeneration):
+    whole = getattr(sys.modules.get("transformers"), "Qwen2_5OmniForConditionalGeneration", None)
+    if whole is not None and isinstance(obj, whole):
         obj = obj.thinker
-    return Qwen25OmniCaptioner.from_loaded(obj, **options) if isinstance(obj, Qwen2_5OmniThinkerForConditionalGeneration) \
-        else None
+    return Qwen25OmniCaptioner.claim(obj, options, "Qwen2_5OmniThinkerForConditionalGeneration")

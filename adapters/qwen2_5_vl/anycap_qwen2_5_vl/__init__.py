@@ -35,10 +35,4 @@ def register_captioners(register: Any) -> None:
 @hookimpl
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded `Qwen2_5_VLForConditionalGeneration`: `wrap(model, processor=processor)`."""
-    import sys
-
-    if "transformers" not in sys.modules:  # a loaded transformers model means transformers is imported
-        return None
-    from transformers import Qwen2_5_VLForConditionalGeneration
-
-    return Qwen25VLCaptioner.from_loaded(obj, **options) if isinstance(obj, Qwen2_5_VLForConditionalGeneration) else None
+    return Qwen25VLCaptioner.claim(obj, options, "Qwen2_5_VLForConditionalGeneration")

@@ -42,10 +42,4 @@ def register_captioners(register: Any) -> None:
 @hookimpl
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded `Qwen2AudioForConditionalGeneration`: `wrap(model, processor=processor)`."""
-    import sys
-
-    if "transformers" not in sys.modules:
-        return None
-    from transformers import Qwen2AudioForConditionalGeneration
-
-    return Qwen2AudioCaptioner.from_loaded(obj, **options) if isinstance(obj, Qwen2AudioForConditionalGeneration) else None
+    return Qwen2AudioCaptioner.claim(obj, options, "Qwen2AudioForConditionalGeneration")
