@@ -9,7 +9,7 @@ ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
 venv: $(STAMP)
 
-$(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.txt requirements/lmdeploy-cpu.txt requirements/ray.txt pyproject.toml $(ADAPTERS)
+$(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.txt requirements/lmdeploy-cpu.txt requirements/ray.txt requirements/storage.txt pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless)
@@ -20,6 +20,7 @@ $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.t
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmms-eval.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmdeploy-cpu.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/ray.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/storage.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(foreach a,$(ADAPTERS),-e $(dir $(a)))
 	touch $(STAMP)
 

@@ -137,7 +137,24 @@ class ManifestError(AnyCapError):
 
 
 class JournalBusyError(OptionsError):
-    """Another run is writing the same output."""
+    """Another run is writing the same output (a lock held here, or a lease in the store renewed)."""
+
+
+class OutputIsInputError(OptionsError):
+    """An input names the run's own output or state: the run would read what it writes."""
+
+
+class StorageError(OptionsError):
+    """A location that cannot be read or written: missing, no credentials, an unreachable endpoint,
+    an unknown protocol, or an output that cannot be written."""
+
+
+class LeaseLostError(RunError):
+    """Another driver took over this run's lease in the store: this one stops, losing nothing flushed."""
+
+
+class ClusterUnreachableError(OptionsError):
+    """No Ray cluster answers at the address given."""
 
 
 class RayUnavailableError(RunError):

@@ -282,14 +282,15 @@ def get_captioner(spec: str, **kwargs: Any) -> Any:
     return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
 
 
-def check_spec(spec: str, options: dict[str, Any] | None = None, **kwargs: Any) -> None:
+def check_spec(spec: str, options: dict[str, Any] | None = None, *, post: str | None = None, **kwargs: Any) -> None:
     """Check a spec without building it (nothing is loaded): its names (`UnknownCaptionerError`),
     its model parts, the base captioner's per-call `options`, and what each part needs first
-    (`preflight`: a key, a model folder), raising what building it would raise. `kwargs` are the
+    (`preflight`: a key, a model folder), raising what building it would raise. `post`: the
+    post-processor's spec given apart (else it is read off a `base+post` chain). `kwargs` are the
     base captioner's constructor options."""
     from .captioner import _validate_options
 
-    base_spec, post_spec = _split_chain(spec)
+    base_spec, post_spec = (spec, post) if post is not None else _split_chain(spec)
     for kind, part, kw in (("captioner", base_spec, kwargs), ("post-processor", post_spec, {})):
         if part is None:
             continue

@@ -52,3 +52,23 @@ def media_dir(tmp_path, image_path, video_path, audio_path) -> Path:
     for src in (image_path, video_path, audio_path, testing.sample_image("chelsea")):
         shutil.copyfile(src, folder / src.name)
     return folder
+
+
+@pytest.fixture(scope="session")
+def s3():
+    """moto's S3 server on 127.0.0.1 for the whole session; tests set its variables where they need them."""
+    pytest.importorskip("moto")
+    pytest.importorskip("s3fs")
+    import s3_server
+
+    server = s3_server.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture()
+def s3_env(s3, monkeypatch):
+    """This process reaches the session's S3 server through the standard AWS variables."""
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    return s3.env

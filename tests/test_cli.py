@@ -119,7 +119,8 @@ def test_renamed_options_keep_working_with_a_warning(tmp_path):
     # `anycap synth --model` (a model name on the endpoint, not a spec) is now --writer-model
     shown = anycap("synth", "--help")
     assert "--writer-model" in shown.stdout and "--model" not in shown.stdout.replace("-model", "")
-    old = anycap("synth", str(tmp_path / "none"), "-m", "gpt-4o", "-o", str(tmp_path / "acd.jsonl"))
+    (tmp_path / "one.png").write_bytes(b"\x89PNG\r\n\x1a\n")  # an input that exists: refused later, for the key
+    old = anycap("synth", str(tmp_path / "one.png"), "-m", "gpt-4o", "-o", str(tmp_path / "acd.jsonl"))
     assert "warning: --model is now --writer-model" in old.stderr and old.returncode == 2
     assert "No API key" in old.stderr  # then refused as before, before any call
 
@@ -140,7 +141,7 @@ def test_one_mapping_from_errors_to_exit_codes(tmp_path):
     run_errors = {c.__name__ for c in tree if exit_code(c("x") if c is not errors.UnknownCaptionerError
                                                       else c("x", "captioner", [], [])) == FAILED}
     assert run_errors == {"RunError", "CaptionerError", "WorkerCrashError", "CallError", "ReplyFormatError",
-                          "JudgeError", "LengthDropped", "RayUnavailableError"}
+                          "JudgeError", "LengthDropped", "RayUnavailableError", "LeaseLostError"}
 
     @click.command("raises")
     @click.argument("kind")

@@ -145,7 +145,7 @@ def test_bad_shards_and_lines_that_stop_ray_data_readers_are_items_on_both_engin
     keys = {r["key"].split("\x1f")[0]: r for r in _rows(on_ray)}
     assert keys[f"shard:{tmp_path / 'again.tar'}#k1@2"]["error"] is None  # a sample of its own
     assert "truncated or unreadable at k2" in keys[f"shard:{tmp_path / 'cut.tar'}#k2"]["error"]["message"]
-    assert keys[f"manifest:{tmp_path / 'm.jsonl'}:2"]["error"]["type"] == "ManifestError"
+    assert keys[f"manifest:{tmp_path / 'm.jsonl'}#media=line:unreadable"]["error"]["type"] == "ManifestError"
     assert summary.total == 7 and summary.succeeded == 4 and summary.repeated_ids == 3  # k1, k2 in both; k1 again
 
 

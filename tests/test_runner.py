@@ -37,7 +37,9 @@ def test_inputs_from_folders_globs_files_and_manifests(tmp_path, media_dir):
     from_manifest = list(expand_inputs([str(manifest)], "default"))
     first = from_manifest[0]
     assert (first.input, first.instruction) == (str(tmp_path / "media" / "astronaut.png"), "Describe the person.")
-    assert first.key == f"manifest:{manifest}:1\x1fDescribe the person."  # no id: its line
+    # no id: placed by its content, so inserting a line moves no key; its line number is an alias
+    assert first.key == f"manifest:{manifest}#media=media/astronaut.png\x1fDescribe the person."
+    assert first.aliases == (f"manifest:{manifest}:1\x1fDescribe the person.",)
     assert from_manifest[2].key == f"manifest:{manifest}#id=7\x1fdefault"
     assert from_manifest[1].problem is not None and from_manifest[1].input.endswith("items.jsonl:2")
     assert from_manifest[2].id == "7" and from_manifest[2].instruction == "default"
@@ -50,7 +52,8 @@ def test_bad_items_are_recorded_and_the_rest_go_on(tmp_path, media_dir, video_pa
     (media_dir / "notes.mp3").write_text("not audio at all " * 20)
     (media_dir / "cut.mp4").write_bytes(video_path.read_bytes()[:30000])
     out = tmp_path / "out.jsonl"
-    items = list(expand_inputs([str(media_dir), str(media_dir / "missing.jpg")]))
+    (media_dir / "names.jsonl").write_text('{"media": "missing.jpg"}\n')  # a manifest may name what is not there
+    items = list(expand_inputs([str(media_dir), str(media_dir / "names.jsonl")]))
     summary = run(StatsCaptioner(), items, out)
     rows = {os.path.basename(r["input"]): r for r in read_jsonl(out)}
     assert len(rows) == len(items) == 8
@@ -68,7 +71,8 @@ def test_bad_items_are_recorded_and_the_rest_go_on(tmp_path, media_dir, video_pa
 def test_resume_skips_done_items_and_retries_failed_ones(tmp_path, media_dir, image_path):
     out = tmp_path / "out.jsonl"
     late = media_dir / "late.png"
-    items = list(expand_inputs([str(media_dir), str(late)], "brief"))
+    late.write_bytes(b"")  # not written yet: a failure
+    items = list(expand_inputs([str(media_dir)], "brief"))
     first = run(StatsCaptioner(), items, out)
     assert (first.succeeded, first.failed) == (4, 1)
     shutil.copyfile(image_path, late)
@@ -80,7 +84,7 @@ def test_resume_skips_done_items_and_retries_failed_ones(tmp_path, media_dir, im
     assert (third.skipped, third.succeeded) == (5, 0)
     # a different instruction is a different item
     other = run(StatsCaptioner(), list(expand_inputs([str(media_dir)], "detailed")), out)
-    assert other.succeeded == 5  # late.png is in the folder now
+    assert other.succeeded == 5
 
 
 def test_a_torn_last_line_is_dropped_and_redone(tmp_path, media_dir):

@@ -1,7 +1,8 @@
 """The journal: a JSONL file of records, appended whole, that a run can always resume from.
 
-- Each append is one `write()` on an O_APPEND descriptor, so a run killed at any moment
-  (SIGKILL included) leaves whole lines, and loses only the items in flight.
+- Each append is written whole on an O_APPEND descriptor (a short write is continued), so a run
+  killed at any moment (SIGKILL included) leaves whole lines but for the last, which the next
+  open moves aside; it loses only the items in flight.
 - A finished record (a caption) is never removed, whatever else the file holds.
 - A failed record stays until a later record of the same item supersedes it (its retry, written
   by this run or a run that was killed): then the failure is dropped when the journal opens or
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import JournalBusyError
-from .keys import is_current, record_identity, record_key
+from .keys import canonical_identity, canonical_key, is_current, record_identity, record_key
 from .records import is_success
 
 
@@ -36,7 +37,15 @@ class Layout:
     identity: Callable[[dict[str, Any]], str] = record_identity
 
 
-CAPTIONS = Layout()
+def _caption_key(record: dict[str, Any]) -> str:
+    return canonical_key(record_key(record))
+
+
+def _caption_identity(record: dict[str, Any]) -> str:
+    return canonical_identity(record_identity(record))
+
+
+CAPTIONS = Layout(key=_caption_key, identity=_caption_identity)  # files named canonically, however written
 
 
 class Journal:
@@ -64,14 +73,15 @@ class Journal:
             os.close(self._lock)
             raise
 
-    def is_done(self, key: str, identity: str | None = None) -> bool:
-        return key in self.done or (identity is not None and identity in self.done_before_keys)
+    def is_done(self, key: str, identity: str | None = None, aliases: tuple[str, ...] = ()) -> bool:
+        return (key in self.done or (identity is not None and identity in self.done_before_keys)
+                or any(a in self.done for a in aliases))
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Records that belong together (a batch, one item's group) in a single write."""
         if not records:
             return
-        os.write(self._fd, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        write_all(self._fd, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
         if self._retry_keys or self._retry_identities:
             for r in records:
                 if self.layout.key(r) in self._retry_keys or self.layout.identity(r) in self._retry_identities:
@@ -121,6 +131,14 @@ class Journal:
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
         return len(rejected)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Every byte, looping over short writes (a full disk raises; O_APPEND keeps the bytes together
+    for a single writer, which the lock guarantees)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _fsync_dir(folder: Path) -> None:

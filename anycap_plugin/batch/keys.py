@@ -1,13 +1,15 @@
 """Keys: how a batch item is named across runs, so that a resume knows what is already done.
 
-A key names where the item came from and its place there, then its instruction after `\\x1f`:
+A key names where the item came from and its place there, then its instruction after `\\x1f`.
+Files are named canonically: a local path resolved and absolute, a URL as a URL, so a key does not
+depend on the working directory or on how the path was spelled:
 
     file:PATH                  a media file (named, in a folder, or matched by a glob)
     shard:SHARD#__key__        a WebDataset sample
     table:TABLE#row=N          a Parquet row (rows are the place: an id column may repeat or be null)
     hf:NAME:SPLIT#row=N        a Hugging Face dataset row
-    manifest:FILE#id=ID        a manifest line with an id, else manifest:FILE:LINE
-    json:FILE#id=ID            a record of a conversation JSON list with an id, else json:FILE#INDEX
+    manifest:FILE#id=ID        a manifest line with an id, else manifest:FILE#media=MEDIA (its content)
+    json:FILE#id=ID            a record of a conversation JSON list with an id, else json:FILE#media=MEDIA
     bytes:sha1:HEX             bytes that came from nowhere in particular
     row:id=ID                  a row of a `ray.data.Dataset` (`caption_dataset`), else row:sha1:HEX of its columns
     caption:sha1:HEX           a caption judged by `capflow-filter`, by its media and text
@@ -17,12 +19,17 @@ shard) gets `@N` on its Nth occurrence, so each input has a key of its own; the 
 
 Outputs written before keys named their source (the key was the id, `PATH\\x1fINSTRUCTION` or
 `sha1:HEX\\x1fINSTRUCTION`) still resume: such a record is matched on its `identity` (input,
-instruction and id, which those versions wrote too), never on its key alone.
+instruction and id, which those versions wrote too), never on its key alone. Outputs written while
+keys named files as spelled (relative to the working directory) and manifest lines by number still
+resume from the folder they were written in: their paths are made canonical when the journal is
+read (`canonical_key`, `canonical_identity`), and a manifest line keeps its numbered key as an alias.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ..storage import canonical, is_url
 
 SEP = "\x1f"
 _IDENTITY_SEP = "\x1e"
@@ -45,6 +52,43 @@ def identity(input: str, instruction: str | None, id: str | None) -> str:
 
 def record_identity(record: dict[str, Any]) -> str:
     return identity(str(record.get("input")), record.get("instruction"), record.get("id"))
+
+
+_PATH_PLACES = ("file:", "shard:", "table:", "manifest:", "json:")
+
+
+def canonical_key(key: str) -> str:
+    """A stored key with its file named canonically (written by a version that kept the spelling:
+    a relative path means one under the working directory of the run reading it)."""
+    prefix = next((p for p in _PATH_PLACES if key.startswith(p)), None)
+    if prefix is None or SEP not in key:
+        return key
+    place, sep, rest = key.partition(SEP)
+    body = place[len(prefix):]
+    if prefix == "file:":
+        path, tail = body, ""
+    elif prefix == "manifest:" and "#" not in body:
+        path, colon, line = body.rpartition(":")  # manifest:FILE:LINE
+        tail = colon + line
+    else:
+        path, hash_, name = body.rpartition("#")
+        tail = hash_ + name
+    if not path or _absolute(path):
+        return key
+    return f"{prefix}{canonical(path)}{tail}{sep}{rest}"
+
+
+def canonical_identity(ident: str) -> str:
+    """An identity whose input is a relative path (see `canonical_key`), made canonical."""
+    input, sep, rest = ident.partition(_IDENTITY_SEP)
+    if not input or input.startswith(("sha1:", "bytes:", "ray:")) or _absolute(input):
+        return ident
+    path, hash_, name = input.partition("#")  # a shard member or table row: SHARD#KEY.EXT
+    return f"{canonical(path)}{hash_}{name}{sep}{rest}"
+
+
+def _absolute(path: str) -> bool:
+    return is_url(path) or path.startswith("/")
 
 
 def record_key(record: dict[str, Any]) -> str:

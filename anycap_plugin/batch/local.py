@@ -13,7 +13,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from typing import Any, Callable, Iterable, Iterator
 
 from ..captioner import BaseCaptioner, _validate_options
-from ..errors import AnyCapError
+from .. import storage
+from ..errors import AnyCapError, MediaError, MediaNotFoundError
+from ..storage import is_url
 from ..media import Media
 from .inputs import WorkItem
 from .loop import BatchRun, RunSummary
@@ -23,13 +25,24 @@ __all__ = ["caption_records", "media_of", "run"]
 
 
 def media_of(item: WorkItem) -> Any:
-    """What `caption_each` takes for an item: its path, its bytes as `Media`, or why it cannot be read."""
+    """What `caption_each` takes for an item: its path, its bytes as `Media` (an object in a store is
+    fetched whole), or why it cannot be read."""
     if item.problem is not None:
         return item.problem
-    if item.data is None:
+    data = item.data
+    if data is None and not is_url(item.input):
         return item.input
+    if data is None:
+        store = storage.current()
+        try:
+            data = store.read_bytes(item.input)
+        except FileNotFoundError:
+            return MediaNotFoundError(f"No such object: {item.input!r}.", hint="Check the manifest or table.")
+        except Exception as e:
+            return MediaError(f"Cannot read {item.input}: {store.describe(item.input, e)}.",
+                              hint="Check the credentials and the endpoint of the store.")
     try:
-        return Media.from_bytes(item.data, name=item.input)
+        return Media.from_bytes(data, name=item.input)
     except AnyCapError as e:
         return e
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .. import storage
+from ..storage import is_url
 from .inputs import WorkItem
 from .journal import CAPTIONS, Journal, Layout
 
@@ -43,7 +45,8 @@ class RunSummary:
 
 class BatchRun:
     """One run over a journal. Use as a context manager; `pending` filters a stream of items,
-    `write` appends a batch of records, `summary` says what happened.
+    `write` appends a batch of records, `summary` says what happened. `output` is a local journal,
+    or a URL whose run state lives in the store (`remote.RemoteRun`).
 
     `on_record` sees each written record; `progress` shows a bar (None: on a terminal only) whose
     total, when `total` is given (a function, run in a thread), gives the bar its ETA."""
@@ -52,7 +55,22 @@ class BatchRun:
                  on_record: Callable[[dict[str, Any]], None] | None = None, progress: bool | None = False,
                  total: Callable[[], int | None] | None = None) -> None:
         started = time.perf_counter()
-        self.journal = Journal(Path(output), layout)
+        self.remote = None
+        if is_url(str(output)):  # state in the store, beside the output (`remote.RemoteRun`)
+            from .remote import RemoteRun
+
+            self.remote = RemoteRun(str(output), storage.current())
+            path = self.remote.open()
+        else:
+            path = Path(output)
+        try:
+            self.journal = Journal(path, layout)
+        except BaseException:
+            if self.remote is not None:
+                self.remote.close(completed=False)
+            raise
+        if self.remote is not None:
+            self.remote.started()
         self.summary = RunSummary(rejected=self.journal.rejected)
         self._started = started
         self._on_record = on_record
@@ -63,19 +81,25 @@ class BatchRun:
     def __enter__(self) -> "BatchRun":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, kind: Any, *exc: Any) -> None:
+        self.close(completed=kind is None)
 
-    def close(self) -> None:
+    def close(self, completed: bool = True) -> None:
+        """Close the journal; a remote output is flushed first, then published when `completed`."""
         try:
+            if self.remote is not None:
+                self.remote.stop_flushing()
             self.journal.close()
+            if self.remote is not None:
+                self.remote.close(completed)
         finally:
             if self._bar is not None:
                 self._bar.close()
             self.summary.seconds = time.perf_counter() - self._started
 
-    def take(self, key: str, identity: str | None = None, id: str | None = None) -> bool:
-        """Count an input; True when it is to be done now (not finished before, not already taken)."""
+    def take(self, key: str, identity: str | None = None, id: str | None = None, aliases: tuple[str, ...] = ()) -> bool:
+        """Count an input; True when it is to be done now (not finished before, not already taken).
+        `aliases`: keys earlier versions gave the same input (`WorkItem.aliases`)."""
         s = self.summary
         s.total += 1
         if id is not None:
@@ -83,7 +107,7 @@ class BatchRun:
                 s.repeated_ids += 1
             else:
                 self._ids.add(id)
-        if self.journal.is_done(key, identity):
+        if self.journal.is_done(key, identity, aliases):
             s.skipped += 1
         elif key in self._keys:
             s.duplicates += 1
@@ -96,12 +120,14 @@ class BatchRun:
     def pending(self, items: Iterable[WorkItem]) -> Iterator[WorkItem]:
         """The items still to do, lazily: a shard or a table streams through, never held whole."""
         for item in items:
-            if self.take(item.key, item.identity, item.id):
+            if self.take(item.key, item.identity, item.id, item.aliases):
                 yield item
 
     def write(self, records: list[dict[str, Any]], *, count: bool = True) -> None:
         """Append records in one write; `count` tallies them as items (a group of one item's records is not)."""
         self.journal.append(records)
+        if self.remote is not None:
+            self.remote.written(len(records))
         for record in records:
             if count:
                 self.summary.count(record)

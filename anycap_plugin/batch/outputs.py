@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from ..errors import OptionsError
+from ..errors import OptionsError, StorageError
 from ..jsonl import read_jsonl
+from ..storage import canonical, is_url
 from .records import arrow_schema, to_arrow_row
 
 _OPEN_SIDECARS = 64  # sidecar files open at once while streaming the journal
@@ -24,6 +25,47 @@ _OPEN_SIDECARS = 64  # sidecar files open at once while streaming the journal
 def journal_for(output: Path) -> Path:
     """The JSONL file a run appends to for `output`."""
     return output if output.suffix.lower() != ".parquet" else output.with_name(output.name + ".journal.jsonl")
+
+
+def state_prefix(output: str) -> str:
+    """Where a run on a remote output keeps its state in the store (`remote.RemoteRun`)."""
+    return output.rstrip("/") + ".state"
+
+
+def reviews_for(output: str) -> str:
+    """Where reviews of a run are kept: `captions.jsonl` -> `captions.reviews.jsonl`,
+    `x.parquet` -> `x.parquet.reviews.jsonl`."""
+    return output[: -len(".jsonl")] + ".reviews.jsonl" if output.lower().endswith(".jsonl") else output + ".reviews.jsonl"
+
+
+def run_files(output: str) -> frozenset[str]:
+    """Every location a run on `output` writes or keeps state in, canonical (a folder of state ends
+    with `/`): the output, its journal, lock, rejected lines, reviews, files written aside, and the
+    state in the store of a remote output. No input of the run may be one of them."""
+    if is_url(output):
+        return frozenset({canonical(output), canonical(output) + ".tmp", reviews_for(canonical(output)),
+                          state_prefix(canonical(output)) + "/"})
+    out = Path(canonical(output))
+    journal = journal_for(out)
+    names = {out, out.with_name(out.name + ".tmp"), journal, journal.with_name(journal.name + ".lock"),
+             journal.with_name(journal.stem + ".rejected.jsonl"), journal.with_name(journal.name + ".tmp"),
+             Path(reviews_for(str(out)))}
+    return frozenset(str(n) for n in names)
+
+
+def probe_writable(journal: Path) -> None:
+    """Refuse, before any model loads, an output whose folder or journal cannot be written."""
+    try:
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        for path in (journal, journal.with_name(journal.name + ".lock")):
+            if path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        probe = journal.with_name(f".{journal.name}.probe-{os.getpid()}")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))  # a new file can be made there
+        os.unlink(probe)
+    except OSError as e:
+        raise StorageError(f"Cannot write the output {journal}: {e.strerror or e}.",
+                           hint="Choose a folder you can write to with -o.") from None
 
 
 def finish_outputs(output: Path, sidecars: bool = False, sidecar_dir: Path | None = None) -> list[Path]:

@@ -50,7 +50,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     if address not in (None, "auto", "local"):
         _reachable(address)  # ray.init would retry for minutes
     try:
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False,
+        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, include_dashboard=False,
                  log_to_driver=False, ignore_reinit_error=True, logging_level="ERROR")
     except Exception as e:
         raise RayUnavailableError(f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
@@ -103,10 +103,14 @@ class CaptionActor:
     columns of a user's Dataset (`caption_dataset`), whose rows in `done` (ids or keys) are dropped."""
 
     def __init__(self, captioner: Any, options: dict[str, Any], columns: dict[str, str | None] | None,
-                 instruction: str | None, ledger: Any, cwd: str, done: frozenset[str] = frozenset()) -> None:
+                 instruction: str | None, ledger: Any, cwd: str, done: frozenset[str] = frozenset(),
+                 store: Any = None) -> None:
+        from .. import storage
         from .ray_read import work_in
 
         work_in(cwd)  # relative media paths mean what they meant on the driver
+        if store is not None:
+            storage.use(store)  # media named by URL are fetched with the run's storage options
         self.options, self.columns, self.instruction, self.ledger, self.done = options, columns, instruction, ledger, done
         self.refused: AnyCapError | None = None
         try:
@@ -131,9 +135,11 @@ class CaptionActor:
         else:
             skipped = []
             items = [i for i in map(self._dataset_item, rows) if i.key not in self.done and i.id not in self.done]
-        out = [{**to_arrow_row(r), "skipped": False} for r in self._caption(items)]
+        aliases = {i.key: json.dumps(i.aliases) for i in items if i.aliases}
+        out = [{**to_arrow_row(r), "skipped": False, "aliases": aliases.get(r["key"])} for r in self._caption(items)]
         out += [{**to_arrow_row({"key": row_item(r).key, "input": r["input"], "id": r["id"],
-                                 "instruction": r["instruction"]}), "skipped": True} for r in skipped]
+                                 "instruction": r["instruction"]}), "skipped": True, "aliases": r.get("aliases")}
+                for r in skipped]
         return pa.Table.from_pylist(out, schema=_records_schema())
 
     def _caption(self, items: list[WorkItem]) -> list[dict[str, Any]]:
@@ -168,7 +174,7 @@ class CaptionActor:
         rest = json.dumps({k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr)
         digest = hashlib.sha1(rest.encode()).hexdigest()[:16]
         place = f"row:id={item_id}" if item_id is not None else f"row:sha1:{digest}"
-        return table_row_item(row, f"ray:row-{digest}", Path.cwd(), media, id_col, instr_col, self.instruction,
+        return table_row_item(row, f"ray:row-{digest}", os.getcwd(), media, id_col, instr_col, self.instruction,
                               origin=None, place=place)
 
 
@@ -177,7 +183,8 @@ def _records_schema() -> Any:
     to build its captioner (`refused`)."""
     import pyarrow as pa
 
-    return arrow_schema().append(pa.field("skipped", pa.bool_())).append(pa.field("refused", pa.string()))
+    return (arrow_schema().append(pa.field("skipped", pa.bool_())).append(pa.field("refused", pa.string()))
+            .append(pa.field("aliases", pa.string())))
 
 
 def _from_spec(spec: str) -> Any:
@@ -207,7 +214,7 @@ def caption_dataset(ds: Any, captioner: Any, *, media_column: str | None = None,
 
 def _map(ds: Any, captioner: Any, columns: dict[str, str | None] | None, instruction: str | None, batch_size: int,
          concurrency: int | tuple[int, int], num_gpus: float, num_cpus: float, options: dict[str, Any],
-         done: frozenset[str] = frozenset()) -> Any:
+         done: frozenset[str] = frozenset(), store: Any = None) -> Any:
     """`num_cpus` per actor: below 1 for API captioners, which wait on the network, not the CPU."""
     import ray
 
@@ -215,7 +222,7 @@ def _map(ds: Any, captioner: Any, columns: dict[str, str | None] | None, instruc
     return ds.map_batches(
         CaptionActor, fn_constructor_kwargs={"captioner": captioner, "options": options, "columns": columns,
                                              "instruction": instruction, "ledger": _ledger(), "done": done,
-                                             "cwd": os.getcwd()},
+                                             "cwd": os.getcwd(), "store": store},
         batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(**size),
         num_gpus=num_gpus or None, num_cpus=num_cpus)
 
@@ -232,7 +239,7 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
 
     plan = inputs if isinstance(inputs, InputPlan) else plan_inputs(
         inputs, instruction, media_root=media_root, columns=columns)
-    datasets = [s.path for s in plan.sources if s.kind == "dataset"]
+    datasets = [s.location for s in plan.sources if s.kind == "dataset"]
     if datasets:
         from ..errors import OptionsError
 
@@ -243,19 +250,16 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
     with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
         from .ray_read import read_sources, source_rows
 
-        rows, missing = source_rows(plan)
-        for item in missing:  # a named file that is not there: its error record, as the local engine writes it
-            if batch.take(item.key, item.identity, item.id):
-                batch.write([failure_record(item, _load_error(item))])
+        rows = source_rows(plan)
         if rows:
             reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
             items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 read_sources, batch_size=1, batch_format="pyarrow",
-                fn_kwargs={"instruction": plan.instruction, "media_root": plan.media_root, "columns": plan.columns,
-                           "done": ray.put(_done_sets(batch.journal)), "cwd": os.getcwd()},
+                fn_kwargs={"context": plan.context, "done": ray.put(_done_sets(batch.journal)), "cwd": os.getcwd()},
                 # reads wait on disks, and must not wait for the CPUs the actors hold
                 num_cpus=0, compute=ray.data.TaskPoolStrategy(size=reads))
-            records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {})
+            records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {},
+                           store=plan.context.storage)
             try:
                 for block in records.iter_batches(batch_size=None, batch_format="pyarrow"):
                     _arrived(batch, block.to_pylist())
@@ -276,16 +280,6 @@ def _quiet_ray_data() -> None:
             handler.setLevel(logging.ERROR)
 
 
-def _load_error(item: WorkItem) -> Exception:
-    from ..media import Media
-
-    try:
-        Media.load(item.input)
-    except Exception as e:
-        return e
-    return FileNotFoundError(item.input)  # it appeared meanwhile: the next run captions it
-
-
 def _done_sets(journal: Journal) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(journal.done), frozenset(journal.done_before_keys)
 
@@ -298,7 +292,8 @@ def _arrived(batch: BatchRun, rows: list[dict[str, Any]]) -> None:
         if refused:
             raise _refusal(json.loads(refused))
         skipped = row.pop("skipped")
-        taken = batch.take(row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"])
+        aliases = tuple(json.loads(row.pop("aliases") or "[]"))
+        taken = batch.take(row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"], aliases)
         if taken and not skipped:
             fresh.append(from_arrow_row(row))
     batch.write(fresh)

@@ -2,8 +2,9 @@
 
 The driver turns the plan into a small table of sources (text: a shard, a table or a manifest per
 row, loose media files up to `MEDIA_PER_ROW` to a row) and Ray Data tasks read them with the readers
-the local engine uses (`inputs.read_source`), so both engines see the same items, the same keys and
-the same bad records. Ray's `read_webdataset` fails the whole dataset on a truncated shard or on a
+the local engine uses (`inputs.read_source`, through the same storage layer: a bucket is read on
+whichever node the task runs), so both engines see the same items, the same keys and the same bad
+records. Ray's `read_webdataset` fails the whole dataset on a truncated shard or on a
 `__key__` that comes back later in a shard, `read_json` on one broken line, and neither says where
 an item was (line, place), which keys need; hence these tasks. Items already finished are dropped
 in the read task, so their media never leave it; the driver only ever sees records.
@@ -13,54 +14,50 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
 import ray
 
+from .. import storage
 from ..errors import ManifestError
-from .inputs import InputPlan, Source, WorkItem, read_source
-from .inputs.files import paths
+from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 
 MEDIA_PER_ROW = 64
 ITEM_SCHEMA = pa.schema([("place", pa.string()), ("input", pa.string()), ("instruction", pa.string()),
                          ("id", pa.string()), ("data", pa.binary()), ("origin", pa.string()),
-                         ("problem", pa.string()), ("skipped", pa.bool_())])
+                         ("problem", pa.string()), ("skipped", pa.bool_()), ("aliases", pa.string())])
 _ROWS_PER_BLOCK = 64
 _BYTES_PER_BLOCK = 64 << 20
 _done_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # per worker process, by object ref
 
 
-def source_rows(plan: InputPlan) -> tuple[list[dict[str, Any]], list[WorkItem]]:
-    """The plan as rows for the read tasks (folders listed, media spelled as the local engine spells
-    them), and the named media files that do not exist (their error records are the driver's)."""
+def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
+    """The plan as rows for the read tasks: a shard, a table or a manifest per row; media files
+    (named, or listed from folders and prefixes on the driver) up to `MEDIA_PER_ROW` to a row."""
     rows: list[dict[str, Any]] = []
-    media: list[str] = []
-    missing: list[WorkItem] = []
+    media: list[tuple[str, str | None]] = []
     for source in plan.sources:
         if source.kind not in ("media", "folder"):
-            rows.append({"kind": source.kind, "paths": [source.path]})
+            rows.append({"kind": source.kind, "paths": [source.location], "spelled": [source.spelled]})
             continue
-        for item in paths(source.path, plan.instruction, source.matched):
-            if os.path.isfile(item.input):
-                media.append(item.input)
-            else:
-                missing.append(item)
-    rows += [{"kind": "media", "paths": media[i:i + MEDIA_PER_ROW]} for i in range(0, len(media), MEDIA_PER_ROW)]
-    return rows, missing
+        media += [(item.input, item.spelled) for item in read_source(source, plan.context)]
+    for i in range(0, len(media), MEDIA_PER_ROW):
+        chunk = media[i:i + MEDIA_PER_ROW]
+        rows.append({"kind": "media", "paths": [m for m, _ in chunk], "spelled": [s for _, s in chunk]})
+    return rows
 
 
-def read_sources(batch: pa.Table, *, instruction: str | None, media_root: Path | None,
-                 columns: dict[str, str | None], done: Any, cwd: str) -> Iterator[pa.Table]:
+def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str) -> Iterator[pa.Table]:
     """A Ray Data task: the items of each source row, in blocks; finished items become markers."""
     work_in(cwd)
+    storage.use(context.storage)
     keys, identities = _done(done)
     rows: list[dict[str, Any]] = []
     size = 0
     for source in batch.to_pylist():
-        for item in _items(source, instruction, media_root, columns):
-            finished = item.key in keys or item.identity in identities
+        for item in _items(source, context):
+            finished = item.key in keys or item.identity in identities or any(a in keys for a in item.aliases)
             rows.append(item_row(item, skipped=finished))
             size += 0 if finished or item.data is None else len(item.data)
             if len(rows) >= _ROWS_PER_BLOCK or size >= _BYTES_PER_BLOCK:
@@ -70,11 +67,11 @@ def read_sources(batch: pa.Table, *, instruction: str | None, media_root: Path |
         yield pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
 
 
-def _items(source: dict[str, Any], instruction: str | None, media_root: Path | None,
-           columns: dict[str, str | None]) -> Iterator[WorkItem]:
-    if source["kind"] == "media":  # spelled by the driver as the local engine spells them
-        return (WorkItem(path, instruction) for path in source["paths"])
-    return read_source(Source(source["paths"][0], source["kind"]), instruction, media_root, columns)
+def _items(source: dict[str, Any], context: ReadContext) -> Iterator[WorkItem]:
+    if source["kind"] == "media":  # listed by the driver, as the local engine lists them
+        return (WorkItem(path, context.instruction, place=f"file:{path}", spelled=spelled)
+                for path, spelled in zip(source["paths"], source["spelled"]))
+    return read_source(Source(source["paths"][0], source["kind"], source["spelled"][0]), context)
 
 
 def work_in(cwd: str) -> None:
@@ -88,14 +85,15 @@ def item_row(item: WorkItem, skipped: bool = False) -> dict[str, Any]:
     problem = None if item.problem is None else json.dumps({"message": item.problem.message, "hint": item.problem.hint})
     return {"place": item.place, "input": item.input, "instruction": item.instruction, "id": item.id,
             "data": None if skipped else item.data, "origin": json.dumps(item.origin) if item.origin else None,
-            "problem": problem, "skipped": skipped}
+            "problem": problem, "skipped": skipped, "aliases": json.dumps(item.aliases) if item.aliases else None}
 
 
 def row_item(row: dict[str, Any]) -> WorkItem:
     problem = json.loads(row["problem"]) if row["problem"] else None
     return WorkItem(row["input"], row["instruction"], id=row["id"], data=row["data"], place=row["place"],
                     origin=json.loads(row["origin"]) if row["origin"] else None,
-                    problem=ManifestError(problem["message"], hint=problem["hint"]) if problem else None)
+                    problem=ManifestError(problem["message"], hint=problem["hint"]) if problem else None,
+                    aliases=tuple(json.loads(row["aliases"])) if row.get("aliases") else ())
 
 
 def _done(ref: Any) -> tuple[frozenset[str], frozenset[str]]:

@@ -16,8 +16,9 @@ from .exit_codes import AnyCapCommand, finish
 @click.option("--model", "-m", required=True, help="Base captioner spec, e.g. openai:gpt-4o-mini.")
 @click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
 @click.option("--instruction", "-i", help="Instruction for every input (a manifest may set its own).")
-@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl); re-running with the same file resumes.")
+@click.option("--output", "-o", required=True,
+              help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl), local or a URL (s3://bucket/run/caps.jsonl: "
+                   "state kept in the store); re-running with the same output resumes.")
 @click.option("--concurrency", "-c", default=1, show_default=True, type=click.IntRange(1),
               help="Batches in flight at once (API captioners); actors with --engine ray.")
 @click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(1),
@@ -35,49 +36,65 @@ from .exit_codes import AnyCapCommand, finish
 @click.option("--gpus-per-actor", default=0.0, show_default=True, type=click.FloatRange(0), help="With --engine ray.")
 @click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0),
               help="With --engine ray; below 1 for API captioners.")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="fsspec option for inputs and outputs in object storage (PROTOCOL.KEY=VALUE for one protocol), "
+                   "e.g. endpoint_url=http://127.0.0.1:9000.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
-def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: Path,
+def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: str,
             concurrency: int, batch_size: int, options: tuple[str, ...], media_root: str | None,
             media_column: str | None, id_column: str | None, instruction_column: str | None, sidecars: bool,
             sidecar_dir: Path | None, engine: str, ray_address: str | None, gpus_per_actor: float,
-            cpus_per_actor: float, progress: bool | None) -> None:
+            cpus_per_actor: float, storage_options: tuple[str, ...], progress: bool | None) -> None:
     """Caption INPUT... into one record each: files, folders, globs, JSONL manifests, LLaVA/InternVL
-    conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets."""
+    conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets; local
+    paths or URLs (s3://, gs://, az://, hf://, https://)."""
+    from .. import storage
     from ..batch import plan_inputs, run
-    from ..batch.outputs import finish_outputs, journal_for
+    from ..batch.outputs import finish_outputs, journal_for, probe_writable, run_files
     from ..captioner import _validate_options
     from ..plugins import check_spec, join_spec
     from ..wrapping import build_captioner
 
     parsed = parse_options(options)
-    # everything that can be refused is refused before any work, on either engine
-    plan = plan_inputs(inputs, instruction, media_root=media_root,
+    store = storage.Storage(storage.parse_options(storage_options))
+    storage.use(store)
+    remote = storage.is_url(output)
+    if remote and (sidecars or sidecar_dir):
+        raise click.UsageError("--sidecars are written beside local runs only; write the output locally, or join "
+                               "the records on `shard` and `__key__`.")
+    # everything that can be refused is refused before any work, on either engine: the spec and its
+    # options (nothing loaded), the inputs, the output; then the model loads
+    check_spec(model, parsed, post=post)
+    spec = join_spec(model, post)
+    plan = plan_inputs(inputs, instruction, media_root=media_root, storage=store, run_files=run_files(output),
                        columns={"media": media_column, "id": id_column, "instruction": instruction_column})
+    journal = output if remote else journal_for(Path(output))
+    if remote:
+        from ..batch.remote import probe_remote
+
+        probe_remote(store, output)
+    else:
+        probe_writable(Path(journal))
     if engine == "ray":
         from ..batch.ray_engine import connect, run_on_ray
 
-        spec = join_spec(model, post)
-        check_spec(spec, parsed)  # the spec, its options, its key or model folder: on the driver
-    else:
-        captioner = build_captioner(model, post)
-        _validate_options(captioner.Options, captioner.id, parsed)
-    journal = journal_for(output)
-    if engine == "ray":
         connect(ray_address)  # an unreachable cluster fails here, before any work
         summary = run_on_ray(spec, plan, journal, batch_size=batch_size, concurrency=concurrency,
                              num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed, progress=progress)
     else:
+        captioner = build_captioner(model, post)
+        _validate_options(captioner.Options, captioner.id, parsed)
         summary = run(captioner, plan.items(), journal, batch_size=batch_size, concurrency=concurrency,
                       options=parsed, progress=progress, total=plan.count)
-    written = finish_outputs(output, sidecars=sidecars, sidecar_dir=sidecar_dir)
+    written = [] if remote else finish_outputs(Path(output), sidecars=sidecars, sidecar_dir=sidecar_dir)
     _report(summary, output, journal)
     for path in written:
-        if path != output:
+        if str(path) != output:
             click.echo(f"wrote {path}", err=True)
     finish(summary.ok)
 
 
-def _report(summary: Any, output: Path, journal: Path) -> None:
+def _report(summary: Any, output: str, journal: Any) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
     click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
                f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
@@ -87,6 +104,6 @@ def _report(summary: Any, output: Path, journal: Path) -> None:
                    "(join on `key`, which names the source and place)", err=True)
     if summary.duplicates:
         click.echo(f"{summary.duplicates} inputs were named twice: captioned once", err=True)
-    if summary.rejected:
+    if summary.rejected and not isinstance(journal, str):
         rejected = journal.with_name(journal.stem + ".rejected.jsonl")
         click.echo(f"{summary.rejected} unreadable lines of {journal} were moved to {rejected}", err=True)

@@ -51,13 +51,17 @@ def synth_command(inputs: tuple[str, ...], output: Path, writer_model: str | Non
     model = renamed("--model", "--writer-model", old_model, writer_model)
     if not model:
         raise click.UsageError("Name the writer model: --writer-model MODEL (a model name on the endpoint).")
-    plan = plan_inputs(list(inputs))  # inputs that name nothing are refused before any call
+    from ..batch.outputs import run_files
+
+    cache = cache_path or output.with_name(output.stem + ".calls.sqlite")
+    # inputs that name nothing, or name this run's own files, are refused before any call
+    plan = plan_inputs(list(inputs), run_files=run_files(str(output)) | {str(cache.resolve())})
     type_keys = tuple(instruction_type(t).key for t in types.split(",")) if types else None
     prices = {"price_in": price_in, "price_out": price_out}
     engine = CallEngine({"default": Endpoint(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)},
                         {WRITER: Role(model, temperature=0.7, **prices),
                          DEGRADER: Role(degrader_model or model, temperature=0.7, **prices)},
-                        cache=cache_path or output.with_name(output.stem + ".calls.sqlite"))
+                        cache=cache)
     synthesizer = Synthesizer(engine, PromptSet(prompts), get_captioner(weaker) if weaker else None,
                               SynthConfig(type_keys, max_regenerations, num_frames, media_root))
     try:

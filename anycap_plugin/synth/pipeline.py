@@ -26,7 +26,7 @@ from typing import Any, Iterable
 
 from ..batch import BatchRun, WorkItem
 from ..batch.journal import Layout
-from ..batch.keys import SEP
+from ..batch.keys import SEP, canonical_key
 from ..batch.local import media_of
 from ..batch.records import error_of
 from ..call_engine import CallEngine, RoleUsage, bounded
@@ -39,7 +39,7 @@ from .records import acd_record
 
 WRITER, DEGRADER, WEAKER = "writer", "degrader", "weaker"
 # every line is finished (failures go to OUT.failures.jsonl); an (item, type) pair's lines share `_key`
-RECORDS = Layout(key=lambda r: r["_key"], finished=lambda r: True, identity=lambda r: r["_key"])
+RECORDS = Layout(key=lambda r: canonical_key(r["_key"]), finished=lambda r: True, identity=lambda r: r["_key"])
 
 
 @dataclass

@@ -1,10 +1,13 @@
 """What `anycap caption` reads: files, folders, globs, JSONL manifests, LLaVA/InternVL conversation
-JSON, WebDataset shards, Parquet tables and Hugging Face datasets, all as one stream of `WorkItem`s.
+JSON, WebDataset shards, Parquet tables and Hugging Face datasets, local or in object storage
+(`s3://`, `gs://`, `az://`, `hf://`, `https://`), all as one stream of `WorkItem`s.
 
-Reading has two steps, so both engines read the same way: `plan_inputs` turns the command's inputs
-into `Source`s and refuses, before any work, inputs that name nothing or tables without the named
-columns; `read_source` streams one source's items (the local engine in-process, the Ray engine in
-read tasks on the cluster).
+Each format is an `InputFormat` (`base.py`) in a module of its own; `FORMATS` is the one list both
+engines go through. Reading has two steps: `plan_inputs` turns the command's inputs into `Source`s
+and refuses, before any work, inputs that name nothing or do not exist, stores that cannot be read,
+tables without the named columns, and inputs that name the run's own output (`run_files`);
+`read_source` streams one source's items (the local engine in-process, the Ray engine in read tasks
+on the cluster).
 """
 
 from __future__ import annotations
@@ -12,53 +15,54 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Iterator, Sequence
 
-from ...errors import ManifestError, NoInputsError
-from ...media import MEDIA_EXTENSIONS, media_files_in
-from .conversations import conversation_file
-from .files import manifest, paths
-from .hf_datasets import dataset_items
+from ...errors import AnyCapError, ManifestError, NoInputsError, OutputIsInputError, StorageError
+from ...storage import Storage, canonical, is_url
+from .base import InputFormat, ReadContext, Source
+from .conversations import ConversationFile
+from .files import Folder, MediaFile
+from .hf_datasets import Dataset, is_dataset
 from .items import WorkItem, bad_item
-from .parquet import table_columns, table_items, table_rows
-from .webdataset import count_samples, shard_items
+from .manifest import Manifest
+from .parquet import Table
+from .webdataset import Shard
 
-__all__ = ["InputPlan", "ManifestError", "NoInputsError", "Source", "WorkItem", "bad_item", "expand_inputs",
-           "plan_inputs", "read_source"]
+__all__ = ["FORMATS", "InputFormat", "InputPlan", "ManifestError", "NoInputsError", "ReadContext", "Source",
+           "WorkItem", "bad_item", "expand_inputs", "format_of", "plan_inputs", "read_source"]
 
-Kind = Literal["media", "folder", "shard", "table", "manifest", "conversations", "dataset"]
-_MEDIA_EXTS = set().union(*MEDIA_EXTENSIONS.values())
+# the first format that claims a location reads it: the catch-all (one media file) comes last
+FORMATS: tuple[InputFormat, ...] = (Dataset(), Folder(), Shard(), Table(), Manifest(), ConversationFile(), MediaFile())
+_BY_KIND = {f.kind: f for f in FORMATS}
 
 
-@dataclass(frozen=True)
-class Source:
-    """One file (or folder, or dataset) an input names, spelled as the user wrote it (a glob's match
-    as the glob wrote it), so that keys stay the same from run to run."""
-
-    path: str
-    kind: Kind
-    matched: bool = False
+def format_of(kind: str) -> InputFormat:
+    return _BY_KIND[kind]
 
 
 @dataclass(frozen=True)
 class InputPlan:
     sources: tuple[Source, ...]
-    instruction: str | None = None
-    media_root: Path | None = None
-    columns: dict[str, str | None] = field(default_factory=dict)
+    context: ReadContext = field(default_factory=ReadContext)
+
+    @property
+    def instruction(self) -> str | None:
+        return self.context.instruction
 
     def items(self) -> Iterator[WorkItem]:
         """Every source's items, lazily, in order: a shard or table streams through, never held whole."""
         for source in self.sources:
-            yield from read_source(source, self.instruction, self.media_root, self.columns)
+            yield from read_source(source, self.context)
 
     def count(self) -> int | None:
         """How many items the sources hold, from listings, footers and headers (no media is read);
-        None when a source cannot tell (a Hugging Face dataset)."""
+        None when a source cannot tell (a Hugging Face dataset, a shard in a bucket)."""
         total = 0
         for source in self.sources:
-            n = _count(source)
+            try:
+                n = format_of(source.kind).count(source, self.context)
+            except Exception:
+                n = 1  # an unreadable source is one error item
             if n is None:
                 return None
             total += n
@@ -66,25 +70,43 @@ class InputPlan:
 
 
 def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_root: str | os.PathLike | None = None,
-                columns: dict[str, str | None] | None = None) -> InputPlan:
-    """The sources the inputs name, checked: `NoInputsError` names every input that names nothing,
-    `OptionsError` a table without the media, id or instruction column asked for."""
-    columns = columns or {}
+                columns: dict[str, str | None] | None = None, storage: Storage | None = None,
+                run_files: frozenset[str] | set[str] = frozenset()) -> InputPlan:
+    """The sources the inputs name, checked: `NoInputsError` names every input that names nothing
+    or does not exist, `StorageError` a store that cannot be read, `OptionsError` a table without
+    the media, id or instruction column asked for, `OutputIsInputError` an input that is the run's
+    own output or state (`run_files`, canonical; a glob's or folder's match of one is left out)."""
+    root = None if media_root is None else str(media_root)
+    ctx = ReadContext(instruction, root if root is None or is_url(root) else os.path.expanduser(root),
+                      dict(columns or {}), storage or Storage(), frozenset(run_files))
     sources: list[Source] = []
     empty: list[str] = []
+    missing: list[str] = []
     for raw in inputs:
-        found = [Source(raw, "dataset")] if raw.startswith("hf:") else _sources_of(raw)
+        try:
+            found = _sources_of(raw, ctx)
+        except FileNotFoundError:
+            missing.append(raw)
+            continue
+        except AnyCapError:
+            raise
+        except Exception as e:  # no credentials, a refused endpoint, access denied: the store's own errors
+            raise StorageError(f"Cannot read {raw}: {ctx.storage.describe(raw, e)}.",
+                               hint="Check the URL, the credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, "
+                                    "AZURE_STORAGE_*) and the endpoint (AWS_ENDPOINT_URL or --storage-option).") from None
         for source in found:
-            if source.kind == "table" and os.path.isfile(source.path):
-                table_columns(Path(source.path).expanduser(), columns)  # raises for a missing column
-        if not any(_holds_something(s) for s in found):
+            format_of(source.kind).check(source, ctx)
+        if not any(_holds_something(s, ctx) for s in found):
             empty.append(raw)
         sources += found
+    if missing:
+        raise NoInputsError(", ".join(repr(m) for m in missing) + (" does not exist." if len(missing) == 1
+                                                                     else " do not exist."),
+                            hint="Check the paths, URLs, buckets and prefixes.")
     if empty:
         raise NoInputsError("Nothing to caption in " + ", ".join(repr(e) for e in empty) + ".",
                             hint="Check the paths and globs; an empty folder, manifest, shard or table names nothing.")
-    root = Path(media_root).expanduser() if media_root else None
-    return InputPlan(tuple(sources), instruction, root, dict(columns))
+    return InputPlan(tuple(sources), ctx)
 
 
 def expand_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_root: str | None = None,
@@ -93,85 +115,37 @@ def expand_inputs(inputs: Sequence[str], instruction: str | None = None, *, medi
     return plan_inputs(inputs, instruction, media_root=media_root, columns=columns).items()
 
 
-def read_source(source: Source, instruction: str | None, media_root: Path | None,
-                columns: dict[str, str | None]) -> Iterator[WorkItem]:
-    p = Path(source.path).expanduser()
-    if source.kind == "dataset":
-        return dataset_items(source.path, instruction, columns)
-    if source.kind == "shard":
-        return shard_items(p, instruction)
-    if source.kind == "table":
-        return table_items(p, instruction, columns)
-    if source.kind == "manifest":
-        return manifest(p, instruction, media_root)
-    if source.kind == "conversations":
-        return conversation_file(p, instruction, media_root)
-    return paths(source.path, instruction, source.matched)
+def read_source(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+    return format_of(source.kind).items(source, ctx)
 
 
-def _sources_of(raw: str) -> list[Source]:
-    if glob.has_magic(raw):  # a glob's matches, sorted
-        return [Source(m, kind_of(Path(m)), True) for m in sorted(glob.glob(os.path.expanduser(raw), recursive=True))]
-    return [Source(raw, kind_of(Path(raw).expanduser()))]
+def _sources_of(raw: str, ctx: ReadContext) -> list[Source]:
+    """What one input names: a dataset, a glob's matches (sorted; the run's own files left out), or
+    one file or folder, looked up with one request (FileNotFoundError when nothing is there)."""
+    if is_dataset(raw):
+        return [Source(raw, "dataset")]
+    if glob.has_magic(raw.split("://", 1)[-1]):
+        out = []
+        for location, is_dir in ctx.storage.glob(raw):
+            if not ctx.is_run_file(location):
+                out.append(_source(location, is_dir, spelled=location))
+        return out
+    is_dir = ctx.storage.info(raw)["type"] == "directory"
+    source = _source(raw, is_dir, spelled=raw if is_url(raw) else str(os.path.expanduser(raw)))
+    if ctx.is_run_file(source.location):
+        raise OutputIsInputError(f"{raw} is this run's own output (or its journal, lock or state): a run never reads "
+                                 "what it writes.", hint="Write the captions to another file with -o.")
+    return [source]
 
 
-def kind_of(p: Path) -> Kind:
-    name = p.name.lower()
-    if p.is_dir():
-        return "folder"
-    if p.is_file() and (name.endswith(".tar") or name.endswith(".tar.gz") or name.endswith(".tgz")):
-        return "shard"
-    if p.is_file() and name.endswith(".parquet"):
-        return "table"
-    if p.is_file() and name.endswith(".jsonl"):
-        return "manifest"
-    if p.is_file() and name.endswith(".json"):
-        return "conversations"
-    return "media"  # a missing file is that item's error
+def _source(location: str, is_dir: bool, spelled: str) -> Source:
+    kind = next(f.kind for f in FORMATS if not isinstance(f, Dataset) and f.claims(location, is_dir))
+    return Source(canonical(location), kind, spelled)
 
 
-def _holds_something(source: Source) -> bool:
+def _holds_something(source: Source, ctx: ReadContext) -> bool:
     """Whether a source names at least one item, looked up cheaply (a listing, a header, a footer)."""
-    p = Path(source.path).expanduser()
     try:
-        if source.kind == "folder":
-            return any(os.path.splitext(f)[1].lower() in _MEDIA_EXTS for _, _, files in os.walk(p) for f in files)
-        if source.kind == "manifest":
-            with open(p, encoding="utf-8", errors="replace") as f:
-                return any(line.strip() for line in f)
-        if source.kind == "conversations":
-            return p.stat().st_size > 64 or p.read_text(encoding="utf-8", errors="replace").strip() not in ("", "[]")
-        if source.kind == "table":
-            return table_rows(p) > 0
-        if source.kind == "shard":
-            import tarfile
-
-            with tarfile.open(p, "r|*") as tar:
-                return next(iter(tar), None) is not None
+        return format_of(source.kind).holds_something(source, ctx)
     except Exception:
         return True  # unreadable: that is the source's own item error, reported when it is read
-    return True
-
-
-def _count(source: Source) -> int | None:
-    p = Path(source.path).expanduser()
-    try:
-        if source.kind == "dataset":
-            return None
-        if source.kind == "folder":
-            return len(media_files_in(p))
-        if source.kind == "shard":
-            return count_samples(p)
-        if source.kind == "table":
-            return table_rows(p)
-        if source.kind == "manifest":
-            with open(p, encoding="utf-8", errors="replace") as f:
-                return sum(1 for line in f if line.strip())
-        if source.kind == "conversations":
-            import json
-
-            rows = json.loads(p.read_text(encoding="utf-8"))
-            return len(rows) if isinstance(rows, list) else 1
-    except Exception:
-        return 1  # an unreadable source is one error item
-    return 1

@@ -3,12 +3,31 @@ Media columns are read undecoded (`{bytes, path}`), so the original file bytes a
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Iterator
 
 from ...errors import OptionsError
+from .base import InputFormat, ReadContext, Source
 from .items import WorkItem
 from .parquet import pick_columns, rows_to_items
+
+
+def is_dataset(raw: str) -> bool:
+    """`hf:NAME[:SPLIT]` names a dataset; `hf://...` is a file in a Hub repository (a URL)."""
+    return raw.startswith("hf:") and not raw.startswith("hf://")
+
+
+class Dataset(InputFormat):
+    kind = "dataset"
+
+    def claims(self, location: str, is_dir: bool) -> bool:
+        return is_dataset(location)
+
+    def count(self, source: Source, ctx: ReadContext) -> int | None:
+        return None
+
+    def items(self, source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+        return dataset_items(source.location, ctx.instruction, ctx.columns)
 
 
 def dataset_items(spec: str, instruction: str | None, columns: dict[str, str | None]) -> Iterator[WorkItem]:
@@ -27,5 +46,5 @@ def dataset_items(spec: str, instruction: str | None, columns: dict[str, str | N
     feature = ds.features[media]
     if hasattr(feature, "decode"):  # Image / Audio / Video: the stored bytes, not decoded objects
         ds = ds.cast_column(media, type(feature)(decode=False))
-    yield from rows_to_items(ds, spec, f"hf:{name}:{split or 'train'}", Path.cwd(), media, id_col, instr_col,
+    yield from rows_to_items(ds, spec, f"hf:{name}:{split or 'train'}", os.getcwd(), media, id_col, instr_col,
                              instruction)

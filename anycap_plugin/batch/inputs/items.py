@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import AnyCapError, ManifestError
+from ...storage import canonical
 from ..keys import SEP, identity, item_key
 
 
@@ -16,7 +17,8 @@ class WorkItem:
     holds its bytes when it does not live in a file of its own; `problem` is why it cannot be read.
 
     `place` is where it came from and its place there (`shard:SHARD#KEY`, see `batch.keys`), set by
-    the reader; `occurrence` counts how often its id has occurred in that source so far."""
+    the reader, with the source named canonically; `occurrence` counts how often its id has occurred
+    in that source so far."""
 
     input: str
     instruction: str | None = None
@@ -26,6 +28,8 @@ class WorkItem:
     origin: dict[str, Any] | None = None  # source columns kept in the record: shard and __key__, row
     place: str | None = None
     occurrence: int = 1
+    aliases: tuple[str, ...] = ()  # keys earlier versions gave this item (a manifest line's number)
+    spelled: str | None = None  # the path as the user wrote it, where it differs from `input`
 
     @property
     def key(self) -> str:
@@ -33,7 +37,7 @@ class WorkItem:
         return item_key(self.place or self._own_place(), self.instruction)
 
     def _own_place(self) -> str:
-        return "bytes:" + self._sha1() if self.data is not None else "file:" + self.input
+        return "bytes:" + self._sha1() if self.data is not None else "file:" + canonical(self.input)
 
     def _sha1(self) -> str:
         return "sha1:" + hashlib.sha1(self.data).hexdigest()  # type: ignore[arg-type]
@@ -48,12 +52,13 @@ class WorkItem:
         """The key earlier versions gave this item (the id, else the path or bytes with the instruction)."""
         if self.id is not None:
             return self.id
-        return f"{self._sha1() if self.data is not None else self.input}{SEP}{self.instruction or ''}"
+        return f"{self._sha1() if self.data is not None else self.spelled or self.input}{SEP}{self.instruction or ''}"
 
 
 def bad_item(where: str, message: str, hint: str, instruction: str | None = None, *, place: str,
-             id: str | None = None, origin: dict[str, Any] | None = None) -> WorkItem:
+             id: str | None = None, origin: dict[str, Any] | None = None, aliases: tuple[str, ...] = (),
+             occurrence: int = 1) -> WorkItem:
     """An item that stands for an unreadable record, so it is reported and the run goes on
     (named by where it was found)."""
     return WorkItem(where, instruction, id=id if id is not None else where, problem=ManifestError(message, hint=hint),
-                    origin=origin, place=place)
+                    origin=origin, place=place, aliases=aliases, occurrence=occurrence)

@@ -1,7 +1,7 @@
 """Parquet tables: one item per row, read in record batches. The media column holds a path, the
 bytes, or the Hugging Face `Image`/`Audio`/`Video` struct `{bytes, path}`; a null is that row's error.
 A row's place is its row number (`table:TABLE#row=N`): Parquet files do not change, and an id
-column may repeat or hold nulls.
+column may repeat or hold nulls. A table in a bucket is read by row group with range reads.
 
 Columns: `media_column` (default: the first of image, media, video, audio, path, file that exists),
 `id_column` (default: `id` if present), `instruction_column` (default: `instruction` if present).
@@ -9,10 +9,11 @@ Columns: `media_column` (default: the first of image, media, video, audio, path,
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ...errors import OptionsError
+from ...storage import is_url, join, parent_of
+from .base import InputFormat, ReadContext, Source, name_of
 from .items import WorkItem, bad_item
 
 MEDIA_COLUMNS = ("image", "media", "video", "audio", "path", "file")
@@ -26,37 +27,75 @@ def _pyarrow_parquet() -> Any:
     return pq
 
 
-def table_columns(path: Path, columns: dict[str, str | None]) -> tuple[str, str | None, str | None] | None:
+class Table(InputFormat):
+    kind = "table"
+
+    def claims(self, location: str, is_dir: bool) -> bool:
+        return not is_dir and name_of(location).endswith(".parquet")
+
+    def check(self, source: Source, ctx: ReadContext) -> None:
+        table_columns(source, ctx)  # raises for a missing column
+
+    def holds_something(self, source: Source, ctx: ReadContext) -> bool:
+        return self.count(source, ctx) > 0
+
+    def count(self, source: Source, ctx: ReadContext) -> int:
+        with _parquet(source, ctx) as table:
+            return table.metadata.num_rows
+
+    def items(self, source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+        return table_items(source, ctx)
+
+
+class _parquet:
+    """A `ParquetFile` over the storage layer (range reads from a bucket), closed with its file."""
+
+    def __init__(self, source: Source, ctx: ReadContext) -> None:
+        pq = _pyarrow_parquet()
+        kwargs = {"block_size": 1 << 20, "cache_type": "none"} if is_url(source.location) else {}
+        self._file = ctx.storage.open(source.location, "rb", **kwargs)
+        try:
+            self.table = pq.ParquetFile(self._file)
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> Any:
+        return self.table
+
+    def __exit__(self, *exc: Any) -> None:
+        self._file.close()
+
+
+def table_columns(source: Source, ctx: ReadContext) -> tuple[str, str | None, str | None] | None:
     """The media, id and instruction columns of a table, from its footer; None when the file is no
     Parquet (that is the table's item error when it is read)."""
     try:
-        names = _pyarrow_parquet().ParquetFile(path).schema_arrow.names
+        with _parquet(source, ctx) as table:
+            names = table.schema_arrow.names
     except OSError:
         return None
     except Exception as e:
         if type(e).__name__ == "ArrowInvalid":
             return None
         raise
-    return pick_columns(names, columns, str(path))
+    return pick_columns(names, ctx.columns, source.location)
 
 
-def table_rows(path: Path) -> int:
-    return _pyarrow_parquet().ParquetFile(path).metadata.num_rows
-
-
-def table_items(path: Path, instruction: str | None, columns: dict[str, str | None]) -> Iterator[WorkItem]:
-    pq = _pyarrow_parquet()
+def table_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+    path, instruction, columns = source.location, ctx.instruction, ctx.columns
     try:
-        table = pq.ParquetFile(path)
+        opened = _parquet(source, ctx)
     except Exception as e:
-        yield bad_item(str(path), f"Cannot read {path} as Parquet: {e}.", "Check the file.", instruction,
+        yield bad_item(path, f"Cannot read {path} as Parquet: {e}.", "Check the file.", instruction,
                        place=f"table:{path}")
         return
-    names = table.schema_arrow.names
-    media, id_col, instr_col = pick_columns(names, columns, str(path))
-    batches = (batch.to_pylist() for batch in table.iter_batches(columns=[c for c in (media, id_col, instr_col) if c]))
-    yield from rows_to_items((row for batch in batches for row in batch), str(path), f"table:{path}", path.parent,
-                             media, id_col, instr_col, instruction)
+    with opened as table:
+        names = table.schema_arrow.names
+        media, id_col, instr_col = pick_columns(names, columns, path)
+        batches = (b.to_pylist() for b in table.iter_batches(columns=[c for c in (media, id_col, instr_col) if c]))
+        yield from rows_to_items((row for batch in batches for row in batch), path, f"table:{path}", parent_of(path),
+                                 media, id_col, instr_col, instruction)
 
 
 def pick_columns(names: list[str], columns: dict[str, str | None], where: str) -> tuple[str, str | None, str | None]:
@@ -72,7 +111,7 @@ def pick_columns(names: list[str], columns: dict[str, str | None], where: str) -
     return media, id_col, instr_col
 
 
-def rows_to_items(rows: Iterable[dict[str, Any]], source: str, place: str, root: Path, media: str,
+def rows_to_items(rows: Iterable[dict[str, Any]], source: str, place: str, root: str, media: str,
                   id_col: str | None, instr_col: str | None, instruction: str | None) -> Iterator[WorkItem]:
     """Rows (dicts) to items, placed by row number; shared by Parquet and Hugging Face datasets."""
     for i, row in enumerate(rows):
@@ -80,9 +119,9 @@ def rows_to_items(rows: Iterable[dict[str, Any]], source: str, place: str, root:
                        place=f"{place}#row={i}")
 
 
-def row_item(row: dict[str, Any], ref: str, root: Path, media: str, id_col: str | None, instr_col: str | None,
+def row_item(row: dict[str, Any], ref: str, root: str, media: str, id_col: str | None, instr_col: str | None,
              instruction: str | None, origin: dict[str, Any] | None, place: str) -> WorkItem:
-    """One table row as an item: a path (relative to `root`), bytes, or the `{bytes, path}` struct."""
+    """One table row as an item: a path or URL (relative to `root`), bytes, or the `{bytes, path}` struct."""
     item_id = row.get(id_col) if id_col else None
     item_id = None if item_id is None else str(item_id)
     text = row.get(instr_col) if instr_col else None
@@ -93,7 +132,6 @@ def row_item(row: dict[str, Any], ref: str, root: Path, media: str, id_col: str 
     if isinstance(value, (bytes, bytearray)) and value:
         return WorkItem(ref, text, id=item_id, data=bytes(value), origin=origin, place=place)
     if isinstance(value, str) and value:
-        p = Path(value).expanduser()
-        return WorkItem(str(p if p.is_absolute() else root / p), text, id=item_id, origin=origin, place=place)
+        return WorkItem(join(root, value), text, id=item_id, origin=origin, place=place)
     return bad_item(ref, f"{ref} has no media in column {media!r} (found {type(value).__name__}).",
                     "Fill or drop the row.", text, id=item_id, origin=origin, place=place)

@@ -1,7 +1,7 @@
 """WebDataset tar shards: members grouped into samples by `__key__` (the name up to the first dot
 of its basename, as `webdataset` splits it); the sample's media member is picked by extension.
 
-Shards are read as streams, one sample in memory at a time. A truncated shard ends with an
+Shards are read as streams (local or from a bucket), one sample in memory at a time. A truncated shard ends with an
 item that records the error; a sample with no media member is that item's error. A member
 `instruction.txt` (or `.instruction`) gives that sample's instruction. A sample's place is
 `shard:SHARD#__key__`; a key that comes back later in the same shard is a sample of its own.
@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 import tarfile
-from pathlib import Path
 from typing import Iterator
 
-from ...media import MEDIA_EXTENSIONS
+from ...media.kinds import MEDIA_EXTENSIONS
+from ...storage import is_url
 from ..keys import Occurrences
+from .base import InputFormat, ReadContext, Source, name_of
 from .items import WorkItem, bad_item
 
 _NAME = re.compile(r"^((?:.*/|)[^./]+)\.([^/]*)$")
@@ -24,12 +25,50 @@ _INSTRUCTION_EXTS = ("instruction.txt", "instruction")
 _HINT = "Re-create the shard, or leave it out; the other shards go on."
 
 
-def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
+_STREAM_BLOCK = 8 << 20  # bytes fetched per request from a store while streaming a shard
+
+
+class Shard(InputFormat):
+    kind = "shard"
+
+    def claims(self, location: str, is_dir: bool) -> bool:
+        name = name_of(location)
+        return not is_dir and name.endswith((".tar", ".tar.gz", ".tgz"))
+
+    def holds_something(self, source: Source, ctx: ReadContext) -> bool:
+        with _open(source, ctx) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+            return next(iter(tar), None) is not None
+
+    def count(self, source: Source, ctx: ReadContext) -> int | None:
+        """How many samples, from the member headers (for a progress bar's total); a shard in a
+        bucket is not read twice for it (None)."""
+        if is_url(source.location):
+            return None
+        count, last = 0, None
+        with tarfile.open(source.location, "r:*") as tar:
+            for member in tar:
+                m = _NAME.match(member.name) if member.isfile() else None
+                if m is not None and m.group(1) != last:
+                    count, last = count + 1, m.group(1)
+        return count
+
+    def items(self, source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+        return shard_items(source, ctx)
+
+
+def _open(source: Source, ctx: ReadContext):  # type: ignore[no-untyped-def]
+    if is_url(source.location):
+        return ctx.storage.open(source.location, "rb", block_size=_STREAM_BLOCK, cache_type="readahead")
+    return ctx.storage.open(source.location, "rb")
+
+
+def shard_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
+    path, instruction = source.location, ctx.instruction
     sample: dict[str, bytes] = {}
     key: str | None = None
     keys = Occurrences()
     try:
-        with tarfile.open(path, "r|*") as tar:
+        with _open(source, ctx) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
             for member in tar:
                 if not member.isfile():
                     continue
@@ -40,9 +79,9 @@ def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
                     yield _sample_item(path, key, sample, instruction, keys)
                     sample = {}
                 key = m.group(1)
-                f = tar.extractfile(member)
-                sample[m.group(2).lower()] = f.read() if f is not None else b""
-                if f is not None and len(sample[m.group(2).lower()]) != member.size:
+                g = tar.extractfile(member)
+                sample[m.group(2).lower()] = g.read() if g is not None else b""
+                if g is not None and len(sample[m.group(2).lower()]) != member.size:
                     raise tarfile.ReadError("unexpected end of data")
     except (tarfile.TarError, EOFError, OSError) as e:
         where = f"{path}#{key}" if key is not None else str(path)
@@ -54,9 +93,9 @@ def shard_items(path: Path, instruction: str | None) -> Iterator[WorkItem]:
         yield _sample_item(path, key, sample, instruction, keys)
 
 
-def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: str | None,
+def _sample_item(path: str, key: str, sample: dict[str, bytes], instruction: str | None,
                  keys: Occurrences) -> WorkItem:
-    origin = {"shard": str(path), "__key__": key}
+    origin = {"shard": path, "__key__": key}
     name, occurrence = keys.place(key)
     place = f"shard:{path}#{name}"
     for ext in _INSTRUCTION_EXTS:
@@ -71,14 +110,3 @@ def _sample_item(path: Path, key: str, sample: dict[str, bytes], instruction: st
     ext = media[0]
     return WorkItem(f"{path}#{key}.{ext}", instruction, id=key, data=sample[ext], origin=origin, place=place,
                     occurrence=occurrence)
-
-
-def count_samples(path: Path) -> int:
-    """How many samples a shard holds, from its member headers (for a progress bar's total)."""
-    count, last = 0, None
-    with tarfile.open(path, "r:*") as tar:
-        for member in tar:
-            m = _NAME.match(member.name) if member.isfile() else None
-            if m is not None and m.group(1) != last:
-                count, last = count + 1, m.group(1)
-    return count
