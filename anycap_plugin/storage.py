@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,8 @@ def join(base: str, relative: str) -> str:
     if relative.startswith("file://") or os.path.isabs(os.path.expanduser(relative)):
         return str(local_path(relative))
     if is_url(base):
-        return base.rstrip("/") + "/" + relative.removeprefix("./")
+        scheme, _, rest = base.partition("://")
+        return f"{scheme}://{posixpath.normpath(rest.rstrip('/') + '/' + relative)}"
     return str(local_path(base) / relative)
 
 

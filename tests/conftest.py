@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -72,3 +73,29 @@ def s3_env(s3, monkeypatch):
     for name, value in s3.env.items():
         monkeypatch.setenv(name, value)
     return s3.env
+
+
+# short node health checks: a removed node is found dead in about a second, not 15
+RAY_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_timeout_ms": 300,
+              "health_check_failure_threshold": 3}
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One Ray cluster for every test that needs one: a head and a worker node, each a raylet of its
+    own with 2 CPUs, both on 127.0.0.1, joined the way `--ray-address 127.0.0.1:PORT` joins."""
+    ray = pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    from anycap_plugin.batch.ray_engine import connect
+
+    os.environ["ANYCAP_LOAD_PLUGINS"] = ""  # the workers inherit it
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "node_ip_address": "127.0.0.1", "num_cpus": 2, "include_dashboard": False, "_system_config": RAY_HEALTH})
+    cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    cluster.wait_for_nodes(timeout=60)
+    connect(cluster.address)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

@@ -25,15 +25,12 @@ PREVIOUS = Path(__file__).parent / "data" / "previous_version"
 REPEATED_IDS = 5  # k1, k2, k3 in both shards; `a` in the table; `x` in the manifest
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    ray = pytest.importorskip("ray")
-    from anycap_plugin.batch.ray_engine import connect
+@pytest.fixture()
+def cluster(ray_cluster):
+    """The session's two-node cluster on 127.0.0.1 (`conftest.ray_cluster`)."""
+    import ray
 
-    os.environ.setdefault("ANYCAP_LOAD_PLUGINS", "")  # the workers inherit it
-    connect(num_cpus=2)
-    yield ray
-    ray.shutdown()
+    return ray
 
 
 @pytest.fixture(params=["local", "ray"])
@@ -118,7 +115,7 @@ def test_a_run_killed_mid_way_resumes_without_losing_or_repeating_a_record(engin
         import ray
 
         address = ray.get_runtime_context().gcs_address
-        body = (f"import ray; ray.init(address={address!r}, logging_level='ERROR')\n"
+        body = (f"from anycap_plugin.batch.ray_engine import connect; connect({address!r})\n"
                 f"from anycap_plugin.batch.ray_engine import run_on_ray\n"
                 f"run_on_ray(Slow, {inputs!r}, 'caps.jsonl', instruction={instruction!r}, batch_size=1, concurrency=2)\n")
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SLOW) + body], cwd=root,

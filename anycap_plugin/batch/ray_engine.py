@@ -28,7 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..errors import AnyCapError, RayUnavailableError, WorkerCrashError
+from ..errors import AnyCapError, ClusterUnreachableError, RayUnavailableError, WorkerCrashError
 from .inputs import InputPlan, WorkItem, plan_inputs
 from .journal import Journal
 from .keys import identity
@@ -39,39 +39,70 @@ from .records import arrow_schema, failure_record, from_arrow_row, to_arrow_row
 ACTOR_RETRIES = 3
 
 
+# what a run needs on the cluster's workers, passed through Ray's runtime_env when joining a cluster
+FORWARDED_ENV = ("OPENAI_", "AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_", "HF_", "HUGGING_FACE_", "ANYCAP_")
+
+
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
-    """Join the cluster at `address` (or start a local one); fails fast with what to check."""
+    """Join the cluster at `address` (or start a local one on 127.0.0.1); fails fast with what to
+    check. Joining a cluster passes the run's credentials and endpoints (`FORWARDED_ENV`) to its
+    workers, so a cluster started without them works."""
     try:
         import ray
     except ImportError:
         raise RayUnavailableError("--engine ray needs Ray.", hint="pip install 'anycap-plugin[ray]'") from None
     if ray.is_initialized():
         return ray
-    if address not in (None, "auto", "local"):
-        _reachable(address)  # ray.init would retry for minutes
+    kwargs: dict[str, Any] = {}
+    if address in (None, "local"):
+        kwargs["num_cpus"] = num_cpus
+        _stay_on_loopback(ray)  # a private cluster: every process on 127.0.0.1
+    else:
+        kwargs["runtime_env"] = {"env_vars": forwarded_env()}
+        if address != "auto":
+            host = _reachable(address)  # ray.init would retry for 13 minutes (Ray 2.60)
+            if _loopback(host):
+                _stay_on_loopback(ray)
     try:
-        ray.init(address=address or "local", num_cpus=num_cpus if address is None else None, include_dashboard=False,
-                 log_to_driver=False, ignore_reinit_error=True, logging_level="ERROR")
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 logging_level="ERROR", **kwargs)
     except Exception as e:
-        raise RayUnavailableError(f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
-                                  hint="Check --ray-address (host:port of the head's GCS, or 'auto') and that "
-                                       "`ray status` works there.") from None
+        raise ClusterUnreachableError(f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
+                                      hint="Check --ray-address (host:port of the head's GCS, or 'auto') and that "
+                                           "`ray status` works there.") from None
     return ray
 
 
-def _reachable(address: str, timeout: float = 5.0) -> None:
+def forwarded_env() -> dict[str, str]:
+    """The variables of this process a run's workers need (never printed: Ray keeps them in its job table)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)}
+
+
+def _stay_on_loopback(ray: Any) -> None:
+    """Ray rewrites a loopback address to this machine's interface address (`resolve_ip_for_localhost`),
+    where a cluster bound to 127.0.0.1 does not listen, unless it runs as on a laptop: the switch it
+    reads at each call (and, for the processes a local start spawns, from the environment)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def _reachable(address: str, timeout: float = 5.0) -> str:
     import socket
 
     host, _, port = address.removeprefix("ray://").rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            return
+            return host or "127.0.0.1"
     except ValueError:
-        raise RayUnavailableError(f"--ray-address {address!r} is not host:port.",
-                                  hint="Give the head node's GCS address, e.g. 10.0.0.5:6379, or 'auto'.") from None
+        raise ClusterUnreachableError(f"--ray-address {address!r} is not host:port.",
+                                      hint="Give the head node's GCS address, e.g. 10.0.0.5:6379, or 'auto'.") from None
     except OSError as e:
-        raise RayUnavailableError(f"Cannot reach the Ray cluster at {address}: {e}.",
-                                  hint="Check the address and that the head node is up (`ray status` there).") from None
+        raise ClusterUnreachableError(f"Cannot reach the Ray cluster at {address}: {e}.",
+                                      hint="Check the address and that the head node is up (`ray status` there).") from None
 
 
 class _AttemptLedger:
@@ -90,9 +121,12 @@ class _AttemptLedger:
 
 
 def _ledger() -> Any:
+    """On the driver's node: a ledger on a node that is lost would fail every actor that asks it."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return ray.remote(num_cpus=0)(_AttemptLedger).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    return ray.remote(num_cpus=0, scheduling_strategy=here)(_AttemptLedger).remote()
 
 
 class CaptionActor:
@@ -136,11 +170,24 @@ class CaptionActor:
             skipped = []
             items = [i for i in map(self._dataset_item, rows) if i.key not in self.done and i.id not in self.done]
         aliases = {i.key: json.dumps(i.aliases) for i in items if i.aliases}
-        out = [{**to_arrow_row(r), "skipped": False, "aliases": aliases.get(r["key"])} for r in self._caption(items)]
+        read_nodes = {row_item(r).key: r.get("read_node") for r in rows} if self.columns is None else {}
+        out = [{**to_arrow_row(self._placed(r, read_nodes.get(r["key"]))), "skipped": False,
+                "aliases": aliases.get(r["key"])} for r in self._caption(items)]
         out += [{**to_arrow_row({"key": row_item(r).key, "input": r["input"], "id": r["id"],
                                  "instruction": r["instruction"]}), "skipped": True, "aliases": r.get("aliases")}
                 for r in skipped]
         return pa.Table.from_pylist(out, schema=_records_schema())
+
+    def _placed(self, record: dict[str, Any], read_node: str | None) -> dict[str, Any]:
+        """A caption says which nodes read and captioned it (`meta.ray`), for a run on many nodes."""
+        if record.get("error") is None:
+            import ray
+
+            where = {"caption_node": ray.get_runtime_context().get_node_id()}
+            if read_node:
+                where["read_node"] = read_node
+            record["meta"] = {**(record.get("meta") or {}), "ray": where}
+        return record
 
     def _caption(self, items: list[WorkItem]) -> list[dict[str, Any]]:
         """The batch at once; after the batch's worker died, one item at a time, each item given up

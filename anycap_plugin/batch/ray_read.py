@@ -26,7 +26,8 @@ from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 MEDIA_PER_ROW = 64
 ITEM_SCHEMA = pa.schema([("place", pa.string()), ("input", pa.string()), ("instruction", pa.string()),
                          ("id", pa.string()), ("data", pa.binary()), ("origin", pa.string()),
-                         ("problem", pa.string()), ("skipped", pa.bool_()), ("aliases", pa.string())])
+                         ("problem", pa.string()), ("skipped", pa.bool_()), ("aliases", pa.string()),
+                         ("read_node", pa.string())])
 _ROWS_PER_BLOCK = 64
 _BYTES_PER_BLOCK = 64 << 20
 _done_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # per worker process, by object ref
@@ -53,12 +54,13 @@ def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str) 
     work_in(cwd)
     storage.use(context.storage)
     keys, identities = _done(done)
+    node = ray.get_runtime_context().get_node_id()
     rows: list[dict[str, Any]] = []
     size = 0
     for source in batch.to_pylist():
         for item in _items(source, context):
             finished = item.key in keys or item.identity in identities or any(a in keys for a in item.aliases)
-            rows.append(item_row(item, skipped=finished))
+            rows.append({**item_row(item, skipped=finished), "read_node": node})
             size += 0 if finished or item.data is None else len(item.data)
             if len(rows) >= _ROWS_PER_BLOCK or size >= _BYTES_PER_BLOCK:
                 yield pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)

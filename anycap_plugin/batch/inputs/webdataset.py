@@ -25,7 +25,7 @@ _INSTRUCTION_EXTS = ("instruction.txt", "instruction")
 _HINT = "Re-create the shard, or leave it out; the other shards go on."
 
 
-_STREAM_BLOCK = 8 << 20  # bytes fetched per request from a store while streaming a shard
+_STREAM_BLOCK = 32 << 20  # bytes fetched per range request while streaming a shard from a store
 
 
 class Shard(InputFormat):

@@ -1,0 +1,157 @@
+"""Reading from object storage against local disk, side by side in one run, on moto's S3 server
+on loopback (its own thread in this process) with the real client (s3fs):
+
+- items/s reading WebDataset shards (about 100 MB each) and a Parquet table (row groups of about
+  64 MB) from S3 against the same files on local disk (goal: at least 0.5x), through the batch
+  readers (`plan_inputs(...).items()`, every item's bytes touched), with the bytes that crossed
+  loopback (psutil's counters for `lo`: requests and replies) against the bytes stored.
+  moto answers a range request by copying the whole object first, so every range read costs a
+  copy of the object in memory on the server side: a real S3 endpoint does not;
+- the driver's peak resident memory reading 2,000 against 20,000 items (about 10 KB each) from S3
+  shards through `anycap caption`'s local engine, each run in a process of its own (goal: within
+  1.2x).
+
+The cluster figure (one node against two of a `cluster_utils` cluster) is `benchmarks/ray_engine.py
+--nodes`. Prints JSON.
+
+    python benchmarks/object_storage.py [--shard-mb 100] [--shards 2] [--rowgroup-mb 64] [--rowgroups 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+DRIVER = """
+import resource, sys
+from anycap_plugin import get_captioner
+from anycap_plugin.batch import plan_inputs, run
+s = run(get_captioner("instant"), plan_inputs([sys.argv[1]]).items(), sys.argv[2], batch_size=64, progress=False)
+assert s.failed == 0, s.errors
+print("BENCH", s.succeeded, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def payloads(size: int, count: int) -> list[bytes]:
+    """`count` distinct JPEG-sized blobs of about `size` bytes (a real JPEG, padded in a comment:
+    the readers sniff the bytes, and the `instant` captioner never decodes them)."""
+    from anycap_plugin import testing
+
+    head = testing.sample_image("coffee").read_bytes()[:2000]
+    return [head + os.urandom(max(0, size - len(head))) for _ in range(count)]
+
+
+def write_shard(path: Path, blobs: list[bytes], start: int) -> None:
+    with tarfile.open(path, "w") as tar:
+        for i, data in enumerate(blobs):
+            info = tarfile.TarInfo(f"{start + i:08d}.jpg")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def loopback_bytes() -> int:
+    counters = psutil.net_io_counters(pernic=True).get("lo")
+    return 0 if counters is None else counters.bytes_recv
+
+
+def read_rate(location: str) -> dict:
+    from anycap_plugin.batch import plan_inputs
+
+    before = loopback_bytes()
+    t0 = time.perf_counter()
+    n = size = 0
+    for item in plan_inputs([location]).items():
+        assert item.problem is None, item.problem
+        n += 1
+        size += len(item.data or b"")
+    seconds = time.perf_counter() - t0
+    return {"items": n, "seconds": round(seconds, 3), "items_per_s": round(n / seconds, 1),
+            "mb_per_s": round(size / 1e6 / seconds, 1), "loopback_mb": round((loopback_bytes() - before) / 1e6, 1),
+            "item_mb": round(size / 1e6, 1)}
+
+
+def driver_rss(url: str, out: Path, env: dict) -> tuple[int, int]:
+    done = subprocess.run([sys.executable, "-c", DRIVER, url, str(out)], env=env, capture_output=True, text=True,
+                          timeout=1800)
+    line = next(x for x in done.stderr.splitlines() if x.startswith("BENCH"))
+    _, n, rss = line.split()
+    return int(n), int(rss)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--shard-mb", type=float, default=100)
+    p.add_argument("--shards", type=int, default=2)
+    p.add_argument("--item-kb", type=float, default=100)
+    p.add_argument("--rowgroup-mb", type=float, default=64)
+    p.add_argument("--rowgroups", type=int, default=2)
+    p.add_argument("--rss-items", type=int, nargs=2, default=[2000, 20000])
+    args = p.parse_args()
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import s3_server
+
+    server = s3_server.start()
+    os.environ.update(server.env)
+    bucket = server.bucket("bench")
+    result: dict = {"benchmark": "object_storage", "endpoint": "moto ThreadedMotoServer on 127.0.0.1"}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            item = int(args.item_kb * 1000)
+            per_shard = max(1, int(args.shard_mb * 1e6 // item))
+            blobs = payloads(item, per_shard)
+            (root / "shards").mkdir()
+            for s in range(args.shards):
+                write_shard(root / "shards" / f"s{s:03d}.tar", blobs, s * per_shard)
+                server.upload(root / "shards" / f"s{s:03d}.tar", f"{bucket}/shards/s{s:03d}.tar")
+            per_group = max(1, int(args.rowgroup_mb * 1e6 // item))
+            rows = [blobs[i % len(blobs)] for i in range(per_group * args.rowgroups)]
+            pq.write_table(pa.table({"id": [str(i) for i in range(len(rows))], "image": rows}),
+                           root / "table.parquet", row_group_size=per_group)
+            server.upload(root / "table.parquet", f"{bucket}/table.parquet")
+
+            for name, local, remote in (("webdataset", str(root / "shards" / "*.tar"), f"{bucket}/shards/*.tar"),
+                                        ("parquet", str(root / "table.parquet"), f"{bucket}/table.parquet")):
+                on_disk, on_s3 = read_rate(local), read_rate(remote)
+                stored = sum(f.stat().st_size for f in ([root / "table.parquet"] if name == "parquet"
+                                                        else (root / "shards").iterdir()))
+                result[name] = {"local": on_disk, "s3": on_s3, "stored_mb": round(stored / 1e6, 1),
+                                "s3_over_local": round(on_s3["items_per_s"] / on_disk["items_per_s"], 3),
+                                "loopback_over_stored": round(on_s3["loopback_mb"] * 1e6 / stored, 3)}
+
+            env = {**os.environ, "ANYCAP_LOAD_PLUGINS": ""}
+            small = payloads(10_000, 64)
+            rss = {}
+            for n in args.rss_items:
+                prefix = f"{bucket}/rss{n}"
+                for s in range(0, n, 1000):
+                    path = root / f"rss{n}-{s}.tar"
+                    write_shard(path, [small[(s + i) % len(small)] for i in range(min(1000, n - s))], s)
+                    server.upload(path, f"{prefix}/{path.name}")
+                    path.unlink()
+                done, peak_kb = driver_rss(f"{prefix}/*.tar", root / f"rss{n}.jsonl", env)
+                assert done == n
+                rss[str(n)] = {"items": n, "peak_rss_mb": round(peak_kb / 1024, 1)}
+            small_n, large_n = (str(n) for n in args.rss_items)
+            result["driver_rss"] = {**rss, "ratio": round(rss[large_n]["peak_rss_mb"] / rss[small_n]["peak_rss_mb"], 3)}
+    finally:
+        server.server.stop()
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""What the issue on running beyond one machine asks, end to end: inputs in a bucket (moto's S3
+server on loopback), a real multi-node Ray cluster on 127.0.0.1 (`ray.cluster_utils`, each node a
+raylet of its own) joined with `--ray-address 127.0.0.1:PORT`, an API captioner whose key reaches
+the actors of a cluster started without it, a worker node removed mid-run, the driver killed and
+restarted elsewhere: one record per input in the bucket."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from anycap_plugin.testing.server import ChatCompletionsServer
+
+from test_cli import ANYCAP
+
+ITEMS = 160
+
+
+def _anycap(*args):
+    return [str(ANYCAP)] + list(args) if ANYCAP.exists() else [sys.executable, "-m", "anycap_plugin", *args]
+
+
+def test_a_run_over_a_bucket_survives_a_lost_node_and_a_killed_driver(ray_cluster, s3, s3_env, tmp_path,
+                                                                       tmp_path_factory, image_path):
+    assert "OPENAI_API_KEY" not in os.environ  # the cluster was started without it
+    bucket = s3.bucket(f"c{time.time_ns()}")
+    s3.upload(image_path, f"{bucket}/media/a.png")
+    for part in range(4):  # four manifests: four read tasks, on whichever nodes Ray puts them
+        rows = [{"media": "../media/a.png", "id": f"{part}-{i}"} for i in range(ITEMS // 4)]
+        (tmp_path / f"m{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        s3.upload(tmp_path / f"m{part}.jsonl", f"{bucket}/lists/m{part}.jsonl")
+    extra = ray_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+    ray_cluster.wait_for_nodes(timeout=60)
+    out = f"{bucket}/run/caps.jsonl"
+    parts = f"{bucket}/run/caps.jsonl.state/parts/"
+    host, port = ray_cluster.address.rsplit(":", 1)
+    assert host == "127.0.0.1"
+    with ChatCompletionsServer(delay=0.25) as api:
+        env = {**os.environ, **s3.env, "OPENAI_API_KEY": "sk-loopback-not-printed", "OPENAI_BASE_URL": api.base_url,
+               "ANYCAP_LOAD_PLUGINS": "openai", "ANYCAP_FLUSH_SECONDS": "0.5", "ANYCAP_LEASE_SECONDS": "3"}
+        command = _anycap("caption", f"{bucket}/lists/*.jsonl", "-m", "openai:loopback-model", "-i", "Describe it.",
+                          "-o", out, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-c", "4",
+                          "--cpus-per-actor", "0.5")
+        first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+        flushed = _wait_for_records(s3, parts, 24, first)
+        ray_cluster.remove_node(extra, allow_graceful=False)  # a worker node lost mid-run
+        removed_at = len(flushed)
+        _wait_for_records(s3, parts, removed_at + 40, first)
+        first.send_signal(signal.SIGKILL)  # and then the driver
+        first.wait(timeout=30)
+        before = _flushed(s3, parts)
+        assert removed_at < len(before) < ITEMS
+
+        elsewhere = tmp_path_factory.mktemp("another-machine")
+        second = subprocess.run(command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "sk-loopback-not-printed" not in second.stderr + second.stdout
+    final = [json.loads(line) for line in s3.get(out).decode().splitlines()]
+    assert len(final) == ITEMS and len({r["key"] for r in final}) == ITEMS
+    assert all(r["error"] is None and r["caption"] for r in final)
+    by_key = {r["key"]: r for r in final}
+    assert all(by_key[r["key"]] == r for r in before if r["error"] is None)  # nothing flushed was redone
+    caption_nodes = {r["meta"]["ray"]["caption_node"] for r in final}
+    read_nodes = {r["meta"]["ray"]["read_node"] for r in final}
+    assert len(caption_nodes) >= 2 and len(read_nodes) >= 2, (caption_nodes, read_nodes)
+    assert extra.node_id in caption_nodes  # the lost node had captioned some, and they were kept
+
+
+def _flushed(s3, parts):
+    bucket, _, prefix = parts.removeprefix("s3://").partition("/")
+    return [json.loads(line) for key in s3.keys(parts) for line in s3.get(f"s3://{bucket}/{key}").decode().splitlines()]
+
+
+def _wait_for_records(s3, parts, n, proc, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = _flushed(s3, parts)
+        if len(got) >= n:
+            return got
+        if proc.poll() is not None:
+            pytest.fail(f"the driver ended early: {proc.stderr.read()[-3000:]}")
+        time.sleep(0.2)
+    pytest.fail(f"fewer than {n} records flushed in {timeout} s")
