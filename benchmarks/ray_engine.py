@@ -40,9 +40,9 @@ PHOTOS = ["astronaut", "chelsea", "coffee"]
 
 
 DRIVER = """
-import resource, sys, time, ray
-ray.init(address=sys.argv[1], logging_level="ERROR", log_to_driver=False)
-from anycap_plugin.batch.ray_engine import run_on_ray
+import resource, sys, time
+from anycap_plugin.batch.ray_engine import connect, run_on_ray
+connect(sys.argv[1])  # the running cluster, on 127.0.0.1
 t0 = time.perf_counter()
 s = run_on_ray("instant", [sys.argv[2]], sys.argv[3], batch_size=64, concurrency=2)
 print("BENCH", time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, s.succeeded, file=sys.stderr)

@@ -63,6 +63,14 @@ def test_naming_the_output_as_an_input_is_refused_and_changes_nothing(root):
                                        str(root / "caps.rejected.jsonl")}
 
 
+def test_caption_sidecars_beside_shards_are_not_read_as_manifests(root):
+    first = anycap("caption", "data/*", "-m", "stats", "-o", "caps.jsonl", "--sidecars", cwd=root)
+    assert first.returncode == 1 and (root / "data" / "s0.captions.jsonl").exists(), first.stderr
+    again = anycap("caption", "data/*", "-m", "stats", "-o", "caps.jsonl", "--sidecars", cwd=root)
+    assert "0 captioned, 2 failed, 14 already done" in again.stderr, again.stderr  # no sidecar line read as an input
+    assert len(records(root / "caps.jsonl")) == layout.TOTAL
+
+
 def test_a_manifest_line_naming_the_output_is_that_items_error(root):
     (root / "m.jsonl").write_text(json.dumps({"media": "caps.jsonl"}) + "\n"
                                   + json.dumps({"media": "data/photos/chelsea.png"}) + "\n")

@@ -97,6 +97,11 @@ class BatchRun:
                 self._bar.close()
             self.summary.seconds = time.perf_counter() - self._started
 
+    @property
+    def taken(self) -> set[str]:
+        """Keys this run has taken (recorded, or being done now)."""
+        return self._keys
+
     def take(self, key: str, identity: str | None = None, id: str | None = None, aliases: tuple[str, ...] = ()) -> bool:
         """Count an input; True when it is to be done now (not finished before, not already taken).
         `aliases`: keys earlier versions gave the same input (`WorkItem.aliases`)."""

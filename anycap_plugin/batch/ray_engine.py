@@ -298,20 +298,25 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
         from .ray_read import read_sources, source_rows
 
         rows = source_rows(plan)
-        if rows:
+        for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows else ():
             reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
+            done = ray.put(_done_sets(batch.journal, batch.taken))  # again: what this run recorded is done too
             items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 read_sources, batch_size=1, batch_format="pyarrow",
-                fn_kwargs={"context": plan.context, "done": ray.put(_done_sets(batch.journal)), "cwd": os.getcwd()},
+                fn_kwargs={"context": plan.context, "done": done, "cwd": os.getcwd()},
                 # reads wait on disks, and must not wait for the CPUs the actors hold
                 num_cpus=0, compute=ray.data.TaskPoolStrategy(size=reads))
             records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {},
                            store=plan.context.storage)
             try:
                 for block in records.iter_batches(batch_size=None, batch_format="pyarrow"):
-                    _arrived(batch, block.to_pylist())
+                    _arrived(batch, block.to_pylist(), again=attempt > 1)
+                break
             except Exception as e:
-                raise _plain(e) from None
+                if attempt == PIPELINE_ATTEMPTS or not _lost_to_the_cluster(e):
+                    raise _plain(e) from None
+                _say(f"anycap: the cluster lost work ({_cause_name(e)}); going on from the {len(batch.taken)} "
+                     "items recorded (none is captioned twice)")
     return batch.summary
 
 
@@ -327,12 +332,48 @@ def _quiet_ray_data() -> None:
             handler.setLevel(logging.ERROR)
 
 
-def _done_sets(journal: Journal) -> tuple[frozenset[str], frozenset[str]]:
-    return frozenset(journal.done), frozenset(journal.done_before_keys)
+def _done_sets(journal: Journal, taken: set[str] = frozenset()) -> tuple[frozenset[str], frozenset[str]]:
+    return frozenset(journal.done | taken), frozenset(journal.done_before_keys)
 
 
-def _arrived(batch: BatchRun, rows: list[dict[str, Any]]) -> None:
-    """Records (and markers of items found done on the cluster) into the journal, once per key."""
+# Ray's errors of a cluster that lost a node, a worker or an object (not of our code or its input)
+_LOST = {"ObjectLostError", "ObjectReconstructionFailedError", "ObjectReconstructionFailedMaxAttemptsExceededError",
+         "ObjectReconstructionFailedLineageEvictedError", "OwnerDiedError", "ObjectFetchTimedOutError",
+         "ActorDiedError", "ActorUnavailableError", "NodeDiedError", "WorkerCrashedError", "RaySystemError",
+         "ReferenceCountingAssertionError", "OutOfDiskError", "LocalRayletDiedError"}
+PIPELINE_ATTEMPTS = 4  # the pipeline is started again after a loss Ray could not repair, from what is recorded
+
+
+def _lost_to_the_cluster(error: BaseException) -> bool:
+    """Whether the pipeline failed because the cluster lost something (a node, an object), so that
+    running it again from the recorded items goes on; an error of ours (a refusal) is not."""
+    seen: BaseException | None = error
+    depth = 0
+    while seen is not None and depth < 10:
+        if isinstance(seen, AnyCapError) or isinstance(getattr(seen, "cause", None), AnyCapError):
+            return False
+        if type(seen).__name__ in _LOST or any(name in str(seen) for name in _LOST):
+            return True
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else seen.__cause__ or seen.__context__
+        depth += 1
+    return False
+
+
+def _cause_name(error: BaseException) -> str:
+    text = str(error)
+    return next((name for name in sorted(_LOST) if name in text), type(error).__name__)
+
+
+def _say(message: str) -> None:
+    import sys
+
+    print(message, file=sys.stderr)
+
+
+def _arrived(batch: BatchRun, rows: list[dict[str, Any]], again: bool = False) -> None:
+    """Records (and markers of items found done on the cluster) into the journal, once per key.
+    `again`: the pipeline was started again; what this run already recorded comes back as markers."""
     fresh = []
     for row in rows:
         refused = row.pop("refused")
@@ -340,6 +381,8 @@ def _arrived(batch: BatchRun, rows: list[dict[str, Any]]) -> None:
             raise _refusal(json.loads(refused))
         skipped = row.pop("skipped")
         aliases = tuple(json.loads(row.pop("aliases") or "[]"))
+        if again and skipped and row["key"] in batch.taken:
+            continue  # counted when it was recorded
         taken = batch.take(row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"], aliases)
         if taken and not skipped:
             fresh.append(from_arrow_row(row))

@@ -82,6 +82,7 @@ def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_
     sources: list[Source] = []
     empty: list[str] = []
     missing: list[str] = []
+    globbed: set[str] = set()
     for raw in inputs:
         try:
             found = _sources_of(raw, ctx)
@@ -94,11 +95,14 @@ def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_
             raise StorageError(f"Cannot read {raw}: {ctx.storage.describe(raw, e)}.",
                                hint="Check the URL, the credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, "
                                     "AZURE_STORAGE_*) and the endpoint (AWS_ENDPOINT_URL or --storage-option).") from None
+        if glob.has_magic(raw.split("://", 1)[-1]):
+            globbed.update(s.location for s in found)
         for source in found:
             format_of(source.kind).check(source, ctx)
         if not any(_holds_something(s, ctx) for s in found):
             empty.append(raw)
         sources += found
+    sources = _without_sidecars(sources, globbed)
     if missing:
         raise NoInputsError(", ".join(repr(m) for m in missing) + (" does not exist." if len(missing) == 1
                                                                      else " do not exist."),
@@ -141,6 +145,16 @@ def _sources_of(raw: str, ctx: ReadContext) -> list[Source]:
 def _source(location: str, is_dir: bool, spelled: str) -> Source:
     kind = next(f.kind for f in FORMATS if not isinstance(f, Dataset) and f.claims(location, is_dir))
     return Source(canonical(location), kind, spelled)
+
+
+def _without_sidecars(sources: list[Source], globbed: set[str]) -> list[Source]:
+    """A glob's match that is the caption sidecar of a shard in the same run (`SHARD.captions.jsonl`,
+    what `--sidecars` writes) is an output, not a manifest: left out."""
+    from ..outputs import sidecar_path
+
+    shards = [s.location for s in sources if s.kind == "shard" and not is_url(s.location)]
+    sidecars = {str(sidecar_path(shard)) for shard in shards}
+    return [s for s in sources if not (s.location in globbed and s.location in sidecars)]
 
 
 def _holds_something(source: Source, ctx: ReadContext) -> bool:
