@@ -21,6 +21,8 @@ $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.t
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmdeploy-cpu.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/ray.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/storage.txt
+	command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
+	npm install --prefix $(VENV)/azurite --no-audit --no-fund --silent azurite@3.37.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(foreach a,$(ADAPTERS),-e $(dir $(a)))
 	touch $(STAMP)
 

@@ -270,3 +270,116 @@ def test_two_drivers_on_one_run_are_refused(s3, bucket, root, monkeypatch):
     free = anycap("caption", f"{bucket}/data/photos/", "-m", "stats", "-o", out, env=env, cwd=root)
     assert free.returncode == 1 and "2 captioned, 1 failed" in free.stderr, free.stderr[-2000:]
     assert time.monotonic() - started < 3  # the lease was let go at the end: no wait
+
+
+def test_plain_https_single_files_through_the_same_layer(root, image_path):
+    """A manifest and its media served over HTTP (a loopback server): single files by URL."""
+    import functools
+    import http.server
+    import threading
+
+    (root / "web").mkdir()
+    shutil.copyfile(image_path, root / "web" / "a.png")
+    _write(root / "web" / "m.jsonl", [{"media": "a.png"}, {"media": "gone.png"}])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root / "web"))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        result = anycap("caption", f"{base}/m.jsonl", f"{base}/a.png", "-m", "stats", "-o", "caps.jsonl", cwd=root)
+        assert result.returncode == 1, result.stderr
+        rows = {r["key"].split("\x1f")[0]: r for r in records(root / "caps.jsonl")}
+        assert rows[f"file:{base}/a.png"]["caption"].startswith("A 512x512")
+        assert rows[f"manifest:{base}/m.jsonl#media=a.png"]["input"] == f"{base}/a.png"
+        assert rows[f"manifest:{base}/m.jsonl#media=gone.png"]["error"]["type"] == "MediaNotFoundError"
+        missing = anycap("caption", f"{base}/nothere.jsonl", "-m", "stats", "-o", "o.jsonl", cwd=root)
+        assert missing.returncode == 2 and "does not exist" in missing.stderr
+    finally:
+        server.shutdown()
+
+
+def test_gcs_inputs_and_output_through_the_same_layer(root, image_path, monkeypatch):
+    """gs:// on the loopback GCS emulator (gcp-storage-emulator) with the real client (gcsfs). The
+    emulator ignores conditional writes (`ifGenerationMatch`), so the lease is S3's test to show."""
+    pytest.importorskip("gcp_storage_emulator")
+    import socket
+
+    from gcp_storage_emulator.server import create_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = create_server("127.0.0.1", port, in_memory=True, default_bucket="bkt")
+    server.start()
+    # gcsfs asks a real bucket for its type over gRPC first (its zonal/HNS support), which the emulator lacks
+    env = {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        from anycap_plugin.storage import Storage
+
+        store = Storage({"gs.token": "anon", "gs.project": "test"})
+        store.write_bytes("gs://bkt/lists/m.jsonl", b'{"media": "../photos/a.png"}\n')
+        store.write_bytes("gs://bkt/photos/a.png", image_path.read_bytes())
+        store.write_bytes("gs://bkt/photos/b.png", image_path.read_bytes())
+        options = ["--storage-option", "gs.token=anon", "--storage-option", "gs.project=test"]
+        result = anycap("caption", "gs://bkt/lists/m.jsonl", "gs://bkt/photos/*.png", "-m", "stats", "-o",
+                        "gs://bkt/run/caps.jsonl", *options, env=env, cwd=root)
+        assert result.returncode == 0, result.stderr[-2000:]
+        rows = [json.loads(line) for line in store.read_bytes("gs://bkt/run/caps.jsonl").decode().splitlines()]
+        assert len(rows) == 3 and all(r["caption"] for r in rows)
+        assert {r["input"] for r in rows} == {"gs://bkt/photos/a.png", "gs://bkt/photos/b.png"}
+        again = anycap("caption", "gs://bkt/lists/m.jsonl", "gs://bkt/photos/*.png", "-m", "stats", "-o",
+                       "gs://bkt/run/caps.jsonl", *options, env=env, cwd=root)
+        assert "0 captioned, 0 failed, 3 already done" in again.stderr, again.stderr[-2000:]
+    finally:
+        server.stop()
+
+
+AZURITE = Path(__file__).resolve().parents[1] / ".venv" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="  # its public dev key
+
+
+def test_azure_inputs_output_and_lease_through_the_same_layer(root, image_path, tmp_path):
+    """az:// on Azurite (Microsoft's emulator, from npm) on loopback with the real client (adlfs)."""
+    pytest.importorskip("adlfs")
+    if not AZURITE.exists():
+        pytest.skip("Azurite is installed by `make venv`")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+                               str(tmp_path / "azurite"), "--silent", "--skipApiVersionCheck", "--loose"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        conn = (f"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;")
+        env = {"AZURE_STORAGE_CONNECTION_STRING": conn}  # the standard variable adlfs reads
+        from anycap_plugin.storage import Storage
+
+        store = Storage({"connection_string": conn})
+        deadline = time.time() + 30
+        while True:
+            try:
+                store.filesystem("az://ctr")[0].mkdir("ctr")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.3)
+        store.write_bytes("az://ctr/photos/a.png", image_path.read_bytes())
+        _write(root / "m.jsonl", [{"media": "photos/a.png", "id": "one"}])
+        store.write_bytes("az://ctr/m.jsonl", (root / "m.jsonl").read_bytes())
+        assert store.create("az://ctr/lease-probe", b"1") and not store.create("az://ctr/lease-probe", b"2")
+        result = anycap("caption", "az://ctr/m.jsonl", "az://ctr/photos/", "-m", "stats", "-o", "az://ctr/run/caps.jsonl",
+                        env=env, cwd=root)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert conn not in result.stderr and AZURITE_KEY not in result.stderr
+        rows = [json.loads(line) for line in store.read_bytes("az://ctr/run/caps.jsonl").decode().splitlines()]
+        assert len(rows) == 2 and {r["input"] for r in rows} == {"az://ctr/photos/a.png"}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
