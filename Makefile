@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/video_sampling.py
 	$(BIN)/python benchmarks/formats.py
+	$(BIN)/python benchmarks/object_storage.py
 	$(BIN)/python benchmarks/decode_overlap.py
 	$(BIN)/python benchmarks/ray_engine.py
 	$(BIN)/python benchmarks/capflow.py

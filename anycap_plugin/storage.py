@@ -220,11 +220,13 @@ class Storage:
 
     # ---- errors --------------------------------------------------------------------
     def redact(self, text: str) -> str:
-        """`text` with every option value blanked (options can hold keys and secrets)."""
-        for value in _leaves(self.options):
+        """`text` with every option value blanked (options can hold keys and secrets), and the
+        secrets of the standard variables (`AWS_SECRET_ACCESS_KEY`, `AZURE_STORAGE_CONNECTION_STRING`, ...)."""
+        secrets = list(_leaves(self.options)) + [v for k, v in os.environ.items() if _SECRET_NAME.search(k)]
+        for value in sorted(secrets, key=len, reverse=True):
             if len(value) >= 4:
                 text = text.replace(value, "***")
-        return text
+        return _SECRET_PARTS.sub(lambda m: m.group(1) + "***", text)
 
     def describe(self, location: str, error: BaseException) -> str:
         """Why `location` could not be used, in one line, with no secret in it."""
@@ -232,6 +234,9 @@ class Storage:
         message = str(error).splitlines()[0] if str(error) else kind
         return self.redact(f"{kind}: {message}")
 
+
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|CONNECTION_STRING|ACCOUNT_KEY|STORAGE_KEY|SAS|CREDENTIAL", re.I)
+_SECRET_PARTS = re.compile(r"((?:AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=)[^;&\s]+")
 
 _current = Storage()
 

@@ -80,22 +80,33 @@ RAY_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300,
               "health_check_failure_threshold": 3}
 
 
-@pytest.fixture(scope="session")
+_RAY: dict = {}  # the shared cluster, while tests marked `ray` run
+
+
+@pytest.fixture()
 def ray_cluster():
     """One Ray cluster for every test that needs one: a head and a worker node, each a raylet of its
-    own with 2 CPUs, both on 127.0.0.1, joined the way `--ray-address 127.0.0.1:PORT` joins."""
-    ray = pytest.importorskip("ray")
-    from ray.cluster_utils import Cluster
+    own with 2 CPUs, both on 127.0.0.1, joined the way `--ray-address 127.0.0.1:PORT` joins. Started
+    by the first test that asks, shut down after the last test of the modules marked `ray` (they run
+    one after another), so its processes do not slow the rest of the suite."""
+    if "cluster" not in _RAY:
+        ray = pytest.importorskip("ray")
+        from ray.cluster_utils import Cluster
 
-    from anycap_plugin.batch.ray_engine import connect
+        from anycap_plugin.batch.ray_engine import connect
 
-    os.environ["ANYCAP_LOAD_PLUGINS"] = ""  # the workers inherit it
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1
-    cluster = Cluster(initialize_head=True, head_node_args={
-        "node_ip_address": "127.0.0.1", "num_cpus": 2, "include_dashboard": False, "_system_config": RAY_HEALTH})
-    cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
-    cluster.wait_for_nodes(timeout=60)
-    connect(cluster.address)
-    yield cluster
-    ray.shutdown()
-    cluster.shutdown()
+        os.environ["ANYCAP_LOAD_PLUGINS"] = ""  # the workers inherit it
+        os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "node_ip_address": "127.0.0.1", "num_cpus": 2, "include_dashboard": False, "_system_config": RAY_HEALTH})
+        cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes(timeout=60)
+        connect(cluster.address)
+        _RAY.update(cluster=cluster, ray=ray)
+    return _RAY["cluster"]
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if "cluster" in _RAY and (nextitem is None or nextitem.get_closest_marker("ray") is None):
+        _RAY.pop("ray").shutdown()
+        _RAY.pop("cluster").shutdown()

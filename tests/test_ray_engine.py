@@ -17,6 +17,8 @@ from anycap_plugin.testing import sample_image  # noqa: E402
 
 from test_cli import anycap  # noqa: E402
 
+pytestmark = pytest.mark.ray  # the shared cluster (conftest.ray_cluster)
+
 
 @pytest.fixture()
 def cluster(ray_cluster):

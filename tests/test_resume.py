@@ -21,6 +21,8 @@ from anycap_plugin.errors import JournalBusyError
 
 from test_cli import anycap
 
+pytestmark = pytest.mark.ray  # the shared cluster (conftest.ray_cluster)
+
 PREVIOUS = Path(__file__).parent / "data" / "previous_version"
 REPEATED_IDS = 5  # k1, k2, k3 in both shards; `a` in the table; `x` in the manifest
 

@@ -17,6 +17,7 @@ from typing import IO, Any, Iterator
 from ..errors import OptionsError, StorageError
 from ..jsonl import read_jsonl
 from ..storage import canonical, is_url
+from .inputs.webdataset import sidecar_path
 from .records import arrow_schema, to_arrow_row
 
 _OPEN_SIDECARS = 64  # sidecar files open at once while streaming the journal
@@ -106,15 +107,6 @@ def write_parquet(journal: Path, target: Path, rows_per_group: int = 10_000) -> 
         writer.write_table(pa.Table.from_pylist(buffer, schema=schema))
     os.replace(tmp, target)
     return target
-
-
-def sidecar_path(shard: str, directory: Path | None = None) -> Path:
-    name = Path(shard).name
-    for ext in (".tar.gz", ".tgz", ".tar"):
-        if name.endswith(ext):
-            name = name[: -len(ext)]
-            break
-    return (directory or Path(shard).parent) / f"{name}.captions.jsonl"
 
 
 def write_sidecars(journal: Path, directory: Path | None = None) -> list[Path]:

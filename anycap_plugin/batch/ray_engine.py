@@ -295,7 +295,7 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
                                 "anycap_plugin.batch.ray_engine.caption_dataset.")
     _quiet_ray_data()
     with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
-        from .ray_read import read_sources, source_rows
+        from .ray_read import ROWS_PER_BLOCK, read_sources, source_rows
 
         rows = source_rows(plan)
         for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows else ():
@@ -303,7 +303,8 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
             done = ray.put(_done_sets(batch.journal, batch.taken))  # again: what this run recorded is done too
             items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
                 read_sources, batch_size=1, batch_format="pyarrow",
-                fn_kwargs={"context": plan.context, "done": done, "cwd": os.getcwd()},
+                fn_kwargs={"context": plan.context, "done": done, "cwd": os.getcwd(),
+                           "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size)},
                 # reads wait on disks, and must not wait for the CPUs the actors hold
                 num_cpus=0, compute=ray.data.TaskPoolStrategy(size=reads))
             records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {},

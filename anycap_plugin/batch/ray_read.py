@@ -28,7 +28,7 @@ ITEM_SCHEMA = pa.schema([("place", pa.string()), ("input", pa.string()), ("instr
                          ("id", pa.string()), ("data", pa.binary()), ("origin", pa.string()),
                          ("problem", pa.string()), ("skipped", pa.bool_()), ("aliases", pa.string()),
                          ("read_node", pa.string())])
-_ROWS_PER_BLOCK = 64
+ROWS_PER_BLOCK = 16  # at least; records come back to the driver a block at a time, so blocks stay small
 _BYTES_PER_BLOCK = 64 << 20
 _done_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # per worker process, by object ref
 
@@ -49,8 +49,11 @@ def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
     return rows
 
 
-def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str) -> Iterator[pa.Table]:
-    """A Ray Data task: the items of each source row, in blocks; finished items become markers."""
+def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str,
+                 rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[pa.Table]:
+    """A Ray Data task: the items of each source row, in blocks; finished items become markers.
+    A block is what an actor's task works through before its records reach the driver (and what a
+    lost node costs), so it holds a few model batches, not a whole shard."""
     work_in(cwd)
     storage.use(context.storage)
     keys, identities = _done(done)
@@ -62,7 +65,7 @@ def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str) 
             finished = item.key in keys or item.identity in identities or any(a in keys for a in item.aliases)
             rows.append({**item_row(item, skipped=finished), "read_node": node})
             size += 0 if finished or item.data is None else len(item.data)
-            if len(rows) >= _ROWS_PER_BLOCK or size >= _BYTES_PER_BLOCK:
+            if len(rows) >= rows_per_block or size >= _BYTES_PER_BLOCK:
                 yield pa.Table.from_pylist(rows, schema=ITEM_SCHEMA)
                 rows, size = [], 0
     if rows:

@@ -59,6 +59,7 @@ class Lease:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.gen = 0
         self.lost: BaseException | None = None
+        self._renewed = time.monotonic()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -95,6 +96,7 @@ class Lease:
             raise JournalBusyError(f"Another driver took the run at {self.prefix.rsplit('/', 2)[0]} just now.",
                                    hint="Wait for it to finish, or write to another output.")
         self.gen = gen + 1
+        self._renewed = time.monotonic()
         self._forget_before(self.gen)
 
     def _await_lapse(self, gen: int, remaining: float) -> None:
@@ -124,17 +126,13 @@ class Lease:
                                                hint="Only one driver may write a run; this one stopped.")
                     return
                 self.gen += 1
+                self._renewed = time.monotonic()
                 self._forget_before(self.gen - 1)
-            except Exception as e:  # the store is unreachable: keep trying until the lease lapses
-                self.lost = None if time.time() - self._last_ok() < self.seconds else LeaseLostError(
-                    f"Could not renew the lease: {self.store.describe(self.prefix, e)}.",
-                    hint="Run the same command again to resume.")
-
-    def _last_ok(self) -> float:
-        try:
-            return self.store.modified(self._name(self.gen))
-        except Exception:
-            return 0.0
+            except Exception as e:  # the store is unreachable: keep trying until the lease would have lapsed
+                if time.monotonic() - self._renewed >= self.seconds:
+                    self.lost = LeaseLostError(f"Could not renew the lease: {self.store.describe(self.prefix, e)}.",
+                                               hint="Run the same command again to resume.")
+                    return
 
     def _forget_before(self, gen: int) -> None:
         for old in range(max(1, gen - 3), gen):

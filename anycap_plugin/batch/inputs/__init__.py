@@ -26,7 +26,7 @@ from .hf_datasets import Dataset, is_dataset
 from .items import WorkItem, bad_item
 from .manifest import Manifest
 from .parquet import Table
-from .webdataset import Shard
+from .webdataset import Shard, sidecar_path
 
 __all__ = ["FORMATS", "InputFormat", "InputPlan", "ManifestError", "NoInputsError", "ReadContext", "Source",
            "WorkItem", "bad_item", "expand_inputs", "format_of", "plan_inputs", "read_source"]
@@ -150,8 +150,6 @@ def _source(location: str, is_dir: bool, spelled: str) -> Source:
 def _without_sidecars(sources: list[Source], globbed: set[str]) -> list[Source]:
     """A glob's match that is the caption sidecar of a shard in the same run (`SHARD.captions.jsonl`,
     what `--sidecars` writes) is an output, not a manifest: left out."""
-    from ..outputs import sidecar_path
-
     shards = [s.location for s in sources if s.kind == "shard" and not is_url(s.location)]
     sidecars = {str(sidecar_path(shard)) for shard in shards}
     return [s for s in sources if not (s.location in globbed and s.location in sidecars)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import tarfile
+from pathlib import Path
 from typing import Iterator
 
 from ...media.kinds import MEDIA_EXTENSIONS
@@ -26,6 +27,16 @@ _HINT = "Re-create the shard, or leave it out; the other shards go on."
 
 
 _STREAM_BLOCK = 32 << 20  # bytes fetched per range request while streaming a shard from a store
+
+
+def sidecar_path(shard: str, directory: Path | None = None) -> Path:
+    """`SHARD.captions.jsonl`, what `--sidecars` writes beside a shard (or in `directory`)."""
+    name = Path(shard).name
+    for ext in (".tar.gz", ".tgz", ".tar"):
+        if name.endswith(ext):
+            name = name[: -len(ext)]
+            break
+    return (directory or Path(shard).parent) / f"{name}.captions.jsonl"
 
 
 class Shard(InputFormat):

@@ -17,7 +17,9 @@ from anycap_plugin.testing.server import ChatCompletionsServer
 
 from test_cli import ANYCAP
 
-ITEMS = 160
+ITEMS = 240
+
+pytestmark = pytest.mark.ray  # runs beside the other tests of the shared cluster (conftest.ray_cluster)
 
 
 def _anycap(*args):
@@ -39,6 +41,7 @@ def test_a_run_over_a_bucket_survives_a_lost_node_and_a_killed_driver(ray_cluste
     parts = f"{bucket}/run/caps.jsonl.state/parts/"
     host, port = ray_cluster.address.rsplit(":", 1)
     assert host == "127.0.0.1"
+    seen = _Parts(s3, parts)
     with ChatCompletionsServer(delay=0.25) as api:
         env = {**os.environ, **s3.env, "OPENAI_API_KEY": "sk-loopback-not-printed", "OPENAI_BASE_URL": api.base_url,
                "ANYCAP_LOAD_PLUGINS": "openai", "ANYCAP_FLUSH_SECONDS": "0.5", "ANYCAP_LEASE_SECONDS": "3"}
@@ -46,14 +49,13 @@ def test_a_run_over_a_bucket_survives_a_lost_node_and_a_killed_driver(ray_cluste
                           "-o", out, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-c", "4",
                           "--cpus-per-actor", "0.5")
         first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-        flushed = _wait_for_records(s3, parts, 24, first)
+        removed_at = len(seen.wait_for(24, first))
         ray_cluster.remove_node(extra, allow_graceful=False)  # a worker node lost mid-run
-        removed_at = len(flushed)
-        _wait_for_records(s3, parts, removed_at + 40, first)
+        seen.wait_for(removed_at + 8, first)  # work goes on without the node
         first.send_signal(signal.SIGKILL)  # and then the driver
         first.wait(timeout=30)
-        before = _flushed(s3, parts)
-        assert removed_at < len(before) < ITEMS
+        before = seen.records()
+        assert removed_at < len(before) < ITEMS and len({r["key"] for r in before}) == len(before)
 
         elsewhere = tmp_path_factory.mktemp("another-machine")
         second = subprocess.run(command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=300)
@@ -70,18 +72,27 @@ def test_a_run_over_a_bucket_survives_a_lost_node_and_a_killed_driver(ray_cluste
     assert extra.node_id in caption_nodes  # the lost node had captioned some, and they were kept
 
 
-def _flushed(s3, parts):
-    bucket, _, prefix = parts.removeprefix("s3://").partition("/")
-    return [json.loads(line) for key in s3.keys(parts) for line in s3.get(f"s3://{bucket}/{key}").decode().splitlines()]
+class _Parts:
+    """The records flushed to the store so far, each part read once."""
 
+    def __init__(self, s3, parts):
+        self.s3, self.parts, self.read = s3, parts, {}
+        self.bucket = parts.removeprefix("s3://").partition("/")[0]
 
-def _wait_for_records(s3, parts, n, proc, timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = _flushed(s3, parts)
-        if len(got) >= n:
-            return got
-        if proc.poll() is not None:
-            pytest.fail(f"the driver ended early: {proc.stderr.read()[-3000:]}")
-        time.sleep(0.2)
-    pytest.fail(f"fewer than {n} records flushed in {timeout} s")
+    def records(self):
+        for key in self.s3.keys(self.parts):
+            if key not in self.read:
+                body = self.s3.get(f"s3://{self.bucket}/{key}").decode()
+                self.read[key] = [json.loads(line) for line in body.splitlines()]
+        return [r for key in sorted(self.read) for r in self.read[key]]
+
+    def wait_for(self, n, proc, timeout=180):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.records()
+            if len(got) >= n:
+                return got
+            if proc.poll() is not None:
+                pytest.fail(f"the driver ended early: {proc.stderr.read()[-3000:]}")
+            time.sleep(0.1)
+        pytest.fail(f"fewer than {n} records flushed in {timeout} s")
