@@ -117,6 +117,8 @@ def nodes(inputs: str, items: int, root: Path) -> dict:
     from anycap_plugin.batch import plan_inputs
     from anycap_plugin.batch.ray_engine import connect, run_on_ray
 
+    if __name__ != "__main__":  # imported: the workers cannot import this script, so ship Sleepy by value
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     cluster = Cluster(initialize_head=True, head_node_args={"node_ip_address": "127.0.0.1", "num_cpus": 2,
                                                            "include_dashboard": False})
     try:
@@ -209,11 +211,12 @@ def main() -> None:
             small_n, large_n = (str(n) for n in args.rss_items)
             result["driver_rss"] = {**rss, "ratio": round(rss[large_n]["peak_rss_mb"] / rss[small_n]["peak_rss_mb"], 3),
                                     "goal_ratio": 1.2}
-            for s in range(0, args.cluster_items, 100):  # shards of 100: several read tasks
+            for s in range(0, args.cluster_items, 100) if args.cluster_items else ():  # shards of 100: several reads
                 path = root / f"nodes-{s}.tar"
                 write_shard(path, [small[(s + i) % len(small)] for i in range(min(100, args.cluster_items - s))], s)
                 server.upload(path, f"{bucket}/nodes/{path.name}")
-            result["nodes"] = nodes(f"{bucket}/nodes/*.tar", args.cluster_items, root)
+            if args.cluster_items:
+                result["nodes"] = nodes(f"{bucket}/nodes/*.tar", args.cluster_items, root)
     finally:
         server.server.stop()
     print(json.dumps(result, indent=2))
