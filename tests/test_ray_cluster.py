@@ -49,7 +49,7 @@ def test_a_run_over_a_bucket_survives_a_lost_node(ray_cluster, s3, s3_env, tmp_p
                "ANYCAP_LOAD_PLUGINS": "openai", "ANYCAP_FLUSH_SECONDS": "0.5", "ANYCAP_LEASE_SECONDS": "3"}
         command = _anycap("caption", f"{bucket}/lists/*.jsonl", "-m", "openai:loopback-model", "-i", "Describe it.",
                           "-o", out, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-c", "4",
-                          "--cpus-per-actor", "0.5")
+                          "--cpus-per-actor", "1")  # 4 actors of 1 CPU on nodes of 2: on two nodes at least
         log = open(tmp_path / "first.log", "w+")
         first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=log, text=True)
         first.stderr = log
@@ -66,8 +66,8 @@ def test_a_run_over_a_bucket_survives_a_lost_node(ray_cluster, s3, s3_env, tmp_p
     assert len(final) == ITEMS and len({r["key"] for r in final}) == ITEMS
     assert all(r["error"] is None and r["caption"] for r in final)
     caption_nodes = {r["meta"]["ray"]["caption_node"] for r in final}
-    read_nodes = {r["meta"]["ray"]["read_node"] for r in final}
-    assert len(caption_nodes) >= 2 and len(read_nodes) >= 2, (caption_nodes, read_nodes)
+    assert len(caption_nodes) >= 2, caption_nodes  # where read tasks run (no CPU of their own) is Ray's choice
+    assert all(r["meta"]["ray"]["read_node"] for r in final)
 
 
 class _Parts:
