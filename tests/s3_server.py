@@ -47,7 +47,11 @@ class S3:
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
-def start() -> S3:
+def start(own_process: bool = False) -> S3:
+    """A server in a thread of this process (tests), or in a process of its own (benchmarks: a real
+    endpoint never shares the reader's interpreter lock)."""
+    if own_process:
+        return _start_process()
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -57,3 +61,37 @@ def start() -> S3:
     server.start()
     host, port = server.get_host_and_port()
     return S3(f"http://{host}:{port}", server)
+
+
+class _Process:
+    def __init__(self, proc: Any) -> None:
+        self.proc = proc
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def _start_process() -> S3:
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=5).close()
+            return S3(endpoint, _Process(proc))
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"moto's server did not start on {endpoint}") from None
+            time.sleep(0.1)
