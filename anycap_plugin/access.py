@@ -21,7 +21,9 @@ def is_loopback(host: str) -> bool:
 def auth_rule(host: str, api_key: str | None, no_auth: bool) -> str:
     """What the log says about access; refuses an open server nobody asked for (`OpenServerError`)."""
     if api_key and no_auth:
-        raise OpenServerError("--no-auth and --api-key contradict each other.", hint="Drop one of them.")
+        raise OpenServerError(
+            "--no-auth and --api-key contradict each other.", hint="Drop one of them."
+        )
     if api_key:
         return f"auth: an API key is required on every request (bound to {host})"
     if is_loopback(host):
@@ -29,7 +31,8 @@ def auth_rule(host: str, api_key: str | None, no_auth: bool) -> str:
     if not no_auth:
         raise OpenServerError(
             f"Refusing to serve on {host} without an API key: anyone who can reach the port could use the model.",
-            hint="Pass --api-key (or set ANYCAP_API_KEY), or --no-auth to serve openly on purpose.")
+            hint="Pass --api-key (or set ANYCAP_API_KEY), or --no-auth to serve openly on purpose.",
+        )
     return f"auth: NONE on {host} (--no-auth): anyone who can reach the port can use the model"
 
 

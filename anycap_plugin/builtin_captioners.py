@@ -12,18 +12,33 @@ from .hookspecs import Register, hookimpl
 def register_captioners(register: Register) -> None:
     from .offline_captioners import InstantCaptioner, StatsCaptioner
 
-    register("stats", StatsCaptioner,
-             "offline: describes measurable media properties (size, colour, motion, loudness, pitch)", needs_model=False)
-    register("instant", InstantCaptioner, "offline: answers at once without decoding; measures runner overhead",
-             needs_model=False)
+    register(
+        "stats",
+        StatsCaptioner,
+        "offline: describes measurable media properties (size, colour, motion, loudness, pitch)",
+        needs_model=False,
+    )
+    register(
+        "instant",
+        InstantCaptioner,
+        "offline: answers at once without decoding; measures runner overhead",
+        needs_model=False,
+    )
 
     def vlmeval(model: str | None = None, **kwargs: Any) -> Any:
-        from .integrations.vlmeval.captioner import vlmeval_captioner  # imports VLMEvalKit: only when asked
+        from .integrations.vlmeval.captioner import (
+            vlmeval_captioner,  # imports VLMEvalKit: only when asked
+        )
 
         return vlmeval_captioner(model, **kwargs)
 
-    register("vlmeval", vlmeval, "any VLMEvalKit model (model = a supported_VLM name; needs VLMEvalKit)",
-             needs_model=True, modalities=("image", "video"))
+    register(
+        "vlmeval",
+        vlmeval,
+        "any VLMEvalKit model (model = a supported_VLM name; needs VLMEvalKit)",
+        needs_model=True,
+        modalities=("image", "video"),
+    )
 
 
 @hookimpl
@@ -46,7 +61,9 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
 
 @hookimpl
 def register_post_processors(register: Register) -> None:
-    register("identity", IdentityPostProcessor, "keeps the base caption unchanged", needs_model=False)
+    register(
+        "identity", IdentityPostProcessor, "keeps the base caption unchanged", needs_model=False
+    )
 
     def acm(model: str | None = None, **kwargs: Any) -> Any:
         if model and model.startswith(("http://", "https://")):
@@ -62,8 +79,14 @@ def register_post_processors(register: Register) -> None:
 
         return ACMOptions
 
-    register("acm", acm, "ACM in process (model = a saved ACM folder or hub id) or remote (model = http(s)://host/v1)",
-             needs_model=True, options=acm_options, preflight=acm_preflight)
+    register(
+        "acm",
+        acm,
+        "ACM in process (model = a saved ACM folder or hub id) or remote (model = http(s)://host/v1)",
+        needs_model=True,
+        options=acm_options,
+        preflight=acm_preflight,
+    )
 
 
 def acm_preflight(model: str | None, **_: Any) -> None:

@@ -75,18 +75,33 @@ class Reply:
 
 
 class CallEngine:
-    def __init__(self, endpoints: dict[str, Endpoint], roles: dict[str, Role], *, cache: str | Path | None = None,
-                 api_keys: dict[str, str] | None = None, json_attempts: int = 3) -> None:
+    def __init__(
+        self,
+        endpoints: dict[str, Endpoint],
+        roles: dict[str, Role],
+        *,
+        cache: str | Path | None = None,
+        api_keys: dict[str, str] | None = None,
+        json_attempts: int = 3,
+    ) -> None:
         for name, role in roles.items():
             if role.endpoint not in endpoints:
-                raise OptionsError(f"Role {name!r} names endpoint {role.endpoint!r}, which is not defined.",
-                                   hint="Defined endpoints: " + ", ".join(sorted(endpoints)) + ".")
+                raise OptionsError(
+                    f"Role {name!r} names endpoint {role.endpoint!r}, which is not defined.",
+                    hint="Defined endpoints: " + ", ".join(sorted(endpoints)) + ".",
+                )
         self.endpoints, self.roles, self.json_attempts = endpoints, roles, json_attempts
-        self._keys = {name: api_key((api_keys or {}).get(name), (ep.api_key_env,), ep.base_url,
-                                    who=f"endpoint {name!r}",
-                                    hint=f"Set {ep.api_key_env}, or give the endpoint a base_url of a server "
-                                         "that needs none.")
-                      for name, ep in endpoints.items()}  # a missing key is refused here, before any call
+        self._keys = {
+            name: api_key(
+                (api_keys or {}).get(name),
+                (ep.api_key_env,),
+                ep.base_url,
+                who=f"endpoint {name!r}",
+                hint=f"Set {ep.api_key_env}, or give the endpoint a base_url of a server "
+                "that needs none.",
+            )
+            for name, ep in endpoints.items()
+        }  # a missing key is refused here, before any call
         self.cache = JsonCache(cache) if cache is not None else None
         self.usage: dict[str, RoleUsage] = {name: RoleUsage() for name in roles}
         self._lock = threading.Lock()
@@ -100,7 +115,9 @@ class CallEngine:
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(target=self._loop.run_forever, name="anycap-calls", daemon=True).start()
+                threading.Thread(
+                    target=self._loop.run_forever, name="anycap-calls", daemon=True
+                ).start()
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -117,27 +134,44 @@ class CallEngine:
             import openai
 
             ep = self.endpoints[endpoint]
-            self._clients[endpoint] = openai.AsyncOpenAI(base_url=ep.base_url, api_key=self._keys[endpoint],
-                                                         timeout=ep.timeout, max_retries=ep.max_retries)
+            self._clients[endpoint] = openai.AsyncOpenAI(
+                base_url=ep.base_url,
+                api_key=self._keys[endpoint],
+                timeout=ep.timeout,
+                max_retries=ep.max_retries,
+            )
             self._slots[endpoint] = asyncio.Semaphore(ep.concurrency)
         return self._clients[endpoint], self._slots[endpoint]
 
     # ---- calls -----------------------------------------------------------------------
-    async def chat(self, role: str, messages: list[dict[str, Any]], *,
-                   parse: Callable[[str], Any] | None = None) -> Reply:
+    async def chat(
+        self,
+        role: str,
+        messages: list[dict[str, Any]],
+        *,
+        parse: Callable[[str], Any] | None = None,
+    ) -> Reply:
         """One chat completion as `role`. With `parse` (e.g. `json_object`), the reply is parsed
         and re-asked up to `json_attempts` times while parsing fails; only good replies are cached."""
         spec = self.roles.get(role)
         if spec is None:
-            raise OptionsError(f"Unknown role {role!r}.", hint="Roles: " + ", ".join(sorted(self.roles)) + ".")
-        body = {"model": spec.model, "messages": messages, "temperature": spec.temperature,
-                **({"max_tokens": spec.max_tokens} if spec.max_tokens else {})}
+            raise OptionsError(
+                f"Unknown role {role!r}.", hint="Roles: " + ", ".join(sorted(self.roles)) + "."
+            )
+        body = {
+            "model": spec.model,
+            "messages": messages,
+            "temperature": spec.temperature,
+            **({"max_tokens": spec.max_tokens} if spec.max_tokens else {}),
+        }
         key = self._key(spec, body)
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             usage = RoleUsage(cache_hits=1)
             self._account(role, usage)
-            return Reply(cached["text"], parse(cached["text"]) if parse else None, usage, cached=True)
+            return Reply(
+                cached["text"], parse(cached["text"]) if parse else None, usage, cached=True
+            )
         problem, request = "", body
         for _ in range(self.json_attempts if parse else 1):
             text, usage = await self._post(role, spec, request)
@@ -145,14 +179,20 @@ class CallEngine:
                 data = parse(text) if parse else None
             except (ValueError, KeyError, TypeError) as e:
                 problem = str(e)
-                request = {**body, "messages": reask(messages, text, problem)}  # says what was wrong
+                request = {
+                    **body,
+                    "messages": reask(messages, text, problem),
+                }  # says what was wrong
                 continue
             if self.cache is not None:
                 self.cache.put(key, {"text": text})
             return Reply(text, data, usage)
         self._account(role, RoleUsage(failures=1))
-        raise ReplyFormatError(f"The {role} reply is not what its prompt asks for, {self.json_attempts} times: "
-                               f"{problem}", hint="Check that the role's model follows JSON instructions.")
+        raise ReplyFormatError(
+            f"The {role} reply is not what its prompt asks for, {self.json_attempts} times: "
+            f"{problem}",
+            hint="Check that the role's model follows JSON instructions.",
+        )
 
     async def _post(self, role: str, spec: Role, body: dict[str, Any]) -> tuple[str, RoleUsage]:
         import openai
@@ -166,12 +206,21 @@ class CallEngine:
             raise self._failure(role, spec, e) from None
         if not (isinstance(response, dict) and response.get("choices")):
             self._account(role, RoleUsage(failures=1))
-            raise CallError(f"The {role} endpoint sent no choices.", hint="Check the server's logs.")
+            raise CallError(
+                f"The {role} endpoint sent no choices.", hint="Check the server's logs."
+            )
         text = reply_text(response)
         reported = response.get("usage") or {}
-        prompt, completion = int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0)
-        usage = RoleUsage(calls=1, prompt_tokens=prompt, completion_tokens=completion,
-                          cost_usd=(prompt * spec.price_in + completion * spec.price_out) / 1e6)
+        prompt, completion = (
+            int(reported.get("prompt_tokens") or 0),
+            int(reported.get("completion_tokens") or 0),
+        )
+        usage = RoleUsage(
+            calls=1,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost_usd=(prompt * spec.price_in + completion * spec.price_out) / 1e6,
+        )
         self._account(role, usage)
         return text, usage
 
@@ -181,13 +230,19 @@ class CallEngine:
 
     def _key(self, spec: Role, body: dict[str, Any]) -> str:
         where = self.endpoints[spec.endpoint].base_url or ""
-        return hashlib.sha256(json.dumps([where, body], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps([where, body], sort_keys=True, ensure_ascii=False).encode()
+        ).hexdigest()
 
     def _failure(self, role: str, spec: Role, error: Exception) -> CallError:
         status, what = failure(error, self._keys[spec.endpoint])
-        return CallError(f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed {what}",
-                         hint={401: f"Check {self.endpoints[spec.endpoint].api_key_env}.",
-                               404: "Check the model name and base_url."}.get(status or 0))
+        return CallError(
+            f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed {what}",
+            hint={
+                401: f"Check {self.endpoints[spec.endpoint].api_key_env}.",
+                404: "Check the model name and base_url.",
+            }.get(status or 0),
+        )
 
     def reset_usage(self) -> None:
         with self._lock:
@@ -195,7 +250,10 @@ class CallEngine:
 
     def usage_report(self) -> dict[str, dict[str, Any]]:
         with self._lock:
-            return {role: {**asdict(u), "cost_usd": round(u.cost_usd, 6)} for role, u in self.usage.items()}
+            return {
+                role: {**asdict(u), "cost_usd": round(u.cost_usd, 6)}
+                for role, u in self.usage.items()
+            }
 
 
 def fill(template: str, **values: str) -> str:
@@ -205,7 +263,9 @@ def fill(template: str, **values: str) -> str:
     return template
 
 
-async def bounded(items: Iterable[T], work: Callable[[T], Awaitable[Any]], limit: int) -> AsyncIterator[tuple[T, Any]]:
+async def bounded(
+    items: Iterable[T], work: Callable[[T], Awaitable[Any]], limit: int
+) -> AsyncIterator[tuple[T, Any]]:
     """`(item, result or exception)` as each finishes, with at most `limit` items in flight, reading
     `items` lazily (a stream of millions never sits in memory)."""
     pending: dict[asyncio.Task[Any], T] = {}

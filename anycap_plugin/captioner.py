@@ -20,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from .errors import ModalityNotSupportedError, OptionsError
 from .media import MODALITIES, Media, MediaLike, Modality
 
-
-DEFAULT_PROMPT = "Describe this {modality} in detail."  # what base captioners ask when no instruction is given
+DEFAULT_PROMPT = (
+    "Describe this {modality} in detail."  # what base captioners ask when no instruction is given
+)
 
 
 def prompt_for(media: Media, instruction: str | None) -> str:
@@ -67,13 +68,19 @@ class CaptionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _validate_options(options_cls: type[CaptionOptions], owner: str, options: dict[str, Any]) -> CaptionOptions:
+def _validate_options(
+    options_cls: type[CaptionOptions], owner: str, options: dict[str, Any]
+) -> CaptionOptions:
     try:
         return options_cls(**options)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'options'}: {err['msg']}" for err in e.errors()
+        )
         allowed = ", ".join(options_cls.model_fields) or "none"
-        raise OptionsError(f"Invalid options for {owner}: {problems}.", hint=f"Allowed options: {allowed}.") from None
+        raise OptionsError(
+            f"Invalid options for {owner}: {problems}.", hint=f"Allowed options: {allowed}."
+        ) from None
 
 
 O = TypeVar("O", bound=CaptionOptions)
@@ -83,7 +90,12 @@ def _options_parameter(cls: type) -> type[CaptionOptions] | None:
     """The options class a stage names as its type parameter (`BaseCaptioner[OpenAIOptions]`), if any."""
     for base in getattr(cls, "__orig_bases__", ()):
         origin, args = get_origin(base), get_args(base)
-        if isinstance(origin, type) and issubclass(origin, _Stage) and args and isinstance(args[0], type):
+        if (
+            isinstance(origin, type)
+            and issubclass(origin, _Stage)
+            and args
+            and isinstance(args[0], type)
+        ):
             return args[0]
     return None
 
@@ -107,7 +119,9 @@ class _Stage(ABC, Generic[O]):
             raise TypeError(f"{cls.__name__}: {named.__name__} is not a CaptionOptions subclass.")
         declared = cls.__dict__.get("Options")
         if declared is not None and not issubclass(declared, named):
-            raise TypeError(f"{cls.__name__}: Options = {declared.__name__} but the type parameter is {named.__name__}.")
+            raise TypeError(
+                f"{cls.__name__}: Options = {declared.__name__} but the type parameter is {named.__name__}."
+            )
         if declared is None:
             cls.Options = named
 
@@ -142,8 +156,11 @@ def instructions_for(n: int, instructions: str | Sequence[str | None] | None) ->
 Outcome = Union[Caption, Exception]
 
 
-def _each(items: Sequence[Any], prepare: Callable[[Any], Media],
-          call: Callable[[list[tuple[int, Media]]], list[Caption]]) -> list[Outcome]:
+def _each(
+    items: Sequence[Any],
+    prepare: Callable[[Any], Media],
+    call: Callable[[list[tuple[int, Media]]], list[Caption]],
+) -> list[Outcome]:
     """One outcome per item, in order: a caption, or the exception that item caused.
 
     An item given as an exception, or whose media does not load or fit, fails alone. The rest go
@@ -179,7 +196,9 @@ def _implements_one(cls: type, base: type, single: str, batch: str) -> None:
     defaults to the other), checked when the class is defined rather than at the first call."""
     if inspect.isabstract(cls):
         return
-    if getattr(cls, single) is getattr(base, single) and getattr(cls, batch) is getattr(base, batch):
+    if getattr(cls, single) is getattr(base, single) and getattr(cls, batch) is getattr(
+        base, batch
+    ):
         raise TypeError(f"{cls.__name__} must implement {single} or {batch}.")
 
 
@@ -199,35 +218,50 @@ class BaseCaptioner(_Stage[O]):
         """
         return self._caption_batch([media], [instruction], options)[0]
 
-    def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: O) -> list[Caption]:
+    def _caption_batch(
+        self, media: list[Media], instructions: list[str | None], options: O
+    ) -> list[Caption]:
         """Caption a batch. The default loops; models that batch for real override it."""
         return [self._caption(m, i, options) for m, i in zip(media, instructions)]
 
-    def _captions(self, media: list[Media], instructions: list[str | None],
-                  options: CaptionOptions) -> list[Caption]:
+    def _captions(
+        self, media: list[Media], instructions: list[str | None], options: CaptionOptions
+    ) -> list[Caption]:
         t0 = time.perf_counter()
         out = self._caption_batch(media, instructions, options)
         per_item = (time.perf_counter() - t0) / max(len(media), 1)
-        return [_stamp(c, m, i, "base", self.id, per_item) for c, m, i in zip(out, media, instructions)]
+        return [
+            _stamp(c, m, i, "base", self.id, per_item) for c, m, i in zip(out, media, instructions)
+        ]
 
     def caption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
         m, opts = self._prepare(media, options)
         return self._captions([m], [instruction], opts)[0]
 
-    def caption_each(self, media: Sequence[MediaLike | Exception], instructions: str | Sequence[str | None] | None = None,
-                     **options: Any) -> list[Outcome]:
+    def caption_each(
+        self,
+        media: Sequence[MediaLike | Exception],
+        instructions: str | Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Outcome]:
         """Like `caption_batch`, but never raises for an item: each gets its `Caption` or its exception.
 
         What batch runners and servers call (invalid options still raise, before any work)."""
         opts = _validate_options(self.Options, self.id, options)
         instr = instructions_for(len(media), instructions)
 
-        return _each(media, self._load_checked, lambda ready: self._captions([m for _, m in ready], [instr[i] for i, _ in ready],
-                                                                   opts))
+        return _each(
+            media,
+            self._load_checked,
+            lambda ready: self._captions([m for _, m in ready], [instr[i] for i, _ in ready], opts),
+        )
 
-    def caption_batch(self, media: Sequence[MediaLike], instructions: str | Sequence[str | None] | None = None,
-                      **options: Any) -> list[Caption]:
+    def caption_batch(
+        self,
+        media: Sequence[MediaLike],
+        instructions: str | Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
         opts = _validate_options(self.Options, self.id, options)
         return self._captions(prepared, instructions_for(len(prepared), instructions), opts)
@@ -236,14 +270,20 @@ class BaseCaptioner(_Stage[O]):
         """Caption one item without blocking the loop. Backends with a native async client override it."""
         return await asyncio.to_thread(self._caption, media, instruction, options)
 
-    async def acaption(self, media: MediaLike, instruction: str | None = None, **options: Any) -> Caption:
+    async def acaption(
+        self, media: MediaLike, instruction: str | None = None, **options: Any
+    ) -> Caption:
         m, opts = self._prepare(media, options)
         t0 = time.perf_counter()
         c = await self._acaption(m, instruction, opts)
         return _stamp(c, m, instruction, "base", self.id, time.perf_counter() - t0)
 
-    async def acaption_batch(self, media: Sequence[MediaLike],
-                             instructions: str | Sequence[str | None] | None = None, **options: Any) -> list[Caption]:
+    async def acaption_batch(
+        self,
+        media: Sequence[MediaLike],
+        instructions: str | Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[Caption]:
         """One batched call in a worker thread; native async backends gather `acaption` instead."""
         return await asyncio.to_thread(self.caption_batch, media, instructions, **options)
 
@@ -255,42 +295,80 @@ class PostProcessor(_Stage[O]):
         super().__init_subclass__(**kwargs)
         _implements_one(cls, PostProcessor, "_refine", "_refine_batch")
 
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: O) -> Caption:
+    def _refine(
+        self, media: Media, instruction: str | None, caption: Caption, options: O
+    ) -> Caption:
         """Return the refined caption; only its `text` (and `usage`, `meta`) need filling in."""
         return self._refine_batch([media], [instruction], [caption], options)[0]
 
-    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: O) -> list[Caption]:
+    def _refine_batch(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        captions: list[Caption],
+        options: O,
+    ) -> list[Caption]:
         return [self._refine(m, i, c, options) for m, i, c in zip(media, instructions, captions)]
 
-    def _refinements(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                     options: CaptionOptions) -> list[Caption]:
+    def _refinements(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        captions: list[Caption],
+        options: CaptionOptions,
+    ) -> list[Caption]:
         t0 = time.perf_counter()
         out = self._refine_batch(media, instructions, captions, options)
         per_item = (time.perf_counter() - t0) / max(len(media), 1)
-        return [_merge(b, _stamp(r, m, i, "post", self.id, per_item))
-                for b, r, m, i in zip(captions, out, media, instructions)]
+        return [
+            _merge(b, _stamp(r, m, i, "post", self.id, per_item))
+            for b, r, m, i in zip(captions, out, media, instructions)
+        ]
 
-    def refine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
+    def refine(
+        self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any
+    ) -> Caption:
         m, opts = self._prepare(media, options)
         return self._refinements([m], [instruction], [caption], opts)[0]
 
-    def refine_batch(self, media: Sequence[MediaLike], instructions: str | Sequence[str | None] | None,
-                     captions: Sequence[Caption], **options: Any) -> list[Caption]:
+    def refine_batch(
+        self,
+        media: Sequence[MediaLike],
+        instructions: str | Sequence[str | None] | None,
+        captions: Sequence[Caption],
+        **options: Any,
+    ) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
         opts = _validate_options(self.Options, self.id, options)
-        return self._refinements(prepared, instructions_for(len(prepared), instructions), list(captions), opts)
+        return self._refinements(
+            prepared, instructions_for(len(prepared), instructions), list(captions), opts
+        )
 
-    def refine_each(self, media: Sequence[MediaLike | Exception], instructions: str | Sequence[str | None] | None,
-                    captions: Sequence[Caption], **options: Any) -> list[Outcome]:
+    def refine_each(
+        self,
+        media: Sequence[MediaLike | Exception],
+        instructions: str | Sequence[str | None] | None,
+        captions: Sequence[Caption],
+        **options: Any,
+    ) -> list[Outcome]:
         """Like `refine_batch`, but each item gets its refined `Caption` or its exception."""
         opts = _validate_options(self.Options, self.id, options)
         instr = instructions_for(len(media), instructions)
 
-        return _each(media, self._load_checked, lambda ready: self._refinements(
-            [m for _, m in ready], [instr[i] for i, _ in ready], [captions[i] for i, _ in ready], opts))
+        return _each(
+            media,
+            self._load_checked,
+            lambda ready: self._refinements(
+                [m for _, m in ready],
+                [instr[i] for i, _ in ready],
+                [captions[i] for i, _ in ready],
+                opts,
+            ),
+        )
 
-    async def arefine(self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any) -> Caption:
+    async def arefine(
+        self, media: MediaLike, instruction: str | None, caption: Caption, **options: Any
+    ) -> Caption:
         return await asyncio.to_thread(self.refine, media, instruction, caption, **options)
 
 
@@ -299,28 +377,34 @@ class IdentityPostProcessor(PostProcessor):
 
     id = "identity"
 
-    def _refine(self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions) -> Caption:
+    def _refine(
+        self, media: Media, instruction: str | None, caption: Caption, options: CaptionOptions
+    ) -> Caption:
         return Caption(text=caption.text)
 
 
 class WrappedCaptioner(BaseCaptioner):
     """Base captioner then post-processor, for single, batch and async calls."""
 
-    def __init__(self, base: BaseCaptioner, post: PostProcessor, post_options: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, base: BaseCaptioner, post: PostProcessor, post_options: dict[str, Any] | None = None
+    ) -> None:
         self.base, self.post = base, post
         self.post_options = _validate_options(post.Options, post.id, post_options or {})
         self.id = f"{base.id}+{post.id}"
         self.modalities = frozenset(base.modalities & post.modalities)  # type: ignore[misc]
         self.Options = base.Options  # type: ignore[misc]
 
-
-    def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: CaptionOptions) -> list[Caption]:
+    def _caption_batch(
+        self, media: list[Media], instructions: list[str | None], options: CaptionOptions
+    ) -> list[Caption]:
         base = self.base._captions(media, instructions, options)
         return self.post._refinements(media, instructions, base, self.post_options)
 
 
-def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_id: str, seconds: float) -> Caption:
+def _stamp(
+    c: Caption, media: Media, instruction: str | None, stage: str, model_id: str, seconds: float
+) -> Caption:
     """Fill in what the caller knows better than the model: media, instruction, id, timing."""
     return replace(
         c,
@@ -331,7 +415,10 @@ def _stamp(c: Caption, media: Media, instruction: str | None, stage: str, model_
         timings={stage: seconds, **c.timings},
         # a caption fresh from a backend (no stage stamped yet) carries its own flat counts
         usage={stage: dict(c.usage)} if not c.models else c.usage,
-        meta={**media.notes, **c.meta},  # e.g. how the video's frames were sampled, when not by seeking
+        meta={
+            **media.notes,
+            **c.meta,
+        },  # e.g. how the video's frames were sampled, when not by seeking
     )
 
 

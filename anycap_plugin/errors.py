@@ -25,6 +25,7 @@ class RunError(AnyCapError):
 
 # ---- media ------------------------------------------------------------------------------------
 
+
 class MediaError(AnyCapError):
     """Media that cannot be used: missing, unsupported, corrupt, empty or too large."""
 
@@ -75,7 +76,9 @@ class UnknownCaptionerError(AnyCapError, LookupError):
             hint = f"Known {kind}s: " + ", ".join(known) + "."
         else:
             hint = f"No {kind}s are registered: install an adapter (pip install ...) or check ANYCAP_LOAD_PLUGINS."
-        super().__init__(f"Unknown {kind} {name!r}.", hint=hint + " Run 'anycap models' to list them.")
+        super().__init__(
+            f"Unknown {kind} {name!r}.", hint=hint + " Run 'anycap models' to list them."
+        )
 
 
 class PluginError(AnyCapError):
@@ -96,6 +99,7 @@ class CheckpointError(AnyCapError):
 
 # ---- checkpoints: conversion ------------------------------------------------------------------
 
+
 class ConversionError(AnyCapError):
     """A source folder that is not a convertible InternVL-chat checkpoint; says what was found."""
 
@@ -109,6 +113,7 @@ class UnknownTemplateError(AnyCapError):
 
 
 # ---- OpenAI-compatible calls (call engine, judges, synthesis) ----------------------------------
+
 
 class CallError(RunError):
     """A model call that failed after the SDK's retries (HTTP error, timeout, dropped connection)."""
@@ -127,6 +132,7 @@ class LengthDropped(RunError):
 
 
 # ---- batch runs -------------------------------------------------------------------------------
+
 
 class NoInputsError(OptionsError):
     """Inputs that name nothing to caption: a glob without a match, an empty folder or manifest."""
@@ -167,6 +173,7 @@ class WorkerCrashError(CaptionerError):
 
 # ---- serving and viewing ----------------------------------------------------------------------
 
+
 class OpenServerError(AnyCapError):
     """Binding beyond loopback without an API key, and without saying so on purpose."""
 
@@ -174,7 +181,13 @@ class OpenServerError(AnyCapError):
 class RequestError(AnyCapError):
     """A request the server cannot serve: answered with `status` and an OpenAI-style error body."""
 
-    def __init__(self, message: str, status: int = 400, code: str = "invalid_request", hint: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        status: int = 400,
+        code: str = "invalid_request",
+        hint: str | None = None,
+    ):
         super().__init__(message, hint=hint)
         self.status, self.code = status, code
 
@@ -184,6 +197,7 @@ class MediaRefused(AnyCapError):
 
 
 # ---- evaluation and training data -------------------------------------------------------------
+
 
 class EvalDataError(AnyCapError):
     """A reference or candidate file that cannot be used as it is."""
@@ -210,6 +224,7 @@ class ACDFormatError(AnyCapError):
 
 
 # ---- optional integrations --------------------------------------------------------------------
+
 
 class VLMEvalNotInstalled(AnyCapError):
     """VLMEvalKit is not importable."""

@@ -28,12 +28,23 @@ class GenerationOptions(CaptionOptions):
     def generate_kwargs(self) -> dict[str, Any]:
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
         if self.do_sample:
-            kw.update({k: v for k, v in (("temperature", self.temperature), ("top_p", self.top_p),
-                                         ("top_k", self.top_k)) if v is not None})
+            kw.update(
+                {
+                    k: v
+                    for k, v in (
+                        ("temperature", self.temperature),
+                        ("top_p", self.top_p),
+                        ("top_k", self.top_k),
+                    )
+                    if v is not None
+                }
+            )
         return kw
 
 
-GO = TypeVar("GO", bound=GenerationOptions)  # an HF adapter's options: GenerationOptions or a subclass of it
+GO = TypeVar(
+    "GO", bound=GenerationOptions
+)  # an HF adapter's options: GenerationOptions or a subclass of it
 
 
 def choose_device(device: str | None = None) -> str:
@@ -58,14 +69,18 @@ def choose_dtype(dtype: Any = None, device: str = "cpu") -> Any:
 
 def looks_like_path(name: str) -> bool:
     """A local folder rather than a hub id ('org/name')."""
-    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+    return (
+        Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+    )
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-CONVERT_HINT = ("Weights are read from safetensors only: pickles are never loaded (one can run code). Convert the folder once, "
-                "where you trust the file: `from transformers import AutoModel; AutoModel.from_pretrained(SRC, "
-                "use_safetensors=False).save_pretrained(DST)` writes safetensors; or download the safetensors files "
-                "the model's publisher provides.")
+CONVERT_HINT = (
+    "Weights are read from safetensors only: pickles are never loaded (one can run code). Convert the folder once, "
+    "where you trust the file: `from transformers import AutoModel; AutoModel.from_pretrained(SRC, "
+    "use_safetensors=False).save_pretrained(DST)` writes safetensors; or download the safetensors files "
+    "the model's publisher provides."
+)
 
 
 def require_safetensors(folder: str | Path, error: type[AnyCapError] | None = None) -> list[Path]:
@@ -75,18 +90,30 @@ def require_safetensors(folder: str | Path, error: type[AnyCapError] | None = No
     files = sorted(path.glob("*.safetensors"))
     if files:
         return files
-    pickles = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES) if path.is_dir() else []
-    raise (error or CheckpointError)(f"No safetensors weights in {str(path)!r}" + (f" (found {', '.join(pickles)})" if pickles
-                                                                       else "") + ".", hint=CONVERT_HINT)
+    pickles = (
+        sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if path.is_dir()
+        else []
+    )
+    raise (error or CheckpointError)(
+        f"No safetensors weights in {str(path)!r}"
+        + (f" (found {', '.join(pickles)})" if pickles else "")
+        + ".",
+        hint=CONVERT_HINT,
+    )
 
 
 def check_model_folder(path: Path, config: bool = True, weights: bool = True) -> None:
     """A local model folder as loading needs it: there, with its config.json and safetensors weights."""
     if not path.is_dir():
-        raise ModelNotFoundError(f"No model folder at {str(path)!r}.",
-                                 hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.")
+        raise ModelNotFoundError(
+            f"No model folder at {str(path)!r}.",
+            hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.",
+        )
     if config and not (path / "config.json").exists():
-        raise CheckpointError(f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?")
+        raise CheckpointError(
+            f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?"
+        )
     if weights:
         require_safetensors(path)
 
@@ -95,8 +122,10 @@ def preflight_model(name: str | None, spec_name: str) -> None:
     """What a local-model captioner checks before loading: a model named, and a local folder that
     holds one (a hub id is fetched, or found in the cache, when the model loads)."""
     if not name:
-        raise ModelNotFoundError(f"The {spec_name} captioner needs a model folder or hub id.",
-                                 hint=f"Use a spec like '{spec_name}:/path/to/model'.")
+        raise ModelNotFoundError(
+            f"The {spec_name} captioner needs a model folder or hub id.",
+            hint=f"Use a spec like '{spec_name}:/path/to/model'.",
+        )
     if looks_like_path(name):
         check_model_folder(Path(name).expanduser())
 
@@ -106,7 +135,8 @@ def loads_weights(loader: Any) -> bool:
     from transformers import PreTrainedModel
 
     return getattr(loader, "__name__", "").startswith("AutoModel") or (
-        isinstance(loader, type) and issubclass(loader, PreTrainedModel))
+        isinstance(loader, type) and issubclass(loader, PreTrainedModel)
+    )
 
 
 def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
@@ -117,19 +147,27 @@ def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
     path = Path(name_or_path).expanduser()
     local = looks_like_path(name_or_path)
     if local:
-        check_model_folder(path, config=loader.__name__ != "AutoTokenizer", weights=loads_weights(loader))
+        check_model_folder(
+            path, config=loader.__name__ != "AutoTokenizer", weights=loads_weights(loader)
+        )
     if loads_weights(loader):
         kwargs["use_safetensors"] = True
     try:
         return loader.from_pretrained(str(path) if local else name_or_path, **kwargs)
     except OSError as e:
         if local:
-            raise CheckpointError(f"Cannot load {str(path)!r}: {e}", hint="Re-download or re-save the model.") from None
-        raise ModelNotFoundError(f"Cannot load {name_or_path!r}: {e}",
-                                 hint="Check the hub id; offline, pass a local folder instead.") from None
+            raise CheckpointError(
+                f"Cannot load {str(path)!r}: {e}", hint="Re-download or re-save the model."
+            ) from None
+        raise ModelNotFoundError(
+            f"Cannot load {name_or_path!r}: {e}",
+            hint="Check the hub id; offline, pass a local folder instead.",
+        ) from None
     except Exception as e:  # safetensors header errors, shape mismatches, bad configs
-        raise CheckpointError(f"Cannot load {name_or_path!r}: {type(e).__name__}: {e}",
-                              hint="The checkpoint looks corrupt or incomplete: re-download or re-save it.") from None
+        raise CheckpointError(
+            f"Cannot load {name_or_path!r}: {type(e).__name__}: {e}",
+            hint="The checkpoint looks corrupt or incomplete: re-download or re-save it.",
+        ) from None
 
 
 class HFChatCaptioner(BaseCaptioner[GO]):
@@ -139,8 +177,14 @@ class HFChatCaptioner(BaseCaptioner[GO]):
     modalities = frozenset({"image", "video"})
     spec_name = "hf"
 
-    def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None,
-                 **model_kwargs: Any) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        **model_kwargs: Any,
+    ) -> None:
         from transformers import AutoProcessor
 
         self.preflight(model)
@@ -163,7 +207,9 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         preflight_model(model, cls.spec_name)
 
     @classmethod
-    def claim(cls, obj: Any, options: dict[str, Any], *model_classes: str) -> "HFChatCaptioner | None":
+    def claim(
+        cls, obj: Any, options: dict[str, Any], *model_classes: str
+    ) -> "HFChatCaptioner | None":
         """What an adapter's `adapt_captioner` returns: this captioner around `obj` when it is one of the
         named transformers classes, else None. A loaded transformers model means transformers is
         imported, so nothing is imported for objects of other frameworks."""
@@ -183,11 +229,15 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         import copy
 
         if unknown:
-            raise OptionsError(f"wrap() of a {type(model).__name__} takes processor=... only; got {sorted(unknown)}.",
-                               hint="Per-call options (max_new_tokens, num_frames, ...) go to caption().")
+            raise OptionsError(
+                f"wrap() of a {type(model).__name__} takes processor=... only; got {sorted(unknown)}.",
+                hint="Per-call options (max_new_tokens, num_frames, ...) go to caption().",
+            )
         if processor is None:
-            raise OptionsError(f"wrap() of a {type(model).__name__} needs its processor.",
-                               hint="wrap(model, processor=AutoProcessor.from_pretrained(...)).")
+            raise OptionsError(
+                f"wrap() of a {type(model).__name__} needs its processor.",
+                hint="wrap(model, processor=AutoProcessor.from_pretrained(...)).",
+            )
         self = cls.__new__(cls)
         self.id = f"{cls.spec_name}:{getattr(model, 'name_or_path', '') or type(model).__name__}"
         self.device, self.dtype = model.device, model.dtype
@@ -197,21 +247,31 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         return self
 
     @abstractmethod
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict[str, Any]]:
+    def build_prompt(
+        self, media: Media, instruction: str | None, options: GenerationOptions
+    ) -> tuple[str, dict[str, Any]]:
         """The prompt text for one item and its inputs: {"images": [...]}, {"videos": [...]} and/or {"audio":
         [16 kHz samples]}; "meta" says what went in (stamped on its `Caption.meta`)."""
 
-
-    def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: GO) -> list[Caption]:
+    def _caption_batch(
+        self, media: list[Media], instructions: list[str | None], options: GO
+    ) -> list[Caption]:
         # decoding (PIL, PyAV) releases the GIL: build the batch's prompts in parallel
         with ThreadPoolExecutor(min(len(media), 4)) as pool:
-            prompts = list(pool.map(lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)))
+            prompts = list(
+                pool.map(
+                    lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)
+                )
+            )
         return self.generate(prompts, options)
 
-    def generate(self, prompts: list[tuple[str, dict[str, Any]]], options: GenerationOptions,
-                 processor_kwargs: dict[str, Any] | None = None,
-                 generate_kwargs: dict[str, Any] | None = None) -> list[Caption]:
+    def generate(
+        self,
+        prompts: list[tuple[str, dict[str, Any]]],
+        options: GenerationOptions,
+        processor_kwargs: dict[str, Any] | None = None,
+        generate_kwargs: dict[str, Any] | None = None,
+    ) -> list[Caption]:
         """One left-padded `generate` for the batch's prompts (`build_prompt`'s output)."""
         import torch
 
@@ -224,20 +284,36 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         extra = dict(processor_kwargs or {})
         if audio:
             extra.update(audio=audio, sampling_rate=SAMPLING_RATE)
-        inputs = self.processor(text=texts, images=images or None, videos=videos or None, return_tensors="pt",
-                                padding=True, **extra)
+        inputs = self.processor(
+            text=texts,
+            images=images or None,
+            videos=videos or None,
+            return_tensors="pt",
+            padding=True,
+            **extra,
+        )
         inputs = inputs.to(self.device, dtype=self.dtype)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, **options.generate_kwargs(), **(generate_kwargs or {}),
-                                      pad_token_id=self.processor.tokenizer.pad_token_id)
-        new = out[:, inputs["input_ids"].shape[1]:]
+            out = self.model.generate(
+                **inputs,
+                **options.generate_kwargs(),
+                **(generate_kwargs or {}),
+                pad_token_id=self.processor.tokenizer.pad_token_id,
+            )
+        new = out[:, inputs["input_ids"].shape[1] :]
         decoded = self.processor.batch_decode(new, skip_special_tokens=True)
         prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        completion_tokens = generated_lengths(new, self.model.generation_config.eos_token_id,
-                                               self.processor.tokenizer.pad_token_id)
-        return [Caption(text=t.strip(), usage={"prompt_tokens": int(p), "completion_tokens": int(c)},
-                        meta=dict(parts.get("meta", {})))
-                for t, p, c, (_, parts) in zip(decoded, prompt_tokens, completion_tokens, prompts)]
+        completion_tokens = generated_lengths(
+            new, self.model.generation_config.eos_token_id, self.processor.tokenizer.pad_token_id
+        )
+        return [
+            Caption(
+                text=t.strip(),
+                usage={"prompt_tokens": int(p), "completion_tokens": int(c)},
+                meta=dict(parts.get("meta", {})),
+            )
+            for t, p, c, (_, parts) in zip(decoded, prompt_tokens, completion_tokens, prompts)
+        ]
 
 
 SAMPLING_RATE = 16000  # what the Whisper-style feature extractors of the audio models take
@@ -250,8 +326,10 @@ def fit_audio(samples: Any, feature_extractor: Any, family: str) -> tuple[Any, d
     seconds = len(samples) / SAMPLING_RATE
     if window and len(samples) > window:
         heard = window / SAMPLING_RATE
-        return samples[:window], {"audio": f"the first {heard:.1f} s of {seconds:.1f} s ({family} hears {heard:.0f} s "
-                                           "at most)"}
+        return samples[:window], {
+            "audio": f"the first {heard:.1f} s of {seconds:.1f} s ({family} hears {heard:.0f} s "
+            "at most)"
+        }
     return samples, {}
 
 

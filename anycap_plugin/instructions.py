@@ -35,11 +35,23 @@ TAXONOMY: tuple[InstructionType, ...] = (
     InstructionType("background", "Background", "content", ("video",)),
     InstructionType("event", "Event", "content", ("video", "audio")),
     InstructionType("instance", "Instance", "content", ("image", "video")),
-    InstructionType("instance_action", "Instance Action", "content", ("video",), ("multi_class_action",)),
-    InstructionType("instance_appearance", "Instance Appearance", "content", ("image", "video"),
-                    ("multi_class_appearance", "appearance")),
-    InstructionType("instance_position", "Instance Position", "content", ("image", "video"),
-                    ("multi_class_position", "position")),
+    InstructionType(
+        "instance_action", "Instance Action", "content", ("video",), ("multi_class_action",)
+    ),
+    InstructionType(
+        "instance_appearance",
+        "Instance Appearance",
+        "content",
+        ("image", "video"),
+        ("multi_class_appearance", "appearance"),
+    ),
+    InstructionType(
+        "instance_position",
+        "Instance Position",
+        "content",
+        ("image", "video"),
+        ("multi_class_position", "position"),
+    ),
     InstructionType("movement", "Movement", "content", ("video",), ("camera", "camera_movement")),
     InstructionType("perspective", "Perspective", "content", ("image", "video")),
     InstructionType("region", "Region", "content", ("image",)),
@@ -88,11 +100,37 @@ def count_sentences(text: str) -> int:
 
 # ---- length constraints --------------------------------------------------------------
 _NUMBER_WORDS = {
-    "a": 1, "an": 1, "single": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
-    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
-    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
-    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100,
+    "a": 1,
+    "an": 1,
+    "single": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
 }
 _NUM = r"(\d+|" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")"
 _UNIT = r"(words?|sentences?)\b"
@@ -102,11 +140,17 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("range", rf"\bbetween\s+{_NUM}\s+and\s+{_NUM}\s+{_UNIT}"),
         ("range", rf"\b{_NUM}\s*(?:to|-|–)\s*{_NUM}\s+{_UNIT}"),
         ("exactly", rf"\bexactly\s+{_NUM}\s+{_UNIT}"),
-        ("at_most", rf"\b(?:at\s+most|no\s+more\s+than|not\s+more\s+than|cannot\s+exceed|"
-                    rf"can\s*not\s+exceed|must\s+not\s+exceed|not\s+exceed(?:ing)?|up\s+to|within|"
-                    rf"maximum\s+of|max(?:imum)?)\s+{_NUM}\s+{_UNIT}"),
+        (
+            "at_most",
+            rf"\b(?:at\s+most|no\s+more\s+than|not\s+more\s+than|cannot\s+exceed|"
+            rf"can\s*not\s+exceed|must\s+not\s+exceed|not\s+exceed(?:ing)?|up\s+to|within|"
+            rf"maximum\s+of|max(?:imum)?)\s+{_NUM}\s+{_UNIT}",
+        ),
         ("fewer", rf"\b(?:fewer|less)\s+than\s+{_NUM}\s+{_UNIT}"),
-        ("at_least", rf"\b(?:at\s+least|no\s+less\s+than|no\s+fewer\s+than|minimum\s+of)\s+{_NUM}\s+{_UNIT}"),
+        (
+            "at_least",
+            rf"\b(?:at\s+least|no\s+less\s+than|no\s+fewer\s+than|minimum\s+of)\s+{_NUM}\s+{_UNIT}",
+        ),
         ("more", rf"\bmore\s+than\s+{_NUM}\s+{_UNIT}"),
         ("at_most", rf"\b{_NUM}\s+{_UNIT}\s+or\s+(?:fewer|less)\b"),
         ("at_least", rf"\b{_NUM}\s+{_UNIT}\s+or\s+more\b"),

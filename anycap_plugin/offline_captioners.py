@@ -30,24 +30,42 @@ class StatsCaptioner(BaseCaptioner[StatsOptions]):
     def _caption(self, media: Media, instruction: str | None, options: StatsOptions) -> Caption:
         if media.modality == "image":
             img = media.image()
-            return Caption(text=f"A {img.width}x{img.height} {_orientation(img)} image, {_tone(np.asarray(img))}.")
+            return Caption(
+                text=f"A {img.width}x{img.height} {_orientation(img)} image, {_tone(np.asarray(img))}."
+            )
         if media.modality == "video":
             frames = media.frames(num_frames=options.num_frames)
             arrays = [np.asarray(f, dtype=np.float32) for f in frames.images]
-            motion = float(np.mean([np.abs(a - b).mean() for a, b in zip(arrays, arrays[1:])])) if len(arrays) > 1 else 0.0
+            motion = (
+                float(np.mean([np.abs(a - b).mean() for a, b in zip(arrays, arrays[1:])]))
+                if len(arrays) > 1
+                else 0.0
+            )
             level = "little" if motion < 8 else "moderate" if motion < 25 else "strong"
             w, h = frames.images[0].size
-            return Caption(text=f"A {frames.duration:.1f}-second {w}x{h} video with {level} motion "
-                                f"across {len(frames)} sampled frames, {_tone(np.mean(arrays, axis=0))}.")
+            return Caption(
+                text=f"A {frames.duration:.1f}-second {w}x{h} video with {level} motion "
+                f"across {len(frames)} sampled frames, {_tone(np.mean(arrays, axis=0))}."
+            )
         clip = media.audio()
         rms = float(np.sqrt(np.mean(clip.samples.astype(np.float64) ** 2)))
         dbfs = 20 * math.log10(max(rms, 1e-9))
-        loud = "near-silent" if dbfs < -50 else "quiet" if dbfs < -30 else "moderately loud" if dbfs < -15 else "loud"
+        loud = (
+            "near-silent"
+            if dbfs < -50
+            else "quiet"
+            if dbfs < -30
+            else "moderately loud"
+            if dbfs < -15
+            else "loud"
+        )
         spectrum = np.abs(np.fft.rfft(clip.samples[: clip.sample_rate * 10]))
         freqs = np.fft.rfftfreq(min(len(clip.samples), clip.sample_rate * 10), 1 / clip.sample_rate)
         peak = float(freqs[int(np.argmax(spectrum[1:])) + 1]) if len(spectrum) > 1 else 0.0
-        return Caption(text=f"A {clip.duration:.1f}-second {loud} audio clip ({dbfs:.0f} dBFS) "
-                            f"whose strongest frequency is about {peak:.0f} Hz.")
+        return Caption(
+            text=f"A {clip.duration:.1f}-second {loud} audio clip ({dbfs:.0f} dBFS) "
+            f"whose strongest frequency is about {peak:.0f} Hz."
+        )
 
 
 class InstantCaptioner(BaseCaptioner):
@@ -60,9 +78,17 @@ class InstantCaptioner(BaseCaptioner):
 
 
 _COLOURS = {
-    "red": (200, 40, 40), "orange": (230, 130, 30), "yellow": (220, 210, 50), "green": (50, 160, 60),
-    "blue": (40, 80, 200), "purple": (130, 60, 170), "pink": (230, 150, 180), "brown": (120, 80, 40),
-    "grey": (128, 128, 128), "white": (240, 240, 240), "black": (15, 15, 15),
+    "red": (200, 40, 40),
+    "orange": (230, 130, 30),
+    "yellow": (220, 210, 50),
+    "green": (50, 160, 60),
+    "blue": (40, 80, 200),
+    "purple": (130, 60, 170),
+    "pink": (230, 150, 180),
+    "brown": (120, 80, 40),
+    "grey": (128, 128, 128),
+    "white": (240, 240, 240),
+    "black": (15, 15, 15),
 }
 
 
@@ -75,4 +101,10 @@ def _tone(rgb: np.ndarray) -> str:
 
 
 def _orientation(img: Image.Image) -> str:
-    return "square" if img.width == img.height else "landscape" if img.width > img.height else "portrait"
+    return (
+        "square"
+        if img.width == img.height
+        else "landscape"
+        if img.width > img.height
+        else "portrait"
+    )

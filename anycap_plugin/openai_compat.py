@@ -25,17 +25,26 @@ NO_KEY = "EMPTY"  # what the SDK is given for a server that takes no key
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
-def api_key(explicit: str | None = None, env: tuple[str, ...] = ("OPENAI_API_KEY",), base_url: str | None = None,
-            who: str = "the OpenAI API", hint: str | None = None) -> str:
+def api_key(
+    explicit: str | None = None,
+    env: tuple[str, ...] = ("OPENAI_API_KEY",),
+    base_url: str | None = None,
+    who: str = "the OpenAI API",
+    hint: str | None = None,
+) -> str:
     """`explicit`, else the first non-empty variable of `env`; without one, `NO_KEY` for a server named
     by `base_url` (or `OPENAI_BASE_URL`), else `OptionsError` (nothing has been sent)."""
     key = explicit or next((os.environ[name] for name in env if os.environ.get(name)), None)
     if key:
         return key
-    if base_url or os.environ.get("OPENAI_BASE_URL"):  # the SDK reads OPENAI_BASE_URL when given no base URL
+    if base_url or os.environ.get(
+        "OPENAI_BASE_URL"
+    ):  # the SDK reads OPENAI_BASE_URL when given no base URL
         return NO_KEY
-    raise OptionsError(f"No API key for {who}.",
-                       hint=hint or f"Set {env[0]}, or give a base URL for a server that needs none.")
+    raise OptionsError(
+        f"No API key for {who}.",
+        hint=hint or f"Set {env[0]}, or give a base URL for a server that needs none.",
+    )
 
 
 def reply_text(reply: Any) -> str:
@@ -86,6 +95,12 @@ def json_object(text: str) -> dict[str, Any]:
 
 def reask(messages: list[dict[str, Any]], reply: str, problem: str) -> list[dict[str, Any]]:
     """The conversation that asks again: the unusable reply, then what was wrong with it."""
-    return [*messages, {"role": "assistant", "content": reply},
-            {"role": "user", "content": f"That reply could not be used: {problem}. Answer again, exactly in the "
-                                        "format asked for above."}]
+    return [
+        *messages,
+        {"role": "assistant", "content": reply},
+        {
+            "role": "user",
+            "content": f"That reply could not be used: {problem}. Answer again, exactly in the "
+            "format asked for above.",
+        },
+    ]

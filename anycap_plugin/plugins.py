@@ -57,20 +57,38 @@ class Registration:
     preflight: Callable[..., None] | None = None
 
     def options_class(self) -> type | None:
-        return self.options if self.options is None or isinstance(self.options, type) else self.options()
+        return (
+            self.options
+            if self.options is None or isinstance(self.options, type)
+            else self.options()
+        )
 
 
-def _metadata(factory: Any, needs_model: bool | None, options: type | None, modalities: Any,
-              preflight: Callable[..., None] | None) -> tuple[Any, ...]:
+def _metadata(
+    factory: Any,
+    needs_model: bool | None,
+    options: type | None,
+    modalities: Any,
+    preflight: Callable[..., None] | None,
+) -> tuple[Any, ...]:
     """Explicit metadata, else what a captioner class declares (`needs_model`, `Options`, `modalities`,
     `preflight`)."""
     if isinstance(factory, type):
         needs_model = getattr(factory, "needs_model", None) if needs_model is None else needs_model
         options = options or getattr(factory, "Options", None)
         declared = getattr(factory, "modalities", None)
-        modalities = modalities if modalities is not None else (declared if isinstance(declared, frozenset) else None)
+        modalities = (
+            modalities
+            if modalities is not None
+            else (declared if isinstance(declared, frozenset) else None)
+        )
         preflight = preflight or getattr(factory, "preflight", None)
-    return needs_model, options, frozenset(modalities) if modalities is not None else None, preflight
+    return (
+        needs_model,
+        options,
+        frozenset(modalities) if modalities is not None else None,
+        preflight,
+    )
 
 
 @dataclass
@@ -138,8 +156,14 @@ def plugin_manager() -> pluggy.PluginManager:
         # they import the integrations, which build captioners through this module
         builtin_plugin = importlib.import_module(DEFAULT_PLUGIN)
         pm.register(builtin_plugin, name="anycap_plugin.builtins")
-        _host.plugins = {"builtins": PluginInfo("builtins", "anycap-plugin", _own_version(),
-                                                sorted(c.name for c in pm.get_hookcallers(builtin_plugin) or []))}
+        _host.plugins = {
+            "builtins": PluginInfo(
+                "builtins",
+                "anycap-plugin",
+                _own_version(),
+                sorted(c.name for c in pm.get_hookcallers(builtin_plugin) or []),
+            )
+        }
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in _host.plugins or not _wanted(ep):
                 continue
@@ -159,13 +183,29 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         plugin = impl.plugin_name.removeprefix("anycap_plugin.")
 
-        def register(name: str, factory: Callable[..., Any], description: str = "", *, needs_model: bool | None = None,
-                     options: type | None = None, modalities: Any = None, preflight: Callable[..., None] | None = None,
-                     _p: str = plugin) -> None:
+        def register(
+            name: str,
+            factory: Callable[..., Any],
+            description: str = "",
+            *,
+            needs_model: bool | None = None,
+            options: type | None = None,
+            modalities: Any = None,
+            preflight: Callable[..., None] | None = None,
+            _p: str = plugin,
+        ) -> None:
             if name in registry and registry[name].plugin != _p:
-                log.warning("%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin)
-            registry[name] = Registration(name, factory, description, _p, kind,
-                                          *_metadata(factory, needs_model, options, modalities, preflight))
+                log.warning(
+                    "%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin
+                )
+            registry[name] = Registration(
+                name,
+                factory,
+                description,
+                _p,
+                kind,
+                *_metadata(factory, needs_model, options, modalities, preflight),
+            )
 
         try:
             impl.function(register=register)
@@ -173,7 +213,12 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
             info = _host.plugins.get(plugin)
             if info is not None:
                 info.error = f"{hook_name} raised {type(e).__name__}: {e}"
-            log.warning("anycap plugin %r failed in %s: %s", plugin, hook_name, traceback.format_exc(limit=3))
+            log.warning(
+                "anycap plugin %r failed in %s: %s",
+                plugin,
+                hook_name,
+                traceback.format_exc(limit=3),
+            )
 
 
 def _own_version() -> str | None:
@@ -244,10 +289,15 @@ def _checked(kind: Kind, spec: str) -> tuple[Registration, str]:
     name, model = parse_spec(spec)
     registration = _registration(kind, name)
     if registration.needs_model and not model:
-        raise OptionsError(f"The {kind} {name!r} needs a model: use a spec like '{name}:MODEL'.",
-                           hint=f"{registration.description}. `anycap models --options {name}` lists its options.")
+        raise OptionsError(
+            f"The {kind} {name!r} needs a model: use a spec like '{name}:MODEL'.",
+            hint=f"{registration.description}. `anycap models --options {name}` lists its options.",
+        )
     if registration.needs_model is False and model:
-        raise OptionsError(f"The {kind} {name!r} takes no model; got {model!r}.", hint=f"Use the spec {name!r} alone.")
+        raise OptionsError(
+            f"The {kind} {name!r} takes no model; got {model!r}.",
+            hint=f"Use the spec {name!r} alone.",
+        )
     return registration, model
 
 
@@ -258,8 +308,10 @@ def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
             return registration.factory(**kwargs)
         return registration.factory(model or None, **kwargs)
     except TypeError as e:
-        raise OptionsError(f"Cannot build {kind} {spec!r}: {e}.",
-                           hint="Check the keyword options against the plugin's documentation.") from None
+        raise OptionsError(
+            f"Cannot build {kind} {spec!r}: {e}.",
+            hint="Check the keyword options against the plugin's documentation.",
+        ) from None
 
 
 def _split_chain(spec: str) -> tuple[str, str | None]:
@@ -267,9 +319,9 @@ def _split_chain(spec: str) -> tuple[str, str | None]:
     posts = registrations("post-processor")
     for i in range(len(spec) - 1, 0, -1):
         if spec[i] == "+":
-            name = spec[i + 1:].partition(":")[0]
+            name = spec[i + 1 :].partition(":")[0]
             if name in posts:
-                return spec[:i], spec[i + 1:]
+                return spec[:i], spec[i + 1 :]
     return spec, None
 
 
@@ -282,7 +334,9 @@ def get_captioner(spec: str, **kwargs: Any) -> Any:
     return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
 
 
-def check_spec(spec: str, options: dict[str, Any] | None = None, *, post: str | None = None, **kwargs: Any) -> None:
+def check_spec(
+    spec: str, options: dict[str, Any] | None = None, *, post: str | None = None, **kwargs: Any
+) -> None:
     """Check a spec without building it (nothing is loaded): its names (`UnknownCaptionerError`),
     its model parts, the base captioner's per-call `options`, and what each part needs first
     (`preflight`: a key, a model folder), raising what building it would raise. `post`: the
@@ -308,10 +362,14 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     captioner = pm.hook.adapt_captioner(obj=obj, options=dict(options))
     if captioner is None:
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
-        adapters = sorted({pm.get_name(impl.plugin) for impl in pm.hook.adapt_captioner.get_hookimpls()})
-        raise OptionsError(f"No installed adapter takes a {kind} object.",
-                           hint="Adapters installed: " + (", ".join(adapters) or "none") + ". Install the adapter "
-                                "for its framework, pass a spec string ('openai:gpt-4o-mini'), or a BaseCaptioner.")
+        adapters = sorted(
+            {pm.get_name(impl.plugin) for impl in pm.hook.adapt_captioner.get_hookimpls()}
+        )
+        raise OptionsError(
+            f"No installed adapter takes a {kind} object.",
+            hint="Adapters installed: " + (", ".join(adapters) or "none") + ". Install the adapter "
+            "for its framework, pass a spec string ('openai:gpt-4o-mini'), or a BaseCaptioner.",
+        )
     return captioner
 
 
@@ -322,7 +380,9 @@ def get_post_processor(spec: str, **kwargs: Any) -> Any:
 def get_benchmark(name: str) -> Registration:
     known = registrations("benchmark")
     if name not in known:
-        raise UnknownCaptionerError(name, "benchmark", difflib.get_close_matches(name, list(known)), sorted(known))
+        raise UnknownCaptionerError(
+            name, "benchmark", difflib.get_close_matches(name, list(known)), sorted(known)
+        )
     return known[name]
 
 

@@ -21,13 +21,17 @@ class JsonCache:
         self._db = sqlite3.connect(str(path), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL stays consistent; no fsync per entry
-        self._db.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
     def get(self, key: str) -> Any | None:
         with self._lock:
-            row = self._db.execute(f"SELECT value FROM {self.table} WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute(
+                f"SELECT value FROM {self.table} WHERE key = ?", (key,)
+            ).fetchone()
             if row is None:
                 self.misses += 1
                 return None
@@ -36,7 +40,9 @@ class JsonCache:
 
     def put(self, key: str, value: Any) -> None:
         with self._lock:
-            self._db.execute(f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)", (key, json.dumps(value)))
+            self._db.execute(
+                f"INSERT OR REPLACE INTO {self.table} VALUES (?, ?)", (key, json.dumps(value))
+            )
             self._db.commit()
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ def protocol_of(url: str) -> str:
 
 
 def local_path(path: str) -> Path:
-    return Path(path[len("file://"):] if path.startswith("file://") else path).expanduser()
+    return Path(path[len("file://") :] if path.startswith("file://") else path).expanduser()
 
 
 def canonical(path: str) -> str:
@@ -75,9 +75,11 @@ def parse_options(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise StorageError(f"--storage-option {key or pair!r} is not KEY=VALUE.",
-                               hint="For example --storage-option endpoint_url=http://127.0.0.1:9000, or "
-                                    "s3.anon=true for one protocol.")
+            raise StorageError(
+                f"--storage-option {key or pair!r} is not KEY=VALUE.",
+                hint="For example --storage-option endpoint_url=http://127.0.0.1:9000, or "
+                "s3.anon=true for one protocol.",
+            )
         try:
             options[key] = json.loads(value)
         except ValueError:
@@ -103,8 +105,12 @@ class Storage:
         try:
             fs, path = fsspec.core.url_to_fs(url, **self.options_for(protocol))
         except (ImportError, ValueError) as e:
-            raise StorageError(f"Cannot open {url}: {self.redact(str(e))}",
-                               hint=_INSTALL_HINTS.get(protocol, "Install the fsspec filesystem for this protocol.")) from None
+            raise StorageError(
+                f"Cannot open {url}: {self.redact(str(e))}",
+                hint=_INSTALL_HINTS.get(
+                    protocol, "Install the fsspec filesystem for this protocol."
+                ),
+            ) from None
         return fs, path
 
     def options_for(self, protocol: str) -> dict[str, Any]:
@@ -156,10 +162,16 @@ class Storage:
         if not is_url(pattern):
             import glob as globbing
 
-            return [(m, os.path.isdir(m)) for m in sorted(globbing.glob(os.path.expanduser(pattern), recursive=True))]
+            return [
+                (m, os.path.isdir(m))
+                for m in sorted(globbing.glob(os.path.expanduser(pattern), recursive=True))
+            ]
         fs, path = self.filesystem(pattern)
         matches = fs.glob(path, detail=True)
-        return sorted((_unstrip(pattern, fs, p), info.get("type") == "directory") for p, info in matches.items())
+        return sorted(
+            (_unstrip(pattern, fs, p), info.get("type") == "directory")
+            for p, info in matches.items()
+        )
 
     def files_under(self, folder: str) -> Iterator[str]:
         """Every file under a folder or prefix, recursively, sorted (listed afresh; none: nothing)."""
@@ -168,7 +180,9 @@ class Storage:
             yield from (str(p) for p in sorted(root.rglob("*")) if p.is_file())
             return
         fs, path = self.filesystem(folder)
-        fs.invalidate_cache(path)  # another process (a driver, a lease holder) may have written since
+        fs.invalidate_cache(
+            path
+        )  # another process (a driver, a lease holder) may have written since
         for p in sorted(fs.find(path)):
             yield _unstrip(folder, fs, p)
 
@@ -222,7 +236,9 @@ class Storage:
     def redact(self, text: str) -> str:
         """`text` with every option value blanked (options can hold keys and secrets), and the
         secrets of the standard variables (`AWS_SECRET_ACCESS_KEY`, `AZURE_STORAGE_CONNECTION_STRING`, ...)."""
-        secrets = list(_leaves(self.options)) + [v for k, v in os.environ.items() if _SECRET_NAME.search(k)]
+        secrets = list(_leaves(self.options)) + [
+            v for k, v in os.environ.items() if _SECRET_NAME.search(k)
+        ]
         for value in sorted(secrets, key=len, reverse=True):
             if len(value) >= 4:
                 text = text.replace(value, "***")
@@ -235,8 +251,12 @@ class Storage:
         return self.redact(f"{kind}: {message}")
 
 
-_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|CONNECTION_STRING|ACCOUNT_KEY|STORAGE_KEY|SAS|CREDENTIAL", re.I)
-_SECRET_PARTS = re.compile(r"((?:AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=)[^;&\s]+")
+_SECRET_NAME = re.compile(
+    r"SECRET|TOKEN|PASSWORD|CONNECTION_STRING|ACCOUNT_KEY|STORAGE_KEY|SAS|CREDENTIAL", re.I
+)
+_SECRET_PARTS = re.compile(
+    r"((?:AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=)[^;&\s]+"
+)
 
 _current = Storage()
 
@@ -251,8 +271,14 @@ def use(store: Storage) -> None:
     _current = store
 
 
-_INSTALL_HINTS = {"s3": "pip install s3fs", "gs": "pip install gcsfs", "abfs": "pip install adlfs",
-                  "hf": "pip install huggingface_hub", "http": "pip install aiohttp", "https": "pip install aiohttp"}
+_INSTALL_HINTS = {
+    "s3": "pip install s3fs",
+    "gs": "pip install gcsfs",
+    "abfs": "pip install adlfs",
+    "hf": "pip install huggingface_hub",
+    "http": "pip install aiohttp",
+    "https": "pip install aiohttp",
+}
 
 
 def _leaves(value: Any) -> Iterator[str]:
@@ -305,4 +331,6 @@ def _create_remote(fs: Any, path: str, data: bytes) -> bool:
 
 def _precondition_failed(error: BaseException) -> bool:
     text = f"{type(error).__name__} {error}"
-    return any(s in text for s in ("PreconditionFailed", "412", "ConditionNotMet", "BlobAlreadyExists"))
+    return any(
+        s in text for s in ("PreconditionFailed", "412", "ConditionNotMet", "BlobAlreadyExists")
+    )

@@ -11,8 +11,13 @@ from .errors import OptionsError
 from .plugins import adapt_captioner, get_captioner, get_post_processor
 
 
-def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: dict[str, Any] | None = None,
-         **base_options: Any) -> BaseCaptioner:
+def wrap(
+    base: Any,
+    post: PostProcessor | str | None = None,
+    *,
+    post_options: dict[str, Any] | None = None,
+    **base_options: Any,
+) -> BaseCaptioner:
     """A captioner that runs `base`, then `post` (a spec string, an instance, or None: identity).
 
     `base` is a spec string, a `BaseCaptioner`, or an object an installed adapter claims (a loaded
@@ -24,9 +29,11 @@ def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: di
         b = get_captioner(base, **base_options)
     elif isinstance(base, BaseCaptioner):
         if base_options:
-            raise OptionsError(f"Keyword arguments {sorted(base_options)} adapt a spec or a framework object; "
-                               "a captioner instance takes its options per call.",
-                               hint="Post-processor options go in post_options={...}.")
+            raise OptionsError(
+                f"Keyword arguments {sorted(base_options)} adapt a spec or a framework object; "
+                "a captioner instance takes its options per call.",
+                hint="Post-processor options go in post_options={...}.",
+            )
         b = base
     else:
         b = adapt_captioner(base, base_options)
@@ -34,7 +41,9 @@ def wrap(base: Any, post: PostProcessor | str | None = None, *, post_options: di
     return WrappedCaptioner(b, p, post_options or {})
 
 
-def build_captioner(spec: str, post: str | None = None, post_options: dict[str, Any] | None = None) -> BaseCaptioner:
+def build_captioner(
+    spec: str, post: str | None = None, post_options: dict[str, Any] | None = None
+) -> BaseCaptioner:
     """The captioner `spec` names (a chain `base+post:MODEL` included), `post` chained after it, and the
     post-processor's options fixed: what the CLI, `anycap serve` and the harness entries build."""
     captioner = get_captioner(spec)
@@ -42,7 +51,9 @@ def build_captioner(spec: str, post: str | None = None, post_options: dict[str, 
         return wrap(captioner, post, post_options=post_options)
     if post_options:
         if not isinstance(captioner, WrappedCaptioner):
-            raise OptionsError(f"Post-processor options given, but {spec!r} names no post-processor.",
-                               hint="Chain one in the spec (base+acm:PATH), or drop the post-processor options.")
+            raise OptionsError(
+                f"Post-processor options given, but {spec!r} names no post-processor.",
+                hint="Chain one in the spec (base+acm:PATH), or drop the post-processor options.",
+            )
         return WrappedCaptioner(captioner.base, captioner.post, post_options)
     return captioner

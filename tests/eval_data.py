@@ -17,8 +17,15 @@ def anycapeval_root(root: Path, video_path: Path, audio_path: Path) -> dict[str,
     """Real reference rows (a few per file) whose media names get real media of ours; one image is missing."""
     folder = root / "AnyCapEval"
     picked: dict[str, list[dict]] = {}
-    sources = {"image": [testing.sample_image("astronaut"), testing.sample_image("chelsea"),
-                         testing.sample_image("coffee")], "video": [video_path], "audio": [audio_path]}
+    sources = {
+        "image": [
+            testing.sample_image("astronaut"),
+            testing.sample_image("chelsea"),
+            testing.sample_image("coffee"),
+        ],
+        "video": [video_path],
+        "audio": [audio_path],
+    }
     for modality in ("image", "video", "audio"):
         (folder / modality).mkdir(parents=True)
         for ref in sorted((SHARED / "anycapeval" / modality).glob("*.jsonl")):

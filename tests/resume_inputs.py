@@ -52,14 +52,23 @@ def build(root: Path) -> Path:
     (data / "photos" / "chelsea.png").write_bytes(chelsea)
     (data / "photos" / "broken.jpg").write_bytes(coffee[:600])
     write_shard(data / "s0.tar", [("k1.png", astronaut), ("k2.png", chelsea), ("k3.jpg", coffee)])
-    write_shard(data / "s2.tar", [("k1.jpg", coffee), ("k2.jpg", coffee[:600]), ("k3.png", astronaut)])
-    pq.write_table(pa.table({"image": [astronaut, chelsea, coffee, chelsea], "id": ["a", "a", "b", None]}),
-                   data / "t.parquet")
-    (data / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
-        {"media": "photos/astronaut.png", "id": "x"},
-        {"media": "photos/chelsea.png", "id": "x"},
-        {"media": "photos/astronaut.png", "id": "y", "instruction": "Describe the suit."},
-    ]))
+    write_shard(
+        data / "s2.tar", [("k1.jpg", coffee), ("k2.jpg", coffee[:600]), ("k3.png", astronaut)]
+    )
+    pq.write_table(
+        pa.table({"image": [astronaut, chelsea, coffee, chelsea], "id": ["a", "a", "b", None]}),
+        data / "t.parquet",
+    )
+    (data / "m.jsonl").write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"media": "photos/astronaut.png", "id": "x"},
+                {"media": "photos/chelsea.png", "id": "x"},
+                {"media": "photos/astronaut.png", "id": "y", "instruction": "Describe the suit."},
+            ]
+        )
+    )
     return data
 
 
@@ -68,7 +77,9 @@ def repair(root: Path) -> None:
     data = root / "data"
     coffee = _image("coffee")
     (data / "photos" / "broken.jpg").write_bytes(coffee)
-    write_shard(data / "s2.tar", [("k1.jpg", coffee), ("k2.jpg", coffee), ("k3.png", _image("astronaut"))])
+    write_shard(
+        data / "s2.tar", [("k1.jpg", coffee), ("k2.jpg", coffee), ("k3.png", _image("astronaut"))]
+    )
 
 
 if __name__ == "__main__":

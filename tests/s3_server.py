@@ -7,8 +7,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing-key-id", "AWS_SECRET_ACCESS_KEY": "testing-secret-value-1234",
-               "AWS_DEFAULT_REGION": "us-east-1"}
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing-key-id",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-value-1234",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @dataclass
@@ -24,9 +27,15 @@ class S3:
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, **{
-            "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"], "region_name": "us-east-1"})
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            **{
+                "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                "region_name": "us-east-1",
+            },
+        )
 
     def bucket(self, name: str) -> str:
         self.client().create_bucket(Bucket=name)
@@ -43,7 +52,9 @@ class S3:
 
     def keys(self, url: str) -> list[str]:
         bucket, _, prefix = url.removeprefix("s3://").partition("/")
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        pages = (
+            self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
         return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
@@ -82,8 +93,11 @@ def _start_process() -> S3:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

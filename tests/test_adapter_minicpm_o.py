@@ -20,16 +20,29 @@ def tiny_minicpmo(tmp_path_factory):
     for f in REMOTE_CODE.glob("*.py"):
         shutil.copyfile(f, folder / f.name)
     tok = build_tokenizer(folder)
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "minicpmo", "vocab_size": len(tok), "eos_token_id": tok.eos_token_id,
-        "pad_token_id": tok.pad_token_id,
-        "auto_map": {"AutoConfig": "configuration_minicpmo.MiniCPMOConfig", "AutoModel": "modeling_minicpmo.MiniCPMO"}}))
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "minicpmo",
+                "vocab_size": len(tok),
+                "eos_token_id": tok.eos_token_id,
+                "pad_token_id": tok.pad_token_id,
+                "auto_map": {
+                    "AutoConfig": "configuration_minicpmo.MiniCPMOConfig",
+                    "AutoModel": "modeling_minicpmo.MiniCPMO",
+                },
+            }
+        )
+    )
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(str(folder), trust_remote_code=True)
     torch.manual_seed(0)
     AutoModel.from_config(config, trust_remote_code=True).save_pretrained(str(folder))
-    assert json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"] == "modeling_minicpmo.MiniCPMO"
+    assert (
+        json.loads((folder / "config.json").read_text())["auto_map"]["AutoModel"]
+        == "modeling_minicpmo.MiniCPMO"
+    )
     return folder
 
 
@@ -49,7 +62,9 @@ def test_refuses_remote_code_without_opt_in(tiny_minicpmo):
 
 
 @pytest.mark.parametrize("opt_in", ["option", "env"])
-def test_captions_image_video_and_audio_once_opted_in(tiny_minicpmo, monkeypatch, opt_in, image_path, video_path, audio_path):
+def test_captions_image_video_and_audio_once_opted_in(
+    tiny_minicpmo, monkeypatch, opt_in, image_path, video_path, audio_path
+):
     if opt_in == "env":
         monkeypatch.setenv("ANYCAP_TRUST_REMOTE_CODE", "1")
         cap = get_captioner(f"minicpm-o:{tiny_minicpmo}")

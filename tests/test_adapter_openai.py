@@ -10,9 +10,15 @@ import re
 import pytest
 from PIL import Image
 
-from anycap_plugin import CaptionerError, ModalityNotSupportedError, OptionsError, get_captioner, plugins
-from anycap_plugin.media import Media
+from anycap_plugin import (
+    CaptionerError,
+    ModalityNotSupportedError,
+    OptionsError,
+    get_captioner,
+    plugins,
+)
 from anycap_plugin.batch import WorkItem, run
+from anycap_plugin.media import Media
 from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -28,8 +34,9 @@ def server():
 def captioner(server, monkeypatch):
     monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "openai")
     plugins.reset()
-    return get_captioner("openai:gpt-4o-mini", base_url=server.base_url, api_key=SECRET,
-                         max_retries=4, timeout=1.0)
+    return get_captioner(
+        "openai:gpt-4o-mini", base_url=server.base_url, api_key=SECRET, max_retries=4, timeout=1.0
+    )
 
 
 @pytest.fixture()
@@ -38,8 +45,12 @@ def sleeps(caplog):
     caplog.set_level(logging.INFO, logger="openai")
 
     def waits():
-        found = [re.match(r"Retrying request in ([0-9.]+) seconds", r.getMessage()) for r in caplog.records]
+        found = [
+            re.match(r"Retrying request in ([0-9.]+) seconds", r.getMessage())
+            for r in caplog.records
+        ]
         return [float(m.group(1)) for m in found if m]
+
     return waits
 
 
@@ -65,7 +76,9 @@ def test_image_goes_as_a_data_url_with_detail(server, captioner, image_path):
     assert server.headers[-1]["authorization"] == f"Bearer {SECRET}"
 
 
-def test_a_truncated_image_is_a_typed_error_and_never_uploaded(server, captioner, image_path, tmp_path):
+def test_a_truncated_image_is_a_typed_error_and_never_uploaded(
+    server, captioner, image_path, tmp_path
+):
     from anycap_plugin.errors import CorruptMediaError
 
     cut = tmp_path / "cut.png"
@@ -89,8 +102,12 @@ def test_video_goes_as_frames_in_order(server, captioner, video_path):
 def test_audio_only_when_the_model_takes_it(server, captioner, audio_path):
     with pytest.raises(ModalityNotSupportedError, match="takes: image, video"):
         captioner.caption(audio_path)
-    audio_model = get_captioner("openai:gpt-4o-audio-preview", base_url=server.base_url, api_key=SECRET,
-                                modalities=["audio"])
+    audio_model = get_captioner(
+        "openai:gpt-4o-audio-preview",
+        base_url=server.base_url,
+        api_key=SECRET,
+        modalities=["audio"],
+    )
     c = audio_model.caption(audio_path, "What is heard?")
     assert c.text == "0 images, 1 audio: What is heard?"
     part = _parts(server.requests[-1])[0]["input_audio"]
@@ -99,15 +116,23 @@ def test_audio_only_when_the_model_takes_it(server, captioner, audio_path):
     assert abs(decoded.duration - 2.0) < 0.01
 
 
-def test_the_sdk_retries_drops_timeouts_429_and_500_honouring_retry_after(server, captioner, image_path, sleeps):
-    server.inject(Fault("drop"), Fault("slow", seconds=1.5), Fault("429", retry_after=0.3),
-                  Fault("500", retry_after=0.05))
+def test_the_sdk_retries_drops_timeouts_429_and_500_honouring_retry_after(
+    server, captioner, image_path, sleeps
+):
+    server.inject(
+        Fault("drop"),
+        Fault("slow", seconds=1.5),
+        Fault("429", retry_after=0.3),
+        Fault("500", retry_after=0.05),
+    )
     c = captioner.caption(image_path, "x")
     assert c.text.endswith("x") and len(server.requests) == 5
     assert [h["x-stainless-retry-count"] for h in server.headers] == ["0", "1", "2", "3", "4"]
     waits = sleeps()
     assert len(waits) == 4
-    assert 0.375 <= waits[0] <= 0.5 and 0.75 <= waits[1] <= 1.0  # backoff: 0.5 s doubling, 0-25% jitter
+    assert (
+        0.375 <= waits[0] <= 0.5 and 0.75 <= waits[1] <= 1.0
+    )  # backoff: 0.5 s doubling, 0-25% jitter
     assert waits[2:] == [0.3, 0.05]  # Retry-After honoured
 
 
@@ -132,7 +157,9 @@ def test_no_retry_on_other_4xx(image_path, monkeypatch, sleeps):
     assert "does not exist" in str(err.value)
 
 
-def test_the_key_never_appears_in_errors_logs_or_output(server, captioner, image_path, tmp_path, caplog, sleeps):
+def test_the_key_never_appears_in_errors_logs_or_output(
+    server, captioner, image_path, tmp_path, caplog, sleeps
+):
     caplog.set_level(logging.DEBUG)
     server.inject(Fault("429", retry_after=0.01), *[Fault("500", retry_after=0.01)] * 5)
     out = tmp_path / "out.jsonl"
@@ -167,5 +194,6 @@ def test_configuration_errors(monkeypatch, server):
     with pytest.raises(OptionsError, match="needs a model: use a spec like .openai:MODEL."):
         get_captioner("openai")
     monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)  # local servers need no key
-    assert get_captioner("openai:local").caption(
-        Image.new("RGB", (8, 8))).text.startswith("1 images")
+    assert (
+        get_captioner("openai:local").caption(Image.new("RGB", (8, 8))).text.startswith("1 images")
+    )

@@ -2,9 +2,8 @@
 
 import pytest
 
-from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
-
 from anycap_plugin import ModalityNotSupportedError, get_captioner, plugins, testing
+from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
 from anycap_plugin.hf import choose_device, choose_dtype
 
 ADAPTERS = {"qwen2.5-vl": testing.build_tiny_qwen2_5_vl, "internvl": testing.build_tiny_internvl}
@@ -13,8 +12,10 @@ ADAPTERS = {"qwen2.5-vl": testing.build_tiny_qwen2_5_vl, "internvl": testing.bui
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     # a wide initialisation makes the random models' greedy outputs differ from item to item
-    return {name: build(tmp_path_factory.mktemp(name.replace(".", "")), init_std=0.5)
-            for name, build in ADAPTERS.items()}
+    return {
+        name: build(tmp_path_factory.mktemp(name.replace(".", "")), init_std=0.5)
+        for name, build in ADAPTERS.items()
+    }
 
 
 @pytest.fixture()
@@ -31,9 +32,15 @@ def test_found_by_entry_point_and_captions_image_and_video(load, name, image_pat
     assert cap.device == choose_device() and cap.dtype == choose_dtype(None, cap.device)
     image = cap.caption(image_path, "Describe the background.", max_new_tokens=6)
     assert image.text and image.models == {"base": f"{name}:{cap.id.split(':', 1)[1]}"}
-    assert image.usage["base"]["prompt_tokens"] > 10 and 1 <= image.usage["base"]["completion_tokens"] <= 6
+    assert (
+        image.usage["base"]["prompt_tokens"] > 10
+        and 1 <= image.usage["base"]["completion_tokens"] <= 6
+    )
     video = cap.caption(video_path, max_new_tokens=4, num_frames=4)
-    assert video.modality == "video" and video.usage["base"]["prompt_tokens"] > image.usage["base"]["prompt_tokens"] - 50
+    assert (
+        video.modality == "video"
+        and video.usage["base"]["prompt_tokens"] > image.usage["base"]["prompt_tokens"] - 50
+    )
 
 
 @pytest.mark.parametrize("name", list(ADAPTERS))
@@ -42,24 +49,39 @@ def test_batched_generation_matches_one_by_one(load, name, image_path, video_pat
     from anycap_plugin.testing import sample_image
 
     media = [image_path, sample_image("chelsea"), sample_image("coffee"), video_path]
-    instructions = ["Describe it.", "A poem about the cat, in at most three sentences please.", None, "What moves?"]
+    instructions = [
+        "Describe it.",
+        "A poem about the cat, in at most three sentences please.",
+        None,
+        "What moves?",
+    ]
     batched = cap.caption_batch(media, instructions, max_new_tokens=8, num_frames=4)
-    single = [cap.caption(m, i, max_new_tokens=8, num_frames=4) for m, i in zip(media, instructions)]
+    single = [
+        cap.caption(m, i, max_new_tokens=8, num_frames=4) for m, i in zip(media, instructions)
+    ]
     assert [b.text for b in batched] == [s.text for s in single]
     assert len({s.text for s in single}) > 1  # the check means something: outputs differ per item
 
 
 def test_internvl_sends_video_as_labelled_frames(load, video_path):
     cap = load("internvl")
-    prompt, visual = cap.build_prompt(cap._prepare(video_path, {})[0], "Describe.", cap.Options(num_frames=3))
-    assert "Frame1: <IMG_CONTEXT>\nFrame2: <IMG_CONTEXT>\nFrame3: <IMG_CONTEXT>\nDescribe." in prompt
+    prompt, visual = cap.build_prompt(
+        cap._prepare(video_path, {})[0], "Describe.", cap.Options(num_frames=3)
+    )
+    assert (
+        "Frame1: <IMG_CONTEXT>\nFrame2: <IMG_CONTEXT>\nFrame3: <IMG_CONTEXT>\nDescribe." in prompt
+    )
     assert len(visual["images"]) == 3
 
 
 def test_qwen_sends_video_through_its_video_path(load, video_path):
     cap = load("qwen2.5-vl")
-    prompt, visual = cap.build_prompt(cap._prepare(video_path, {})[0], None, cap.Options(num_frames=4))
-    assert "<|video_pad|>" in prompt and len(visual["videos"]) == 1 and len(visual["videos"][0]) == 4
+    prompt, visual = cap.build_prompt(
+        cap._prepare(video_path, {})[0], None, cap.Options(num_frames=4)
+    )
+    assert (
+        "<|video_pad|>" in prompt and len(visual["videos"]) == 1 and len(visual["videos"][0]) == 4
+    )
 
 
 def test_bad_input_is_a_typed_error_that_says_what_to_do(load, tiny_models, tmp_path, audio_path):

@@ -30,11 +30,15 @@ def imports_of(path: Path, modules: set[str], package_dir: Path = PACKAGE) -> se
                 anchor = anchor[: len(anchor) - node.level + 1]
                 base = ".".join(anchor + ([node.module] if node.module else []))
             # `from pkg import name`: the submodule `pkg.name` if there is one, else `pkg` itself
-            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+            ]
         else:
             continue
         for target in targets:
-            while target and target not in modules:  # `from pkg import name`: the module, else its package
+            while (
+                target and target not in modules
+            ):  # `from pkg import name`: the module, else its package
                 target = target.rsplit(".", 1)[0] if "." in target else ""
             if target and target != name:
                 found.add(target)
@@ -121,25 +125,36 @@ def test_every_error_class_lives_in_the_one_tree():
     from anycap_plugin import errors
     from anycap_plugin.errors import AnyCapError
 
-    tree = {n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, BaseException)}
+    tree = {
+        n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, BaseException)
+    }
 
     def base_name(node: ast.expr) -> str:
         return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
 
     def error_like(node: ast.ClassDef) -> bool:
         names = [node.name, *(base_name(b) for b in node.bases)]
-        return any(n.endswith(("Error", "Exception", "Refused", "NotInstalled", "Dropped", "Unavailable"))
-                   or n in tree for n in names)
+        return any(
+            n.endswith(("Error", "Exception", "Refused", "NotInstalled", "Dropped", "Unavailable"))
+            or n in tree
+            for n in names
+        )
 
     outside, elsewhere = [], []
     for path in sorted(PACKAGE.rglob("*.py")):
-        found = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.ClassDef) and error_like(n)]
+        found = [
+            n
+            for n in ast.walk(ast.parse(path.read_text()))
+            if isinstance(n, ast.ClassDef) and error_like(n)
+        ]
         if not found:
             continue
         module = importlib.import_module(module_name(path))
         for node in found:
             cls = getattr(module, node.name, None)
-            if not (isinstance(cls, type) and issubclass(cls, BaseException)) or issubclass(cls, Warning):
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)) or issubclass(
+                cls, Warning
+            ):
                 continue
             if not issubclass(cls, AnyCapError) and not node.name.startswith("_"):
                 outside.append(f"{module.__name__}.{node.name}")
@@ -152,8 +167,12 @@ def test_the_library_never_imports_the_test_helpers():
     """`anycap_plugin.testing` (samples, tiny models, the loopback server) is for tests, benchmarks and
     plugin authors. Only `anycap demo`, the install's smoke test on a tiny ACM, reaches into it."""
     graph = import_graph(PACKAGE)
-    users = sorted(m for m, ts in graph.items() if not m.startswith("anycap_plugin.testing")
-                   and any(t == "anycap_plugin.testing" or t.startswith("anycap_plugin.testing.") for t in ts))
+    users = sorted(
+        m
+        for m, ts in graph.items()
+        if not m.startswith("anycap_plugin.testing")
+        and any(t == "anycap_plugin.testing" or t.startswith("anycap_plugin.testing.") for t in ts)
+    )
     assert users == ["anycap_plugin.cli.demo"]
 
 
@@ -168,8 +187,13 @@ def test_adapters_import_only_public_modules():
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("anycap_plugin"):
                 names = [a.name for a in node.names]
                 if node.module.count(".") > 1 or any(n.startswith("_") for n in names):
-                    deep.append(f"{path.relative_to(adapters)}: from {node.module} import {', '.join(names)}")
+                    deep.append(
+                        f"{path.relative_to(adapters)}: from {node.module} import {', '.join(names)}"
+                    )
             elif isinstance(node, ast.Import):
-                deep += [f"{path.relative_to(adapters)}: import {a.name}" for a in node.names
-                         if a.name.startswith("anycap_plugin.") and a.name.count(".") > 1]
+                deep += [
+                    f"{path.relative_to(adapters)}: import {a.name}"
+                    for a in node.names
+                    if a.name.startswith("anycap_plugin.") and a.name.count(".") > 1
+                ]
     assert deep == []

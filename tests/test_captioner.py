@@ -34,21 +34,38 @@ class BatchingCaptioner(BaseCaptioner):
 
     def _caption_batch(self, media, instructions, options):
         self.calls.append(len(media))
-        return [Caption(text=f"{options.prefix} {m.image().width}px for {i}", usage={"prompt_tokens": 10, "completion_tokens": 4})
-                for m, i in zip(media, instructions)]
+        return [
+            Caption(
+                text=f"{options.prefix} {m.image().width}px for {i}",
+                usage={"prompt_tokens": 10, "completion_tokens": 4},
+            )
+            for m, i in zip(media, instructions)
+        ]
 
 
 class Bracket(PostProcessor):
     id = "bracket"
 
     def _refine(self, media, instruction, caption, options):
-        return Caption(text=f"[{caption.text}]", usage={"prompt_tokens": 7, "completion_tokens": 5}, meta={"complies": True})
+        return Caption(
+            text=f"[{caption.text}]",
+            usage={"prompt_tokens": 7, "completion_tokens": 5},
+            meta={"complies": True},
+        )
 
 
 def test_caption_json_round_trip():
-    c = Caption(text="a cat", instruction="brief", base_text="cat", media="x.png", modality="image",
-                models={"base": "b", "post": "p"}, timings={"base": 0.5}, usage={"base": {"prompt_tokens": 3}},
-                meta={"complies": True})
+    c = Caption(
+        text="a cat",
+        instruction="brief",
+        base_text="cat",
+        media="x.png",
+        modality="image",
+        models={"base": "b", "post": "p"},
+        timings={"base": 0.5},
+        usage={"base": {"prompt_tokens": 3}},
+        meta={"complies": True},
+    )
     assert Caption.from_json(c.to_json()) == c
 
 
@@ -69,7 +86,11 @@ def test_modality_not_declared_is_refused(audio_path):
 
 def test_caption_is_stamped_with_media_model_and_timing(image_path):
     c = StatsCaptioner().caption(image_path, instruction="Describe briefly.")
-    assert c.media == str(image_path) and c.modality == "image" and c.instruction == "Describe briefly."
+    assert (
+        c.media == str(image_path)
+        and c.modality == "image"
+        and c.instruction == "Describe briefly."
+    )
     assert c.models == {"base": "stats"} and c.timings["base"] > 0
     assert "512x512" in c.text
 
@@ -83,8 +104,10 @@ def test_wrap_runs_base_then_post_for_single_batch_and_async(image_path):
     assert one.text == "[seen 512px for brief]" and one.base_text == "seen 512px for brief"
     assert one.models == {"base": "batching", "post": "bracket"}
     assert set(one.timings) == {"base", "post"}
-    assert one.usage == {"base": {"prompt_tokens": 10, "completion_tokens": 4},
-                         "post": {"prompt_tokens": 7, "completion_tokens": 5}}
+    assert one.usage == {
+        "base": {"prompt_tokens": 10, "completion_tokens": 4},
+        "post": {"prompt_tokens": 7, "completion_tokens": 5},
+    }
     assert one.meta == {"complies": True}
 
     batch = wrapped.caption_batch([image_path] * 3, ["a", "b", "c"], prefix="p")
@@ -92,7 +115,9 @@ def test_wrap_runs_base_then_post_for_single_batch_and_async(image_path):
     assert base.calls[-1] == 3  # one real batch call, not a loop
 
     async def both():
-        return await wrapped.acaption(image_path, "x"), await wrapped.acaption_batch([image_path] * 2, "y")
+        return await wrapped.acaption(image_path, "x"), await wrapped.acaption_batch(
+            [image_path] * 2, "y"
+        )
 
     single, many = asyncio.run(both())
     assert single.text == "[seen 512px for x]" and len(many) == 2
@@ -107,10 +132,14 @@ def test_wrap_chains_compose_and_default_to_identity(image_path):
     c2 = plain.caption(image_path)
     assert c2.text == c2.base_text and c2.models == {"base": "stats", "post": "identity"}
     # usage has one shape, keyed by stage, however deep the chain (a nested chain is the outer base)
-    assert c.usage == {"base": {"prompt_tokens": 10, "completion_tokens": 4},
-                       "post": {"prompt_tokens": 7, "completion_tokens": 5}}
+    assert c.usage == {
+        "base": {"prompt_tokens": 10, "completion_tokens": 4},
+        "post": {"prompt_tokens": 7, "completion_tokens": 5},
+    }
     assert c2.usage == {"base": {}, "post": {}}  # stages that report no tokens
-    assert BatchingCaptioner().caption(image_path, "i").usage == {"base": {"prompt_tokens": 10, "completion_tokens": 4}}
+    assert BatchingCaptioner().caption(image_path, "i").usage == {
+        "base": {"prompt_tokens": 10, "completion_tokens": 4}
+    }
 
 
 def test_wrapped_modalities_are_the_intersection(audio_path):
@@ -144,7 +173,11 @@ def test_wrap_fixes_post_processor_options_and_validates_them(image_path):
         def _refine(self, media, instruction, caption, options):
             return Caption(text=caption.text + options.mark)
 
-    assert wrap(StatsCaptioner(), Suffix(), post_options={"mark": "?"}).caption(image_path).text.endswith("tones.?")
+    assert (
+        wrap(StatsCaptioner(), Suffix(), post_options={"mark": "?"})
+        .caption(image_path)
+        .text.endswith("tones.?")
+    )
     with pytest.raises(OptionsError, match="Allowed options: mark"):
         wrap(StatsCaptioner(), Suffix(), post_options={"colour": "red"})
 
@@ -162,12 +195,21 @@ def test_caption_each_gives_every_item_its_caption_or_its_error(image_path, audi
     cap = Picky()
     cap.attempts = []
     given = RuntimeError("a manifest problem")
-    out = cap.caption_each([image_path, tmp_path / "missing.png", audio_path, given, image_path, image_path],
-                           ["a", "b", "c", "d", "boom", "f"])
+    out = cap.caption_each(
+        [image_path, tmp_path / "missing.png", audio_path, given, image_path, image_path],
+        ["a", "b", "c", "d", "boom", "f"],
+    )
     assert out[0].text == "seen 512px for a" and out[5].text == "seen 512px for f"
     assert isinstance(out[1], MediaNotFoundError) and isinstance(out[2], ModalityNotSupportedError)
-    assert out[3] is given and isinstance(out[4], ValueError)  # pinned on the item that broke the batch
-    assert cap.attempts == [["a", "boom", "f"], ["a"], ["boom"], ["f"]]  # the batch failed, then one by one
+    assert out[3] is given and isinstance(
+        out[4], ValueError
+    )  # pinned on the item that broke the batch
+    assert cap.attempts == [
+        ["a", "boom", "f"],
+        ["a"],
+        ["boom"],
+        ["f"],
+    ]  # the batch failed, then one by one
     with pytest.raises(OptionsError):
         cap.caption_each([image_path], colour="red")  # bad options fail before any work
     refined = Bracket().refine_each([image_path, tmp_path / "missing.png"], "x", [out[0], out[5]])
@@ -186,9 +228,12 @@ def test_the_adapter_contract_is_one_method_either_way(image_path):
             return [Caption(text=f"{len(media)} in the batch") for _ in media]
 
     assert Batching().caption(image_path).text == "1 in the batch"
-    assert [c.text for c in Batching().caption_batch([image_path, image_path])] == ["2 in the batch"] * 2
+    assert [c.text for c in Batching().caption_batch([image_path, image_path])] == [
+        "2 in the batch"
+    ] * 2
 
     with pytest.raises(TypeError, match="must implement _caption or _caption_batch"):
+
         class Nothing(BaseCaptioner):
             id = "nothing"
 
@@ -200,6 +245,7 @@ def test_the_adapter_contract_is_one_method_either_way(image_path):
 
     assert Upper().refine(image_path, None, Caption(text="abc")).text == "ABC"
     with pytest.raises(TypeError, match="must implement _refine or _refine_batch"):
+
         class Idle(PostProcessor):
             id = "idle"
 
@@ -226,6 +272,7 @@ def test_options_are_the_type_parameter(image_path):
         Typed().caption(image_path, temperature=1.0)
 
     with pytest.raises(TypeError, match="type parameter is CountingOptions"):
+
         class Contradicts(BaseCaptioner[CountingOptions]):
             Options = CaptionOptions
 

@@ -26,8 +26,12 @@ def shown_commands() -> set[tuple[str, ...]]:
     found: set[tuple[str, ...]] = set()
     lines = [line for _, block in code_blocks() for line in block.splitlines()]
     lines += [m for doc in DOCS for m in re.findall(r"`(anycap [^`]+)`", doc.read_text())]
-    for line in lines:  # a command line starts with `anycap` (prose and comments that say "anycap" do not)
-        for words in re.findall(r"^\s*(?:\$\s*)?anycap ((?:[a-z][a-z0-9.-]*)(?: [a-z][a-z0-9.-]*)?)", line):
+    for (
+        line
+    ) in lines:  # a command line starts with `anycap` (prose and comments that say "anycap" do not)
+        for words in re.findall(
+            r"^\s*(?:\$\s*)?anycap ((?:[a-z][a-z0-9.-]*)(?: [a-z][a-z0-9.-]*)?)", line
+        ):
             parts = words.split()
             command = cli.commands.get(parts[0])
             if command is None:
@@ -44,10 +48,16 @@ def test_every_command_the_docs_show_answers_help(monkeypatch):
 
     monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")  # the in-tree plugin that adds a command
     plugins.reset()
-    plugins.plugin_manager().hook.register_commands(cli=cli)  # `capflow-filter`, as `anycap` adds it
+    plugins.plugin_manager().hook.register_commands(
+        cli=cli
+    )  # `capflow-filter`, as `anycap` adds it
     runner = CliRunner()
     commands = shown_commands()
-    assert ("eval", "anycapeval") in commands and ("view",) in commands and ("lmms-eval-tasks",) in commands
+    assert (
+        ("eval", "anycapeval") in commands
+        and ("view",) in commands
+        and ("lmms-eval-tasks",) in commands
+    )
     unknown = sorted(c for c in commands if c[0] not in cli.commands)
     assert unknown == [], f"the docs show commands that do not exist: {unknown}"
     for command in sorted(commands):
@@ -58,7 +68,9 @@ def test_every_command_the_docs_show_answers_help(monkeypatch):
 def test_names_the_docs_import_exist():
     missing = []
     for doc, block in code_blocks():
-        for module, names in re.findall(r"^\s*from (anycap_plugin[\w.]*) import ([^\n#(]+)", block, re.M):
+        for module, names in re.findall(
+            r"^\s*from (anycap_plugin[\w.]*) import ([^\n#(]+)", block, re.M
+        ):
             mod = importlib.import_module(module)
             for name in (n.strip().split(" as ")[0] for n in names.split(",")):
                 if name and not hasattr(mod, name):
@@ -70,7 +82,9 @@ def test_names_the_docs_import_exist():
 def test_docs_name_files_that_exist(doc):
     """Paths the docs point at in the source tree (`anycap_plugin/...`, `benchmarks/...`, `docs/...`)."""
     missing = []
-    for path in re.findall(r"`((?:anycap_plugin|benchmarks|docs|adapters|requirements)/[\w./-]+)`", doc.read_text()):
+    for path in re.findall(
+        r"`((?:anycap_plugin|benchmarks|docs|adapters|requirements)/[\w./-]+)`", doc.read_text()
+    ):
         target = ROOT / path.rstrip("/")
         if not target.exists() and not any(ROOT.glob(path)):
             missing.append(path)

@@ -8,20 +8,33 @@ from pathlib import Path
 
 import pytest
 
-from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_captions, load_references
 from anycap_plugin.errors import JudgeError
+from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_captions, load_references
 from anycap_plugin.eval.protocols.anycap import parse_content_reply, parse_style_reply
-from anycap_plugin.eval.replies import extract_json
 from anycap_plugin.eval.references import EvalItem
+from anycap_plugin.eval.replies import extract_json
 from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
 TEN = "The gray cat sits calmly on a wooden chair indoors."  # 10 words, one sentence
 
 
-def item(id, key_points=None, constraint="The generated caption's length needs to be 10 to 20 words.", dim="instance"):
-    return EvalItem(str(id), "image", f"{id}.jpg", "Describe the cat.", "A gray cat on a chair.", dim, constraint,
-                    tuple(key_points) if key_points is not None else None)
+def item(
+    id,
+    key_points=None,
+    constraint="The generated caption's length needs to be 10 to 20 words.",
+    dim="instance",
+):
+    return EvalItem(
+        str(id),
+        "image",
+        f"{id}.jpg",
+        "Describe the cat.",
+        "A gray cat on a chair.",
+        dim,
+        constraint,
+        tuple(key_points) if key_points is not None else None,
+    )
 
 
 class ScriptedJudge:
@@ -47,7 +60,11 @@ class ScriptedJudge:
 
 def test_content_kpd_recall_penalty_failures_and_missing():
     a = item("a", ["cat", "chair", "indoors"])
-    b = item("b", ["cat", "gray"], constraint="The generated caption's length needs to be exactly 20 words.")
+    b = item(
+        "b",
+        ["cat", "gray"],
+        constraint="The generated caption's length needs to be exactly 20 words.",
+    )
     c, d = item("c", ["x"]), item("d", ["y"])
     captions = {a.key: TEN, b.key: "A gray cat sits here.", c.key: TEN}  # d has none
     judge = ScriptedJudge(content={"a": [1, 1, 0], "b": [1, 1]}, fail={"c"})
@@ -73,32 +90,57 @@ def test_penalty_never_goes_below_zero_and_empty_key_points_are_not_scored():
 
 
 def test_style_cap_mean_and_repeats():
-    s1, s2 = item("s1", dim="poem"), item("s2", dim="poem", constraint="The generated caption's length cannot exceed two sentences.")
+    s1, s2 = (
+        item("s1", dim="poem"),
+        item(
+            "s2",
+            dim="poem",
+            constraint="The generated caption's length cannot exceed two sentences.",
+        ),
+    )
     captions = {s1.key: TEN, s2.key: "One. Two. Three."}
     report = evaluate([s1, s2], captions, ScriptedJudge(style={"s1": 3, "s2": 4}))
     assert report["image"]["style"]["poem"]["score"] == pytest.approx((3 + 1) / 2)  # s2 capped at 1
-    varied = evaluate([s1, s2], captions, ScriptedJudge(style={"s1": [2, 4, 3], "s2": [0, 1, 1]}), repeats=3)
+    varied = evaluate(
+        [s1, s2], captions, ScriptedJudge(style={"s1": [2, 4, 3], "s2": [0, 1, 1]}), repeats=3
+    )
     poem = varied["image"]["style"]["poem"]
     assert poem["score"] == pytest.approx(((2 + 0) / 2 + (4 + 1) / 2 + (3 + 1) / 2) / 3, abs=1e-4)
     assert poem["std"] > 0 and len(poem["ci95"]) == 2 and poem["ci95"][0] <= poem["ci95"][1]
     assert varied["image"]["style"]["average"]["score"] == poem["score"]
 
 
-@pytest.mark.parametrize("reply,n,expected", [
-    ('{"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 0}]}', 2, [1, 0]),
-    ('Sure!\n```json\n{"key_points": [{"index": 2, "matched": true, "reason": "x"}, {"index": 1, "matched": 0}]}\n```', 2, [0, 1]),
-    ('Verdict: {"key_points": [{"index": 1, "matched": 1, "reason": "says {cat}"}]} hope it helps', 1, [1]),
-])
+@pytest.mark.parametrize(
+    "reply,n,expected",
+    [
+        ('{"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 0}]}', 2, [1, 0]),
+        (
+            'Sure!\n```json\n{"key_points": [{"index": 2, "matched": true, "reason": "x"}, {"index": 1, "matched": 0}]}\n```',
+            2,
+            [0, 1],
+        ),
+        (
+            'Verdict: {"key_points": [{"index": 1, "matched": 1, "reason": "says {cat}"}]} hope it helps',
+            1,
+            [1],
+        ),
+    ],
+)
 def test_content_replies_in_prose_and_fences(reply, n, expected):
     assert parse_content_reply(reply, n) == expected
 
 
-@pytest.mark.parametrize("reply,n", [
-    ("not json", 2), ('{"key_points": [{"index": 1, "matched": 1}]}', 2),
-    ('{"key_points": [{"index": 1, "matched": 1}, {"index": 1, "matched": 0}]}', 2),
-    ('{"key_points": [{"index": 3, "matched": 1}, {"index": 1, "matched": 0}]}', 2),
-    ('{"key_points": [{"index": 1, "matched": 2}]}', 1), ('{"key_points": {"1": 1}}', 1),
-])
+@pytest.mark.parametrize(
+    "reply,n",
+    [
+        ("not json", 2),
+        ('{"key_points": [{"index": 1, "matched": 1}]}', 2),
+        ('{"key_points": [{"index": 1, "matched": 1}, {"index": 1, "matched": 0}]}', 2),
+        ('{"key_points": [{"index": 3, "matched": 1}, {"index": 1, "matched": 0}]}', 2),
+        ('{"key_points": [{"index": 1, "matched": 2}]}', 1),
+        ('{"key_points": {"1": 1}}', 1),
+    ],
+)
 def test_invalid_content_replies_are_rejected(reply, n):
     with pytest.raises(ValueError):
         parse_content_reply(reply, n)
@@ -106,7 +148,13 @@ def test_invalid_content_replies_are_rejected(reply, n):
 
 def test_style_reply_range():
     assert parse_style_reply('```{"score": 4, "reason": "good"}```') == 4
-    for bad in ('{"score": 5}', '{"score": -1}', '{"score": 2.5}', '{"score": "3"}', '{"reason": "x"}'):
+    for bad in (
+        '{"score": 5}',
+        '{"score": -1}',
+        '{"score": 2.5}',
+        '{"score": "3"}',
+        '{"reason": "x"}',
+    ):
         with pytest.raises(ValueError):
             parse_style_reply(bad)
     assert extract_json('a {broken then {"score": 1}') == {"score": 1}
@@ -132,12 +180,20 @@ def judge_for(server, **kw):
 
 def test_openai_judge_prompt_retries_and_failures():
     a = item("a", ["the cat is gray", "a wooden chair"])
-    script = ReplyScript("no idea", '{"key_points": [{"index": 1, "matched": 1}]}',
-                         'ok: {"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 0}]}',
-                         "x", "y", "z")
+    script = ReplyScript(
+        "no idea",
+        '{"key_points": [{"index": 1, "matched": 1}]}',
+        'ok: {"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 0}]}',
+        "x",
+        "y",
+        "z",
+    )
     with ChatCompletionsServer(responder=script) as server:
         judge = judge_for(server)
-        assert asyncio.run(judge.judge_content(a, TEN)) == [1, 0]  # third reply is the first valid one
+        assert asyncio.run(judge.judge_content(a, TEN)) == [
+            1,
+            0,
+        ]  # third reply is the first valid one
         prompt = script.prompts[0]
         assert f"<<<\n{TEN}\n>>>" in prompt and "1. the cat is gray\n2. a wooden chair" in prompt
         assert all(b.get("response_format") == {"type": "json_object"} for b in server.requests)
@@ -146,16 +202,24 @@ def test_openai_judge_prompt_retries_and_failures():
 
 
 def test_openai_judge_falls_back_when_json_mode_is_rejected():
-    script = ReplyScript('{"score": 7}', 'Score: {"score": 3, "reason": "fine"}', reject_json_mode=True)
+    script = ReplyScript(
+        '{"score": 7}', 'Score: {"score": 3, "reason": "fine"}', reject_json_mode=True
+    )
     with ChatCompletionsServer(responder=script) as server:
-        assert asyncio.run(judge_for(server).judge_style(item("s", dim="poem"), TEN)) == 3  # 7 is out of range
-        assert "response_format" in server.requests[0] and "response_format" not in server.requests[-1]
+        assert (
+            asyncio.run(judge_for(server).judge_style(item("s", dim="poem"), TEN)) == 3
+        )  # 7 is out of range
+        assert (
+            "response_format" in server.requests[0] and "response_format" not in server.requests[-1]
+        )
         assert len(server.requests) == 3
 
 
 def test_openai_judge_timeouts_are_failures_not_zeros():
     a = item("a", ["p"])
-    with ChatCompletionsServer(responder=ReplyScript('{"key_points": [{"index": 1, "matched": 1}]}')) as server:
+    with ChatCompletionsServer(
+        responder=ReplyScript('{"key_points": [{"index": 1, "matched": 1}]}')
+    ) as server:
         server.inject(Fault("slow", seconds=2.0))
         report = evaluate([a], {a.key: TEN}, judge_for(server, timeout=0.5))
         assert report["image"]["content"]["instance"]["failed"] == 1
@@ -163,7 +227,9 @@ def test_openai_judge_timeouts_are_failures_not_zeros():
 
 
 def test_cache_makes_a_rerun_free(tmp_path):
-    items = [item(i, ["cat", f"chair {i}"]) for i in range(5)]  # distinct questions: identical ones share a verdict
+    items = [
+        item(i, ["cat", f"chair {i}"]) for i in range(5)
+    ]  # distinct questions: identical ones share a verdict
     captions = {i.key: TEN for i in items}
     reply = '{"key_points": [{"index": 1, "matched": 1}, {"index": 2, "matched": 1}]}'
     with ChatCompletionsServer(responder=lambda body: reply) as server:
@@ -210,19 +276,43 @@ def test_references_and_candidates_files(tmp_path):
 
 
 def test_cli_offline_report_and_compare(tmp_path):
-    refs = [SHARED / "image" / "anycapeval_image_ref_content.jsonl", SHARED / "image" / "anycapeval_image_ref_style.jsonl"]
+    refs = [
+        SHARED / "image" / "anycapeval_image_ref_content.jsonl",
+        SHARED / "image" / "anycapeval_image_ref_style.jsonl",
+    ]
     rows = [json.loads(line) for r in refs for line in r.read_text().splitlines()][::6]
     subset = tmp_path / "refs.jsonl"
     subset.write_text("".join(json.dumps(r) + "\n" for r in rows))
     good = tmp_path / "good.jsonl"
-    good.write_text("".join(json.dumps({"id": r["id"], "caption": r["conversations"][1]["value"]}) + "\n" for r in rows))
+    good.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "caption": r["conversations"][1]["value"]}) + "\n"
+            for r in rows
+        )
+    )
     poor = tmp_path / "poor.jsonl"
-    poor.write_text("".join(json.dumps({"id": r["id"], "caption": "A photo."}) + "\n" for r in rows[:-3]))
+    poor.write_text(
+        "".join(json.dumps({"id": r["id"], "caption": "A photo."}) + "\n" for r in rows[:-3])
+    )
     anycap = [sys.executable, "-m", "anycap_plugin", "eval"]
     for name, cands in (("good", good), ("poor", poor)):
-        done = subprocess.run(anycap + ["anycapeval", "--refs", str(subset), "--captions", str(cands),
-                                        "--judge-model", "offline", "-o", str(tmp_path / name)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            anycap
+            + [
+                "anycapeval",
+                "--refs",
+                str(subset),
+                "--captions",
+                str(cands),
+                "--judge-model",
+                "offline",
+                "-o",
+                str(tmp_path / name),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
     good_report = json.loads((tmp_path / "good" / "report.json").read_text())
     poor_report = json.loads((tmp_path / "poor" / "report.json").read_text())
@@ -230,8 +320,15 @@ def test_cli_offline_report_and_compare(tmp_path):
     for dim, d in good_report["image"]["content"].items():
         if dim != "average":
             assert {"score", "n", "failed", "recall"} <= set(d)
-    assert good_report["image"]["content"]["average"]["score"] > poor_report["image"]["content"]["average"]["score"]
+    assert (
+        good_report["image"]["content"]["average"]["score"]
+        > poor_report["image"]["content"]["average"]["score"]
+    )
     assert poor_report["meta"]["missing_captions"] == 3
-    diff = subprocess.run(anycap + ["compare", str(tmp_path / "good"), str(tmp_path / "poor")],
-                          capture_output=True, text=True, timeout=120)
+    diff = subprocess.run(
+        anycap + ["compare", str(tmp_path / "good"), str(tmp_path / "poor")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "| Δ vs A |" in diff.stdout and "-" in diff.stdout

@@ -7,13 +7,12 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
-from anycap_plugin.batch import expand_inputs, run
-from anycap_plugin import get_captioner
-from anycap_plugin.testing import sample_image
-
 from resume_inputs import write_shard
 from test_cli import anycap
+
+from anycap_plugin import get_captioner
+from anycap_plugin.batch import expand_inputs, run
+from anycap_plugin.testing import sample_image
 
 
 def _rows(path):
@@ -28,22 +27,43 @@ def photos():
 def test_webdataset_shards_with_sidecars_joinable_on_key(tmp_path, photos, video_path, audio_path):
     shards = tmp_path / "shards"
     shards.mkdir()
-    write_shard(shards / "000000.tar", [
-        ("s/0001.jpg", photos["astronaut"]), ("s/0001.json", b'{"alt": "a person"}'),
-        ("s/0002.mp4", video_path.read_bytes()), ("s/0002.instruction.txt", b"What happens?"),
-        ("s/0003.txt", b"only text"),
-    ])
-    write_shard(shards / "000001.tar", [("s/0004.wav", audio_path.read_bytes()), ("s/0005.png", photos["chelsea"])])
+    write_shard(
+        shards / "000000.tar",
+        [
+            ("s/0001.jpg", photos["astronaut"]),
+            ("s/0001.json", b'{"alt": "a person"}'),
+            ("s/0002.mp4", video_path.read_bytes()),
+            ("s/0002.instruction.txt", b"What happens?"),
+            ("s/0003.txt", b"only text"),
+        ],
+    )
+    write_shard(
+        shards / "000001.tar",
+        [("s/0004.wav", audio_path.read_bytes()), ("s/0005.png", photos["chelsea"])],
+    )
     out = tmp_path / "caps.jsonl"
-    result = anycap("caption", str(shards / "*.tar"), "-m", "stats", "-i", "Describe it.", "-o", str(out),
-                    "--sidecars", "-O", "num_frames=4")
+    result = anycap(
+        "caption",
+        str(shards / "*.tar"),
+        "-m",
+        "stats",
+        "-i",
+        "Describe it.",
+        "-o",
+        str(out),
+        "--sidecars",
+        "-O",
+        "num_frames=4",
+    )
     assert result.returncode == 1  # the sample without media
     assert "4 captioned, 1 failed (ManifestError: 1)" in result.stderr
     rows = {r["__key__"]: r for r in _rows(out)}
     assert set(rows) == {"s/0001", "s/0002", "s/0003", "s/0004", "s/0005"}
     assert rows["s/0001"]["key"] == f"shard:{shards / '000000.tar'}#s/0001\x1fDescribe it."
     assert rows["s/0001"]["modality"] == "image"
-    assert rows["s/0002"]["instruction"] == "What happens?" and rows["s/0002"]["modality"] == "video"
+    assert (
+        rows["s/0002"]["instruction"] == "What happens?" and rows["s/0002"]["modality"] == "video"
+    )
     assert rows["s/0004"]["modality"] == "audio" and rows["s/0004"]["shard"].endswith("000001.tar")
     assert "has no image, video or audio member (found: txt)" in rows["s/0003"]["error"]["message"]
     sidecar = _rows(shards / "000000.captions.jsonl")
@@ -51,18 +71,30 @@ def test_webdataset_shards_with_sidecars_joinable_on_key(tmp_path, photos, video
     assert sidecar[0]["caption"] == rows["s/0001"]["caption"]
     assert [r["__key__"] for r in _rows(shards / "000001.captions.jsonl")] == ["s/0004", "s/0005"]
 
-    again = anycap("caption", str(shards / "*.tar"), "-m", "stats", "-i", "Describe it.", "-o", str(out))
+    again = anycap(
+        "caption", str(shards / "*.tar"), "-m", "stats", "-i", "Describe it.", "-o", str(out)
+    )
     assert "0 captioned, 1 failed (ManifestError: 1), 4 already done" in again.stderr
 
 
 def test_a_truncated_shard_is_one_error_and_the_other_shards_go_on(tmp_path, photos):
-    whole = write_shard(tmp_path / "a.tar", [("k1.png", photos["chelsea"]), ("k2.png", photos["astronaut"]),
-                                      ("k3.jpg", photos["coffee"])])
+    whole = write_shard(
+        tmp_path / "a.tar",
+        [
+            ("k1.png", photos["chelsea"]),
+            ("k2.png", photos["astronaut"]),
+            ("k3.jpg", photos["coffee"]),
+        ],
+    )
     data = whole.read_bytes()
     (tmp_path / "cut.tar").write_bytes(data[: len(data) // 2])  # ends inside k2's bytes
     write_shard(tmp_path / "b.tar", [("k9.png", photos["chelsea"])])
     out = tmp_path / "o.jsonl"
-    summary = run(get_captioner("stats"), expand_inputs([str(tmp_path / "cut.tar"), str(tmp_path / "b.tar")]), out)
+    summary = run(
+        get_captioner("stats"),
+        expand_inputs([str(tmp_path / "cut.tar"), str(tmp_path / "b.tar")]),
+        out,
+    )
     rows = _rows(out)
     assert rows[0]["__key__"] == "k1" and rows[0]["error"] is None
     assert summary.succeeded == 2 and summary.failed == 1
@@ -73,35 +105,55 @@ def test_a_truncated_shard_is_one_error_and_the_other_shards_go_on(tmp_path, pho
 def test_parquet_in_and_out_with_paths_bytes_the_hf_struct_and_a_null(tmp_path, photos):
     image_path = tmp_path / "a.png"
     image_path.write_bytes(photos["astronaut"])
-    table = pa.table({
-        "image": [{"bytes": photos["chelsea"], "path": "chelsea.png"}, {"bytes": None, "path": str(image_path)},
-                  {"bytes": None, "path": None}, {"bytes": photos["coffee"], "path": None}],
-        "id": ["c", "a", "nothing", None],
-        "instruction": ["Describe the cat.", None, None, "Describe the cup."],
-    })
+    table = pa.table(
+        {
+            "image": [
+                {"bytes": photos["chelsea"], "path": "chelsea.png"},
+                {"bytes": None, "path": str(image_path)},
+                {"bytes": None, "path": None},
+                {"bytes": photos["coffee"], "path": None},
+            ],
+            "id": ["c", "a", "nothing", None],
+            "instruction": ["Describe the cat.", None, None, "Describe the cup."],
+        }
+    )
     pq.write_table(table, tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
-    result = anycap("caption", str(tmp_path / "in.parquet"), "-m", "stats", "-i", "Describe it.", "-o", str(out))
+    result = anycap(
+        "caption", str(tmp_path / "in.parquet"), "-m", "stats", "-i", "Describe it.", "-o", str(out)
+    )
     assert result.returncode == 1 and "3 captioned, 1 failed (ManifestError: 1)" in result.stderr
     got = pq.read_table(out).to_pylist()
     assert [r["id"] for r in got] == ["c", "a", "nothing", None]
     assert got[0]["instruction"] == "Describe the cat." and got[1]["instruction"] == "Describe it."
     assert got[1]["input"] == str(image_path) and "512x512" in got[1]["caption"]
     assert "no media in column 'image'" in json.loads(got[2]["error"])["message"]
-    assert [r["key"] for r in got] == [f"table:{tmp_path / 'in.parquet'}#row={i}\x1f{text}" for i, text in
-                                       enumerate(["Describe the cat.", "Describe it.", "Describe it.", "Describe the cup."])]
+    assert [r["key"] for r in got] == [
+        f"table:{tmp_path / 'in.parquet'}#row={i}\x1f{text}"
+        for i, text in enumerate(
+            ["Describe the cat.", "Describe it.", "Describe it.", "Describe the cup."]
+        )
+    ]
     assert json.loads(got[0]["models"]) == {"base": "stats"} and got[0]["row"] == 0
     assert (tmp_path / "out.parquet.journal.jsonl").exists()
 
-    again = anycap("caption", str(tmp_path / "in.parquet"), "-m", "stats", "-i", "Describe it.", "-o", str(out))
+    again = anycap(
+        "caption", str(tmp_path / "in.parquet"), "-m", "stats", "-i", "Describe it.", "-o", str(out)
+    )
     assert "0 captioned, 1 failed (ManifestError: 1), 3 already done" in again.stderr
     assert len(pq.read_table(out)) == 4
 
 
 def test_a_parquet_without_the_named_column_is_a_usage_error(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "t.parquet")
-    result = anycap("caption", str(tmp_path / "t.parquet"), "-m", "stats", "-o", str(tmp_path / "o.jsonl"))
-    assert result.returncode == 2 and "no media column" in result.stderr and "--media-column" in result.stderr
+    result = anycap(
+        "caption", str(tmp_path / "t.parquet"), "-m", "stats", "-o", str(tmp_path / "o.jsonl")
+    )
+    assert (
+        result.returncode == 2
+        and "no media column" in result.stderr
+        and "--media-column" in result.stderr
+    )
 
 
 def test_hugging_face_datasets_stream_the_stored_bytes(tmp_path, photos, monkeypatch):
@@ -110,8 +162,10 @@ def test_hugging_face_datasets_stream_the_stored_bytes(tmp_path, photos, monkeyp
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     folder = tmp_path / "ds"
     (folder / "data").mkdir(parents=True)
-    ds = datasets.Dataset.from_dict({"image": [photos["astronaut"], photos["coffee"]], "idx": ["a", "b"]},
-                                    features=datasets.Features({"image": datasets.Image(), "idx": datasets.Value("string")}))
+    ds = datasets.Dataset.from_dict(
+        {"image": [photos["astronaut"], photos["coffee"]], "idx": ["a", "b"]},
+        features=datasets.Features({"image": datasets.Image(), "idx": datasets.Value("string")}),
+    )
     ds.to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
     items = list(expand_inputs([f"hf:{folder}:train"], "Describe it.", columns={"id": "idx"}))
     assert [i.id for i in items] == ["a", "b"] and items[0].data == photos["astronaut"]
@@ -123,22 +177,45 @@ def test_llava_conversation_json_and_jsonl(tmp_path, photos, video_path):
     (tmp_path / "imgs").mkdir()
     (tmp_path / "imgs" / "a.png").write_bytes(photos["astronaut"])
     records = [
-        {"id": "r1", "image": "imgs/a.png",
-         "conversations": [{"from": "human", "value": "<image>\nDescribe the suit."}, {"from": "gpt", "value": "x"}]},
-        {"id": "r2", "video": str(video_path), "conversations": [{"from": "human", "value": "<video>\nWhat moves?"}]},
+        {
+            "id": "r1",
+            "image": "imgs/a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nDescribe the suit."},
+                {"from": "gpt", "value": "x"},
+            ],
+        },
+        {
+            "id": "r2",
+            "video": str(video_path),
+            "conversations": [{"from": "human", "value": "<video>\nWhat moves?"}],
+        },
         {"id": "r3", "image": ["imgs/a.png", "imgs/a.png"], "conversations": []},
         {"id": "r4", "conversations": [{"from": "human", "value": "no media"}]},
     ]
     (tmp_path / "train.json").write_text(json.dumps(records))
-    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in records[:2]) + "\n{broken\n")
+    (tmp_path / "train.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records[:2]) + "\n{broken\n"
+    )
     items = list(expand_inputs([str(tmp_path / "train.json")]))
     assert [i.id for i in items] == ["r1", "r2", "r3", "r4"]
-    assert items[0].input == str(tmp_path / "imgs" / "a.png") and items[0].instruction == "Describe the suit."
+    assert (
+        items[0].input == str(tmp_path / "imgs" / "a.png")
+        and items[0].instruction == "Describe the suit."
+    )
     assert items[1].instruction == "What moves?"
-    assert "holds 2 media" in str(items[2].problem) and "names no image or video" in str(items[3].problem)
+    assert "holds 2 media" in str(items[2].problem) and "names no image or video" in str(
+        items[3].problem
+    )
     out = tmp_path / "o.jsonl"
-    summary = run(get_captioner("stats"), expand_inputs([str(tmp_path / "train.jsonl")], "Override."), out,
-                  options={"num_frames": 2})
+    summary = run(
+        get_captioner("stats"),
+        expand_inputs([str(tmp_path / "train.jsonl")], "Override."),
+        out,
+        options={"num_frames": 2},
+    )
     rows = _rows(out)
     assert summary.succeeded == 2 and summary.failed == 1  # the broken line is its own error
-    assert rows[0]["instruction"] == "Override." and "Bad manifest line" in rows[2]["error"]["message"]
+    assert (
+        rows[0]["instruction"] == "Override." and "Bad manifest line" in rows[2]["error"]["message"]
+    )

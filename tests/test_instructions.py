@@ -57,22 +57,30 @@ def test_every_constraint_sentence_in_the_shared_references_parses():
 
 def test_reference_captions_mostly_meet_their_own_constraints():
     items = list(_reference_items())
-    ok = sum(parse_length_constraint(it["restriction"][1]).check(it["conversations"][1]["value"]).ok for _, it in items)
+    ok = sum(
+        parse_length_constraint(it["restriction"][1]).check(it["conversations"][1]["value"]).ok
+        for _, it in items
+    )
     assert len(items) > 700
-    assert ok / len(items) > 0.8  # references are written to comply; a broken checker would fail most
+    assert (
+        ok / len(items) > 0.8
+    )  # references are written to comply; a broken checker would fail most
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Use between 5 and 12 words.", ("words", 5, 12)),
-    ("Write at most 3 sentences.", ("sentences", None, 3)),
-    ("Keep it under fewer than 10 words", ("words", None, 9)),
-    ("at least two sentences please", ("sentences", 2, None)),
-    ("more than 40 words", ("words", 41, None)),
-    ("a poem in 20 words or fewer", ("words", None, 20)),
-    ("in 30-50 words", ("words", 30, 50)),
-    ("Answer in a single sentence.", ("sentences", 1, 1)),
-    ("Describe the background.", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Use between 5 and 12 words.", ("words", 5, 12)),
+        ("Write at most 3 sentences.", ("sentences", None, 3)),
+        ("Keep it under fewer than 10 words", ("words", None, 9)),
+        ("at least two sentences please", ("sentences", 2, None)),
+        ("more than 40 words", ("words", 41, None)),
+        ("a poem in 20 words or fewer", ("words", None, 20)),
+        ("in 30-50 words", ("words", 30, 50)),
+        ("Answer in a single sentence.", ("sentences", 1, 1)),
+        ("Describe the background.", None),
+    ],
+)
 def test_parses_natural_phrasings(text, expected):
     c = parse_length_constraint(text)
     assert (None if c is None else (c.unit, c.min, c.max)) == expected

@@ -36,7 +36,10 @@ def test_image_from_path_bytes_pil_and_arrays(image_path):
     assert np.asarray(Media.from_array(rgba).image())[0, 0].tolist() == [255, 255, 255]
 
 
-@pytest.mark.parametrize("bad", [np.zeros((2, 3, 4, 5)), np.zeros((4, 4, 2)), np.zeros((0, 3)), np.zeros((3, 3), dtype=object)])
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((2, 3, 4, 5)), np.zeros((4, 4, 2)), np.zeros((0, 3)), np.zeros((3, 3), dtype=object)],
+)
 def test_bad_arrays_are_typed_errors(bad):
     with pytest.raises(UnsupportedMediaError):
         Media.from_array(bad)
@@ -88,7 +91,10 @@ def test_audio_is_16k_mono_from_wav_flac_mp3_and_a_video_track(tmp_path, audio_p
     assert wav.sample_rate == 16000 and wav.samples.dtype == np.float32
     assert wav.duration == pytest.approx(2.0, abs=0.01)
 
-    stereo = np.stack([np.sin(np.linspace(0, 2000, 44100)), np.cos(np.linspace(0, 2000, 44100))], axis=1) * 0.5
+    stereo = (
+        np.stack([np.sin(np.linspace(0, 2000, 44100)), np.cos(np.linspace(0, 2000, 44100))], axis=1)
+        * 0.5
+    )
     sf.write(tmp_path / "s.flac", stereo, 44100)
     flac = Media.load(tmp_path / "s.flac")
     assert flac.modality == "audio"
@@ -99,8 +105,11 @@ def test_audio_is_16k_mono_from_wav_flac_mp3_and_a_video_track(tmp_path, audio_p
     with av.open(str(mp3), "w") as c:
         s = c.add_stream("libmp3lame", rate=44100, layout="mono")
         t = np.arange(44100) / 44100
-        frame = av.AudioFrame.from_ndarray((0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :],
-                                           format="fltp", layout="mono")
+        frame = av.AudioFrame.from_ndarray(
+            (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :],
+            format="fltp",
+            layout="mono",
+        )
         frame.sample_rate = 44100
         for p in s.encode(frame):
             c.mux(p)
@@ -109,7 +118,9 @@ def test_audio_is_16k_mono_from_wav_flac_mp3_and_a_video_track(tmp_path, audio_p
     decoded = Media.load(mp3).audio()
     assert decoded.duration == pytest.approx(1.0, abs=0.1)
     spectrum = np.abs(np.fft.rfft(decoded.samples))
-    assert np.fft.rfftfreq(len(decoded.samples), 1 / 16000)[np.argmax(spectrum)] == pytest.approx(440, abs=5)
+    assert np.fft.rfftfreq(len(decoded.samples), 1 / 16000)[np.argmax(spectrum)] == pytest.approx(
+        440, abs=5
+    )
 
     track = Media.load(video_path, modality="audio")
     assert track.modality == "audio"
@@ -126,8 +137,12 @@ def test_bad_media_are_typed_errors(tmp_path, image_path, video_path):
     (tmp_path / "notes.txt").write_text("just some text, not media\n" * 10)
     with pytest.raises(UnsupportedMediaError):
         Media.load(tmp_path / "notes.txt")
-    (tmp_path / "x.jpg").write_text("hello, a text file named like an image\n")  # FFmpeg guesses from the name
-    with pytest.raises(UnsupportedMediaError, match=r"not a recognised image, video or audio file: it holds text"):
+    (tmp_path / "x.jpg").write_text(
+        "hello, a text file named like an image\n"
+    )  # FFmpeg guesses from the name
+    with pytest.raises(
+        UnsupportedMediaError, match=r"not a recognised image, video or audio file: it holds text"
+    ):
         Media.load(tmp_path / "x.jpg")
     (tmp_path / "y.jpg").write_bytes(b"\x01\x02\x03 binary, not an image" * 4)
     with pytest.raises(UnsupportedMediaError, match="not a recognised image, video or audio file"):
@@ -175,7 +190,9 @@ def test_read_bytes_round_trips(image_path):
     assert Image.open(io.BytesIO(png)).size == (3, 2)
 
 
-def test_truncated_images_fail_under_parallel_decoding_with_the_global_flag_set(tmp_path, monkeypatch):
+def test_truncated_images_fail_under_parallel_decoding_with_the_global_flag_set(
+    tmp_path, monkeypatch
+):
     """LOAD_TRUNCATED_IMAGES is process-wide (LMDeploy and lmms-eval set it on import) and images decode in
     parallel threads (prefetch, judges): each truncated JPEG is still a CorruptMediaError, good ones
     decode, and the library's value is back once the decodes end. (Saving and restoring the flag per

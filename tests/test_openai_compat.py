@@ -48,16 +48,24 @@ def scripted(*replies: str):
 
 def test_the_call_engine_reasks_saying_what_was_wrong():
     with ChatCompletionsServer(responder=scripted("not json at all", '{"ok": true}')) as server:
-        engine = CallEngine({"default": Endpoint(base_url=server.base_url)}, {"writer": Role(model="m")})
+        engine = CallEngine(
+            {"default": Endpoint(base_url=server.base_url)}, {"writer": Role(model="m")}
+        )
         try:
-            reply = engine.run(engine.chat("writer", [{"role": "user", "content": "Reply with JSON."}], parse=json_object))
+            reply = engine.run(
+                engine.chat(
+                    "writer", [{"role": "user", "content": "Reply with JSON."}], parse=json_object
+                )
+            )
         finally:
             engine.close()
     assert reply.data == {"ok": True}
     first, second = server.requests
     assert first["messages"] == [{"role": "user", "content": "Reply with JSON."}]
-    assert second["messages"][:2] == [{"role": "user", "content": "Reply with JSON."},
-                                      {"role": "assistant", "content": "not json at all"}]
+    assert second["messages"][:2] == [
+        {"role": "user", "content": "Reply with JSON."},
+        {"role": "assistant", "content": "not json at all"},
+    ]
     assert "could not be used: no JSON object" in second["messages"][2]["content"]
 
 
@@ -74,5 +82,8 @@ def test_the_judge_reasks_saying_what_was_wrong():
         assert asyncio.run(judge._verdict("Score it.", parse, "item 1")) == 3
     assert len(server.requests) == 2
     again = server.requests[1]["messages"]
-    assert again[1] == {"role": "assistant", "content": '{"score": 9}'} and "score 9 is not 0..4" in again[2]["content"]
+    assert (
+        again[1] == {"role": "assistant", "content": '{"score": 9}'}
+        and "score 9 is not 0..4" in again[2]["content"]
+    )
     assert reask([], "x", "why")[-1]["content"].startswith("That reply could not be used: why.")

@@ -15,15 +15,23 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from anycap_plugin import Media, ModalityNotSupportedError, get_captioner, get_post_processor, plugins
-from anycap_plugin.acm.prompt import parse_question, question
+from anycap_plugin import (
+    Media,
+    ModalityNotSupportedError,
+    get_captioner,
+    get_post_processor,
+    plugins,
+)
 from anycap_plugin.acm.convert import convert_internvl_chat
+from anycap_plugin.acm.prompt import parse_question, question
 from anycap_plugin.acm_runtime import resolve_model
 from anycap_plugin.errors import ConversionError, TokenizerConversionError, UnknownTemplateError
 
 ORACLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "internvl_chat_tiny"
 SOURCE = ORACLE / "checkpoint"
-pytestmark = pytest.mark.skipif(not SOURCE.exists(), reason="../shared/data/internvl_chat_tiny is not beside the repo")
+pytestmark = pytest.mark.skipif(
+    not SOURCE.exists(), reason="../shared/data/internvl_chat_tiny is not beside the repo"
+)
 
 
 def golden(case: str) -> tuple[dict, dict]:
@@ -71,12 +79,23 @@ def test_the_published_question_is_the_one_the_reference_was_given():
 
 def test_converted_folder_is_complete_and_needs_no_remote_code(converted):
     names = {p.name for p in converted.iterdir()}
-    assert {"config.json", "tokenizer.json", "tokenizer_config.json", "processor_config.json", "generation_config.json",
-            "chat_template.jinja", "model.safetensors.index.json", "conversion.json"} <= names, names
+    assert {
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "processor_config.json",
+        "generation_config.json",
+        "chat_template.jinja",
+        "model.safetensors.index.json",
+        "conversion.json",
+    } <= names, names
     assert not any(p.suffix in (".py", ".bin") for p in converted.iterdir())
     config = json.loads((converted / "config.json").read_text())
     assert config["model_type"] == "anycap_acm" and "auto_map" not in config
-    assert config["vision_config"]["attention_bias"] is True and config["text_config"]["tie_word_embeddings"] is False
+    assert (
+        config["vision_config"]["attention_bias"] is True
+        and config["text_config"]["tie_word_embeddings"] is False
+    )
     assert "audio" in config["audio_absent"] and config["audio_config"] is None
     generation = json.loads((converted / "generation_config.json").read_text())
     assert generation["eos_token_id"] == [golden("case_image")[0]["eos_token_id"]]
@@ -89,7 +108,9 @@ def test_ids_pixels_and_logits_match_the_reference(loaded, case):
     batch = processor([media_of(case)], *map(lambda x: [x], ask(case)), num_frames=4)
     assert batch["input_ids"][0].tolist() == meta["input_ids"]
     assert batch["pixel_values"].shape == tensors["pixel_values"].shape
-    assert torch.equal(batch["pixel_values"], tensors["pixel_values"])  # exact, as docs/checkpoints.md says
+    assert torch.equal(
+        batch["pixel_values"], tensors["pixel_values"]
+    )  # exact, as docs/checkpoints.md says
     with torch.no_grad():
         logits = model(**batch).logits[0, -1]
     # docs/checkpoints.md gives the measured figures (3.4e-5, 1.3e-5: fp32 summation order, CPU)
@@ -100,8 +121,11 @@ def test_chat_template_writes_the_reference_query(loaded):
     processor, _ = loaded
     meta, _ = golden("case_image")
     text = processor.tokenizer.apply_chat_template(
-        [{"role": "user", "content": meta["question"]}], tokenize=False, add_generation_prompt=True,
-        chat_template=processor.chat_template)
+        [{"role": "user", "content": meta["question"]}],
+        tokenize=False,
+        add_generation_prompt=True,
+        chat_template=processor.chat_template,
+    )
     assert text.replace("<image>", "<img></img>") == meta["query_without_image_context"]
 
 
@@ -112,8 +136,14 @@ def test_acm_post_processor_on_the_published_folder_decodes_the_golden_text(case
     from anycap_plugin import Caption
 
     instruction, caption = ask(case)
-    out = acm.refine(media_of(case), instruction, Caption(text=caption), max_new_tokens=24, num_frames=4,
-                     check_constraints=False)
+    out = acm.refine(
+        media_of(case),
+        instruction,
+        Caption(text=caption),
+        max_new_tokens=24,
+        num_frames=4,
+        check_constraints=False,
+    )
     assert out.text == meta["greedy_text"]
     assert out.usage["post"]["completion_tokens"] == 24 and out.models == {"post": f"acm:{SOURCE}"}
 
@@ -124,7 +154,9 @@ def test_internvl_captioner_on_the_same_folder_reproduces_the_reference(monkeypa
     cap = get_captioner(f"internvl:{SOURCE}")
     for case in ("case_image", "case_video"):
         meta, _ = golden(case)
-        text = meta["question"].split("<image>\n")[-1]  # the question the placeholders were put before
+        text = meta["question"].split("<image>\n")[
+            -1
+        ]  # the question the placeholders were put before
         out = cap.caption(media_of(case), text, max_new_tokens=24, num_frames=4)
         assert out.text == meta["greedy_text"], case
 
@@ -135,8 +167,14 @@ def test_a_batch_of_two_equals_two_singles():
     acm = get_post_processor(f"acm:{SOURCE}")
     cases = ["case_image", "case_video"]
     asks = [ask(c) for c in cases]
-    batch = acm.refine_batch([media_of(c) for c in cases], [a[0] for a in asks], [Caption(text=a[1]) for a in asks],
-                             max_new_tokens=24, num_frames=4, check_constraints=False)
+    batch = acm.refine_batch(
+        [media_of(c) for c in cases],
+        [a[0] for a in asks],
+        [Caption(text=a[1]) for a in asks],
+        max_new_tokens=24,
+        num_frames=4,
+        check_constraints=False,
+    )
     assert [c.text for c in batch] == [golden(c)[0]["greedy_text"] for c in cases]
 
 
@@ -156,9 +194,14 @@ def test_hub_ids_resolve_from_the_local_hugging_face_cache(tmp_path, monkeypatch
     monkeypatch.setattr(hub, "HF_HUB_OFFLINE", True)
     folder = Path(resolve_model("qishisuren/AnyCapModel"))
     report = json.loads((folder / "conversion.json").read_text())
-    assert report["source"]["id"] == "qishisuren/AnyCapModel" and report["source"]["revision"] == revision
+    assert (
+        report["source"]["id"] == "qishisuren/AnyCapModel"
+        and report["source"]["revision"] == revision
+    )
     stamp = (folder / "conversion.json").stat().st_mtime_ns
-    assert Path(resolve_model("qishisuren/AnyCapModel")) == folder  # the same revision is not converted again
+    assert (
+        Path(resolve_model("qishisuren/AnyCapModel")) == folder
+    )  # the same revision is not converted again
     assert (folder / "conversion.json").stat().st_mtime_ns == stamp
     acm = get_post_processor("acm:qishisuren/AnyCapModel")
     assert acm.id == "acm:qishisuren/AnyCapModel"
@@ -178,6 +221,7 @@ def test_audio_is_refused_with_the_reason(audio_path):
 
 
 # ---- bad input: each refusal names what was found; nothing half-written ----------------------
+
 
 def copy_source(tmp_path: Path) -> Path:
     src = tmp_path / "src"
@@ -199,7 +243,9 @@ def test_a_folder_in_neither_layout_is_named(tmp_path):
 def test_missing_tokenizer_files_are_listed(tmp_path):
     src = copy_source(tmp_path)
     (src / "tokenizer.model").unlink()
-    with pytest.raises(TokenizerConversionError, match="No usable tokenizer.*tokenizer_config.json"):
+    with pytest.raises(
+        TokenizerConversionError, match="No usable tokenizer.*tokenizer_config.json"
+    ):
         convert_internvl_chat(src, tmp_path / "out")
 
 
@@ -219,7 +265,9 @@ def test_unexpected_and_missing_weights_are_listed_and_nothing_is_written(tmp_pa
     save_file(weights, str(src / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ConversionError) as err:
         convert_internvl_chat(src, tmp_path / "out")
-    assert "vision_model.extra.weight" in str(err.value) and "vision_projector.fc1.weight" in str(err.value)
+    assert "vision_model.extra.weight" in str(err.value) and "vision_projector.fc1.weight" in str(
+        err.value
+    )
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
@@ -260,8 +308,12 @@ def test_anycap_convert_command(tmp_path, capsys):
     import subprocess
     import sys
 
-    ran = subprocess.run([sys.executable, "-m", "anycap_plugin.acm.convert", str(SOURCE), str(tmp_path / "out3")],
-                         capture_output=True, text=True, timeout=300)
+    ran = subprocess.run(
+        [sys.executable, "-m", "anycap_plugin.acm.convert", str(SOURCE), str(tmp_path / "out3")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ran.returncode == 0, ran.stderr
     assert "67 tensors" in ran.stdout and (tmp_path / "out3" / "conversion.json").is_file()
 
@@ -274,15 +326,31 @@ def test_a_qwen2_language_model_converts_to_what_transformers_builds(tmp_path):
     from anycap_plugin import testing
 
     src = copy_source(tmp_path)
-    for name in ("tokenizer.model", "tokenizer_config.json", "added_tokens.json", "special_tokens_map.json"):
+    for name in (
+        "tokenizer.model",
+        "tokenizer_config.json",
+        "added_tokens.json",
+        "special_tokens_map.json",
+    ):
         (src / name).unlink()
     tok = testing.build_tokenizer(src, extra_special_tokens=("<img>", "</img>", "<IMG_CONTEXT>"))
-    llm = Qwen2Config(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=False,
-                      architectures=["Qwen2ForCausalLM"])
+    llm = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+        architectures=["Qwen2ForCausalLM"],
+    )
     torch.manual_seed(0)
     lm = Qwen2ForCausalLM(llm).eval()
-    weights = {k: v for k, v in load_file(str(src / "model.safetensors")).items() if not k.startswith("language_model.")}
+    weights = {
+        k: v
+        for k, v in load_file(str(src / "model.safetensors")).items()
+        if not k.startswith("language_model.")
+    }
     weights.update({f"language_model.{k}": v.clone() for k, v in lm.state_dict().items()})
     save_file(weights, str(src / "model.safetensors"), metadata={"format": "pt"})
     config = json.loads((src / "config.json").read_text())

@@ -12,28 +12,36 @@ import sys
 import time
 
 import pytest
+from test_cli import ANYCAP
 
 from anycap_plugin.testing.server import ChatCompletionsServer
 
-from test_cli import ANYCAP
-
 ITEMS = 240
 
-pytestmark = pytest.mark.ray  # runs beside the other tests of the shared cluster (conftest.ray_cluster)
+pytestmark = (
+    pytest.mark.ray
+)  # runs beside the other tests of the shared cluster (conftest.ray_cluster)
 
 
 def _anycap(*args):
-    return [str(ANYCAP)] + list(args) if ANYCAP.exists() else [sys.executable, "-m", "anycap_plugin", *args]
+    return (
+        [str(ANYCAP)] + list(args)
+        if ANYCAP.exists()
+        else [sys.executable, "-m", "anycap_plugin", *args]
+    )
 
 
-def test_a_run_over_a_bucket_survives_a_lost_node(ray_cluster, s3, s3_env, tmp_path,
-                                                                       tmp_path_factory, image_path):
+def test_a_run_over_a_bucket_survives_a_lost_node(
+    ray_cluster, s3, s3_env, tmp_path, tmp_path_factory, image_path
+):
     assert "OPENAI_API_KEY" not in os.environ  # the cluster was started without it
     bucket = s3.bucket(f"c{time.time_ns()}")
     s3.upload(image_path, f"{bucket}/media/a.png")
     for part in range(4):  # four manifests: four read tasks, on whichever nodes Ray puts them
         rows = [{"media": "../media/a.png", "id": f"{part}-{i}"} for i in range(ITEMS // 4)]
-        if part == 3:  # four items in one block that the API holds back until the first driver is gone
+        if (
+            part == 3
+        ):  # four items in one block that the API holds back until the first driver is gone
             rows[-4:] = [{**r, "instruction": "Describe it. (hold)"} for r in rows[-4:]]
         (tmp_path / f"m{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         s3.upload(tmp_path / f"m{part}.jsonl", f"{bucket}/lists/m{part}.jsonl")
@@ -45,11 +53,33 @@ def test_a_run_over_a_bucket_survives_a_lost_node(ray_cluster, s3, s3_env, tmp_p
     assert host == "127.0.0.1"
     seen = _Parts(s3, parts)
     with ChatCompletionsServer(delay=0.25) as api:
-        env = {**os.environ, **s3.env, "OPENAI_API_KEY": "sk-loopback-not-printed", "OPENAI_BASE_URL": api.base_url,
-               "ANYCAP_LOAD_PLUGINS": "openai", "ANYCAP_FLUSH_SECONDS": "0.5", "ANYCAP_LEASE_SECONDS": "3"}
-        command = _anycap("caption", f"{bucket}/lists/*.jsonl", "-m", "openai:loopback-model", "-i", "Describe it.",
-                          "-o", out, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}", "-c", "4",
-                          "--cpus-per-actor", "1")  # 4 actors of 1 CPU on nodes of 2: on two nodes at least
+        env = {
+            **os.environ,
+            **s3.env,
+            "OPENAI_API_KEY": "sk-loopback-not-printed",
+            "OPENAI_BASE_URL": api.base_url,
+            "ANYCAP_LOAD_PLUGINS": "openai",
+            "ANYCAP_FLUSH_SECONDS": "0.5",
+            "ANYCAP_LEASE_SECONDS": "3",
+        }
+        command = _anycap(
+            "caption",
+            f"{bucket}/lists/*.jsonl",
+            "-m",
+            "openai:loopback-model",
+            "-i",
+            "Describe it.",
+            "-o",
+            out,
+            "--engine",
+            "ray",
+            "--ray-address",
+            f"127.0.0.1:{port}",
+            "-c",
+            "4",
+            "--cpus-per-actor",
+            "1",
+        )  # 4 actors of 1 CPU on nodes of 2: on two nodes at least
         log = open(tmp_path / "first.log", "w+")
         first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=log, text=True)
         first.stderr = log
@@ -60,13 +90,19 @@ def test_a_run_over_a_bucket_survives_a_lost_node(ray_cluster, s3, s3_env, tmp_p
 
         # the same command from another folder, with no local state: everything is found done in the store
         elsewhere = tmp_path_factory.mktemp("another-machine")
-        second = subprocess.run(command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0 and f"0 captioned, 0 failed, {ITEMS} already done" in second.stderr, second.stderr[-3000:]
+        second = subprocess.run(
+            command, env=env, cwd=elsewhere, capture_output=True, text=True, timeout=300
+        )
+    assert (
+        second.returncode == 0 and f"0 captioned, 0 failed, {ITEMS} already done" in second.stderr
+    ), second.stderr[-3000:]
     final = [json.loads(line) for line in s3.get(out).decode().splitlines()]
     assert len(final) == ITEMS and len({r["key"] for r in final}) == ITEMS
     assert all(r["error"] is None and r["caption"] for r in final)
     caption_nodes = {r["meta"]["ray"]["caption_node"] for r in final}
-    assert len(caption_nodes) >= 2, caption_nodes  # where read tasks run (no CPU of their own) is Ray's choice
+    assert len(caption_nodes) >= 2, (
+        caption_nodes
+    )  # where read tasks run (no CPU of their own) is Ray's choice
     assert all(r["meta"]["ray"]["read_node"] for r in final)
 
 

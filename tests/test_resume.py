@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 import resume_inputs as layout
+from test_cli import anycap
+
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import BatchRun, plan_inputs, run
 from anycap_plugin.errors import JournalBusyError
-
-from test_cli import anycap
 
 pytestmark = pytest.mark.ray  # the shared cluster (conftest.ray_cluster)
 
@@ -55,7 +54,9 @@ def caption(engine, out, captioner="stats"):
         return run(get_captioner(captioner), items, out, batch_size=2)
     from anycap_plugin.batch.ray_engine import run_on_ray
 
-    return run_on_ray(captioner, layout.INPUTS, out, instruction=layout.INSTRUCTION, batch_size=2, concurrency=2)
+    return run_on_ray(
+        captioner, layout.INPUTS, out, instruction=layout.INSTRUCTION, batch_size=2, concurrency=2
+    )
 
 
 def records(path):
@@ -64,7 +65,9 @@ def records(path):
 
 def one_per_input(path):
     rows = records(path)
-    assert len(rows) == layout.TOTAL and len({r["key"] for r in rows}) == layout.TOTAL, [r["key"] for r in rows]
+    assert len(rows) == layout.TOTAL and len({r["key"] for r in rows}) == layout.TOTAL, [
+        r["key"] for r in rows
+    ]
     return {r["key"]: r for r in rows}
 
 
@@ -75,22 +78,38 @@ def successes(by_key):
 def test_every_input_keeps_one_record_run_after_run(engine, root):
     out = root / "caps.jsonl"
     first = caption(engine, out)
-    assert (first.total, first.succeeded, first.failed) == (layout.TOTAL, layout.TOTAL - layout.FAILING, layout.FAILING)
+    assert (first.total, first.succeeded, first.failed) == (
+        layout.TOTAL,
+        layout.TOTAL - layout.FAILING,
+        layout.FAILING,
+    )
     assert first.repeated_ids == REPEATED_IDS
     done = one_per_input(out)
     failed = sorted(k for k, r in done.items() if r["error"])
     data = root.resolve() / "data"  # keys name files canonically, whatever the working directory
-    assert failed[0].startswith(f"file:{data}/photos/broken.jpg") and failed[1].startswith(f"shard:{data}/s2.tar#k2\x1f")
-    assert done[f"shard:{data}/s0.tar#k2\x1fDescribe it."]["error"] is None  # the same id, a success elsewhere
+    assert failed[0].startswith(f"file:{data}/photos/broken.jpg") and failed[1].startswith(
+        f"shard:{data}/s2.tar#k2\x1f"
+    )
+    assert (
+        done[f"shard:{data}/s0.tar#k2\x1fDescribe it."]["error"] is None
+    )  # the same id, a success elsewhere
     assert {r["id"] for r in done.values() if r["key"].startswith("table:")} == {"a", "b", None}
 
     again = caption(engine, out)  # failures are retried, successes kept as they were
-    assert (again.skipped, again.succeeded, again.failed) == (layout.TOTAL - layout.FAILING, 0, layout.FAILING)
+    assert (again.skipped, again.succeeded, again.failed) == (
+        layout.TOTAL - layout.FAILING,
+        0,
+        layout.FAILING,
+    )
     assert successes(one_per_input(out)) == successes(done)
 
     layout.repair(root)
     third = caption(engine, out)
-    assert (third.skipped, third.succeeded, third.failed) == (layout.TOTAL - layout.FAILING, layout.FAILING, 0)
+    assert (third.skipped, third.succeeded, third.failed) == (
+        layout.TOTAL - layout.FAILING,
+        layout.FAILING,
+        0,
+    )
     final = one_per_input(out)
     assert all(r["error"] is None for r in final.values())
     assert {k: final[k] for k in successes(done)} == successes(done)
@@ -111,19 +130,30 @@ def test_a_run_killed_mid_way_resumes_without_losing_or_repeating_a_record(engin
     out = root / "caps.jsonl"
     inputs, instruction = layout.INPUTS, layout.INSTRUCTION
     if engine == "local":
-        body = (f"from anycap_plugin.batch import plan_inputs, run\n"
-                f"run(Slow(), plan_inputs({inputs!r}, {instruction!r}).items(), 'caps.jsonl')\n")
+        body = (
+            f"from anycap_plugin.batch import plan_inputs, run\n"
+            f"run(Slow(), plan_inputs({inputs!r}, {instruction!r}).items(), 'caps.jsonl')\n"
+        )
     else:
         import ray
 
         address = ray.get_runtime_context().gcs_address
-        body = (f"from anycap_plugin.batch.ray_engine import connect; connect({address!r})\n"
-                f"from anycap_plugin.batch.ray_engine import run_on_ray\n"
-                f"run_on_ray(Slow, {inputs!r}, 'caps.jsonl', instruction={instruction!r}, batch_size=1, concurrency=2)\n")
-    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(SLOW) + body], cwd=root,
-                            env={**os.environ, "ANYCAP_LOAD_PLUGINS": ""})
+        body = (
+            f"from anycap_plugin.batch.ray_engine import connect; connect({address!r})\n"
+            f"from anycap_plugin.batch.ray_engine import run_on_ray\n"
+            f"run_on_ray(Slow, {inputs!r}, 'caps.jsonl', instruction={instruction!r}, batch_size=1, concurrency=2)\n"
+        )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(SLOW) + body],
+        cwd=root,
+        env={**os.environ, "ANYCAP_LOAD_PLUGINS": ""},
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and (not out.exists() or len(out.read_bytes().splitlines()) < 4):
+    while (
+        time.time() < deadline
+        and proc.poll() is None
+        and (not out.exists() or len(out.read_bytes().splitlines()) < 4)
+    ):
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -153,7 +183,9 @@ def test_an_output_written_by_the_previous_version_resumes(engine, root, written
     after = records(out)
     assert len(after) == layout.TOTAL
     assert all(r in after for r in kept)  # every caption it wrote, unchanged
-    assert sum(r["error"] is not None for r in after) == layout.FAILING  # its failures superseded by their retries
+    assert (
+        sum(r["error"] is not None for r in after) == layout.FAILING
+    )  # its failures superseded by their retries
 
 
 def test_unreadable_lines_are_moved_aside_and_no_caption_is_ever_removed(root):
@@ -161,7 +193,9 @@ def test_unreadable_lines_are_moved_aside_and_no_caption_is_ever_removed(root):
     caption("local", out)
     lines = out.read_bytes().splitlines(keepends=True)
     ok = [line for line in lines if json.loads(line)["error"] is None]
-    out.write_bytes(b"".join(lines) + ok[0] + b"{not json\n" + ok[1][:40])  # a caption twice, a broken line, a torn one
+    out.write_bytes(
+        b"".join(lines) + ok[0] + b"{not json\n" + ok[1][:40]
+    )  # a caption twice, a broken line, a torn one
     summary = caption("local", out)
     assert summary.rejected == 2 and summary.skipped == layout.TOTAL - layout.FAILING
     after = out.read_bytes().splitlines(keepends=True)
@@ -182,8 +216,18 @@ def test_two_runs_on_one_output_are_refused(root):
 def test_inputs_that_name_nothing_are_a_usage_error(root):
     (root / "empty").mkdir()
     (root / "empty.jsonl").write_text("\n")
-    result = anycap("caption", "data/photos/astronaut.png", "/nothere/*.tar", "empty", "empty.jsonl", "-m", "stats",
-                    "-o", "o.jsonl", cwd=root)
+    result = anycap(
+        "caption",
+        "data/photos/astronaut.png",
+        "/nothere/*.tar",
+        "empty",
+        "empty.jsonl",
+        "-m",
+        "stats",
+        "-o",
+        "o.jsonl",
+        cwd=root,
+    )
     assert result.returncode == 2
     assert "Nothing to caption in '/nothere/*.tar', 'empty', 'empty.jsonl'" in result.stderr
     assert not (root / "o.jsonl").exists()
@@ -191,19 +235,46 @@ def test_inputs_that_name_nothing_are_a_usage_error(root):
 
 def test_ray_refuses_what_the_local_engine_refuses_with_the_same_message(cluster, root):
     env = {"ANYCAP_LOAD_PLUGINS": "openai", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""}
-    for args in (["-m", "stats", "-O", "bogus=1"], ["-m", "openai:gpt-4o"], ["-m", "stats", "-p", "acm:/no/such/acm"]):
+    for args in (
+        ["-m", "stats", "-O", "bogus=1"],
+        ["-m", "openai:gpt-4o"],
+        ["-m", "stats", "-p", "acm:/no/such/acm"],
+    ):
         said = {}
         for engine in ("local", "ray"):
-            result = anycap("caption", "data/photos", *args, "-o", f"{engine}.jsonl", "--engine", engine, env=env,
-                            cwd=root)
-            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+            result = anycap(
+                "caption",
+                "data/photos",
+                *args,
+                "-o",
+                f"{engine}.jsonl",
+                "--engine",
+                engine,
+                env=env,
+                cwd=root,
+            )
+            assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[
+                -2000:
+            ]
             said[engine] = result.stderr.strip().splitlines()[-1]
         assert said["local"] == said["ray"] and said["ray"].startswith("Error: ")
 
 
 def test_the_progress_bar_counts_every_input_with_its_rate(engine, root):
-    result = anycap("caption", *layout.INPUTS, "-m", "stats", "-i", layout.INSTRUCTION, "-o", "caps.jsonl", "--progress",
-                    "--engine", engine, cwd=root)
+    result = anycap(
+        "caption",
+        *layout.INPUTS,
+        "-m",
+        "stats",
+        "-i",
+        layout.INSTRUCTION,
+        "-o",
+        "caps.jsonl",
+        "--progress",
+        "--engine",
+        engine,
+        cwd=root,
+    )
     assert result.returncode == 1, result.stderr[-2000:]  # two inputs fail
     assert f"{layout.TOTAL}/{layout.TOTAL}" in result.stderr and "item/s" in result.stderr
     assert "14 captioned, 2 failed (CorruptMediaError: 2), 0 already done" in result.stderr

@@ -24,19 +24,30 @@ def read_jsonl(path):
 def test_inputs_from_folders_globs_files_and_manifests(tmp_path, media_dir):
     manifest = tmp_path / "items.jsonl"
     manifest.write_text(
-        json.dumps({"media": "media/astronaut.png", "instruction": "Describe the person."}) + "\n"
+        json.dumps({"media": "media/astronaut.png", "instruction": "Describe the person."})
+        + "\n"
         + "{not json\n"
-        + json.dumps({"media": str(media_dir / "chirp.wav"), "id": 7}) + "\n"
-        + json.dumps({"instruction": "no media"}) + "\n\n"
+        + json.dumps({"media": str(media_dir / "chirp.wav"), "id": 7})
+        + "\n"
+        + json.dumps({"instruction": "no media"})
+        + "\n\n"
     )
     from_folder = list(expand_inputs([str(media_dir)], "brief"))
-    assert [os.path.basename(i.input) for i in from_folder] == ["astronaut.png", "bigbuckbunny.mp4", "chelsea.png", "chirp.wav"]
+    assert [os.path.basename(i.input) for i in from_folder] == [
+        "astronaut.png",
+        "bigbuckbunny.mp4",
+        "chelsea.png",
+        "chirp.wav",
+    ]
     assert {i.instruction for i in from_folder} == {"brief"}
     from_glob = list(expand_inputs([str(media_dir / "*.png")]))
     assert [os.path.basename(i.input) for i in from_glob] == ["astronaut.png", "chelsea.png"]
     from_manifest = list(expand_inputs([str(manifest)], "default"))
     first = from_manifest[0]
-    assert (first.input, first.instruction) == (str(tmp_path / "media" / "astronaut.png"), "Describe the person.")
+    assert (first.input, first.instruction) == (
+        str(tmp_path / "media" / "astronaut.png"),
+        "Describe the person.",
+    )
     # no id: placed by its content, so inserting a line moves no key; its line number is an alias
     assert first.key == f"manifest:{manifest}#media=media/astronaut.png\x1fDescribe the person."
     assert first.aliases == (f"manifest:{manifest}:1\x1fDescribe the person.",)
@@ -52,7 +63,9 @@ def test_bad_items_are_recorded_and_the_rest_go_on(tmp_path, media_dir, video_pa
     (media_dir / "notes.mp3").write_text("not audio at all " * 20)
     (media_dir / "cut.mp4").write_bytes(video_path.read_bytes()[:30000])
     out = tmp_path / "out.jsonl"
-    (media_dir / "names.jsonl").write_text('{"media": "missing.jpg"}\n')  # a manifest may name what is not there
+    (media_dir / "names.jsonl").write_text(
+        '{"media": "missing.jpg"}\n'
+    )  # a manifest may name what is not there
     items = list(expand_inputs([str(media_dir), str(media_dir / "names.jsonl")]))
     summary = run(StatsCaptioner(), items, out)
     rows = {os.path.basename(r["input"]): r for r in read_jsonl(out)}
@@ -60,12 +73,20 @@ def test_bad_items_are_recorded_and_the_rest_go_on(tmp_path, media_dir, video_pa
     assert summary.succeeded == 4 and summary.failed == 4 and not summary.ok
     assert rows["empty.png"]["error"]["type"] == "EmptyMediaError"
     assert rows["notes.mp3"]["error"]["type"] == "UnsupportedMediaError"
-    assert rows["cut.mp4"]["error"]["type"] in ("CorruptMediaError", "UnsupportedMediaError", "EmptyMediaError")
+    assert rows["cut.mp4"]["error"]["type"] in (
+        "CorruptMediaError",
+        "UnsupportedMediaError",
+        "EmptyMediaError",
+    )
     assert rows["missing.jpg"]["error"]["type"] == "MediaNotFoundError"
     assert all(r["caption"] is None for r in rows.values() if r["error"])
     good = rows["astronaut.png"]
     assert good["error"] is None and "512x512" in good["caption"]
-    assert good["modality"] == "image" and good["models"] == {"base": "stats"} and good["timings"]["base"] > 0
+    assert (
+        good["modality"] == "image"
+        and good["models"] == {"base": "stats"}
+        and good["timings"]["base"] > 0
+    )
 
 
 def test_resume_skips_done_items_and_retries_failed_ones(tmp_path, media_dir, image_path):
@@ -121,7 +142,9 @@ def test_concurrency_keeps_several_items_in_flight(tmp_path, image_path):
     summary = run(cap, items, tmp_path / "o.jsonl", concurrency=6)
     assert summary.succeeded == 24
     assert cap.peak == 6
-    assert sorted(r["instruction"] for r in read_jsonl(tmp_path / "o.jsonl")) == sorted(f"i{n}" for n in range(24))
+    assert sorted(r["instruction"] for r in read_jsonl(tmp_path / "o.jsonl")) == sorted(
+        f"i{n}" for n in range(24)
+    )
 
 
 class EventCaptioner(BaseCaptioner):
@@ -168,8 +191,12 @@ def test_the_next_batch_is_decoded_while_the_model_works(tmp_path, monkeypatch):
 
     run(EventCaptioner(events), items, tmp_path / "plain.jsonl", prefetch=False)
     assert events.index(("decode", images[3])) > events.index(("model-end", images[2]))
-    strip = [{k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "plain.jsonl")]
-    assert [{k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "ahead.jsonl")] == strip
+    strip = [
+        {k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "plain.jsonl")
+    ]
+    assert [
+        {k: v for k, v in r.items() if k != "timings"} for r in read_jsonl(tmp_path / "ahead.jsonl")
+    ] == strip
 
 
 class PickyBatcher(BaseCaptioner):
@@ -197,7 +224,10 @@ def test_a_failing_batch_is_split_to_find_the_bad_item(tmp_path, image_path):
     assert (summary.succeeded, summary.failed) == (5, 1)
     assert cap.batch_sizes[:2] in ([4, 1], [4, 2])  # batches as asked, then the retry one by one
     bad = [r for r in read_jsonl(tmp_path / "o.jsonl") if r["error"]]
-    assert bad[0]["instruction"] == "boom" and bad[0]["error"] == {"type": "RuntimeError", "message": "model crashed on this batch"}
+    assert bad[0]["instruction"] == "boom" and bad[0]["error"] == {
+        "type": "RuntimeError",
+        "message": "model crashed on this batch",
+    }
 
 
 def test_sigkill_loses_at_most_the_items_in_flight(tmp_path, image_path):
@@ -231,5 +261,7 @@ def test_invalid_run_options_fail_before_any_work(tmp_path, image_path):
     from anycap_plugin.errors import OptionsError
 
     with pytest.raises(OptionsError):
-        run(StatsCaptioner(), [WorkItem(str(image_path))], tmp_path / "o.jsonl", options={"nope": 1})
+        run(
+            StatsCaptioner(), [WorkItem(str(image_path))], tmp_path / "o.jsonl", options={"nope": 1}
+        )
     assert not (tmp_path / "o.jsonl").exists()

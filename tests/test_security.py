@@ -18,10 +18,10 @@ import torch
 from click.testing import CliRunner
 
 from anycap_plugin import get_post_processor, testing
+from anycap_plugin.access import auth_rule
 from anycap_plugin.cli import cli
 from anycap_plugin.errors import CheckpointError, OpenServerError, RequestError
 from anycap_plugin.serve import ServeConfig, running
-from anycap_plugin.access import auth_rule
 from anycap_plugin.serve.protocol import MediaPolicy
 from anycap_plugin.serve.remote_media import fetch, host_allowed, refusal_reason
 
@@ -118,10 +118,30 @@ class Recorder:
 
 
 # ---- addresses ------------------------------------------------------------------------------
-INTERNAL = ["127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-            "0.0.0.0", "224.0.0.1", "240.0.0.1", "255.255.255.255", "::1", "::", "fe80::1", "fc00::1", "ff02::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::",
-            "2001:0:4136:e378:8000:63bf:80ff:fffe"]  # the last: Teredo for client 127.0.0.1
+INTERNAL = [
+    "127.0.0.1",
+    "127.8.9.10",
+    "10.1.2.3",
+    "172.16.0.1",
+    "192.168.1.1",
+    "169.254.169.254",
+    "100.64.0.1",
+    "0.0.0.0",
+    "224.0.0.1",
+    "240.0.0.1",
+    "255.255.255.255",
+    "::1",
+    "::",
+    "fe80::1",
+    "fc00::1",
+    "ff02::1",
+    "::ffff:127.0.0.1",
+    "::ffff:169.254.169.254",
+    "::ffff:10.0.0.1",
+    "64:ff9b::a9fe:a9fe",
+    "2002:7f00:1::",
+    "2001:0:4136:e378:8000:63bf:80ff:fffe",
+]  # the last: Teredo for client 127.0.0.1
 
 
 @pytest.mark.parametrize("address", INTERNAL)
@@ -130,16 +150,30 @@ def test_internal_addresses_are_refused_before_any_connection(address):
     rec = Recorder({"media.example.com": [address]})
     with pytest.raises(RequestError) as e:
         fetch("http://media.example.com/a.png", rec.policy())
-    assert e.value.status == 403 and e.value.code == "remote_media_refused" and address in str(e.value)
+    assert (
+        e.value.status == 403 and e.value.code == "remote_media_refused" and address in str(e.value)
+    )
     assert rec.connects == []
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/x",
-                                 "http://[fd00::1]:8080/x", "http://0x7f.1/x", "http://2130706433/x", "http://localhost/x",
-                                 "https://user:pw@media.example.com/x", "ftp://media.example.com/x",
-                                 "http://media.example.com:notaport/x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/x",
+        "http://[fd00::1]:8080/x",
+        "http://0x7f.1/x",
+        "http://2130706433/x",
+        "http://localhost/x",
+        "https://user:pw@media.example.com/x",
+        "ftp://media.example.com/x",
+        "http://media.example.com:notaport/x",
+    ],
+)
 def test_literal_internal_hosts_and_bad_urls_are_refused(url):
-    rec = Recorder({"media.example.com": [PUBLIC]})  # numeric and local names go through the system resolver
+    rec = Recorder(
+        {"media.example.com": [PUBLIC]}
+    )  # numeric and local names go through the system resolver
     policy = MediaPolicy(allow_remote=True, connector=rec.connect)
     with pytest.raises(RequestError) as e:
         fetch(url, policy)
@@ -157,7 +191,9 @@ def test_allowed_media_hosts_match_whole_label_suffixes():
     allowed = ("example.com", "cdn.images.org")
     assert host_allowed("example.com", allowed) and host_allowed("a.b.EXAMPLE.com.", allowed)
     assert host_allowed("x.cdn.images.org", allowed) and not host_allowed("images.org", allowed)
-    assert not host_allowed("badexample.com", allowed) and not host_allowed("example.com.evil.net", allowed)
+    assert not host_allowed("badexample.com", allowed) and not host_allowed(
+        "example.com.evil.net", allowed
+    )
     rec = Recorder({"example.com.evil.net": [PUBLIC]})
     with pytest.raises(RequestError, match="not one of the allowed media hosts"):
         fetch("http://example.com.evil.net/a.png", rec.policy(allowed_hosts=allowed))
@@ -175,23 +211,33 @@ def test_a_public_host_is_fetched_from_the_address_that_was_checked(media_server
     calls = iter([[PUBLIC], ["127.0.0.1"]])  # a rebinding resolver: public first, loopback after
     rec = Recorder({"media.example.com": lambda n: next(calls)}, to=media_server.port)
     assert fetch("http://media.example.com/img.png?sig=1", rec.policy()) == IMAGE
-    assert rec.lookups == ["media.example.com"] and rec.connects == [(PUBLIC, 80)]  # one lookup, pinned
-    assert media_server.hosts == ["media.example.com"] and media_server.requests == ["/img.png?sig=1"]
+    assert rec.lookups == ["media.example.com"] and rec.connects == [
+        (PUBLIC, 80)
+    ]  # one lookup, pinned
+    assert media_server.hosts == ["media.example.com"] and media_server.requests == [
+        "/img.png?sig=1"
+    ]
 
 
 def test_every_redirect_hop_is_checked(media_server):
     other = MediaServer()
     try:
-        media_server.routes.update({
-            "/to-loopback": ("redirect", other.url("/secret")),
-            "/to-metadata": ("redirect", "http://169.254.169.254/latest/meta-data/"),
-            "/to-file": ("redirect", "file:///etc/passwd"),
-            "/relative": ("redirect", "/img.png"),
-            "/loop": ("redirect", "/loop"),
-        })
+        media_server.routes.update(
+            {
+                "/to-loopback": ("redirect", other.url("/secret")),
+                "/to-metadata": ("redirect", "http://169.254.169.254/latest/meta-data/"),
+                "/to-file": ("redirect", "file:///etc/passwd"),
+                "/relative": ("redirect", "/img.png"),
+                "/loop": ("redirect", "/loop"),
+            }
+        )
         rec = Recorder({"media.example.com": [PUBLIC]}, to=media_server.port)
-        for path, reason in (("/to-loopback", "loopback"), ("/to-metadata", "link-local"), ("/to-file", "scheme"),
-                             ("/loop", "more than 5 redirects")):
+        for path, reason in (
+            ("/to-loopback", "loopback"),
+            ("/to-metadata", "link-local"),
+            ("/to-file", "scheme"),
+            ("/loop", "more than 5 redirects"),
+        ):
             with pytest.raises(RequestError, match=reason) as e:
                 fetch(f"http://media.example.com{path}", rec.policy())
             assert e.value.status == 403
@@ -204,7 +250,9 @@ def test_every_redirect_hop_is_checked(media_server):
 
 
 def test_size_and_time_limits_hold_while_streaming(media_server):
-    media_server.routes.update({"/big": ("image", b"x" * 5000), "/chunked": ("chunked", 4), "/slow": ("slow",)})
+    media_server.routes.update(
+        {"/big": ("image", b"x" * 5000), "/chunked": ("chunked", 4), "/slow": ("slow",)}
+    )
     rec = Recorder({"media.example.com": [PUBLIC]}, to=media_server.port)
     for path in ("/big", "/chunked"):
         with pytest.raises(RequestError) as e:
@@ -219,14 +267,48 @@ def test_size_and_time_limits_hold_while_streaming(media_server):
 def test_the_server_refuses_remote_media_on_internal_hosts(media_server):
     config = ServeConfig(spec="stats", allow_remote_media=True)
     with running(config) as url:
-        for media_url, reason in ((media_server.url(), "loopback"), ("http://169.254.169.254/x", "link-local")):
-            r = httpx.post(url + "/chat/completions", timeout=30, json={"model": "stats", "messages": [
-                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": media_url}}]}]})
+        for media_url, reason in (
+            (media_server.url(), "loopback"),
+            ("http://169.254.169.254/x", "link-local"),
+        ):
+            r = httpx.post(
+                url + "/chat/completions",
+                timeout=30,
+                json={
+                    "model": "stats",
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [{"type": "image_url", "image_url": {"url": media_url}}],
+                        }
+                    ],
+                },
+            )
             assert r.status_code == 403 and r.json()["error"]["code"] == "remote_media_refused"
             assert reason in r.json()["error"]["message"]
-    with running(ServeConfig(spec="stats", allow_remote_media=True, allowed_media_hosts=["images.example.org"])) as url:
-        r = httpx.post(url + "/chat/completions", timeout=30, json={"model": "stats", "messages": [
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://evil.example.net/a"}}]}]})
+    with running(
+        ServeConfig(
+            spec="stats", allow_remote_media=True, allowed_media_hosts=["images.example.org"]
+        )
+    ) as url:
+        r = httpx.post(
+            url + "/chat/completions",
+            timeout=30,
+            json={
+                "model": "stats",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "https://evil.example.net/a"},
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
         assert r.status_code == 403 and "allowed media hosts" in r.json()["error"]["message"]
     assert media_server.requests == []
 
@@ -236,11 +318,40 @@ def test_per_media_and_chunked_body_limits_answer_413():
     config = ServeConfig(spec="stats", max_body_bytes=2 * 2**20, max_media_bytes=64 * 1024)
     big = base64.b64encode(b"\x89PNG" + b"x" * (100 * 1024)).decode()
     with running(config) as url:
-        r = httpx.post(url + "/chat/completions", timeout=30, json={"model": "stats", "messages": [
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64," + big}}]}]})
+        r = httpx.post(
+            url + "/chat/completions",
+            timeout=30,
+            json={
+                "model": "stats",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/png;base64," + big},
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "media_too_large"
-        r = httpx.post(url + "/chat/completions", timeout=30, json={"model": "stats", "messages": [
-            {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": big, "format": "wav"}}]}]})
+        r = httpx.post(
+            url + "/chat/completions",
+            timeout=30,
+            json={
+                "model": "stats",
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "input_audio", "input_audio": {"data": big, "format": "wav"}}
+                        ],
+                    }
+                ],
+            },
+        )
         assert r.status_code == 413 and r.json()["error"]["code"] == "media_too_large"
 
         def chunks():  # a streamed body with no Content-Length, over the limit
@@ -256,7 +367,9 @@ def test_per_media_and_chunked_body_limits_answer_413():
 # ---- no open server by accident ---------------------------------------------------------------
 def test_auth_rule():
     assert "API key is required" in auth_rule("0.0.0.0", "k", False)
-    assert "this machine only" in auth_rule("127.0.0.1", None, False) and "only" in auth_rule("::1", None, False)
+    assert "this machine only" in auth_rule("127.0.0.1", None, False) and "only" in auth_rule(
+        "::1", None, False
+    )
     assert "NONE" in auth_rule("0.0.0.0", None, True)
     for host in ("0.0.0.0", "::", "192.168.1.5", "my-host"):
         with pytest.raises(OpenServerError, match="--no-auth"):
@@ -265,12 +378,15 @@ def test_auth_rule():
         auth_rule("0.0.0.0", "k", True)
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--host", "0.0.0.0"], "without an API key"),
-    (["--host", "::"], "without an API key"),
-    (["--host", "0.0.0.0", "--no-auth", "--api-key", "k"], "contradict"),
-    (["--allowed-media-hosts", "example.com"], "--allow-remote-media"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--host", "0.0.0.0"], "without an API key"),
+        (["--host", "::"], "without an API key"),
+        (["--host", "0.0.0.0", "--no-auth", "--api-key", "k"], "contradict"),
+        (["--allowed-media-hosts", "example.com"], "--allow-remote-media"),
+    ],
+)
 def test_serve_refuses_to_start_open_by_accident(args, message, monkeypatch):
     monkeypatch.delenv("ANYCAP_API_KEY", raising=False)
     done = CliRunner().invoke(cli, ["serve", "stats", *args])

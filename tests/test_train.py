@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 
 from anycap_plugin import testing
-from anycap_plugin.train import TrainConfig, mix, parse_ratio, read_acd, train
 from anycap_plugin.errors import ACDFormatError
+from anycap_plugin.train import TrainConfig, mix, parse_ratio, read_acd, train
 
-ACD = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "acd_sample").glob("*.jsonl"))
+ACD = sorted(
+    (Path(__file__).resolve().parents[2] / "shared" / "data" / "acd_sample").glob("*.jsonl")
+)
 
 
 def test_every_shared_record_parses_into_instruction_existing_and_target():
@@ -18,7 +20,9 @@ def test_every_shared_record_parses_into_instruction_existing_and_target():
     kinds = {e.kind for e in examples}
     assert kinds == {"degraded", "weaker", "correct", "plain"}
     for e in examples:
-        assert "<image>" not in e.instruction and "You are a multimodal aligner" not in e.instruction
+        assert (
+            "<image>" not in e.instruction and "You are a multimodal aligner" not in e.instruction
+        )
         assert e.existing is None or "The existing caption is" not in e.existing
     plain = next(e for e in examples if e.kind == "plain")
     assert plain.existing is None and plain.modality == "audio"
@@ -48,9 +52,21 @@ def test_mix_follows_the_ratio():
 
 def test_short_cpu_run_lowers_validation_loss_by_30_percent(tmp_path):
     model = testing.build_tiny_acm(tmp_path / "acm")
-    result = train(TrainConfig(model=str(model), data=[str(p) for p in ACD], output_dir=str(tmp_path / "run"),
-                               max_steps=150, batch_size=8, learning_rate=5e-3, missing_media="text",
-                               max_length=384, eval_steps=75, save_steps=75, max_examples=400))
+    result = train(
+        TrainConfig(
+            model=str(model),
+            data=[str(p) for p in ACD],
+            output_dir=str(tmp_path / "run"),
+            max_steps=150,
+            batch_size=8,
+            learning_rate=5e-3,
+            missing_media="text",
+            max_length=384,
+            eval_steps=75,
+            save_steps=75,
+            max_examples=400,
+        )
+    )
     assert result["val_loss_after"] <= 0.7 * result["val_loss_before"], result
     assert result["parameters"]["frozen"] > 0 and result["steps"] == 150
     final = Path(result["model"])
@@ -60,4 +76,11 @@ def test_short_cpu_run_lowers_validation_loss_by_30_percent(tmp_path):
 
 def test_missing_media_is_an_error_unless_told_otherwise(tmp_path):
     with pytest.raises(Exception, match="no media file"):
-        train(TrainConfig(model="unused", data=[str(ACD[0])], output_dir=str(tmp_path), media_root=str(tmp_path)))
+        train(
+            TrainConfig(
+                model="unused",
+                data=[str(ACD[0])],
+                output_dir=str(tmp_path),
+                media_root=str(tmp_path),
+            )
+        )

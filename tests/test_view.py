@@ -16,29 +16,40 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from eval_data import SHARED
 
 from anycap_plugin import testing
 from anycap_plugin.testing import ChatCompletionsServer, judge_responder
-from eval_data import SHARED
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"
+)
 
 
 def anycap(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "anycap_plugin", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "anycap_plugin", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
     return done
 
 
 @contextmanager
 def viewer(*args: str) -> Iterator[str]:
     """`anycap view ARGS --port 0`: its URL while it runs."""
-    proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin", "view", *args, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anycap_plugin", "view", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         match = re.search(r"(http://\S+)", line)
@@ -61,17 +72,29 @@ def runs(tmp_path_factory) -> Path:
     shutil.copy(testing.sample_video(), media / "bunny.mp4")
     audio = testing.sample_audio()
     shutil.copy(audio, media / f"clip{audio.suffix}")
-    rows = [{"media": f"media/{p.name}", "id": p.stem, "instruction": "Describe it in at most two sentences."}
-            for p in sorted(media.iterdir())]
-    rows += [{"media": "media/missing.png", "id": "missing", "instruction": "Describe it."},
-             {"media": "media/coffee.png", "id": "markup", "instruction": f"{XSS} What is this?"}]
+    rows = [
+        {
+            "media": f"media/{p.name}",
+            "id": p.stem,
+            "instruction": "Describe it in at most two sentences.",
+        }
+        for p in sorted(media.iterdir())
+    ]
+    rows += [
+        {"media": "media/missing.png", "id": "missing", "instruction": "Describe it."},
+        {"media": "media/coffee.png", "id": "markup", "instruction": f"{XSS} What is this?"},
+    ]
     (folder / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     acm = testing.build_tiny_acm(folder / "acm", init_std=0.5)
     for out, extra in (("base.jsonl", []), ("acm.jsonl", ["--post", f"acm:{acm}"])):
-        done = anycap("caption", "manifest.jsonl", "--model", "stats", *extra, "-o", out, cwd=folder)
+        done = anycap(
+            "caption", "manifest.jsonl", "--model", "stats", *extra, "-o", out, cwd=folder
+        )
         assert done.returncode in (0, 1), done.stderr
     lines = (folder / "acm.jsonl").read_text().splitlines()
-    (folder / "acm_less.jsonl").write_text("".join(line + "\n" for line in lines if '"id": "chelsea"' not in line))
+    (folder / "acm_less.jsonl").write_text(
+        "".join(line + "\n" for line in lines if '"id": "chelsea"' not in line)
+    )
     # an evaluation: real AnyCapEval references, captions of ours, a loopback judge
     refs = []
     for axis in ("content", "style"):
@@ -80,11 +103,33 @@ def runs(tmp_path_factory) -> Path:
         ref.write_text("".join(src.read_text().splitlines(keepends=True)[:4]))
         refs.append(ref)
     cands = folder / "cands.jsonl"
-    cands.write_text("".join(json.dumps({"id": str(json.loads(line)["id"]), "caption": json.loads(line)["conversations"][1]["value"]})
-                             + "\n" for ref in refs for line in ref.read_text().splitlines()))
+    cands.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": str(json.loads(line)["id"]),
+                    "caption": json.loads(line)["conversations"][1]["value"],
+                }
+            )
+            + "\n"
+            for ref in refs
+            for line in ref.read_text().splitlines()
+        )
+    )
     with ChatCompletionsServer(responder=judge_responder) as judge:
-        done = anycap("eval", "anycapeval", *sum((["--refs", str(r)] for r in refs), []), "--captions", str(cands),
-                      "--judge-model", "gpt-4o-mini", "--judge-base-url", judge.base_url, "-o", str(folder / "eval"))
+        done = anycap(
+            "eval",
+            "anycapeval",
+            *sum((["--refs", str(r)] for r in refs), []),
+            "--captions",
+            str(cands),
+            "--judge-model",
+            "gpt-4o-mini",
+            "--judge-base-url",
+            judge.base_url,
+            "-o",
+            str(folder / "eval"),
+        )
     assert done.returncode == 0, done.stderr
     return folder
 
@@ -121,7 +166,9 @@ def test_a_caption_run_filtered_searched_sorted_and_read_with_the_keyboard(runs,
         page.goto(url)
         page.wait_for_selector("#rows tr")
         assert rows_of(page) == 7
-        page.wait_for_function("[...document.querySelectorAll('#rows img.thumb')].some(i => i.naturalWidth > 0)")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#rows img.thumb')].some(i => i.naturalWidth > 0)"
+        )
         # failed items only: one, with its error type; the URL keeps the view
         page.select_option("#f-status", "failed")
         page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
@@ -143,7 +190,10 @@ def test_a_caption_run_filtered_searched_sorted_and_read_with_the_keyboard(runs,
         page.check("#desc")
         page.wait_for_function("location.search.includes('desc=1')")
         page.wait_for_timeout(300)
-        words = [json.loads(line).get("caption") for line in (runs / "acm.jsonl").read_text().splitlines()]
+        words = [
+            json.loads(line).get("caption")
+            for line in (runs / "acm.jsonl").read_text().splitlines()
+        ]
         longest = max((w for w in words if w), key=lambda c: len(c.split()))
         assert page.locator("#rows tr").first.inner_text().find(longest.split()[0]) >= 0
         page.select_option("#sort", "")
@@ -184,7 +234,10 @@ def test_two_runs_side_by_side(runs, page):
         page.wait_for_selector("#detail .pair")
         detail = page.inner_text("#detail")
         assert "A: base.jsonl" in detail and "B: acm.jsonl" in detail
-        assert page.locator("#detail .pair mark.ins").count() > 0 and page.locator("#detail .pair del").count() > 0
+        assert (
+            page.locator("#detail .pair mark.ins").count() > 0
+            and page.locator("#detail .pair del").count() > 0
+        )
         shot(page, "compare")
 
 
@@ -194,11 +247,18 @@ def test_an_evaluation_run_shows_matched_key_points(runs, page):
         page.wait_for_selector("#eval-tables table")
         assert "image · content" in page.inner_text("#eval-tables")
         page.select_option("#f-axis", "content")
-        page.wait_for_function("[...document.querySelectorAll('#rows tr')].every(r => r.innerText.includes('content'))")
+        page.wait_for_function(
+            "[...document.querySelectorAll('#rows tr')].every(r => r.innerText.includes('content'))"
+        )
         page.locator("#rows tr").first.click()
         page.wait_for_selector("#detail ul.points")
-        assert page.locator("#detail li.matched").count() >= 1 and page.locator("#detail li.unmatched").count() >= 1
-        assert page.locator("#detail mark.key").count() >= 1  # the matched key points' words, in the caption
+        assert (
+            page.locator("#detail li.matched").count() >= 1
+            and page.locator("#detail li.unmatched").count() >= 1
+        )
+        assert (
+            page.locator("#detail mark.key").count() >= 1
+        )  # the matched key points' words, in the caption
         shot(page, "evaluation")
 
 
@@ -209,16 +269,29 @@ def test_media_outside_the_run_is_refused_and_markup_stays_text(runs, page, tmp_
     outside = tmp_path / "secret.txt"
     outside.write_text("not for the viewer")
     (crafted / "link.png").symlink_to(outside)
-    records = [{"key": "xss", "caption": XSS, "base_caption": "plain", "media": "ok.png", "modality": "image",
-                "instruction": "<b>bold?</b>", "error": None},
-               {"key": "up", "caption": "c", "media": "../secret.txt", "modality": "image", "error": None},
-               {"key": "abs", "caption": "c", "media": str(outside), "modality": "image", "error": None},
-               {"key": "link", "caption": "c", "media": "link.png", "modality": "image", "error": None},
-               {"key": "<img src=x onerror=alert(1)>.png", "caption": None,
-                "error": {"type": "MediaError", "message": XSS}}]
+    records = [
+        {
+            "key": "xss",
+            "caption": XSS,
+            "base_caption": "plain",
+            "media": "ok.png",
+            "modality": "image",
+            "instruction": "<b>bold?</b>",
+            "error": None,
+        },
+        {"key": "up", "caption": "c", "media": "../secret.txt", "modality": "image", "error": None},
+        {"key": "abs", "caption": "c", "media": str(outside), "modality": "image", "error": None},
+        {"key": "link", "caption": "c", "media": "link.png", "modality": "image", "error": None},
+        {
+            "key": "<img src=x onerror=alert(1)>.png",
+            "caption": None,
+            "error": {"type": "MediaError", "message": XSS},
+        },
+    ]
     run = crafted / "run.jsonl"
     run.write_text("".join(json.dumps(r) + "\n" for r in records) + "{not json\n")
     with viewer(str(run)) as url:
+
         def status(path: str) -> int:
             try:
                 with urllib.request.urlopen(url.rstrip("/") + path) as r:
@@ -227,7 +300,11 @@ def test_media_outside_the_run_is_refused_and_markup_stays_text(runs, page, tmp_
                 return e.code
 
         assert status("/api/media/a/0") == 200
-        assert status("/api/media/a/1") == 403 and status("/api/media/a/2") == 403 and status("/api/media/a/3") == 403
+        assert (
+            status("/api/media/a/1") == 403
+            and status("/api/media/a/2") == 403
+            and status("/api/media/a/3") == 403
+        )
         assert status("/api/media/a/9") == 404 and status("/api/media/c/0") == 404
         page.goto(url)
         page.wait_for_selector("#rows tr")
@@ -245,8 +322,22 @@ def test_media_outside_the_run_is_refused_and_markup_stays_text(runs, page, tmp_
 def test_a_token_beyond_loopback(runs, tmp_path):
     refused = anycap("view", str(runs / "acm.jsonl"), "--host", "0.0.0.0")
     assert refused.returncode == 2 and "without a token" in refused.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin", "view", str(runs / "acm.jsonl"), "--port", "0",
-                             "--token", "s3cret-token"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anycap_plugin",
+            "view",
+            str(runs / "acm.jsonl"),
+            "--port",
+            "0",
+            "--token",
+            "s3cret-token",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = re.search(r"(http://\S+)", proc.stdout.readline()).group(1)
         assert url.endswith("?token=s3cret-token")
@@ -254,7 +345,9 @@ def test_a_token_beyond_loopback(runs, tmp_path):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(base + "/api/info")
         assert e.value.code == 401
-        request = urllib.request.Request(base + "/api/info", headers={"Authorization": "Bearer s3cret-token"})
+        request = urllib.request.Request(
+            base + "/api/info", headers={"Authorization": "Bearer s3cret-token"}
+        )
         assert json.loads(urllib.request.urlopen(request).read())["mode"] == "run"
     finally:
         proc.terminate()
@@ -266,11 +359,17 @@ def test_an_exported_page_works_without_anycap(runs, page, tmp_path):
     done = anycap("view", str(runs / "acm.jsonl"), "--export", str(target), "--limit", "7")
     assert done.returncode == 0, done.stderr
     html = target.read_text()
-    assert "http://" not in html.replace("http://www.w3.org", "") and "src=\"/" not in html  # nothing to fetch
+    assert (
+        "http://" not in html.replace("http://www.w3.org", "") and 'src="/' not in html
+    )  # nothing to fetch
     page.goto(target.as_uri())
     page.wait_for_selector("#rows tr")
     assert rows_of(page) == 7
-    assert page.locator("#rows img.thumb").first.get_attribute("src").startswith("data:image/jpeg;base64,")
+    assert (
+        page.locator("#rows img.thumb")
+        .first.get_attribute("src")
+        .startswith("data:image/jpeg;base64,")
+    )
     page.fill("#search", "window.__xss")
     page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
     assert page.evaluate("window.__xss === undefined")
@@ -286,10 +385,20 @@ def test_the_index_filters_sorts_and_reads_parquet(runs, tmp_path):
     lines = []
     for i in range(3000):
         failed = i % 7 == 0
-        lines.append(json.dumps({"key": f"k{i}", "caption": None if failed else "word " * (i % 50 + 1),
-                                 "error": {"type": "CaptionerError" if i % 2 else "MediaError", "message": "x"}
-                                 if failed else None, "modality": "image", "meta": {"complies": i % 3 == 0},
-                                 "timings": {"base": i / 1000}}))
+        lines.append(
+            json.dumps(
+                {
+                    "key": f"k{i}",
+                    "caption": None if failed else "word " * (i % 50 + 1),
+                    "error": {"type": "CaptionerError" if i % 2 else "MediaError", "message": "x"}
+                    if failed
+                    else None,
+                    "modality": "image",
+                    "meta": {"complies": i % 3 == 0},
+                    "timings": {"base": i / 1000},
+                }
+            )
+        )
     lines.insert(10, "garbage")
     path = tmp_path / "big.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -305,9 +414,20 @@ def test_the_index_filters_sorts_and_reads_parquet(runs, tmp_path):
     assert lengths == sorted(lengths, reverse=True) and lengths[0] == 50
     assert len(index.select(Query(text="k2999"))) == 1
     # Parquet output of `anycap caption`
-    done = anycap("caption", "manifest.jsonl", "--model", "stats", "-o", str(tmp_path / "run.parquet"), cwd=runs)
+    done = anycap(
+        "caption",
+        "manifest.jsonl",
+        "--model",
+        "stats",
+        "-o",
+        str(tmp_path / "run.parquet"),
+        cwd=runs,
+    )
     assert done.returncode in (0, 1), done.stderr
     parquet = RunIndex(tmp_path / "run.parquet").start()
     assert parquet.wait(60) and parquet.count == 7
     assert len(parquet.select(Query(status="failed"))) == 1
-    assert parquet.display(0)["caption"] == json.loads((runs / "base.jsonl").read_text().splitlines()[0])["caption"]
+    assert (
+        parquet.display(0)["caption"]
+        == json.loads((runs / "base.jsonl").read_text().splitlines()[0])["caption"]
+    )

@@ -5,7 +5,13 @@ AutoModelForImageTextToText, AutoProcessor and AutoImageProcessor, so `from_pret
 `trust_remote_code`.
 """
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForImageTextToText, AutoProcessor
+from transformers import (
+    AutoConfig,
+    AutoImageProcessor,
+    AutoModel,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+)
 
 from .configuration_acm import ACMConfig
 from .image_processing_acm import ACMImageProcessor

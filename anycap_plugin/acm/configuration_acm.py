@@ -20,20 +20,38 @@ class ACMConfig(PretrainedConfig):
     """
 
     model_type = "anycap_acm"
-    sub_configs = {"vision_config": InternVLVisionConfig, "audio_config": ASTConfig, "text_config": AutoConfig}
+    sub_configs = {
+        "vision_config": InternVLVisionConfig,
+        "audio_config": ASTConfig,
+        "text_config": AutoConfig,
+    }
 
-    def __init__(self, vision_config: Any = None, audio_config: Any = None, text_config: Any = None,
-                 image_token_id: int | None = None, audio_token_id: int | None = None,
-                 downsample_ratio: float = 0.5, projector_hidden_act: str = "gelu", image_size: int = 448,
-                 audio_pool: int = 4, select_layer: int = -1, ps_version: str = "v2",
-                 audio_absent: str | None = None, source: dict | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        vision_config: Any = None,
+        audio_config: Any = None,
+        text_config: Any = None,
+        image_token_id: int | None = None,
+        audio_token_id: int | None = None,
+        downsample_ratio: float = 0.5,
+        projector_hidden_act: str = "gelu",
+        image_size: int = 448,
+        audio_pool: int = 4,
+        select_layer: int = -1,
+        ps_version: str = "v2",
+        audio_absent: str | None = None,
+        source: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
         if isinstance(vision_config, dict):
             vision_config = InternVLVisionConfig(**vision_config)
         if isinstance(audio_config, dict):
             audio_config = ASTConfig(**audio_config)
         if isinstance(text_config, dict):
             text_config = dict(text_config)
-            text_config = AutoConfig.for_model(text_config.pop("model_type", "qwen2"), **text_config)
+            text_config = AutoConfig.for_model(
+                text_config.pop("model_type", "qwen2"), **text_config
+            )
         self.vision_config = vision_config
         self.audio_config = audio_config
         self.text_config = text_config
@@ -55,7 +73,7 @@ class ACMConfig(PretrainedConfig):
         assert self.vision_config is not None
         patch = self.vision_config.patch_size
         patch = patch[0] if isinstance(patch, (list, tuple)) else patch
-        return int((self.image_size // patch) ** 2 * self.downsample_ratio ** 2)
+        return int((self.image_size // patch) ** 2 * self.downsample_ratio**2)
 
     @property
     def audio_seq_length(self) -> int:
@@ -65,7 +83,9 @@ class ACMConfig(PretrainedConfig):
         f = (a.num_mel_bins - a.patch_size) // a.frequency_stride + 1
         t = (a.max_length - a.patch_size) // a.time_stride + 1
         if (f * t) % self.audio_pool:
-            raise ValueError(f"{f * t} AST patches do not split into groups of audio_pool={self.audio_pool}")
+            raise ValueError(
+                f"{f * t} AST patches do not split into groups of audio_pool={self.audio_pool}"
+            )
         return f * t // self.audio_pool
 
     def get_text_config(self, *args: Any, **kwargs: Any) -> Any:

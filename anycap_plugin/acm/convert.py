@@ -29,33 +29,65 @@ from typing import Any, Callable, Iterator
 from ..errors import ConversionError, ModelNotFoundError
 from .convert_tokenizer import load_tokenizer
 
-
 _VISION_RENAMES = (
-    (r"\.layers\.", ".layer."), (r"class_embedding", "cls_token"), (r"position_embedding\b", "position_embeddings"),
-    (r"patch_embedding\.", "patch_embeddings.projection."), (r"\.ls(\d)\b", r".lambda_\1"),
-    (r"\.attn\.proj\.", ".attention.projection_layer."), (r"\.attn\.", ".attention."),
-    (r"\.norm1\.", ".layernorm_before."), (r"\.norm2\.", ".layernorm_after."),
+    (r"\.layers\.", ".layer."),
+    (r"class_embedding", "cls_token"),
+    (r"position_embedding\b", "position_embeddings"),
+    (r"patch_embedding\.", "patch_embeddings.projection."),
+    (r"\.ls(\d)\b", r".lambda_\1"),
+    (r"\.attn\.proj\.", ".attention.projection_layer."),
+    (r"\.attn\.", ".attention."),
+    (r"\.norm1\.", ".layernorm_before."),
+    (r"\.norm2\.", ".layernorm_after."),
 )
 _INTERNLM2_RENAMES = (
-    (r"\.tok_embeddings\.", ".embed_tokens."), (r"\.attention\.wo\.", ".self_attn.o_proj."),
-    (r"\.feed_forward\.w1\.", ".mlp.gate_proj."), (r"\.feed_forward\.w2\.", ".mlp.down_proj."),
-    (r"\.feed_forward\.w3\.", ".mlp.up_proj."), (r"\.attention_norm\.", ".input_layernorm."),
-    (r"\.ffn_norm\.", ".post_attention_layernorm."), (r"^language_model\.output\.", "language_model.lm_head."),
+    (r"\.tok_embeddings\.", ".embed_tokens."),
+    (r"\.attention\.wo\.", ".self_attn.o_proj."),
+    (r"\.feed_forward\.w1\.", ".mlp.gate_proj."),
+    (r"\.feed_forward\.w2\.", ".mlp.down_proj."),
+    (r"\.feed_forward\.w3\.", ".mlp.up_proj."),
+    (r"\.attention_norm\.", ".input_layernorm."),
+    (r"\.ffn_norm\.", ".post_attention_layernorm."),
+    (r"^language_model\.output\.", "language_model.lm_head."),
 )
-_PROJECTORS = {"mlp1.0.": "vision_projector.norm.", "mlp1.1.": "vision_projector.fc1.",
-               "mlp1.3.": "vision_projector.fc2.", "mlp2.0.": "audio_projector.norm.",
-               "mlp2.1.": "audio_projector.fc1.", "mlp2.3.": "audio_projector.fc2."}
+_PROJECTORS = {
+    "mlp1.0.": "vision_projector.norm.",
+    "mlp1.1.": "vision_projector.fc1.",
+    "mlp1.3.": "vision_projector.fc2.",
+    "mlp2.0.": "audio_projector.norm.",
+    "mlp2.1.": "audio_projector.fc1.",
+    "mlp2.3.": "audio_projector.fc2.",
+}
 _AUDIO_PREFIXES = ("audio_model.", "audio_encoder.", "audio_tower.", "mlp2.", "audio_projector.")
 # the language models InternVL-chat checkpoints carry (InternVL 2.5: InternLM2, Qwen2, Llama, Phi-3; 3.5 and
 # MetaCaptioner: Qwen3, Qwen3-MoE, GPT-OSS) -> transformers' own model type
-_LLM_TYPES = {"InternLM2ForCausalLM": "llama", "Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama",
-              "Phi3ForCausalLM": "phi3", "Qwen3ForCausalLM": "qwen3", "Qwen3MoeForCausalLM": "qwen3_moe",
-              "GptOssForCausalLM": "gpt_oss"}
-_CONFIG_NOISE = {"architectures", "auto_map", "_name_or_path", "torch_dtype", "dtype", "transformers_version",
-                 "attn_implementation", "use_flash_attn", "_attn_implementation_autoset", "model_type", "bias",
-                 "use_bfloat16"}
+_LLM_TYPES = {
+    "InternLM2ForCausalLM": "llama",
+    "Qwen2ForCausalLM": "qwen2",
+    "LlamaForCausalLM": "llama",
+    "Phi3ForCausalLM": "phi3",
+    "Qwen3ForCausalLM": "qwen3",
+    "Qwen3MoeForCausalLM": "qwen3_moe",
+    "GptOssForCausalLM": "gpt_oss",
+}
+_CONFIG_NOISE = {
+    "architectures",
+    "auto_map",
+    "_name_or_path",
+    "torch_dtype",
+    "dtype",
+    "transformers_version",
+    "attn_implementation",
+    "use_flash_attn",
+    "_attn_implementation_autoset",
+    "model_type",
+    "bias",
+    "use_bfloat16",
+}
 # an MoE expert saved one module per expert (transformers 4.x) -> stacked into transformers 5's fused tensors
-_EXPERT = re.compile(r"^(language_model\.model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate|up|down)_proj\.weight$")
+_EXPERT = re.compile(
+    r"^(language_model\.model\.layers\.\d+\.mlp\.experts)\.(\d+)\.(gate|up|down)_proj\.weight$"
+)
 WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
@@ -72,8 +104,15 @@ class ConversionReport:
     converter: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"converter": self.converter, "source": self.source, "llm": self.llm, "template": self.template,
-                "tensors": self.tensors, "audio": self.audio, "dropped": self.dropped}
+        return {
+            "converter": self.converter,
+            "source": self.source,
+            "llm": self.llm,
+            "template": self.template,
+            "tensors": self.tensors,
+            "audio": self.audio,
+            "dropped": self.dropped,
+        }
 
 
 def read_config(src: Path) -> dict[str, Any]:
@@ -81,33 +120,45 @@ def read_config(src: Path) -> dict[str, Any]:
     path = src / "config.json"
     if not path.exists():
         found = sorted(p.name for p in src.iterdir())[:12] if src.is_dir() else []
-        raise ConversionError(f"{str(src)!r} has no config.json (found: {found or 'nothing'}).",
-                              hint="Pass the checkpoint folder itself (the one holding config.json and *.safetensors).")
+        raise ConversionError(
+            f"{str(src)!r} has no config.json (found: {found or 'nothing'}).",
+            hint="Pass the checkpoint folder itself (the one holding config.json and *.safetensors).",
+        )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise ConversionError(f"{path} is not valid JSON: {e}", hint="Re-download the checkpoint.") from None
+        raise ConversionError(
+            f"{path} is not valid JSON: {e}", hint="Re-download the checkpoint."
+        ) from None
     if not is_internvl_chat(config):
         kind = config.get("model_type") or config.get("architectures") or "unknown"
-        raise ConversionError(f"{str(src)!r} is not an InternVL-chat checkpoint (model_type/architectures: {kind}).",
-                              hint="Convertible folders have model_type 'internvl_chat' (InternVLChatModel); "
-                                   "transformers-native (-hf) and AnyCap ACM folders load without converting.")
+        raise ConversionError(
+            f"{str(src)!r} is not an InternVL-chat checkpoint (model_type/architectures: {kind}).",
+            hint="Convertible folders have model_type 'internvl_chat' (InternVLChatModel); "
+            "transformers-native (-hf) and AnyCap ACM folders load without converting.",
+        )
     for key in ("vision_config", "llm_config"):
         if not isinstance(config.get(key), dict):
-            raise ConversionError(f"{path} has no {key}.", hint="The checkpoint's config.json is incomplete.")
+            raise ConversionError(
+                f"{path} has no {key}.", hint="The checkpoint's config.json is incomplete."
+            )
     return config
 
 
 def is_internvl_chat(config: dict[str, Any]) -> bool:
-    return config.get("model_type") == "internvl_chat" or "InternVLChatModel" in (config.get("architectures") or [])
+    return config.get("model_type") == "internvl_chat" or "InternVLChatModel" in (
+        config.get("architectures") or []
+    )
 
 
 def llm_type(config: dict[str, Any]) -> tuple[str, str]:
     """(source architecture, target model_type) of the language model."""
     arch = (config["llm_config"].get("architectures") or ["?"])[0]
     if arch not in _LLM_TYPES:
-        raise ConversionError(f"Language model {arch!r} is not supported.",
-                              hint=f"Supported: {', '.join(_LLM_TYPES)}.")
+        raise ConversionError(
+            f"Language model {arch!r} is not supported.",
+            hint=f"Supported: {', '.join(_LLM_TYPES)}.",
+        )
     return arch, _LLM_TYPES[arch]
 
 
@@ -117,12 +168,31 @@ def text_config(config: dict[str, Any]) -> dict[str, Any]:
     llm = config["llm_config"]
     if arch == "InternLM2ForCausalLM":
         heads = llm["num_attention_heads"]
-        out = {k: llm[k] for k in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-                                  "num_attention_heads", "hidden_act", "max_position_embeddings", "rms_norm_eps",
-                                  "bos_token_id", "eos_token_id", "pad_token_id") if k in llm}
-        out.update(num_key_value_heads=llm.get("num_key_value_heads") or heads, head_dim=llm["hidden_size"] // heads,
-                   rope_theta=llm.get("rope_theta", 10000.0), attention_bias=bool(llm.get("bias", False)),
-                   mlp_bias=False, tie_word_embeddings=bool(llm.get("tie_word_embeddings", False)))
+        out = {
+            k: llm[k]
+            for k in (
+                "vocab_size",
+                "hidden_size",
+                "intermediate_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "hidden_act",
+                "max_position_embeddings",
+                "rms_norm_eps",
+                "bos_token_id",
+                "eos_token_id",
+                "pad_token_id",
+            )
+            if k in llm
+        }
+        out.update(
+            num_key_value_heads=llm.get("num_key_value_heads") or heads,
+            head_dim=llm["hidden_size"] // heads,
+            rope_theta=llm.get("rope_theta", 10000.0),
+            attention_bias=bool(llm.get("bias", False)),
+            mlp_bias=False,
+            tie_word_embeddings=bool(llm.get("tie_word_embeddings", False)),
+        )
         if llm.get("rope_scaling"):
             out["rope_scaling"] = dict(llm["rope_scaling"])
     else:
@@ -137,13 +207,23 @@ def vision_config(config: dict[str, Any]) -> dict[str, Any]:
     v = config["vision_config"]
     size = config.get("force_image_size") or v.get("image_size", 448)
     patch = v.get("patch_size", 14)
-    return dict(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
-                num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
-                num_channels=v.get("num_channels", 3), image_size=[size, size], patch_size=[patch, patch],
-                layer_norm_eps=v.get("layer_norm_eps", 1e-6), hidden_act=v.get("hidden_act", "gelu"),
-                norm_type=v.get("norm_type", "layer_norm"), attention_bias=bool(v.get("qkv_bias", True)),
-                use_qk_norm=bool(v.get("qk_normalization", False)), use_absolute_position_embeddings=True,
-                use_mean_pooling=True, initializer_range=v.get("initializer_range", 0.02))
+    return dict(
+        hidden_size=v["hidden_size"],
+        intermediate_size=v["intermediate_size"],
+        num_hidden_layers=v["num_hidden_layers"],
+        num_attention_heads=v["num_attention_heads"],
+        num_channels=v.get("num_channels", 3),
+        image_size=[size, size],
+        patch_size=[patch, patch],
+        layer_norm_eps=v.get("layer_norm_eps", 1e-6),
+        hidden_act=v.get("hidden_act", "gelu"),
+        norm_type=v.get("norm_type", "layer_norm"),
+        attention_bias=bool(v.get("qkv_bias", True)),
+        use_qk_norm=bool(v.get("qk_normalization", False)),
+        use_absolute_position_embeddings=True,
+        use_mean_pooling=True,
+        initializer_range=v.get("initializer_range", 0.02),
+    )
 
 
 # ---- weight names ---------------------------------------------------------------------------
@@ -167,14 +247,18 @@ def _rename(key: str, rules: tuple[tuple[str, str], ...]) -> str:
     return key
 
 
-def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> list[tuple[str, Slicer | Piece]] | None:
+def weight_targets(
+    key: str, config: dict[str, Any], arch: str, audio: bool
+) -> list[tuple[str, Slicer | Piece]] | None:
     """The ACM weights one source tensor becomes, each with how to cut it; None for an unknown name."""
     if key.startswith("vision_model."):
         new = _rename(key, _VISION_RENAMES)
         if ".attention.qkv." in new:
             dim = config["vision_config"]["hidden_size"]
-            return [(new.replace(".qkv.", f".{p}_proj."), lambda t, i=i: t[i * dim:(i + 1) * dim])
-                    for i, p in enumerate("qkv")]
+            return [
+                (new.replace(".qkv.", f".{p}_proj."), lambda t, i=i: t[i * dim : (i + 1) * dim])
+                for i, p in enumerate("qkv")
+            ]
         return [(new, _same)]
     if key.startswith("language_model."):
         expert = _EXPERT.match(key)
@@ -184,15 +268,20 @@ def weight_targets(key: str, config: dict[str, Any], arch: str, audio: bool) -> 
             return [(key, _same)]
         new = _rename(key, _INTERNLM2_RENAMES)
         if ".attention.wqkv." in new:
-            return [(new.replace(".attention.wqkv.", f".self_attn.{p}_proj."), lambda t, i=i: split_wqkv(t, config)[i])
-                    for i, p in enumerate("qkv")]
+            return [
+                (
+                    new.replace(".attention.wqkv.", f".self_attn.{p}_proj."),
+                    lambda t, i=i: split_wqkv(t, config)[i],
+                )
+                for i, p in enumerate("qkv")
+            ]
         return [(new, _same)]
     if audio and key.startswith("audio_model."):
-        return [("audio_encoder.model." + key[len("audio_model."):], _same)]
+        return [("audio_encoder.model." + key[len("audio_model.") :], _same)]
     prefix = next((p for p in _PROJECTORS if key.startswith(p)), None)
     if prefix is None or (prefix.startswith("mlp2") and not audio):
         return None
-    return [(_PROJECTORS[prefix] + key[len(prefix):], _same)]
+    return [(_PROJECTORS[prefix] + key[len(prefix) :], _same)]
 
 
 def _same(t: Any) -> Any:
@@ -202,7 +291,10 @@ def _same(t: Any) -> Any:
 def _expert_piece(match: re.Match, llm: dict[str, Any]) -> tuple[str, Piece]:
     """`...experts.E.{gate,up}_proj` -> rows of `...experts.gate_up_proj[E]`; `down_proj` -> `...experts.down_proj[E]`."""
     prefix, index, kind = match.group(1), int(match.group(2)), match.group(3)
-    experts, rows = llm.get("num_experts", llm.get("num_local_experts")), llm["moe_intermediate_size"]
+    experts, rows = (
+        llm.get("num_experts", llm.get("num_local_experts")),
+        llm["moe_intermediate_size"],
+    )
     if kind == "down":
         return f"{prefix}.down_proj", Piece(index, count=experts)
     start = 0 if kind == "gate" else rows
@@ -212,14 +304,21 @@ def _expert_piece(match: re.Match, llm: dict[str, Any]) -> tuple[str, Piece]:
 def split_wqkv(weight: Any, config: dict[str, Any]) -> tuple[Any, Any, Any]:
     """InternLM2's fused wqkv holds, per key-value head, its query heads, then its key, then its value."""
     llm = config["llm_config"]
-    heads, kv = llm["num_attention_heads"], llm.get("num_key_value_heads") or llm["num_attention_heads"]
+    heads, kv = (
+        llm["num_attention_heads"],
+        llm.get("num_key_value_heads") or llm["num_attention_heads"],
+    )
     head_dim, groups = llm["hidden_size"] // heads, heads // kv
     w = weight.reshape(kv, groups + 2, head_dim, weight.shape[-1])
-    return (w[:, :groups].reshape(-1, weight.shape[-1]).contiguous(), w[:, -2].reshape(-1, weight.shape[-1]).contiguous(),
-            w[:, -1].reshape(-1, weight.shape[-1]).contiguous())
+    return (
+        w[:, :groups].reshape(-1, weight.shape[-1]).contiguous(),
+        w[:, -2].reshape(-1, weight.shape[-1]).contiguous(),
+        w[:, -1].reshape(-1, weight.shape[-1]).contiguous(),
+    )
 
 
 # ---- the conversion -------------------------------------------------------------------------
+
 
 def source_files(src: Path) -> list[Path]:
     from ..hf import require_safetensors
@@ -234,7 +333,9 @@ def read_header(path: Path) -> tuple[dict[str, Any], int]:
             size = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(size))
     except (OSError, ValueError) as e:
-        raise ConversionError(f"{path} is not a readable safetensors file: {e}", hint="Re-download it.") from None
+        raise ConversionError(
+            f"{path} is not a readable safetensors file: {e}", hint="Re-download it."
+        ) from None
     header.pop("__metadata__", None)
     return header, 8 + size
 
@@ -243,65 +344,102 @@ def _source_keys(files: list[Path]) -> dict[str, Path]:
     return {k: f for f in files for k in read_header(f)[0]}
 
 
-def _audio_branch(config: dict[str, Any], keys: dict[str, Path]) -> tuple[dict | None, str, list[str]]:
+def _audio_branch(
+    config: dict[str, Any], keys: dict[str, Path]
+) -> tuple[dict | None, str, list[str]]:
     """(AST config to convert it with, or None; what happened to audio; the audio weights left behind)."""
     audio_keys = sorted(k for k in keys if k.startswith(_AUDIO_PREFIXES))
-    settings = {k: config[k] for k in config if "audio" in k.lower() and config[k] not in (None, False, {}, "")}
+    settings = {
+        k: config[k]
+        for k in config
+        if "audio" in k.lower() and config[k] not in (None, False, {}, "")
+    }
     ast = config.get("audio_config")
-    if audio_keys and isinstance(ast, dict) and ast.get("model_type") == "audio-spectrogram-transformer" \
-            and all(k.startswith(("audio_model.", "mlp2.")) for k in audio_keys):
+    if (
+        audio_keys
+        and isinstance(ast, dict)
+        and ast.get("model_type") == "audio-spectrogram-transformer"
+        and all(k.startswith(("audio_model.", "mlp2.")) for k in audio_keys)
+    ):
         return ast, "converted (AST encoder and mlp2 projector)", []
     if audio_keys or settings:
-        why = ("absent: the source checkpoint has an audio branch "
-               f"({len(audio_keys)} weights, e.g. {audio_keys[:3]}; settings {sorted(settings)}) in a layout whose "
-               "code is not released (the AnyCap release loads its audio encoder separately), so it was not "
-               "converted. Image and video work; audio inputs are refused.")
+        why = (
+            "absent: the source checkpoint has an audio branch "
+            f"({len(audio_keys)} weights, e.g. {audio_keys[:3]}; settings {sorted(settings)}) in a layout whose "
+            "code is not released (the AnyCap release loads its audio encoder separately), so it was not "
+            "converted. Image and video work; audio inputs are refused."
+        )
         return None, why, audio_keys
     return None, "absent: the source checkpoint has no audio branch; audio inputs are refused.", []
 
 
-def build_acm_config(config: dict[str, Any], tokenizer: Any, audio: dict | None, audio_note: str,
-                     source: dict[str, Any]) -> Any:
+def build_acm_config(
+    config: dict[str, Any],
+    tokenizer: Any,
+    audio: dict | None,
+    audio_note: str,
+    source: dict[str, Any],
+) -> Any:
     from .configuration_acm import ACMConfig
     from .processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
 
     image_token = tokenizer.convert_tokens_to_ids(IMG_CONTEXT)
     if image_token is None or image_token == tokenizer.unk_token_id:
-        raise ConversionError(f"The tokenizer has no {IMG_CONTEXT} token.", hint="InternVL-chat tokenizers carry <img>, "
-                                                                                  "</img> and <IMG_CONTEXT>.")
+        raise ConversionError(
+            f"The tokenizer has no {IMG_CONTEXT} token.",
+            hint="InternVL-chat tokenizers carry <img>, </img> and <IMG_CONTEXT>.",
+        )
     text = text_config(config)
     return ACMConfig(
-        architectures=["ACMForConditionalGeneration"],  # what LMDeploy (and AutoModel's checks) read the model by
-        vision_config=vision_config(config), audio_config=audio, text_config=text, image_token_id=image_token,
+        architectures=[
+            "ACMForConditionalGeneration"
+        ],  # what LMDeploy (and AutoModel's checks) read the model by
+        vision_config=vision_config(config),
+        audio_config=audio,
+        text_config=text,
+        image_token_id=image_token,
         audio_token_id=tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT) if audio else None,
-        downsample_ratio=config.get("downsample_ratio", 0.5), projector_hidden_act="gelu",
+        downsample_ratio=config.get("downsample_ratio", 0.5),
+        projector_hidden_act="gelu",
         image_size=config.get("force_image_size") or config["vision_config"].get("image_size", 448),
-        select_layer=config.get("select_layer", -1), ps_version=config.get("ps_version", "v1"),
-        audio_absent=None if audio else audio_note, source=source,
+        select_layer=config.get("select_layer", -1),
+        ps_version=config.get("ps_version", "v1"),
+        audio_absent=None if audio else audio_note,
+        source=source,
         tie_word_embeddings=text.get("tie_word_embeddings", False),
-        eos_token_id=text.get("eos_token_id"), pad_token_id=text.get("pad_token_id"))
+        eos_token_id=text.get("eos_token_id"),
+        pad_token_id=text.get("pad_token_id"),
+    )
 
 
 def build_processor(config: dict[str, Any], acm_config: Any, tokenizer: Any) -> Any:
+    from .chat_template import get_template
     from .image_processing_acm import ACMImageProcessor
     from .processing_acm import ACMProcessor, ast_feature_extractor
-    from .chat_template import get_template
 
     template = get_template(config.get("template") or "internvl2_5")
     for token in (template.stop, "<img>", "</img>"):
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
-            raise ConversionError(f"The tokenizer has no {token!r} token, which template {template.name!r} needs.",
-                                  hint="The tokenizer files do not belong to this checkpoint.")
+            raise ConversionError(
+                f"The tokenizer has no {token!r} token, which template {template.name!r} needs.",
+                hint="The tokenizer files do not belong to this checkpoint.",
+            )
     size = acm_config.image_size
     return ACMProcessor(
-        image_processor=ACMImageProcessor(image_size=size, min_dynamic_patch=config.get("min_dynamic_patch", 1),
-                                          max_dynamic_patch=config.get("max_dynamic_patch", 6),
-                                          use_thumbnail=bool(config.get("use_thumbnail", True)),
-                                          dynamic_image_size=bool(config.get("dynamic_image_size", True))),
+        image_processor=ACMImageProcessor(
+            image_size=size,
+            min_dynamic_patch=config.get("min_dynamic_patch", 1),
+            max_dynamic_patch=config.get("max_dynamic_patch", 6),
+            use_thumbnail=bool(config.get("use_thumbnail", True)),
+            dynamic_image_size=bool(config.get("dynamic_image_size", True)),
+        ),
         feature_extractor=ast_feature_extractor(),
-        tokenizer=tokenizer, image_seq_length=acm_config.image_seq_length,
+        tokenizer=tokenizer,
+        image_seq_length=acm_config.image_seq_length,
         audio_seq_length=acm_config.audio_seq_length if acm_config.audio_config is not None else 0,
-        num_frames=8, template=template.name)
+        num_frames=8,
+        template=template.name,
+    )
 
 
 def expected_weights(acm_config: Any) -> dict[str, tuple[int, ...]]:
@@ -315,8 +453,15 @@ def expected_weights(acm_config: Any) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, audio_left: list[str],
-         expected: dict[str, tuple[int, ...]], tied: bool) -> dict[str, list[tuple[str, Slicer | Piece]]]:
+def plan(
+    keys: dict[str, Path],
+    config: dict[str, Any],
+    arch: str,
+    audio: bool,
+    audio_left: list[str],
+    expected: dict[str, tuple[int, ...]],
+    tied: bool,
+) -> dict[str, list[tuple[str, Slicer | Piece]]]:
     """Source name -> targets, after checking that the names fit exactly both ways."""
     mapping, unknown = {}, []
     for key in keys:
@@ -339,16 +484,28 @@ def plan(keys: dict[str, Path], config: dict[str, Any], arch: str, audio: bool, 
     missing = sorted(set(expected) - produced - optional)
     unexpected = sorted(produced - set(expected))
     if unknown or missing or unexpected:
-        parts = [f"{label} ({len(names)}): {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
-                 for label, names in (("unknown source weights", unknown), ("target weights nothing fills", missing),
-                                      ("converted weights ACM has no place for", unexpected)) if names]
-        raise ConversionError("The checkpoint's weights do not fit its config: " + "; ".join(parts) + ".",
-                              hint="Nothing was written. The weights may be incomplete, or from another layout.")
+        parts = [
+            f"{label} ({len(names)}): {', '.join(names[:6])}{' ...' if len(names) > 6 else ''}"
+            for label, names in (
+                ("unknown source weights", unknown),
+                ("target weights nothing fills", missing),
+                ("converted weights ACM has no place for", unexpected),
+            )
+            if names
+        ]
+        raise ConversionError(
+            "The checkpoint's weights do not fit its config: " + "; ".join(parts) + ".",
+            hint="Nothing was written. The weights may be incomplete, or from another layout.",
+        )
     return mapping
 
 
-def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer | Piece]]],
-                  expected: dict[str, tuple[int, ...]], dst: Path) -> int:
+def write_weights(
+    files: list[Path],
+    mapping: dict[str, list[tuple[str, Slicer | Piece]]],
+    expected: dict[str, tuple[int, ...]],
+    dst: Path,
+) -> int:
     """Tensors are read one at a time, mapped, and flushed to an output shard whenever a quarter of the largest
     source shard has gathered (serializing holds a second copy), so peak memory stays near one shard."""
     from safetensors.torch import save_file
@@ -366,7 +523,9 @@ def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer |
             shards.append((path, list(pending)))
         pending, size = {}, 0
 
-    stacking: dict[str, tuple[Any, int]] = {}  # targets being filled piece by piece: (tensor, pieces so far)
+    stacking: dict[
+        str, tuple[Any, int]
+    ] = {}  # targets being filled piece by piece: (tensor, pieces so far)
 
     def add(target: str, tensor: Any) -> None:
         nonlocal size, total
@@ -383,19 +542,27 @@ def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer |
                     whole, filled = stacking.get(target) or (source.new_empty(expected[target]), 0)
                     slot = whole[cut.index][cut.rows]
                     if tuple(slot.shape) != tuple(source.shape):
-                        raise ConversionError(f"{key} -> {target}[{cut.index}]: shape {tuple(source.shape)}, the "
-                                              f"config says {tuple(slot.shape)}.", hint="The config does not match the weights.")
+                        raise ConversionError(
+                            f"{key} -> {target}[{cut.index}]: shape {tuple(source.shape)}, the "
+                            f"config says {tuple(slot.shape)}.",
+                            hint="The config does not match the weights.",
+                        )
                     slot.copy_(source)
                     stacking[target] = (whole, filled + 1)
                     if filled + 1 == cut.count:
                         add(target, stacking.pop(target)[0])
                     continue
                 tensor = cut(source).contiguous()
-                if len(mapping[key]) > 1:  # slices of one tensor must not share its storage when saved
+                if (
+                    len(mapping[key]) > 1
+                ):  # slices of one tensor must not share its storage when saved
                     tensor = tensor.clone()
                 if tuple(tensor.shape) != expected[target]:
-                    raise ConversionError(f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
-                                          f"{expected[target]}.", hint="The config does not match the weights.")
+                    raise ConversionError(
+                        f"{key} -> {target}: shape {tuple(tensor.shape)}, the config says "
+                        f"{expected[target]}.",
+                        hint="The config does not match the weights.",
+                    )
                 add(target, tensor)
     flush()
     weight_map = {}
@@ -403,12 +570,24 @@ def write_weights(files: list[Path], mapping: dict[str, list[tuple[str, Slicer |
         final = dst / f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
         path.rename(final)
         weight_map.update(dict.fromkeys(names, final.name))
-    (dst / WEIGHTS_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    (dst / WEIGHTS_INDEX).write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
     return len(weight_map)
 
 
-_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
-           "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+}
 
 
 def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
@@ -426,7 +605,10 @@ def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
             f.seek(base + start)
             view = tensor.view(-1).view(torch.uint8).numpy() if tensor.numel() else bytearray()
             if f.readinto(view) != end - start:
-                raise ConversionError(f"{path} ends inside tensor {name!r}.", hint="The file is truncated: re-download it.")
+                raise ConversionError(
+                    f"{path} ends inside tensor {name!r}.",
+                    hint="The file is truncated: re-download it.",
+                )
             yield name, tensor
 
 
@@ -435,7 +617,9 @@ def read_tensors(path: Path, wanted: set[str]) -> Iterator[tuple[str, Any]]:
 CONVERTER_VERSION = 2
 
 
-def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, Any] | None = None) -> ConversionReport:
+def convert_internvl_chat(
+    src: str | Path, dst: str | Path, source: dict[str, Any] | None = None
+) -> ConversionReport:
     """Convert `src` (an InternVL-chat folder) into a complete ACM folder at `dst`.
 
     Written into a temporary sibling and renamed at the end, so `dst` is complete or absent.
@@ -451,20 +635,36 @@ def convert_internvl_chat(src: str | Path, dst: str | Path, source: dict[str, An
     acm_config = build_acm_config(config, tokenizer, audio, audio_note, source)
     processor = build_processor(config, acm_config, tokenizer)
     expected = expected_weights(acm_config)
-    mapping = plan(keys, config, arch, audio is not None, audio_left, expected, acm_config.text_config.tie_word_embeddings)
+    mapping = plan(
+        keys,
+        config,
+        arch,
+        audio is not None,
+        audio_left,
+        expected,
+        acm_config.text_config.tie_word_embeddings,
+    )
     if audio_left:
         warnings.warn(f"{src}: {audio_note}", stacklevel=2)
     work = dst.with_name(dst.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        report = ConversionReport(converter=CONVERTER_VERSION, source=source, llm=f"{arch} -> {target}", template=processor.template,
-                                  audio=audio_note if audio is None else "converted", dropped=audio_left)
+        report = ConversionReport(
+            converter=CONVERTER_VERSION,
+            source=source,
+            llm=f"{arch} -> {target}",
+            template=processor.template,
+            audio=audio_note if audio is None else "converted",
+            dropped=audio_left,
+        )
         report.tensors = write_weights(files, mapping, expected, work)
         acm_config.save_pretrained(str(work))
         processor.save_pretrained(str(work))
         generation_config(acm_config, tokenizer, processor.stop_token).save_pretrained(str(work))
-        (work / "conversion.json").write_text(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        (work / "conversion.json").write_text(
+            json.dumps(report.to_dict(), indent=2, ensure_ascii=False)
+        )
         shutil.rmtree(dst, ignore_errors=True)
         work.rename(dst)
     except BaseException:
@@ -477,13 +677,23 @@ def generation_config(acm_config: Any, tokenizer: Any, stop: str) -> Any:
     """Greedy, stopping at the template's end-of-turn token, as the reference `chat()` does."""
     from transformers import GenerationConfig
 
-    return GenerationConfig(eos_token_id=[tokenizer.convert_tokens_to_ids(stop)],
-                            pad_token_id=tokenizer.pad_token_id, do_sample=False)
+    return GenerationConfig(
+        eos_token_id=[tokenizer.convert_tokens_to_ids(stop)],
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+    )
 
 
 # ---- sources: a folder or a hub id ---------------------------------------------------------------
 
-FETCHED = ["*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"]  # never pickles or .py
+FETCHED = [
+    "*.json",
+    "*.safetensors",
+    "*.model",
+    "*.txt",
+    "*.tiktoken",
+    "*.jinja",
+]  # never pickles or .py
 
 
 def download(repo_id: str) -> tuple[Path, str]:
@@ -493,8 +703,10 @@ def download(repo_id: str) -> tuple[Path, str]:
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=FETCHED))
     except Exception as e:
-        raise ModelNotFoundError(f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
-                                 hint="Offline, the files must be in the local Hugging Face cache.") from None
+        raise ModelNotFoundError(
+            f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
+            hint="Offline, the files must be in the local Hugging Face cache.",
+        ) from None
     return folder, folder.name
 
 
@@ -513,12 +725,16 @@ def main(argv: list[str] | None = None) -> None:
     needed: everything is read from the source's own config.json)."""
     import argparse
 
-    p = argparse.ArgumentParser(description="Convert an InternVL-chat checkpoint (folder or hub id) into an ACM folder.")
+    p = argparse.ArgumentParser(
+        description="Convert an InternVL-chat checkpoint (folder or hub id) into an ACM folder."
+    )
     p.add_argument("src")
     p.add_argument("dst")
     args = p.parse_args(argv)
     report = convert(args.src, args.dst)
-    print(f"{args.dst}: {report.tensors} tensors, {report.llm}, template {report.template}; audio: {report.audio}")
+    print(
+        f"{args.dst}: {report.tensors} tensors, {report.llm}, template {report.template}; audio: {report.audio}"
+    )
 
 
 if __name__ == "__main__":

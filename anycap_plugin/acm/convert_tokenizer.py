@@ -23,11 +23,17 @@ from typing import Any
 
 from ..errors import TokenizerConversionError
 
-
 _SP_TYPES = {"normal": 1, "unknown": 2, "control": 3, "user_defined": 4, "byte": 6}
-_PROBES = ("Describe the image in one sentence.", " leading and  double  spaces ", "line one\nline two\n\n",
-           "Digits 1234 and 3D, symbols #@%&*()!", "中文标题：一只猫。", "emoji 🙂 and accents café",
-           "tabs\tand\r\nreturns", "'quoted' \"text\"")
+_PROBES = (
+    "Describe the image in one sentence.",
+    " leading and  double  spaces ",
+    "line one\nline two\n\n",
+    "Digits 1234 and 3D, symbols #@%&*()!",
+    "中文标题：一只猫。",
+    "emoji 🙂 and accents café",
+    "tabs\tand\r\nreturns",
+    "'quoted' \"text\"",
+)
 
 
 def load_tokenizer(src: Path) -> Any:
@@ -38,14 +44,21 @@ def load_tokenizer(src: Path) -> Any:
     if (src / "tokenizer.json").exists():
         return _declared_class(cls, remote).from_pretrained(str(src))
     if (src / "tokenizer.model").exists() and (remote or cls.startswith("InternLM2")):
-        return sentencepiece_to_fast(src / "tokenizer.model", config, _read_json(src / "added_tokens.json"))
+        return sentencepiece_to_fast(
+            src / "tokenizer.model", config, _read_json(src / "added_tokens.json")
+        )
     if not remote and cls and ((src / "tokenizer.model").exists() or (src / "vocab.json").exists()):
-        return _declared_class(cls, remote).from_pretrained(str(src))  # a tokenizer transformers implements itself
-    found = sorted(p.name for p in src.iterdir() if "token" in p.name or p.suffix in (".model", ".txt"))
+        return _declared_class(cls, remote).from_pretrained(
+            str(src)
+        )  # a tokenizer transformers implements itself
+    found = sorted(
+        p.name for p in src.iterdir() if "token" in p.name or p.suffix in (".model", ".txt")
+    )
     raise TokenizerConversionError(
         f"No usable tokenizer in {str(src)!r} (tokenizer_class {cls or 'unset'!r}; found: {found or 'nothing'}).",
         hint="A published folder carries tokenizer_config.json with tokenizer.json, tokenizer.model "
-             "(sentencepiece) or vocab.json + merges.txt; re-download the tokenizer files.")
+        "(sentencepiece) or vocab.json + merges.txt; re-download the tokenizer files.",
+    )
 
 
 def _declared_class(name: str, remote: bool) -> Any:
@@ -61,7 +74,16 @@ def _declared_class(name: str, remote: bool) -> Any:
 
 def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = None) -> Any:
     """Build the fast tokenizer from a sentencepiece model file and the slow tokenizer's config."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        AddedToken,
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import generate_merges
 
@@ -72,46 +94,80 @@ def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = N
     user_defined = [p.piece for p in pieces if p.type == _SP_TYPES["user_defined"]]
     if proto.trainer_spec.model_type == 2:  # BPE
         vocab = {p.piece: i for i, p in enumerate(pieces)}
-        skip = [p.piece for p in pieces if p.type in (_SP_TYPES["control"], _SP_TYPES["unknown"], _SP_TYPES["byte"])]
+        skip = [
+            p.piece
+            for p in pieces
+            if p.type in (_SP_TYPES["control"], _SP_TYPES["unknown"], _SP_TYPES["byte"])
+        ]
         multi = [s for s in user_defined if len(s) > 1]
-        model = models.BPE(vocab, generate_merges(vocab, None, skip_tokens=skip), unk_token=unk, fuse_unk=True,
-                           byte_fallback=proto.trainer_spec.byte_fallback, ignore_merges=bool(multi))
+        model = models.BPE(
+            vocab,
+            generate_merges(vocab, None, skip_tokens=skip),
+            unk_token=unk,
+            fuse_unk=True,
+            byte_fallback=proto.trainer_spec.byte_fallback,
+            ignore_merges=bool(multi),
+        )
     elif proto.trainer_spec.model_type == 1:  # unigram
         multi = []
-        model = models.Unigram([(p.piece, p.score) for p in pieces], proto.trainer_spec.unk_id,
-                               byte_fallback=proto.trainer_spec.byte_fallback)
+        model = models.Unigram(
+            [(p.piece, p.score) for p in pieces],
+            proto.trainer_spec.unk_id,
+            byte_fallback=proto.trainer_spec.byte_fallback,
+        )
     else:
-        raise TokenizerConversionError(f"{model_file.name}: sentencepiece model type {proto.trainer_spec.model_type} "
-                                       "is not supported.", hint="Only BPE and unigram models convert.")
+        raise TokenizerConversionError(
+            f"{model_file.name}: sentencepiece model type {proto.trainer_spec.model_type} "
+            "is not supported.",
+            hint="Only BPE and unigram models convert.",
+        )
     tok = Tokenizer(model)
     steps = []
     if spec.precompiled_charsmap:
         steps.append(normalizers.Precompiled(spec.precompiled_charsmap))
     if spec.remove_extra_whitespaces:
-        steps += [normalizers.Strip(left=True, right=True), normalizers.Replace(Regex(" {2,}"), " ")]
+        steps += [
+            normalizers.Strip(left=True, right=True),
+            normalizers.Replace(Regex(" {2,}"), " "),
+        ]
     if not spec.HasField("escape_whitespaces") or spec.escape_whitespaces:
         steps.append(normalizers.Replace(" ", "▁"))
     if spec.add_dummy_prefix:
-        steps.append(normalizers.Prepend("▁"))  # per stretch between special tokens, as the reference encodes
+        steps.append(
+            normalizers.Prepend("▁")
+        )  # per stretch between special tokens, as the reference encodes
     tok.normalizer = normalizers.Sequence(steps)
     if multi:  # user-defined symbols are atomic in sentencepiece
-        tok.pre_tokenizer = pre_tokenizers.Split(Regex("|".join(re.escape(s) for s in multi)), behavior="isolated")
-    tok.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
-                                    + ([decoders.Strip(" ", 1, 0)] if spec.add_dummy_prefix else []))
+        tok.pre_tokenizer = pre_tokenizers.Split(
+            Regex("|".join(re.escape(s) for s in multi)), behavior="isolated"
+        )
+    tok.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+        + ([decoders.Strip(" ", 1, 0)] if spec.add_dummy_prefix else [])
+    )
     specials = _added_tokens(config, added, pieces)
     for content, options in specials:
-        tok.add_special_tokens([AddedToken(content, **options)]) if options["special"] else \
-            tok.add_tokens([AddedToken(content, **options)])
+        tok.add_special_tokens([AddedToken(content, **options)]) if options[
+            "special"
+        ] else tok.add_tokens([AddedToken(content, **options)])
     bos = config.get("bos_token") or pieces[proto.trainer_spec.bos_id].piece
     bos = bos["content"] if isinstance(bos, dict) else bos
     if config.get("add_bos_token", True) and proto.trainer_spec.bos_id >= 0:
-        tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A", pair=f"{bos} $A $B",
-                                                           special_tokens=[(bos, tok.token_to_id(bos))])
-    named = {k: (v["content"] if isinstance(v, dict) else v) for k in ("bos_token", "eos_token", "unk_token", "pad_token")
-             if (v := config.get(k))}
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+    named = {
+        k: (v["content"] if isinstance(v, dict) else v)
+        for k in ("bos_token", "eos_token", "unk_token", "pad_token")
+        if (v := config.get(k))
+    }
     extra = [c for c, o in specials if o["special"] and c not in named.values()]
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, clean_up_tokenization_spaces=False,
-                                   additional_special_tokens=extra, **named)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        clean_up_tokenization_spaces=False,
+        additional_special_tokens=extra,
+        **named,
+    )
     verify_against_sentencepiece(fast, model_file, user_defined)
     return fast
 
@@ -127,7 +183,8 @@ def verify_against_sentencepiece(fast: Any, model_file: Path, user_defined: list
         if got != want:
             raise TokenizerConversionError(
                 f"The converted tokenizer does not reproduce sentencepiece on {text!r}: {got[:12]} != {want[:12]}.",
-                hint="Report this checkpoint's tokenizer; its normalizer or vocabulary needs a rule the converter lacks.")
+                hint="Report this checkpoint's tokenizer; its normalizer or vocabulary needs a rule the converter lacks.",
+            )
 
 
 def _added_tokens(config: dict, added: dict | None, pieces: list) -> list[tuple[str, dict]]:
@@ -140,15 +197,29 @@ def _added_tokens(config: dict, added: dict | None, pieces: list) -> list[tuple[
         t = decoder[i]
         if i >= len(pieces):
             if i != next_id:
-                raise TokenizerConversionError(f"Added token {t['content']!r} has id {i}, expected {next_id}.",
-                                               hint="The tokenizer's added tokens leave a gap in the vocabulary.")
+                raise TokenizerConversionError(
+                    f"Added token {t['content']!r} has id {i}, expected {next_id}.",
+                    hint="The tokenizer's added tokens leave a gap in the vocabulary.",
+                )
             next_id += 1
         elif pieces[i].piece != t["content"]:
-            raise TokenizerConversionError(f"Added token {t['content']!r} has id {i}, which the sentencepiece model "
-                                           f"holds as {pieces[i].piece!r}.", hint="The tokenizer files do not match.")
-        out.append((t["content"], {"special": bool(t.get("special", True)), "normalized": bool(t.get("normalized", False)),
-                                   "lstrip": bool(t.get("lstrip", False)), "rstrip": bool(t.get("rstrip", False)),
-                                   "single_word": bool(t.get("single_word", False))}))
+            raise TokenizerConversionError(
+                f"Added token {t['content']!r} has id {i}, which the sentencepiece model "
+                f"holds as {pieces[i].piece!r}.",
+                hint="The tokenizer files do not match.",
+            )
+        out.append(
+            (
+                t["content"],
+                {
+                    "special": bool(t.get("special", True)),
+                    "normalized": bool(t.get("normalized", False)),
+                    "lstrip": bool(t.get("lstrip", False)),
+                    "rstrip": bool(t.get("rstrip", False)),
+                    "single_word": bool(t.get("single_word", False)),
+                },
+            )
+        )
     return out
 
 
@@ -156,14 +227,17 @@ def _read_proto(model_file: Path) -> Any:
     try:
         from sentencepiece import sentencepiece_model_pb2
     except ImportError as e:
-        raise TokenizerConversionError(f"Reading {model_file.name} needs sentencepiece and protobuf ({e}).",
-                                       hint="pip install 'anycap-plugin[hf]' (or: pip install sentencepiece protobuf)") from None
+        raise TokenizerConversionError(
+            f"Reading {model_file.name} needs sentencepiece and protobuf ({e}).",
+            hint="pip install 'anycap-plugin[hf]' (or: pip install sentencepiece protobuf)",
+        ) from None
     proto = sentencepiece_model_pb2.ModelProto()
     try:
         proto.ParseFromString(model_file.read_bytes())
     except Exception as e:
-        raise TokenizerConversionError(f"{model_file} is not a sentencepiece model: {e}",
-                                       hint="Re-download tokenizer.model.") from None
+        raise TokenizerConversionError(
+            f"{model_file} is not a sentencepiece model: {e}", hint="Re-download tokenizer.model."
+        ) from None
     return proto
 
 
@@ -173,5 +247,6 @@ def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
-        raise TokenizerConversionError(f"{path} is not valid JSON: {e}", hint="Re-download the tokenizer files.") from None
-
+        raise TokenizerConversionError(
+            f"{path} is not valid JSON: {e}", hint="Re-download the tokenizer files."
+        ) from None

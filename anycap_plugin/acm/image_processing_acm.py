@@ -20,8 +20,9 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def closest_grid(aspect_ratio: float, grids: list[tuple[int, int]], width: int, height: int,
-                 tile: int) -> tuple[int, int]:
+def closest_grid(
+    aspect_ratio: float, grids: list[tuple[int, int]], width: int, height: int, tile: int
+) -> tuple[int, int]:
     """InternVL's choice: the nearest aspect ratio; on a tie, the larger grid if the image has the pixels."""
     best_diff, best = float("inf"), (1, 1)
     for grid in grids:
@@ -33,17 +34,34 @@ def closest_grid(aspect_ratio: float, grids: list[tuple[int, int]], width: int, 
     return best
 
 
-def tile_image(image: Image.Image, tile: int = 448, min_num: int = 1, max_num: int = 6,
-               use_thumbnail: bool = True) -> list[Image.Image]:
+def tile_image(
+    image: Image.Image,
+    tile: int = 448,
+    min_num: int = 1,
+    max_num: int = 6,
+    use_thumbnail: bool = True,
+) -> list[Image.Image]:
     """The tiles of one image, in InternVL's order (row by row, then the thumbnail)."""
     width, height = image.size
     # the same set, sorted the same (stable) way, so ties between grids resolve as in the reference
-    grids = sorted({(i, j) for n in range(min_num, max_num + 1) for i in range(1, n + 1) for j in range(1, n + 1)
-                    if min_num <= i * j <= max_num}, key=lambda g: g[0] * g[1])
+    grids = sorted(
+        {
+            (i, j)
+            for n in range(min_num, max_num + 1)
+            for i in range(1, n + 1)
+            for j in range(1, n + 1)
+            if min_num <= i * j <= max_num
+        },
+        key=lambda g: g[0] * g[1],
+    )
     cols, rows = closest_grid(width / height, grids, width, height, tile)
     resized = image.resize((tile * cols, tile * rows))
-    tiles = [resized.crop(((k % cols) * tile, (k // cols) * tile, (k % cols + 1) * tile, (k // cols + 1) * tile))
-             for k in range(cols * rows)]
+    tiles = [
+        resized.crop(
+            ((k % cols) * tile, (k // cols) * tile, (k % cols + 1) * tile, (k // cols + 1) * tile)
+        )
+        for k in range(cols * rows)
+    ]
     if use_thumbnail and len(tiles) != 1:
         tiles.append(image.resize((tile, tile)))
     return tiles
@@ -52,10 +70,17 @@ def tile_image(image: Image.Image, tile: int = 448, min_num: int = 1, max_num: i
 class ACMImageProcessor(BaseImageProcessor):
     model_input_names = ["pixel_values"]
 
-    def __init__(self, image_size: int = 448, min_dynamic_patch: int = 1, max_dynamic_patch: int = 6,
-                 use_thumbnail: bool = True, dynamic_image_size: bool = True,
-                 image_mean: Sequence[float] = IMAGENET_MEAN, image_std: Sequence[float] = IMAGENET_STD,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        image_size: int = 448,
+        min_dynamic_patch: int = 1,
+        max_dynamic_patch: int = 6,
+        use_thumbnail: bool = True,
+        dynamic_image_size: bool = True,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.image_size = image_size
         self.min_dynamic_patch = min_dynamic_patch
@@ -71,18 +96,30 @@ class ACMImageProcessor(BaseImageProcessor):
         if tile.size != (self.image_size, self.image_size):
             tile = tile.resize((self.image_size, self.image_size), Image.BICUBIC)
         x = np.asarray(tile, dtype=np.float32) / 255.0
-        x = (x - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(self.image_std, dtype=np.float32)
+        x = (x - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(
+            self.image_std, dtype=np.float32
+        )
         return x.transpose(2, 0, 1)
 
     def tiles(self, image: Image.Image, max_num: int | None = None) -> list[Image.Image]:
         image = image.convert("RGB") if image.mode != "RGB" else image
         if not self.dynamic_image_size:
             return [image]
-        return tile_image(image, self.image_size, self.min_dynamic_patch,
-                          self.max_dynamic_patch if max_num is None else max_num, self.use_thumbnail)
+        return tile_image(
+            image,
+            self.image_size,
+            self.min_dynamic_patch,
+            self.max_dynamic_patch if max_num is None else max_num,
+            self.use_thumbnail,
+        )
 
-    def preprocess(self, images: Sequence[Image.Image] | Image.Image, max_num: int | None = None,
-                   return_tensors: str | None = "pt", **kwargs: Any) -> BatchFeature:
+    def preprocess(
+        self,
+        images: Sequence[Image.Image] | Image.Image,
+        max_num: int | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
         """`max_num=1` for video frames: one tile each, no thumbnail. `num_patches` says how many per image."""
         if isinstance(images, Image.Image):
             images = [images]
@@ -91,4 +128,6 @@ class ACMImageProcessor(BaseImageProcessor):
             tiles = self.tiles(image, max_num)
             arrays += [self.to_tensor(t) for t in tiles]
             counts.append(len(tiles))
-        return BatchFeature({"pixel_values": np.stack(arrays), "num_patches": counts}, tensor_type=return_tensors)
+        return BatchFeature(
+            {"pixel_values": np.stack(arrays), "num_patches": counts}, tensor_type=return_tensors
+        )

@@ -28,10 +28,19 @@ SPECIAL_TOKENS = (IMG_START, IMG_END, IMG_CONTEXT, AUDIO_START, AUDIO_END, AUDIO
 class ACMProcessor(ProcessorMixin):
     """Tiles images (InternVL's dynamic tiling), one tile per video frame, 128-bin filterbanks for audio."""
 
-    def __init__(self, image_processor: Any = None, feature_extractor: Any = None, tokenizer: Any = None,
-                 image_seq_length: int = 256, audio_seq_length: int = 303, num_frames: int = 8,
-                 template: str = "internvl2_5", system_message: str | None = None,
-                 chat_template: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        image_processor: Any = None,
+        feature_extractor: Any = None,
+        tokenizer: Any = None,
+        image_seq_length: int = 256,
+        audio_seq_length: int = 303,
+        num_frames: int = 8,
+        template: str = "internvl2_5",
+        system_message: str | None = None,
+        chat_template: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.image_seq_length = image_seq_length
         self.audio_seq_length = audio_seq_length
         self.num_frames = num_frames
@@ -51,23 +60,43 @@ class ACMProcessor(ProcessorMixin):
         `tiles` has one entry per `<image>` in the question (an image's tiles, or 1 per video frame)."""
         text = get_template(self.template).render(question, self.system_message)
         for n in tiles:
-            text = text.replace(acm_prompt.IMAGE_PLACEHOLDER,
-                                IMG_START + IMG_CONTEXT * (self.image_seq_length * n) + IMG_END, 1)
+            text = text.replace(
+                acm_prompt.IMAGE_PLACEHOLDER,
+                IMG_START + IMG_CONTEXT * (self.image_seq_length * n) + IMG_END,
+                1,
+            )
         if acm_prompt.AUDIO_PLACEHOLDER + "\n" in text:
-            text = text.replace(acm_prompt.AUDIO_PLACEHOLDER + "\n",
-                                AUDIO_START + AUDIO_CONTEXT * self.audio_seq_length + AUDIO_END + "\n", 1)
+            text = text.replace(
+                acm_prompt.AUDIO_PLACEHOLDER + "\n",
+                AUDIO_START + AUDIO_CONTEXT * self.audio_seq_length + AUDIO_END + "\n",
+                1,
+            )
         return text
 
     # ---- batches ---------------------------------------------------------------------------
-    def __call__(self, media: Sequence[Media | None], instructions: Sequence[str | None], captions: Sequence[str | None],
-                 targets: Sequence[str] | None = None, **kwargs: Any) -> BatchFeature:
+    def __call__(
+        self,
+        media: Sequence[Media | None],
+        instructions: Sequence[str | None],
+        captions: Sequence[str | None],
+        targets: Sequence[str] | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
         """Inputs for refining each item's existing caption to follow its instruction (the ACM task)."""
         questions = [acm_prompt.question(i, c) for i, c in zip(instructions, captions)]
         return self.chat(media, questions, targets=targets, **kwargs)
 
-    def chat(self, media: Sequence[Media | None], questions: Sequence[str], targets: Sequence[str] | None = None,
-             padding_side: str | None = None, num_frames: int | None = None, max_length: int | None = None,
-             packed: bool = False, video_sound: Sequence[bool] | None = None) -> BatchFeature:
+    def chat(
+        self,
+        media: Sequence[Media | None],
+        questions: Sequence[str],
+        targets: Sequence[str] | None = None,
+        padding_side: str | None = None,
+        num_frames: int | None = None,
+        max_length: int | None = None,
+        packed: bool = False,
+        video_sound: Sequence[bool] | None = None,
+    ) -> BatchFeature:
         """Inputs for any questions about the media (the placeholders are put in front, as `chat()` does).
         With `targets`, labels cover the answers only; `packed` puts the whole batch in one row with
         restarting `position_ids` and no padding (transformers keeps the sequences apart by them).
@@ -86,13 +115,21 @@ class ACMProcessor(ProcessorMixin):
             elif m.modality == "image":
                 pix = self.image_processor(images=[m.image()], return_tensors="pt")
                 pixel_values.append(pix["pixel_values"])
-                prefix = "" if acm_prompt.IMAGE_PLACEHOLDER in q else acm_prompt.media_prefix("image")
+                prefix = (
+                    "" if acm_prompt.IMAGE_PLACEHOLDER in q else acm_prompt.media_prefix("image")
+                )
                 tiles = pix.get("num_patches", [pix["pixel_values"].shape[0]])
                 texts.append(self.query(prefix + q, [int(n) for n in tiles]))
             else:
                 frames = m.frames(num_frames=num_frames or self.num_frames).images
-                one_tile = {"max_num": 1} if hasattr(self.image_processor, "tiles") else {"crop_to_patches": False}
-                pix = self.image_processor(images=frames, return_tensors="pt", **one_tile)  # 0.1 folders: GotOcr2
+                one_tile = (
+                    {"max_num": 1}
+                    if hasattr(self.image_processor, "tiles")
+                    else {"crop_to_patches": False}
+                )
+                pix = self.image_processor(
+                    images=frames, return_tensors="pt", **one_tile
+                )  # 0.1 folders: GotOcr2
                 pixel_values.append(pix["pixel_values"])
                 prefix = acm_prompt.media_prefix("video", len(frames))
                 if with_sound:
@@ -103,8 +140,9 @@ class ACMProcessor(ProcessorMixin):
         if pixel_values:
             data["pixel_values"] = torch.cat(pixel_values)
         if audio:
-            feats = self.feature_extractor(audio, sampling_rate=self.feature_extractor.sampling_rate,
-                                           return_tensors="pt")
+            feats = self.feature_extractor(
+                audio, sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
+            )
             data["audio_values"] = feats["input_values"]
         side = padding_side or ("right" if targets is not None else "left")
         if targets is None:
@@ -112,30 +150,43 @@ class ACMProcessor(ProcessorMixin):
             return BatchFeature({**enc, **data})
         rows = [self._labelled(text, target, max_length) for text, target in zip(texts, targets)]
         if packed:
-            return BatchFeature({
-                "input_ids": torch.tensor([[t for ids, _ in rows for t in ids]]),
-                "labels": torch.tensor([[t for _, lab in rows for t in lab]]),
-                "position_ids": torch.tensor([[i for ids, _ in rows for i in range(len(ids))]]),
-                **data})
+            return BatchFeature(
+                {
+                    "input_ids": torch.tensor([[t for ids, _ in rows for t in ids]]),
+                    "labels": torch.tensor([[t for _, lab in rows for t in lab]]),
+                    "position_ids": torch.tensor([[i for ids, _ in rows for i in range(len(ids))]]),
+                    **data,
+                }
+            )
         width = max(len(ids) for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
 
         def padded(seq: list[int], fill: int) -> list[int]:
-            return seq + [fill] * (width - len(seq)) if side == "right" else [fill] * (width - len(seq)) + seq
+            return (
+                seq + [fill] * (width - len(seq))
+                if side == "right"
+                else [fill] * (width - len(seq)) + seq
+            )
 
-        enc = {"input_ids": torch.tensor([padded(ids, pad) for ids, _ in rows]),
-               "attention_mask": torch.tensor([padded([1] * len(ids), 0) for ids, _ in rows]),
-               "labels": torch.tensor([padded(lab, -100) for _, lab in rows])}
+        enc = {
+            "input_ids": torch.tensor([padded(ids, pad) for ids, _ in rows]),
+            "attention_mask": torch.tensor([padded([1] * len(ids), 0) for ids, _ in rows]),
+            "labels": torch.tensor([padded(lab, -100) for _, lab in rows]),
+        }
         return BatchFeature({**enc, **data})
 
-    def _labelled(self, text: str, target: str, max_length: int | None) -> tuple[list[int], list[int]]:
+    def _labelled(
+        self, text: str, target: str, max_length: int | None
+    ) -> tuple[list[int], list[int]]:
         """Prompt + answer + stop token as the conversation tokenizes them together; labels on the answer."""
         prompt_ids = self.tokenizer(text)["input_ids"]
         whole = self.tokenizer(text + target + self.stop_token)["input_ids"]
-        if whole[:len(prompt_ids)] == prompt_ids:
-            answer_ids = whole[len(prompt_ids):]
+        if whole[: len(prompt_ids)] == prompt_ids:
+            answer_ids = whole[len(prompt_ids) :]
         else:  # a merge across the boundary: tokenize the answer on its own
-            answer_ids = self.tokenizer(target + self.stop_token, add_special_tokens=False)["input_ids"]
+            answer_ids = self.tokenizer(target + self.stop_token, add_special_tokens=False)[
+                "input_ids"
+            ]
         if max_length is not None:  # cut the answer, never the prompt's media placeholders
             answer_ids = answer_ids[: max(16, max_length - len(prompt_ids))]
         return prompt_ids + answer_ids, [-100] * len(prompt_ids) + answer_ids

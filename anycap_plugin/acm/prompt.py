@@ -28,19 +28,30 @@ IMAGE_PLACEHOLDER = "<image>"
 AUDIO_PLACEHOLDER = "<audio>"
 DEFAULT_INSTRUCTION = "Describe the content in detail."
 
-_PUBLISHED = ("You are a multimodal aligner. Transform the existing caption to meet the requirement: '{instruction}'. "
-              "Existing caption: '{caption}'. Only respond with the improved caption.")
+_PUBLISHED = (
+    "You are a multimodal aligner. Transform the existing caption to meet the requirement: '{instruction}'. "
+    "Existing caption: '{caption}'. Only respond with the improved caption."
+)
 
 _READERS = (
     # the published inference prompt (what `question` writes)
-    re.compile(r"You are a multimodal aligner\. Transform the existing caption to meet the requirement: '(?P<req>.*?)'\. "
-               r"Existing caption: '(?P<cap>.*)'\. Only respond with the improved caption\.\s*$", re.S),
+    re.compile(
+        r"You are a multimodal aligner\. Transform the existing caption to meet the requirement: '(?P<req>.*?)'\. "
+        r"Existing caption: '(?P<cap>.*)'\. Only respond with the improved caption\.\s*$",
+        re.S,
+    ),
     # the ACD records' longer variant; quoting and spacing vary across the release
-    re.compile(r"The requirement is:\s*(?P<req>.*?)\s*The existing caption is:\s*(?P<cap>.*?)\s*"
-               r"(?:You only need to answer.*)?$", re.S),
+    re.compile(
+        r"The requirement is:\s*(?P<req>.*?)\s*The existing caption is:\s*(?P<cap>.*?)\s*"
+        r"(?:You only need to answer.*)?$",
+        re.S,
+    ),
     # the plain-text protocol of AnyCap 0.1 clients
-    re.compile(r"^Instruction: (?P<req>.*?)\nExisting caption: (?P<cap>.*?)\n"
-               r"Write the caption that follows the instruction\. Answer with the caption only\.\s*$", re.S),
+    re.compile(
+        r"^Instruction: (?P<req>.*?)\nExisting caption: (?P<cap>.*?)\n"
+        r"Write the caption that follows the instruction\. Answer with the caption only\.\s*$",
+        re.S,
+    ),
 )
 _MEDIA_TAG = re.compile(r"(?:Frame\d+: )?<(?:image|video|audio)>\s*")
 

@@ -26,21 +26,29 @@ class LoadedACM:
         self.device = choose_device(device)
         with quiet_feature_extractor():
             self.processor = load_pretrained(AutoProcessor, folder, **PROCESSOR_KWARGS)
-        net, info = load_pretrained(AutoModel, folder, dtype=choose_dtype(dtype, self.device), output_loading_info=True)
+        net, info = load_pretrained(
+            AutoModel, folder, dtype=choose_dtype(dtype, self.device), output_loading_info=True
+        )
         missing = sorted(info.get("missing_keys") or [])
         if missing:  # transformers would fill them with random weights and carry on
-            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
-            raise CheckpointError(f"The ACM checkpoint {model!r} lacks {len(missing)} weights: {shown}.",
-                                  hint="It is incomplete, or saved in another layout (InternVL-chat folders are "
-                                       "converted automatically; other layouts are not read).")
+            shown = ", ".join(missing[:8]) + (
+                f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+            )
+            raise CheckpointError(
+                f"The ACM checkpoint {model!r} lacks {len(missing)} weights: {shown}.",
+                hint="It is incomplete, or saved in another layout (InternVL-chat folders are "
+                "converted automatically; other layouts are not read).",
+            )
         self.model = net.to(self.device).eval()
         self.config = self.model.config
 
     @property
     def modalities(self) -> frozenset[str]:
         cfg = self.config
-        return frozenset((["image", "video"] if cfg.vision_config is not None else [])
-                         + (["audio"] if cfg.audio_config is not None else []))
+        return frozenset(
+            (["image", "video"] if cfg.vision_config is not None else [])
+            + (["audio"] if cfg.audio_config is not None else [])
+        )
 
     def generate(self, inputs: Any, **generate_kwargs: Any) -> list[tuple[str, int, int]]:
         """(text, prompt tokens, completion tokens) per row of a processor batch."""
@@ -50,6 +58,7 @@ class LoadedACM:
         out = self.model.generate(**inputs, **generate_kwargs)
         texts = self.processor.batch_decode(out, skip_special_tokens=True)
         prompt = inputs["attention_mask"].sum(dim=1).tolist()
-        completion = generated_lengths(out, self.model.generation_config.eos_token_id,
-                                       self.processor.tokenizer.pad_token_id)
+        completion = generated_lengths(
+            out, self.model.generation_config.eos_token_id, self.processor.tokenizer.pad_token_id
+        )
         return [(t.strip(), int(p), int(c)) for t, p, c in zip(texts, prompt, completion)]

@@ -22,52 +22,81 @@ class ACMOptions(CaptionOptions):
     num_frames: int = 8
     check_constraints: bool = True
     max_attempts: int = 3
-    use_audio_in_video: bool = True  # a video's sound goes in with its frames, where the ACM has an audio branch
+    use_audio_in_video: bool = (
+        True  # a video's sound goes in with its frames, where the ACM has an audio branch
+    )
 
 
 class ConstraintCheckedRefiner(PostProcessor[ACMOptions]):
     """The refine-again loop, shared by every ACM backend; subclasses implement `_generate`."""
 
-
-    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
-                  options: ACMOptions) -> list[tuple[str, int, int]]:
+    def _generate(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        existing: list[str],
+        options: ACMOptions,
+    ) -> list[tuple[str, int, int]]:
         """(caption, prompt tokens, completion tokens) for each item."""
         raise NotImplementedError
 
-    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: ACMOptions) -> list[Caption]:
+    def _refine_batch(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        captions: list[Caption],
+        options: ACMOptions,
+    ) -> list[Caption]:
         return _refine_with_checks(self, media, instructions, captions, options)
-
 
 
 class ACMPostProcessor(ConstraintCheckedRefiner):
     """ACM in process: `model` is an ACM folder, an InternVL-chat folder (the published layout) or a hub id."""
 
-    def __init__(self, model: str | None = None, *, device: str | None = None, dtype: Any = None) -> None:
+    def __init__(
+        self, model: str | None = None, *, device: str | None = None, dtype: Any = None
+    ) -> None:
         if not model:
             from ..errors import OptionsError
 
-            raise OptionsError("The acm post-processor needs a model folder or hub id.",
-                               hint="Use a spec like 'acm:/path/to/acm' or 'acm:qishisuren/AnyCapModel'.")
+            raise OptionsError(
+                "The acm post-processor needs a model folder or hub id.",
+                hint="Use a spec like 'acm:/path/to/acm' or 'acm:qishisuren/AnyCapModel'.",
+            )
         from .loading import LoadedACM
 
         self.id = f"acm:{model}"
         self.acm = LoadedACM(model, device, dtype)
-        self.processor, self.model, self.device = self.acm.processor, self.acm.model, self.acm.device
+        self.processor, self.model, self.device = (
+            self.acm.processor,
+            self.acm.model,
+            self.acm.device,
+        )
         self.modalities = self.acm.modalities  # type: ignore[misc]
 
     def check_modality(self, media: Media) -> None:
         why = getattr(self.model.config, "audio_absent", None)
         if media.modality == "audio" and why:
-            raise ModalityNotSupportedError(f"{self.id} does not take audio ({media.ref}): {why}",
-                                            hint="Caption audio with an ACM that has an audio encoder.")
+            raise ModalityNotSupportedError(
+                f"{self.id} does not take audio ({media.ref}): {why}",
+                hint="Caption audio with an ACM that has an audio encoder.",
+            )
         super().check_modality(media)
 
-    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
-                  options: ACMOptions) -> list[tuple[str, int, int]]:
+    def _generate(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        existing: list[str],
+        options: ACMOptions,
+    ) -> list[tuple[str, int, int]]:
         sound = [self.video_inputs(m, options) == "frames and sound" for m in media]
-        inputs = self.processor(media, instructions, existing, num_frames=options.num_frames, video_sound=sound)
-        return self.acm.generate(inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample)
+        inputs = self.processor(
+            media, instructions, existing, num_frames=options.num_frames, video_sound=sound
+        )
+        return self.acm.generate(
+            inputs, max_new_tokens=options.max_new_tokens, do_sample=options.do_sample
+        )
 
     def video_inputs(self, media: Media, options: ACMOptions) -> str | None:
         """What of a video goes in: its frames, and its sound where this ACM can hear (None: not a video)."""
@@ -83,8 +112,13 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
             return "frames only: no audio track"
         return "frames and sound"
 
-    def _refine_batch(self, media: list[Media], instructions: list[str | None], captions: list[Caption],
-                      options: ACMOptions) -> list[Caption]:
+    def _refine_batch(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        captions: list[Caption],
+        options: ACMOptions,
+    ) -> list[Caption]:
         refined = _refine_with_checks(self, media, instructions, captions, options)
         for m, caption in zip(media, refined):
             used = self.video_inputs(m, options)
@@ -93,12 +127,20 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
         return refined
 
 
-def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], instructions: list[str | None],
-                        captions: list[Caption], options: ACMOptions) -> list[Caption]:
+def _refine_with_checks(
+    refiner: ConstraintCheckedRefiner,
+    media: list[Media],
+    instructions: list[str | None],
+    captions: list[Caption],
+    options: ACMOptions,
+) -> list[Caption]:
     results = refiner._generate(media, instructions, [c.text for c in captions], options)
     texts = [r[0] for r in results]
     usage = [{"prompt_tokens": r[1], "completion_tokens": r[2]} for r in results]
-    constraints = [parse_length_constraint(i) if (i and options.check_constraints) else None for i in instructions]
+    constraints = [
+        parse_length_constraint(i) if (i and options.check_constraints) else None
+        for i in instructions
+    ]
     attempts = [1] * len(media)
     for _ in range(options.max_attempts - 1):
         redo = [k for k, c in enumerate(constraints) if c is not None and not c.check(texts[k]).ok]
@@ -107,14 +149,18 @@ def _refine_with_checks(refiner: ConstraintCheckedRefiner, media: list[Media], i
         asks = []
         for k in redo:
             check = constraints[k].check(texts[k])  # type: ignore[union-attr]
-            asks.append(f"{instructions[k]} (Your last caption had {check.count} {check.constraint.unit}; "
-                        f"it must have {check.constraint.describe()}.)")
+            asks.append(
+                f"{instructions[k]} (Your last caption had {check.count} {check.constraint.unit}; "
+                f"it must have {check.constraint.describe()}.)"
+            )
         again = refiner._generate([media[k] for k in redo], asks, [texts[k] for k in redo], options)
         for k, (text, p, c) in zip(redo, again):
             texts[k] = text
             attempts[k] += 1
-            usage[k] = {"prompt_tokens": usage[k]["prompt_tokens"] + p,
-                        "completion_tokens": usage[k]["completion_tokens"] + c}
+            usage[k] = {
+                "prompt_tokens": usage[k]["prompt_tokens"] + p,
+                "completion_tokens": usage[k]["completion_tokens"] + c,
+            }
     out = []
     for k, text in enumerate(texts):
         c = constraints[k]

@@ -12,47 +12,83 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from ..media.chat_parts import media_parts
+from ..acm.prompt import question as remote_prompt
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
-from ..openai_compat import api_key as resolve_key, failure, reply_text
+from ..media.chat_parts import media_parts
+from ..openai_compat import api_key as resolve_key
+from ..openai_compat import failure, reply_text
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
-from ..acm.prompt import question as remote_prompt
 
 
 class RemoteACM(ConstraintCheckedRefiner):
     """Refines through a served ACM; requests for a batch go out concurrently."""
 
-    def __init__(self, base_url: str, *, model_name: str = "acm", api_key: str | None = None, timeout: float = 120.0,
-                 max_retries: int = 3, concurrency: int = 8, audio_part: str = "input_audio") -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model_name: str = "acm",
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        concurrency: int = 8,
+        audio_part: str = "input_audio",
+    ) -> None:
         """`audio_part="audio_url"` for an ACM served by LMDeploy (`anycap serve --backend lmdeploy`)."""
         try:
             import openai
         except ImportError:
-            raise OptionsError("A remote ACM needs the openai package.", hint="pip install 'anycap-plugin[eval]'") from None
+            raise OptionsError(
+                "A remote ACM needs the openai package.", hint="pip install 'anycap-plugin[eval]'"
+            ) from None
         self.id = f"acm:{base_url}"
         self.model_name = model_name
-        key = resolve_key(api_key, ("ANYCAP_ACM_API_KEY", "OPENAI_API_KEY"), base_url, who="the remote ACM")
-        self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
+        key = resolve_key(
+            api_key, ("ANYCAP_ACM_API_KEY", "OPENAI_API_KEY"), base_url, who="the remote ACM"
+        )
+        self.client = openai.OpenAI(
+            base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
+        )
         self.concurrency = concurrency
         self.audio_part = audio_part
 
-    def _one(self, media: Media, instruction: str | None, existing: str, options: ACMOptions) -> tuple[str, int, int]:
+    def _one(
+        self, media: Media, instruction: str | None, existing: str, options: ACMOptions
+    ) -> tuple[str, int, int]:
         import openai
 
-        content = [*media_parts(media, options.num_frames, audio_part_kind=self.audio_part, frame_labels=True),
-                   {"type": "text", "text": remote_prompt(instruction, existing)}]
+        content = [
+            *media_parts(
+                media, options.num_frames, audio_part_kind=self.audio_part, frame_labels=True
+            ),
+            {"type": "text", "text": remote_prompt(instruction, existing)},
+        ]
         try:
             reply = self.client.chat.completions.create(
-                model=self.model_name, messages=[{"role": "user", "content": content}],
-                max_tokens=options.max_new_tokens, temperature=1.0 if options.do_sample else 0.0)
+                model=self.model_name,
+                messages=[{"role": "user", "content": content}],
+                max_tokens=options.max_new_tokens,
+                temperature=1.0 if options.do_sample else 0.0,
+            )
         except openai.OpenAIError as e:
             raise CaptionerError(f"{self.id} failed {failure(e, self.client.api_key)[1]}") from None
         text = reply_text(reply).strip()
         usage = reply.usage
-        return text, (usage.prompt_tokens if usage else 0), (usage.completion_tokens if usage else 0)
+        return (
+            text,
+            (usage.prompt_tokens if usage else 0),
+            (usage.completion_tokens if usage else 0),
+        )
 
-    def _generate(self, media: list[Media], instructions: list[str | None], existing: list[str],
-                  options: ACMOptions) -> list[tuple[str, int, int]]:
+    def _generate(
+        self,
+        media: list[Media],
+        instructions: list[str | None],
+        existing: list[str],
+        options: ACMOptions,
+    ) -> list[tuple[str, int, int]]:
         with ThreadPoolExecutor(min(self.concurrency, max(len(media), 1))) as pool:
-            return list(pool.map(lambda a: self._one(*a, options), zip(media, instructions, existing)))
+            return list(
+                pool.map(lambda a: self._one(*a, options), zip(media, instructions, existing))
+            )

@@ -16,14 +16,17 @@ import json
 import re
 from pathlib import Path
 
+from ..acm.convert import CONVERTER_VERSION, convert_internvl_chat, download, is_internvl_chat
 from ..cache import cache_dir
 from ..errors import ModelNotFoundError
 from ..hf import looks_like_path
-from ..acm.convert import CONVERTER_VERSION, convert_internvl_chat, download, is_internvl_chat
+
 
 def fingerprint(folder: Path) -> str:
     """A local folder's revision: its config and the names, sizes and times of its model files."""
-    h = hashlib.sha256((folder / "config.json").read_bytes() if (folder / "config.json").exists() else b"")
+    h = hashlib.sha256(
+        (folder / "config.json").read_bytes() if (folder / "config.json").exists() else b""
+    )
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.name != "config.json":
             st = p.stat()
@@ -37,10 +40,12 @@ def _hub_config(repo_id: str) -> dict | None:
     try:
         return json.loads(Path(hf_hub_download(repo_id, "config.json")).read_text(encoding="utf-8"))
     except Exception as e:  # offline without a cached copy, unknown repo, no network
-        raise ModelNotFoundError(f"Cannot find {repo_id!r} on the hub or in the local Hugging Face cache "
-                                 f"({type(e).__name__}: {e}).",
-                                 hint="Check the id; offline, download it once where there is a network "
-                                      "(huggingface-cli download ID), or pass a local folder.") from None
+        raise ModelNotFoundError(
+            f"Cannot find {repo_id!r} on the hub or in the local Hugging Face cache "
+            f"({type(e).__name__}: {e}).",
+            hint="Check the id; offline, download it once where there is a network "
+            "(huggingface-cli download ID), or pass a local folder.",
+        ) from None
 
 
 def converted_folder(name: str, revision: str) -> Path:
@@ -52,10 +57,16 @@ def converted_folder(name: str, revision: str) -> Path:
 def preflight_source(name_or_path: str | None, **_: object) -> None:
     """What loading checks first, loading nothing: a local path names a folder (a hub id is fetched,
     or found in the cache, when the model loads). The `preflight` of `acm:` and `internvl:`."""
-    if name_or_path and looks_like_path(name_or_path) and not Path(name_or_path).expanduser().is_dir():
-        raise ModelNotFoundError(f"No model folder at {str(Path(name_or_path).expanduser())!r}.",
-                                 hint="Pass a folder saved with save_pretrained, an InternVL-chat folder, "
-                                      "or a hub id like 'org/name'.")
+    if (
+        name_or_path
+        and looks_like_path(name_or_path)
+        and not Path(name_or_path).expanduser().is_dir()
+    ):
+        raise ModelNotFoundError(
+            f"No model folder at {str(Path(name_or_path).expanduser())!r}.",
+            hint="Pass a folder saved with save_pretrained, an InternVL-chat folder, "
+            "or a hub id like 'org/name'.",
+        )
 
 
 def resolve_model(name_or_path: str) -> str:
@@ -68,12 +79,16 @@ def resolve_model(name_or_path: str) -> str:
         config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.exists() else {}
         if not is_internvl_chat(config):
             return str(folder)
-        return str(_converted(folder.resolve(), fingerprint(folder), {"path": str(folder.resolve())}))
+        return str(
+            _converted(folder.resolve(), fingerprint(folder), {"path": str(folder.resolve())})
+        )
     config = _hub_config(name_or_path)
     if not is_internvl_chat(config or {}):
         return name_or_path  # transformers fetches native and ACM repositories itself
     folder, revision = download(name_or_path)
-    return str(_converted(folder, revision, {"id": name_or_path, "revision": revision}, name=name_or_path))
+    return str(
+        _converted(folder, revision, {"id": name_or_path, "revision": revision}, name=name_or_path)
+    )
 
 
 def _converted(src: Path, revision: str, source: dict, name: str | None = None) -> Path:

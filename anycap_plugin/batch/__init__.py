@@ -13,5 +13,19 @@ from .local import run
 from .loop import BatchRun, RunSummary
 from .records import error_of, is_success
 
-__all__ = ["BatchRun", "InputPlan", "Layout", "RunSummary", "SEP", "Source", "WorkItem", "error_of",
-           "expand_inputs", "is_success", "item_key", "plan_inputs", "record_key", "run"]
+__all__ = [
+    "BatchRun",
+    "InputPlan",
+    "Layout",
+    "RunSummary",
+    "SEP",
+    "Source",
+    "WorkItem",
+    "error_of",
+    "expand_inputs",
+    "is_success",
+    "item_key",
+    "plan_inputs",
+    "record_key",
+    "run",
+]

@@ -45,7 +45,9 @@ def _caption_identity(record: dict[str, Any]) -> str:
     return canonical_identity(record_identity(record))
 
 
-CAPTIONS = Layout(key=_caption_key, identity=_caption_identity)  # files named canonically, however written
+CAPTIONS = Layout(
+    key=_caption_key, identity=_caption_identity
+)  # files named canonically, however written
 
 
 class Journal:
@@ -53,7 +55,9 @@ class Journal:
         self.path, self.layout = path, layout
         self.rejected_path = path.with_name(path.stem + ".rejected.jsonl")
         self.done: set[str] = set()  # keys of finished items
-        self.done_before_keys: set[str] = set()  # identities of finished items written by earlier versions
+        self.done_before_keys: set[str] = (
+            set()
+        )  # identities of finished items written by earlier versions
         self.rejected = 0  # lines moved aside when this journal opened
         self._retry_keys: set[str] = set()  # failed items whose lines a new record will supersede
         self._retry_identities: set[str] = set()
@@ -64,8 +68,10 @@ class Journal:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(self._lock)
-            raise JournalBusyError(f"Another run is writing {path}.",
-                                   hint="Wait for it to finish, or write to another output.") from None
+            raise JournalBusyError(
+                f"Another run is writing {path}.",
+                hint="Wait for it to finish, or write to another output.",
+            ) from None
         try:
             self.rejected = self._compact(opening=True)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -74,17 +80,26 @@ class Journal:
             raise
 
     def is_done(self, key: str, identity: str | None = None, aliases: tuple[str, ...] = ()) -> bool:
-        return (key in self.done or (identity is not None and identity in self.done_before_keys)
-                or any(a in self.done for a in aliases))
+        return (
+            key in self.done
+            or (identity is not None and identity in self.done_before_keys)
+            or any(a in self.done for a in aliases)
+        )
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Records that belong together (a batch, one item's group) in a single write."""
         if not records:
             return
-        write_all(self._fd, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"))
+        write_all(
+            self._fd,
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8"),
+        )
         if self._retry_keys or self._retry_identities:
             for r in records:
-                if self.layout.key(r) in self._retry_keys or self.layout.identity(r) in self._retry_identities:
+                if (
+                    self.layout.key(r) in self._retry_keys
+                    or self.layout.identity(r) in self._retry_identities
+                ):
                     self._superseded = True
 
     def close(self) -> None:
@@ -123,7 +138,9 @@ class Journal:
                     out.write(raw if raw.endswith(b"\n") else raw + b"\n")
             out.flush()
             os.fsync(out.fileno())
-        if rejected:  # aside first: a crash between the two leaves the line in both, never in neither
+        if (
+            rejected
+        ):  # aside first: a crash between the two leaves the line in both, never in neither
             with open(self.rejected_path, "ab") as aside:
                 aside.writelines(rejected)
                 aside.flush()
@@ -138,7 +155,7 @@ def write_all(fd: int, data: bytes) -> None:
     for a single writer, which the lock guarantees)."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -163,7 +180,9 @@ class _Scan:
         self._finished_identities: set[str] = set()
         self._last_by_key: dict[str, int] = {}
         self._last_by_identity: dict[str, int] = {}
-        self._failures: list[tuple[int, str, bool]] = []  # (line, key or identity, written with a current key)
+        self._failures: list[
+            tuple[int, str, bool]
+        ] = []  # (line, key or identity, written with a current key)
 
     def add(self, raw: bytes) -> None:
         i, self.count = self.count, self.count + 1
@@ -183,7 +202,9 @@ class _Scan:
             self._last_by_key[key] = i
         if finished:
             self._finished_identities.add(ident)
-            (self.finished_keys if current else self.finished_before_keys).add(key if current else ident)
+            (self.finished_keys if current else self.finished_before_keys).add(
+                key if current else ident
+            )
         else:
             self._failures.append((i, key if current else ident, current))
 
@@ -193,12 +214,18 @@ class _Scan:
         for i, name, current in self._failures:
             if current and (name in self.finished_keys or self._last_by_key[name] != i):
                 out.add(i)
-            elif not current and (name in self._finished_identities or self._last_by_identity[name] != i):
+            elif not current and (
+                name in self._finished_identities or self._last_by_identity[name] != i
+            ):
                 out.add(i)
         return out
 
     def failed_keys(self) -> set[str]:
-        return {name for i, name, current in self._failures if current and name not in self.finished_keys}
+        return {
+            name
+            for i, name, current in self._failures
+            if current and name not in self.finished_keys
+        }
 
     def failed_identities(self) -> set[str]:
         return {name for i, name, current in self._failures if not current}

@@ -64,7 +64,7 @@ def canonical_key(key: str) -> str:
     if prefix is None or SEP not in key:
         return key
     place, sep, rest = key.partition(SEP)
-    body = place[len(prefix):]
+    body = place[len(prefix) :]
     if prefix == "file:":
         path, tail = body, ""
     elif prefix == "manifest:" and "#" not in body:

@@ -12,11 +12,11 @@ import os
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
 from typing import Any, Callable, Iterable, Iterator
 
-from ..captioner import BaseCaptioner, _validate_options
 from .. import storage
+from ..captioner import BaseCaptioner, _validate_options
 from ..errors import AnyCapError, MediaError, MediaNotFoundError
-from ..storage import is_url
 from ..media import Media
+from ..storage import is_url
 from .inputs import WorkItem
 from .loop import BatchRun, RunSummary
 from .records import failure_record, success_record
@@ -37,10 +37,14 @@ def media_of(item: WorkItem) -> Any:
         try:
             data = store.read_bytes(item.input)
         except FileNotFoundError:
-            return MediaNotFoundError(f"No such object: {item.input!r}.", hint="Check the manifest or table.")
+            return MediaNotFoundError(
+                f"No such object: {item.input!r}.", hint="Check the manifest or table."
+            )
         except Exception as e:
-            return MediaError(f"Cannot read {item.input}: {store.describe(item.input, e)}.",
-                              hint="Check the credentials and the endpoint of the store.")
+            return MediaError(
+                f"Cannot read {item.input}: {store.describe(item.input, e)}.",
+                hint="Check the credentials and the endpoint of the store.",
+            )
     try:
         return Media.from_bytes(data, name=item.input)
     except AnyCapError as e:
@@ -67,20 +71,38 @@ def _decodes_images(media: list[Any]) -> bool:
     return any(isinstance(m, Media) and m.modality == "image" and m.decoded for m in media)
 
 
-def caption_records(captioner: BaseCaptioner, batch: list[WorkItem], options: dict[str, Any],
-                    media: list[Any] | None = None) -> list[dict[str, Any]]:
+def caption_records(
+    captioner: BaseCaptioner,
+    batch: list[WorkItem],
+    options: dict[str, Any],
+    media: list[Any] | None = None,
+) -> list[dict[str, Any]]:
     """Caption one batch into records; each failure is its own item's record (`caption_each`).
     `media`: the batch's media already loaded (`loaded_media`), else they are loaded by the captioner."""
-    outcomes = captioner.caption_each(media if media is not None else [media_of(item) for item in batch],
-                                      [item.instruction for item in batch], **options)
-    return [failure_record(item, o) if isinstance(o, Exception) else success_record(item, o)
-            for item, o in zip(batch, outcomes)]
+    outcomes = captioner.caption_each(
+        media if media is not None else [media_of(item) for item in batch],
+        [item.instruction for item in batch],
+        **options,
+    )
+    return [
+        failure_record(item, o) if isinstance(o, Exception) else success_record(item, o)
+        for item, o in zip(batch, outcomes)
+    ]
 
 
-def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.PathLike, *,
-        batch_size: int = 1, concurrency: int = 1, options: dict[str, Any] | None = None,
-        progress: bool | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
-        prefetch: bool = True, total: Callable[[], int | None] | None = None) -> RunSummary:
+def run(
+    captioner: BaseCaptioner,
+    items: Iterable[WorkItem],
+    output: str | os.PathLike,
+    *,
+    batch_size: int = 1,
+    concurrency: int = 1,
+    options: dict[str, Any] | None = None,
+    progress: bool | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    prefetch: bool = True,
+    total: Callable[[], int | None] | None = None,
+) -> RunSummary:
     """Caption `items` into `output` (JSONL), skipping those a previous run finished.
 
     With `concurrency=1` (a local model), `prefetch` opens the next batch in a thread while the
@@ -92,7 +114,7 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
     options = options or {}
     _validate_options(captioner.Options, captioner.id, options)  # bad options fail before any work
     if total is None and isinstance(items, list):
-        total = (lambda n=len(items): n)
+        total = lambda n=len(items): n
     with BatchRun(output, on_record=on_record, progress=progress, total=total) as batch:
         batches = _batched(batch.pending(items), batch_size)
         if concurrency == 1 and prefetch:
@@ -125,7 +147,9 @@ def run(captioner: BaseCaptioner, items: Iterable[WorkItem], output: str | os.Pa
     return batch.summary
 
 
-def _load_next(batches: Iterator[list[WorkItem]], decode: bool) -> tuple[list[WorkItem], list[Any]] | None:
+def _load_next(
+    batches: Iterator[list[WorkItem]], decode: bool
+) -> tuple[list[WorkItem], list[Any]] | None:
     """The next batch and its loaded media (the input stream is read in the loader thread too)."""
     batch = next(batches, None)
     return None if batch is None else (batch, [loaded_media(item, decode) for item in batch])

@@ -39,7 +39,11 @@ class RunSummary:
             self.succeeded += 1
         else:
             self.failed += 1
-            kind = record["error"].get("type", "Error") if isinstance(record["error"], dict) else "Error"
+            kind = (
+                record["error"].get("type", "Error")
+                if isinstance(record["error"], dict)
+                else "Error"
+            )
             self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
@@ -51,9 +55,15 @@ class BatchRun:
     `on_record` sees each written record; `progress` shows a bar (None: on a terminal only) whose
     total, when `total` is given (a function, run in a thread), gives the bar its ETA."""
 
-    def __init__(self, output: str | Path, *, layout: Layout = CAPTIONS,
-                 on_record: Callable[[dict[str, Any]], None] | None = None, progress: bool | None = False,
-                 total: Callable[[], int | None] | None = None) -> None:
+    def __init__(
+        self,
+        output: str | Path,
+        *,
+        layout: Layout = CAPTIONS,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        progress: bool | None = False,
+        total: Callable[[], int | None] | None = None,
+    ) -> None:
         started = time.perf_counter()
         self.remote = None
         if is_url(str(output)):  # state in the store, beside the output (`remote.RemoteRun`)
@@ -102,7 +112,13 @@ class BatchRun:
         """Keys this run has taken (recorded, or being done now)."""
         return self._keys
 
-    def take(self, key: str, identity: str | None = None, id: str | None = None, aliases: tuple[str, ...] = ()) -> bool:
+    def take(
+        self,
+        key: str,
+        identity: str | None = None,
+        id: str | None = None,
+        aliases: tuple[str, ...] = (),
+    ) -> bool:
         """Count an input; True when it is to be done now (not finished before, not already taken).
         `aliases`: keys earlier versions gave the same input (`WorkItem.aliases`)."""
         s = self.summary
@@ -152,7 +168,9 @@ def _progress_bar(progress: bool | None, total: Callable[[], int | None] | None)
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="item", dynamic_ncols=True, smoothing=0.1)
-    if total is not None:  # counted aside (listings, headers, footers), so the first items need not wait
+    if (
+        total is not None
+    ):  # counted aside (listings, headers, footers), so the first items need not wait
 
         def count() -> None:
             try:

@@ -25,7 +25,11 @@ _OPEN_SIDECARS = 64  # sidecar files open at once while streaming the journal
 
 def journal_for(output: Path) -> Path:
     """The JSONL file a run appends to for `output`."""
-    return output if output.suffix.lower() != ".parquet" else output.with_name(output.name + ".journal.jsonl")
+    return (
+        output
+        if output.suffix.lower() != ".parquet"
+        else output.with_name(output.name + ".journal.jsonl")
+    )
 
 
 def state_prefix(output: str) -> str:
@@ -36,7 +40,11 @@ def state_prefix(output: str) -> str:
 def reviews_for(output: str) -> str:
     """Where reviews of a run are kept: `captions.jsonl` -> `captions.reviews.jsonl`,
     `x.parquet` -> `x.parquet.reviews.jsonl`."""
-    return output[: -len(".jsonl")] + ".reviews.jsonl" if output.lower().endswith(".jsonl") else output + ".reviews.jsonl"
+    return (
+        output[: -len(".jsonl")] + ".reviews.jsonl"
+        if output.lower().endswith(".jsonl")
+        else output + ".reviews.jsonl"
+    )
 
 
 def run_files(output: str) -> frozenset[str]:
@@ -44,13 +52,25 @@ def run_files(output: str) -> frozenset[str]:
     with `/`): the output, its journal, lock, rejected lines, reviews, files written aside, and the
     state in the store of a remote output. No input of the run may be one of them."""
     if is_url(output):
-        return frozenset({canonical(output), canonical(output) + ".tmp", reviews_for(canonical(output)),
-                          state_prefix(canonical(output)) + "/"})
+        return frozenset(
+            {
+                canonical(output),
+                canonical(output) + ".tmp",
+                reviews_for(canonical(output)),
+                state_prefix(canonical(output)) + "/",
+            }
+        )
     out = Path(canonical(output))
     journal = journal_for(out)
-    names = {out, out.with_name(out.name + ".tmp"), journal, journal.with_name(journal.name + ".lock"),
-             journal.with_name(journal.stem + ".rejected.jsonl"), journal.with_name(journal.name + ".tmp"),
-             Path(reviews_for(str(out)))}
+    names = {
+        out,
+        out.with_name(out.name + ".tmp"),
+        journal,
+        journal.with_name(journal.name + ".lock"),
+        journal.with_name(journal.stem + ".rejected.jsonl"),
+        journal.with_name(journal.name + ".tmp"),
+        Path(reviews_for(str(out))),
+    }
     return frozenset(str(n) for n in names)
 
 
@@ -62,14 +82,20 @@ def probe_writable(journal: Path) -> None:
             if path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
         probe = journal.with_name(f".{journal.name}.probe-{os.getpid()}")
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))  # a new file can be made there
+        os.close(
+            os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        )  # a new file can be made there
         os.unlink(probe)
     except OSError as e:
-        raise StorageError(f"Cannot write the output {journal}: {e.strerror or e}.",
-                           hint="Choose a folder you can write to with -o.") from None
+        raise StorageError(
+            f"Cannot write the output {journal}: {e.strerror or e}.",
+            hint="Choose a folder you can write to with -o.",
+        ) from None
 
 
-def finish_outputs(output: Path, sidecars: bool = False, sidecar_dir: Path | None = None) -> list[Path]:
+def finish_outputs(
+    output: Path, sidecars: bool = False, sidecar_dir: Path | None = None
+) -> list[Path]:
     """Write what the journal of `output` implies: the Parquet table, sidecars. Returns the files written."""
     journal = journal_for(output)
     written = []
@@ -126,7 +152,10 @@ def write_sidecars(journal: Path, directory: Path | None = None) -> list[Path]:
                 if len(open_files) >= _OPEN_SIDECARS:
                     open_files.pop(next(iter(open_files))).close()
                 open_files[shard] = open(_tmp(targets[shard]), "a", encoding="utf-8")
-            line = {"__key__": record["__key__"], **{k: v for k, v in record.items() if k != "__key__"}}
+            line = {
+                "__key__": record["__key__"],
+                **{k: v for k, v in record.items() if k != "__key__"},
+            }
             open_files[shard].write(json.dumps(line, ensure_ascii=False) + "\n")
     finally:
         for f in open_files.values():

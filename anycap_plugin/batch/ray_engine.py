@@ -40,7 +40,15 @@ ACTOR_RETRIES = 3
 
 
 # what a run needs on the cluster's workers, passed through Ray's runtime_env when joining a cluster
-FORWARDED_ENV = ("OPENAI_", "AWS_", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_", "HF_", "HUGGING_FACE_", "ANYCAP_")
+FORWARDED_ENV = (
+    "OPENAI_",
+    "AWS_",
+    "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_",
+    "HF_",
+    "HUGGING_FACE_",
+    "ANYCAP_",
+)
 
 
 def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
@@ -50,7 +58,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
     try:
         import ray
     except ImportError:
-        raise RayUnavailableError("--engine ray needs Ray.", hint="pip install 'anycap-plugin[ray]'") from None
+        raise RayUnavailableError(
+            "--engine ray needs Ray.", hint="pip install 'anycap-plugin[ray]'"
+        ) from None
     if ray.is_initialized():
         return ray
     kwargs: dict[str, Any] = {}
@@ -64,12 +74,20 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
             if _loopback(host):
                 _stay_on_loopback(ray)
     try:
-        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 logging_level="ERROR", **kwargs)
+        ray.init(
+            address=address or "local",
+            include_dashboard=False,
+            log_to_driver=False,
+            ignore_reinit_error=True,
+            logging_level="ERROR",
+            **kwargs,
+        )
     except Exception as e:
-        raise ClusterUnreachableError(f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
-                                      hint="Check --ray-address (host:port of the head's GCS, or 'auto') and that "
-                                           "`ray status` works there.") from None
+        raise ClusterUnreachableError(
+            f"Cannot reach the Ray cluster at {address or 'local'}: {type(e).__name__}: {e}",
+            hint="Check --ray-address (host:port of the head's GCS, or 'auto') and that "
+            "`ray status` works there.",
+        ) from None
     return ray
 
 
@@ -98,11 +116,15 @@ def _reachable(address: str, timeout: float = 5.0) -> str:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
             return host or "127.0.0.1"
     except ValueError:
-        raise ClusterUnreachableError(f"--ray-address {address!r} is not host:port.",
-                                      hint="Give the head node's GCS address, e.g. 10.0.0.5:6379, or 'auto'.") from None
+        raise ClusterUnreachableError(
+            f"--ray-address {address!r} is not host:port.",
+            hint="Give the head node's GCS address, e.g. 10.0.0.5:6379, or 'auto'.",
+        ) from None
     except OSError as e:
-        raise ClusterUnreachableError(f"Cannot reach the Ray cluster at {address}: {e}.",
-                                      hint="Check the address and that the head node is up (`ray status` there).") from None
+        raise ClusterUnreachableError(
+            f"Cannot reach the Ray cluster at {address}: {e}.",
+            hint="Check the address and that the head node is up (`ray status` there).",
+        ) from None
 
 
 class _AttemptLedger:
@@ -136,16 +158,30 @@ class CaptionActor:
     `columns` None: rows are items from `ray_read.read_sources`; else the media, id and instruction
     columns of a user's Dataset (`caption_dataset`), whose rows in `done` (ids or keys) are dropped."""
 
-    def __init__(self, captioner: Any, options: dict[str, Any], columns: dict[str, str | None] | None,
-                 instruction: str | None, ledger: Any, cwd: str, done: frozenset[str] = frozenset(),
-                 store: Any = None) -> None:
+    def __init__(
+        self,
+        captioner: Any,
+        options: dict[str, Any],
+        columns: dict[str, str | None] | None,
+        instruction: str | None,
+        ledger: Any,
+        cwd: str,
+        done: frozenset[str] = frozenset(),
+        store: Any = None,
+    ) -> None:
         from .. import storage
         from .ray_read import work_in
 
         work_in(cwd)  # relative media paths mean what they meant on the driver
         if store is not None:
             storage.use(store)  # media named by URL are fetched with the run's storage options
-        self.options, self.columns, self.instruction, self.ledger, self.done = options, columns, instruction, ledger, done
+        self.options, self.columns, self.instruction, self.ledger, self.done = (
+            options,
+            columns,
+            instruction,
+            ledger,
+            done,
+        )
         self.refused: AnyCapError | None = None
         try:
             self.captioner = captioner() if callable(captioner) else _from_spec(captioner)
@@ -157,9 +193,17 @@ class CaptionActor:
 
         if self.refused is not None and self.columns is not None:
             raise self.refused
-        if self.refused is not None:  # Ray Data passes on a UDF error's type only: the driver raises it again
-            refusal = {"type": type(self.refused).__name__, "message": self.refused.message, "hint": self.refused.hint}
-            return pa.Table.from_pylist([{"refused": json.dumps(refusal)}], schema=_records_schema())
+        if (
+            self.refused is not None
+        ):  # Ray Data passes on a UDF error's type only: the driver raises it again
+            refusal = {
+                "type": type(self.refused).__name__,
+                "message": self.refused.message,
+                "hint": self.refused.hint,
+            }
+            return pa.Table.from_pylist(
+                [{"refused": json.dumps(refusal)}], schema=_records_schema()
+            )
         rows = batch.to_pylist()
         if self.columns is None:
             from .ray_read import row_item
@@ -168,14 +212,38 @@ class CaptionActor:
             items = [row_item(r) for r in rows if not r["skipped"]]
         else:
             skipped = []
-            items = [i for i in map(self._dataset_item, rows) if i.key not in self.done and i.id not in self.done]
+            items = [
+                i
+                for i in map(self._dataset_item, rows)
+                if i.key not in self.done and i.id not in self.done
+            ]
         aliases = {i.key: json.dumps(i.aliases) for i in items if i.aliases}
-        read_nodes = {row_item(r).key: r.get("read_node") for r in rows} if self.columns is None else {}
-        out = [{**to_arrow_row(self._placed(r, read_nodes.get(r["key"]))), "skipped": False,
-                "aliases": aliases.get(r["key"])} for r in self._caption(items)]
-        out += [{**to_arrow_row({"key": row_item(r).key, "input": r["input"], "id": r["id"],
-                                 "instruction": r["instruction"]}), "skipped": True, "aliases": r.get("aliases")}
-                for r in skipped]
+        read_nodes = (
+            {row_item(r).key: r.get("read_node") for r in rows} if self.columns is None else {}
+        )
+        out = [
+            {
+                **to_arrow_row(self._placed(r, read_nodes.get(r["key"]))),
+                "skipped": False,
+                "aliases": aliases.get(r["key"]),
+            }
+            for r in self._caption(items)
+        ]
+        out += [
+            {
+                **to_arrow_row(
+                    {
+                        "key": row_item(r).key,
+                        "input": r["input"],
+                        "id": r["id"],
+                        "instruction": r["instruction"],
+                    }
+                ),
+                "skipped": True,
+                "aliases": r.get("aliases"),
+            }
+            for r in skipped
+        ]
         return pa.Table.from_pylist(out, schema=_records_schema())
 
     def _placed(self, record: dict[str, Any], read_node: str | None) -> dict[str, Any]:
@@ -203,9 +271,16 @@ class CaptionActor:
             records = []
             for item in items:
                 if ray.get(self.ledger.start.remote(item.key)) > ACTOR_RETRIES:
-                    records.append(failure_record(item, WorkerCrashError(
-                        f"Captioning {item.input!r} ended its Ray worker each of the {ACTOR_RETRIES} times it was "
-                        "tried alone (a crash, or out of memory).", hint="Check the item alone with the local engine; the rest of the run went on.")))
+                    records.append(
+                        failure_record(
+                            item,
+                            WorkerCrashError(
+                                f"Captioning {item.input!r} ended its Ray worker each of the {ACTOR_RETRIES} times it was "
+                                "tried alone (a crash, or out of memory).",
+                                hint="Check the item alone with the local engine; the rest of the run went on.",
+                            ),
+                        )
+                    )
                 else:
                     records += caption_records(self.captioner, [item], self.options)
                 ray.get(self.ledger.forget.remote([item.key]))
@@ -218,11 +293,22 @@ class CaptionActor:
         columns = self.columns or {}
         media, id_col, instr_col = columns["media"], columns.get("id"), columns.get("instruction")
         item_id = row.get(id_col) if id_col else None
-        rest = json.dumps({k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr)
+        rest = json.dumps(
+            {k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr
+        )
         digest = hashlib.sha1(rest.encode()).hexdigest()[:16]
         place = f"row:id={item_id}" if item_id is not None else f"row:sha1:{digest}"
-        return table_row_item(row, f"ray:row-{digest}", os.getcwd(), media, id_col, instr_col, self.instruction,
-                              origin=None, place=place)
+        return table_row_item(
+            row,
+            f"ray:row-{digest}",
+            os.getcwd(),
+            media,
+            id_col,
+            instr_col,
+            self.instruction,
+            origin=None,
+            place=place,
+        )
 
 
 def _records_schema() -> Any:
@@ -230,8 +316,12 @@ def _records_schema() -> Any:
     to build its captioner (`refused`)."""
     import pyarrow as pa
 
-    return (arrow_schema().append(pa.field("skipped", pa.bool_())).append(pa.field("refused", pa.string()))
-            .append(pa.field("aliases", pa.string())))
+    return (
+        arrow_schema()
+        .append(pa.field("skipped", pa.bool_()))
+        .append(pa.field("refused", pa.string()))
+        .append(pa.field("aliases", pa.string()))
+    )
 
 
 def _from_spec(spec: str) -> Any:
@@ -240,10 +330,21 @@ def _from_spec(spec: str) -> Any:
     return get_captioner(spec)
 
 
-def caption_dataset(ds: Any, captioner: Any, *, media_column: str | None = None, id_column: str | None = None,
-                    instruction_column: str | None = None, instruction: str | None = None, batch_size: int = 8,
-                    concurrency: int | tuple[int, int] = 1, num_gpus: float = 0, num_cpus: float = 1,
-                    options: dict[str, Any] | None = None, done: Sequence[str] = ()) -> Any:
+def caption_dataset(
+    ds: Any,
+    captioner: Any,
+    *,
+    media_column: str | None = None,
+    id_column: str | None = None,
+    instruction_column: str | None = None,
+    instruction: str | None = None,
+    batch_size: int = 8,
+    concurrency: int | tuple[int, int] = 1,
+    num_gpus: float = 0,
+    num_cpus: float = 1,
+    options: dict[str, Any] | None = None,
+    done: Sequence[str] = (),
+) -> Any:
     """Caption every row of a `ray.data.Dataset`; returns a Dataset of records, one per row whose
     id or key is not in `done`.
 
@@ -252,47 +353,102 @@ def caption_dataset(ds: Any, captioner: Any, *, media_column: str | None = None,
     from .inputs.parquet import pick_columns
 
     names = list(ds.schema().names)
-    media, id_col, instr_col = pick_columns(names, {"media": media_column, "id": id_column,
-                                                    "instruction": instruction_column}, "the dataset")
-    records = _map(ds, captioner, {"media": media, "id": id_col, "instruction": instr_col}, instruction,
-                   batch_size, concurrency, num_gpus, num_cpus, options or {}, frozenset(done))
+    media, id_col, instr_col = pick_columns(
+        names,
+        {"media": media_column, "id": id_column, "instruction": instruction_column},
+        "the dataset",
+    )
+    records = _map(
+        ds,
+        captioner,
+        {"media": media, "id": id_col, "instruction": instr_col},
+        instruction,
+        batch_size,
+        concurrency,
+        num_gpus,
+        num_cpus,
+        options or {},
+        frozenset(done),
+    )
     return records.drop_columns(["skipped", "refused"])
 
 
-def _map(ds: Any, captioner: Any, columns: dict[str, str | None] | None, instruction: str | None, batch_size: int,
-         concurrency: int | tuple[int, int], num_gpus: float, num_cpus: float, options: dict[str, Any],
-         done: frozenset[str] = frozenset(), store: Any = None) -> Any:
+def _map(
+    ds: Any,
+    captioner: Any,
+    columns: dict[str, str | None] | None,
+    instruction: str | None,
+    batch_size: int,
+    concurrency: int | tuple[int, int],
+    num_gpus: float,
+    num_cpus: float,
+    options: dict[str, Any],
+    done: frozenset[str] = frozenset(),
+    store: Any = None,
+) -> Any:
     """`num_cpus` per actor: below 1 for API captioners, which wait on the network, not the CPU."""
     import ray
 
-    size = {"size": concurrency} if isinstance(concurrency, int) else dict(zip(("min_size", "max_size"), concurrency))
+    size = (
+        {"size": concurrency}
+        if isinstance(concurrency, int)
+        else dict(zip(("min_size", "max_size"), concurrency))
+    )
     return ds.map_batches(
-        CaptionActor, fn_constructor_kwargs={"captioner": captioner, "options": options, "columns": columns,
-                                             "instruction": instruction, "ledger": _ledger(), "done": done,
-                                             "cwd": os.getcwd(), "store": store},
-        batch_size=batch_size, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(**size),
-        num_gpus=num_gpus or None, num_cpus=num_cpus)
+        CaptionActor,
+        fn_constructor_kwargs={
+            "captioner": captioner,
+            "options": options,
+            "columns": columns,
+            "instruction": instruction,
+            "ledger": _ledger(),
+            "done": done,
+            "cwd": os.getcwd(),
+            "store": store,
+        },
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(**size),
+        num_gpus=num_gpus or None,
+        num_cpus=num_cpus,
+    )
 
 
-def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | Path, *, instruction: str | None = None,
-               media_root: str | None = None, columns: dict[str, str | None] | None = None, batch_size: int = 8,
-               concurrency: int | tuple[int, int] = 1, num_gpus: float = 0, num_cpus: float = 1,
-               options: dict[str, Any] | None = None, on_record: Callable[[dict[str, Any]], None] | None = None,
-               progress: bool | None = False) -> RunSummary:
+def run_on_ray(
+    captioner: Any,
+    inputs: Sequence[str] | InputPlan,
+    output: str | Path,
+    *,
+    instruction: str | None = None,
+    media_root: str | None = None,
+    columns: dict[str, str | None] | None = None,
+    batch_size: int = 8,
+    concurrency: int | tuple[int, int] = 1,
+    num_gpus: float = 0,
+    num_cpus: float = 1,
+    options: dict[str, Any] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool | None = False,
+) -> RunSummary:
     """The local engine's contract (same records, same journal, resume) with reading and captioning
     on Ray. `inputs`: what `anycap caption` takes (paths, folders, globs, shards, tables,
     manifests), or an `InputPlan`."""
     import ray
 
-    plan = inputs if isinstance(inputs, InputPlan) else plan_inputs(
-        inputs, instruction, media_root=media_root, columns=columns)
+    plan = (
+        inputs
+        if isinstance(inputs, InputPlan)
+        else plan_inputs(inputs, instruction, media_root=media_root, columns=columns)
+    )
     datasets = [s.location for s in plan.sources if s.kind == "dataset"]
     if datasets:
         from ..errors import OptionsError
 
-        raise OptionsError(f"{', '.join(datasets)}: Hugging Face datasets run on the local engine.",
-                           hint="Drop --engine ray, or read it with ray.data.from_huggingface and call "
-                                "anycap_plugin.batch.ray_engine.caption_dataset.")
+        raise OptionsError(
+            f"{', '.join(datasets)}: Hugging Face datasets run on the local engine.",
+            hint="Drop --engine ray, or read it with ray.data.from_huggingface and call "
+            "anycap_plugin.batch.ray_engine.caption_dataset.",
+        )
     _quiet_ray_data()
     with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
         from .ray_read import ROWS_PER_BLOCK, read_sources, source_rows
@@ -300,15 +456,35 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
         rows = source_rows(plan)
         for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows else ():
             reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
-            done = ray.put(_done_sets(batch.journal, batch.taken))  # again: what this run recorded is done too
+            done = ray.put(
+                _done_sets(batch.journal, batch.taken)
+            )  # again: what this run recorded is done too
             items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                read_sources, batch_size=1, batch_format="pyarrow",
-                fn_kwargs={"context": plan.context, "done": done, "cwd": os.getcwd(),
-                           "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size)},
+                read_sources,
+                batch_size=1,
+                batch_format="pyarrow",
+                fn_kwargs={
+                    "context": plan.context,
+                    "done": done,
+                    "cwd": os.getcwd(),
+                    "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size),
+                },
                 # reads wait on disks, and must not wait for the CPUs the actors hold
-                num_cpus=0, compute=ray.data.TaskPoolStrategy(size=reads))
-            records = _map(items, captioner, None, None, batch_size, concurrency, num_gpus, num_cpus, options or {},
-                           store=plan.context.storage)
+                num_cpus=0,
+                compute=ray.data.TaskPoolStrategy(size=reads),
+            )
+            records = _map(
+                items,
+                captioner,
+                None,
+                None,
+                batch_size,
+                concurrency,
+                num_gpus,
+                num_cpus,
+                options or {},
+                store=plan.context.storage,
+            )
             try:
                 for block in records.iter_batches(batch_size=None, batch_format="pyarrow"):
                     _arrived(batch, block.to_pylist(), again=attempt > 1)
@@ -316,8 +492,10 @@ def run_on_ray(captioner: Any, inputs: Sequence[str] | InputPlan, output: str | 
             except Exception as e:
                 if attempt == PIPELINE_ATTEMPTS or not _lost_to_the_cluster(e):
                     raise _plain(e) from None
-                _say(f"anycap: the cluster lost work ({_cause_name(e)}); going on from the {len(batch.taken)} "
-                     "items recorded (none is captioned twice)")
+                _say(
+                    f"anycap: the cluster lost work ({_cause_name(e)}); going on from the {len(batch.taken)} "
+                    "items recorded (none is captioned twice)"
+                )
     return batch.summary
 
 
@@ -333,16 +511,32 @@ def _quiet_ray_data() -> None:
             handler.setLevel(logging.ERROR)
 
 
-def _done_sets(journal: Journal, taken: set[str] = frozenset()) -> tuple[frozenset[str], frozenset[str]]:
+def _done_sets(
+    journal: Journal, taken: set[str] = frozenset()
+) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(journal.done | taken), frozenset(journal.done_before_keys)
 
 
 # Ray's errors of a cluster that lost a node, a worker or an object (not of our code or its input)
-_LOST = {"ObjectLostError", "ObjectReconstructionFailedError", "ObjectReconstructionFailedMaxAttemptsExceededError",
-         "ObjectReconstructionFailedLineageEvictedError", "OwnerDiedError", "ObjectFetchTimedOutError",
-         "ActorDiedError", "ActorUnavailableError", "NodeDiedError", "WorkerCrashedError", "RaySystemError",
-         "ReferenceCountingAssertionError", "OutOfDiskError", "LocalRayletDiedError"}
-PIPELINE_ATTEMPTS = 4  # the pipeline is started again after a loss Ray could not repair, from what is recorded
+_LOST = {
+    "ObjectLostError",
+    "ObjectReconstructionFailedError",
+    "ObjectReconstructionFailedMaxAttemptsExceededError",
+    "ObjectReconstructionFailedLineageEvictedError",
+    "OwnerDiedError",
+    "ObjectFetchTimedOutError",
+    "ActorDiedError",
+    "ActorUnavailableError",
+    "NodeDiedError",
+    "WorkerCrashedError",
+    "RaySystemError",
+    "ReferenceCountingAssertionError",
+    "OutOfDiskError",
+    "LocalRayletDiedError",
+}
+PIPELINE_ATTEMPTS = (
+    4  # the pipeline is started again after a loss Ray could not repair, from what is recorded
+)
 
 
 def _lost_to_the_cluster(error: BaseException) -> bool:
@@ -384,7 +578,9 @@ def _arrived(batch: BatchRun, rows: list[dict[str, Any]], again: bool = False) -
         aliases = tuple(json.loads(row.pop("aliases") or "[]"))
         if again and skipped and row["key"] in batch.taken:
             continue  # counted when it was recorded
-        taken = batch.take(row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"], aliases)
+        taken = batch.take(
+            row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"], aliases
+        )
         if taken and not skipped:
             fresh.append(from_arrow_row(row))
     batch.write(fresh)
@@ -406,11 +602,15 @@ def _plain(error: Exception) -> Exception:
     Ray's remote traceback; else Ray's error, in one line."""
     seen: BaseException | None = error
     while seen is not None:
-        cause = getattr(seen, "cause", None)  # a RayTaskError's cause: the exception raised on the worker
+        cause = getattr(
+            seen, "cause", None
+        )  # a RayTaskError's cause: the exception raised on the worker
         if isinstance(cause, AnyCapError):
             return cause
         if isinstance(seen, AnyCapError) and cause is None:
             return seen
         seen = cause if isinstance(cause, BaseException) else seen.__cause__
-    return RayUnavailableError(f"The Ray run failed: {type(error).__name__}: {str(error).splitlines()[0]}",
-                               hint="Records written so far are kept; run the same command again to resume.")
+    return RayUnavailableError(
+        f"The Ray run failed: {type(error).__name__}: {str(error).splitlines()[0]}",
+        hint="Records written so far are kept; run the same command again to resume.",
+    )

@@ -24,13 +24,27 @@ from ..errors import ManifestError
 from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 
 MEDIA_PER_ROW = 64
-ITEM_SCHEMA = pa.schema([("place", pa.string()), ("input", pa.string()), ("instruction", pa.string()),
-                         ("id", pa.string()), ("data", pa.binary()), ("origin", pa.string()),
-                         ("problem", pa.string()), ("skipped", pa.bool_()), ("aliases", pa.string()),
-                         ("read_node", pa.string())])
-ROWS_PER_BLOCK = 16  # at least; records come back to the driver a block at a time, so blocks stay small
+ITEM_SCHEMA = pa.schema(
+    [
+        ("place", pa.string()),
+        ("input", pa.string()),
+        ("instruction", pa.string()),
+        ("id", pa.string()),
+        ("data", pa.binary()),
+        ("origin", pa.string()),
+        ("problem", pa.string()),
+        ("skipped", pa.bool_()),
+        ("aliases", pa.string()),
+        ("read_node", pa.string()),
+    ]
+)
+ROWS_PER_BLOCK = (
+    16  # at least; records come back to the driver a block at a time, so blocks stay small
+)
 _BYTES_PER_BLOCK = 64 << 20
-_done_sets: dict[str, tuple[frozenset[str], frozenset[str]]] = {}  # per worker process, by object ref
+_done_sets: dict[
+    str, tuple[frozenset[str], frozenset[str]]
+] = {}  # per worker process, by object ref
 
 
 def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
@@ -40,17 +54,27 @@ def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
     media: list[tuple[str, str | None]] = []
     for source in plan.sources:
         if source.kind not in ("media", "folder"):
-            rows.append({"kind": source.kind, "paths": [source.location], "spelled": [source.spelled]})
+            rows.append(
+                {"kind": source.kind, "paths": [source.location], "spelled": [source.spelled]}
+            )
             continue
         media += [(item.input, item.spelled) for item in read_source(source, plan.context)]
     for i in range(0, len(media), MEDIA_PER_ROW):
-        chunk = media[i:i + MEDIA_PER_ROW]
-        rows.append({"kind": "media", "paths": [m for m, _ in chunk], "spelled": [s for _, s in chunk]})
+        chunk = media[i : i + MEDIA_PER_ROW]
+        rows.append(
+            {"kind": "media", "paths": [m for m, _ in chunk], "spelled": [s for _, s in chunk]}
+        )
     return rows
 
 
-def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str,
-                 rows_per_block: int = ROWS_PER_BLOCK) -> Iterator[pa.Table]:
+def read_sources(
+    batch: pa.Table,
+    *,
+    context: ReadContext,
+    done: Any,
+    cwd: str,
+    rows_per_block: int = ROWS_PER_BLOCK,
+) -> Iterator[pa.Table]:
     """A Ray Data task: the items of each source row, in blocks; finished items become markers.
     A block is what an actor's task works through before its records reach the driver (and what a
     lost node costs), so it holds a few model batches, not a whole shard."""
@@ -62,7 +86,11 @@ def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str,
     size = 0
     for source in batch.to_pylist():
         for item in _items(source, context):
-            finished = item.key in keys or item.identity in identities or any(a in keys for a in item.aliases)
+            finished = (
+                item.key in keys
+                or item.identity in identities
+                or any(a in keys for a in item.aliases)
+            )
             rows.append({**item_row(item, skipped=finished), "read_node": node})
             size += 0 if finished or item.data is None else len(item.data)
             if len(rows) >= rows_per_block or size >= _BYTES_PER_BLOCK:
@@ -74,8 +102,10 @@ def read_sources(batch: pa.Table, *, context: ReadContext, done: Any, cwd: str,
 
 def _items(source: dict[str, Any], context: ReadContext) -> Iterator[WorkItem]:
     if source["kind"] == "media":  # listed by the driver, as the local engine lists them
-        return (WorkItem(path, context.instruction, place=f"file:{path}", spelled=spelled)
-                for path, spelled in zip(source["paths"], source["spelled"]))
+        return (
+            WorkItem(path, context.instruction, place=f"file:{path}", spelled=spelled)
+            for path, spelled in zip(source["paths"], source["spelled"])
+        )
     return read_source(Source(source["paths"][0], source["kind"], source["spelled"][0]), context)
 
 
@@ -87,18 +117,36 @@ def work_in(cwd: str) -> None:
 
 
 def item_row(item: WorkItem, skipped: bool = False) -> dict[str, Any]:
-    problem = None if item.problem is None else json.dumps({"message": item.problem.message, "hint": item.problem.hint})
-    return {"place": item.place, "input": item.input, "instruction": item.instruction, "id": item.id,
-            "data": None if skipped else item.data, "origin": json.dumps(item.origin) if item.origin else None,
-            "problem": problem, "skipped": skipped, "aliases": json.dumps(item.aliases) if item.aliases else None}
+    problem = (
+        None
+        if item.problem is None
+        else json.dumps({"message": item.problem.message, "hint": item.problem.hint})
+    )
+    return {
+        "place": item.place,
+        "input": item.input,
+        "instruction": item.instruction,
+        "id": item.id,
+        "data": None if skipped else item.data,
+        "origin": json.dumps(item.origin) if item.origin else None,
+        "problem": problem,
+        "skipped": skipped,
+        "aliases": json.dumps(item.aliases) if item.aliases else None,
+    }
 
 
 def row_item(row: dict[str, Any]) -> WorkItem:
     problem = json.loads(row["problem"]) if row["problem"] else None
-    return WorkItem(row["input"], row["instruction"], id=row["id"], data=row["data"], place=row["place"],
-                    origin=json.loads(row["origin"]) if row["origin"] else None,
-                    problem=ManifestError(problem["message"], hint=problem["hint"]) if problem else None,
-                    aliases=tuple(json.loads(row["aliases"])) if row.get("aliases") else ())
+    return WorkItem(
+        row["input"],
+        row["instruction"],
+        id=row["id"],
+        data=row["data"],
+        place=row["place"],
+        origin=json.loads(row["origin"]) if row["origin"] else None,
+        problem=ManifestError(problem["message"], hint=problem["hint"]) if problem else None,
+        aliases=tuple(json.loads(row["aliases"])) if row.get("aliases") else (),
+    )
 
 
 def _done(ref: Any) -> tuple[frozenset[str], frozenset[str]]:

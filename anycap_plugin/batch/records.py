@@ -14,7 +14,18 @@ from ..captioner import Caption
 from .inputs import WorkItem
 
 # scalar columns, in order; the nested ones are JSON text in Arrow (their keys differ row to row)
-SCALARS = ("key", "input", "id", "instruction", "caption", "base_caption", "media", "modality", "shard", "__key__")
+SCALARS = (
+    "key",
+    "input",
+    "id",
+    "instruction",
+    "caption",
+    "base_caption",
+    "media",
+    "modality",
+    "shard",
+    "__key__",
+)
 NESTED = ("error", "models", "timings", "usage", "meta")
 ORIGIN = ("shard", "__key__", "row")
 _CAPTION_FIELDS = ("media", "modality", "models", "timings", "usage", "meta")
@@ -25,8 +36,13 @@ def error_of(e: BaseException) -> dict[str, str]:
 
 
 def _item_fields(item: WorkItem) -> dict[str, Any]:
-    return {"key": item.key, "input": item.input, "id": item.id, "instruction": item.instruction,
-            **(item.origin or {})}
+    return {
+        "key": item.key,
+        "input": item.input,
+        "id": item.id,
+        "instruction": item.instruction,
+        **(item.origin or {}),
+    }
 
 
 def success_record(item: WorkItem, caption: Caption) -> dict[str, Any]:
@@ -48,7 +64,11 @@ def arrow_schema() -> Any:
     """A record as an Arrow row: Parquet output and the Ray engine's blocks."""
     import pyarrow as pa
 
-    return pa.schema([(c, pa.string()) for c in SCALARS] + [("row", pa.int64())] + [(c, pa.string()) for c in NESTED])
+    return pa.schema(
+        [(c, pa.string()) for c in SCALARS]
+        + [("row", pa.int64())]
+        + [(c, pa.string()) for c in NESTED]
+    )
 
 
 def to_arrow_row(record: dict[str, Any]) -> dict[str, Any]:
@@ -67,5 +87,8 @@ def from_arrow_row(row: dict[str, Any]) -> dict[str, Any]:
     record.update(caption=row["caption"], error=nested["error"])
     if nested["error"] is None:
         record.update({k: row[k] for k in ("media", "modality")})
-        record.update({k: nested[k] for k in ("models", "timings", "usage", "meta")}, base_caption=row["base_caption"])
+        record.update(
+            {k: nested[k] for k in ("models", "timings", "usage", "meta")},
+            base_caption=row["base_caption"],
+        )
     return record

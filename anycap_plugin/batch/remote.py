@@ -53,8 +53,9 @@ def _setting(name: str, default: float) -> float:
 class Lease:
     """Conditional-write lease objects under `STATE/lease/`."""
 
-    def __init__(self, store: Storage, prefix: str, seconds: float = LEASE_SECONDS,
-                 wait: bool = True) -> None:
+    def __init__(
+        self, store: Storage, prefix: str, seconds: float = LEASE_SECONDS, wait: bool = True
+    ) -> None:
         self.store, self.prefix, self.seconds, self.wait = store, prefix + "/lease", seconds, wait
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.gen = 0
@@ -93,16 +94,20 @@ class Lease:
                 self._await_lapse(gen, self.seconds - max(age, 0.0))
                 gen, _ = self._latest()
         if not self._take(gen + 1):
-            raise JournalBusyError(f"Another driver took the run at {self.prefix.rsplit('/', 2)[0]} just now.",
-                                   hint="Wait for it to finish, or write to another output.")
+            raise JournalBusyError(
+                f"Another driver took the run at {self.prefix.rsplit('/', 2)[0]} just now.",
+                hint="Wait for it to finish, or write to another output.",
+            )
         self.gen = gen + 1
         self._renewed = time.monotonic()
         self._forget_before(self.gen)
 
     def _await_lapse(self, gen: int, remaining: float) -> None:
         if not self.wait:
-            raise JournalBusyError(f"Another driver holds the run at {self.prefix.rsplit('/', 2)[0]}.",
-                                   hint="Wait for it to finish, or write to another output.")
+            raise JournalBusyError(
+                f"Another driver holds the run at {self.prefix.rsplit('/', 2)[0]}.",
+                hint="Wait for it to finish, or write to another output.",
+            )
         deadline = time.monotonic() + remaining + 1.0
         while time.monotonic() < deadline:
             time.sleep(min(1.0, max(0.05, self.seconds / 30)))
@@ -110,9 +115,11 @@ class Lease:
             if newest != gen:
                 if body and body.get("released"):
                     return  # it finished and let go
-                raise JournalBusyError(f"Another driver is writing the run at {self.prefix.rsplit('/', 2)[0]} "
-                                       "(its lease was renewed while this one waited).",
-                                       hint="Wait for it to finish, or write to another output.")
+                raise JournalBusyError(
+                    f"Another driver is writing the run at {self.prefix.rsplit('/', 2)[0]} "
+                    "(its lease was renewed while this one waited).",
+                    hint="Wait for it to finish, or write to another output.",
+                )
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._renew, name="anycap-lease", daemon=True)
@@ -122,16 +129,22 @@ class Lease:
         while not self._stop.wait(self.seconds / 3):
             try:
                 if not self._take(self.gen + 1):
-                    self.lost = LeaseLostError("Another driver took over this run's lease.",
-                                               hint="Only one driver may write a run; this one stopped.")
+                    self.lost = LeaseLostError(
+                        "Another driver took over this run's lease.",
+                        hint="Only one driver may write a run; this one stopped.",
+                    )
                     return
                 self.gen += 1
                 self._renewed = time.monotonic()
                 self._forget_before(self.gen - 1)
-            except Exception as e:  # the store is unreachable: keep trying until the lease would have lapsed
+            except (
+                Exception
+            ) as e:  # the store is unreachable: keep trying until the lease would have lapsed
                 if time.monotonic() - self._renewed >= self.seconds:
-                    self.lost = LeaseLostError(f"Could not renew the lease: {self.store.describe(self.prefix, e)}.",
-                                               hint="Run the same command again to resume.")
+                    self.lost = LeaseLostError(
+                        f"Could not renew the lease: {self.store.describe(self.prefix, e)}.",
+                        hint="Run the same command again to resume.",
+                    )
                     return
 
     def _forget_before(self, gen: int) -> None:
@@ -158,13 +171,26 @@ class RemoteRun:
     """The store side of a run on a remote output: download the parts into a local journal, flush
     new lines as parts, hold the lease, publish the output. `BatchRun` drives it."""
 
-    def __init__(self, output: str, store: Storage, *, flush_records: int | None = None,
-                 flush_seconds: float | None = None, lease_seconds: float | None = None, wait: bool = True) -> None:
+    def __init__(
+        self,
+        output: str,
+        store: Storage,
+        *,
+        flush_records: int | None = None,
+        flush_seconds: float | None = None,
+        lease_seconds: float | None = None,
+        wait: bool = True,
+    ) -> None:
         self.output, self.store = output, store
         self.state = state_prefix(output)
         self.flush_records = int(flush_records or _setting("ANYCAP_FLUSH_RECORDS", FLUSH_RECORDS))
         self.flush_seconds = flush_seconds or _setting("ANYCAP_FLUSH_SECONDS", FLUSH_SECONDS)
-        self.lease = Lease(store, self.state, lease_seconds or _setting("ANYCAP_LEASE_SECONDS", LEASE_SECONDS), wait)
+        self.lease = Lease(
+            store,
+            self.state,
+            lease_seconds or _setting("ANYCAP_LEASE_SECONDS", LEASE_SECONDS),
+            wait,
+        )
         self.folder = Path(tempfile.mkdtemp(prefix="anycap-run-"))
         self.journal_path = self.folder / "journal.jsonl"
         self._flushed = 0
@@ -187,7 +213,9 @@ class RemoteRun:
         return self.journal_path
 
     def _parts(self) -> list[str]:
-        return sorted(p for p in self.store.files_under(self.state + "/parts") if p.endswith(".jsonl"))
+        return sorted(
+            p for p in self.store.files_under(self.state + "/parts") if p.endswith(".jsonl")
+        )
 
     def started(self) -> None:
         """The local journal is open (and compacted): lines from here on are this driver's."""
@@ -221,7 +249,9 @@ class RemoteRun:
             if end == 0:
                 return
             self._seq += 1
-            self.store.write_bytes(f"{self.state}/parts/{self.lease.gen:010d}-{self._seq:06d}.jsonl", data[:end])
+            self.store.write_bytes(
+                f"{self.state}/parts/{self.lease.gen:010d}-{self._seq:06d}.jsonl", data[:end]
+            )
             self._flushed += end
             self._unflushed_records = 0
 
@@ -237,7 +267,9 @@ class RemoteRun:
         """When the run completed, publish the output and compact the parts; let the lease go."""
         try:
             rejected = self.folder / "journal.rejected.jsonl"
-            if rejected.exists():  # lines that could not be read are kept in the store, never deleted
+            if (
+                rejected.exists()
+            ):  # lines that could not be read are kept in the store, never deleted
                 self._upload(rejected, f"{self.state}/rejected-{self.lease.gen:010d}.jsonl")
             if completed and self.lease.lost is None:
                 self.publish()
@@ -299,7 +331,9 @@ def probe_remote(store: Storage, output: str) -> float:
         now = store.modified(probe)
         store.delete(probe)
     except Exception as e:
-        raise StorageError(f"Cannot write the output {output}: {store.describe(output, e)}.",
-                           hint="Check the bucket, the credentials and the endpoint (AWS_ENDPOINT_URL, "
-                                "--storage-option).") from None
+        raise StorageError(
+            f"Cannot write the output {output}: {store.describe(output, e)}.",
+            hint="Check the bucket, the credentials and the endpoint (AWS_ENDPOINT_URL, "
+            "--storage-option).",
+        ) from None
     return now

@@ -24,8 +24,21 @@ def cli() -> None:
     """Controllable captioning: a base captioner, then an instruction-following post-processor."""
 
 
-for command in (caption, demo, models, plugins_command, bench_command, convert, train, serve, vlmeval_command,
-                eval_group, view_command, synth_command, lmms_eval_tasks_command):
+for command in (
+    caption,
+    demo,
+    models,
+    plugins_command,
+    bench_command,
+    convert,
+    train,
+    serve,
+    vlmeval_command,
+    eval_group,
+    view_command,
+    synth_command,
+    lmms_eval_tasks_command,
+):
     cli.add_command(command)
 
 
@@ -34,5 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         plugin_manager().hook.register_commands(cli=cli)
     except Exception as e:  # a plugin's command hook must not break the built-in commands
-        click.echo(f"warning: a plugin failed to add its commands: {type(e).__name__}: {e}", err=True)
+        click.echo(
+            f"warning: a plugin failed to add its commands: {type(e).__name__}: {e}", err=True
+        )
     cli.main(args=argv, prog_name="anycap")

@@ -15,36 +15,108 @@ from .exit_codes import AnyCapCommand, finish
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("--model", "-m", required=True, help="Base captioner spec, e.g. openai:gpt-4o-mini.")
 @click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
-@click.option("--instruction", "-i", help="Instruction for every input (a manifest may set its own).")
-@click.option("--output", "-o", required=True,
-              help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl), local or a URL (s3://bucket/run/caps.jsonl: "
-                   "state kept in the store); re-running with the same output resumes.")
-@click.option("--concurrency", "-c", default=1, show_default=True, type=click.IntRange(1),
-              help="Batches in flight at once (API captioners); actors with --engine ray.")
-@click.option("--batch-size", "-b", default=1, show_default=True, type=click.IntRange(1),
-              help="Items per model call (local models).")
-@click.option("--option", "-O", "options", multiple=True, metavar="KEY=VALUE", help="Per-call captioner option.")
-@click.option("--media-root", help="Where relative media paths of conversation JSON start (default: its folder).")
-@click.option("--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path}).")
+@click.option(
+    "--instruction", "-i", help="Instruction for every input (a manifest may set its own)."
+)
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl), local or a URL (s3://bucket/run/caps.jsonl: "
+    "state kept in the store); re-running with the same output resumes.",
+)
+@click.option(
+    "--concurrency",
+    "-c",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Batches in flight at once (API captioners); actors with --engine ray.",
+)
+@click.option(
+    "--batch-size",
+    "-b",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Items per model call (local models).",
+)
+@click.option(
+    "--option",
+    "-O",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Per-call captioner option.",
+)
+@click.option(
+    "--media-root",
+    help="Where relative media paths of conversation JSON start (default: its folder).",
+)
+@click.option(
+    "--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path})."
+)
 @click.option("--id-column", help="Parquet / hf: column with the item id.")
 @click.option("--instruction-column", help="Parquet / hf: column with each item's instruction.")
-@click.option("--sidecars", is_flag=True, help="Also write SHARD.captions.jsonl beside WebDataset shards.")
-@click.option("--sidecar-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write the sidecars here instead of beside the shards.")
+@click.option(
+    "--sidecars", is_flag=True, help="Also write SHARD.captions.jsonl beside WebDataset shards."
+)
+@click.option(
+    "--sidecar-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write the sidecars here instead of beside the shards.",
+)
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True)
-@click.option("--ray-address", help="Ray cluster to join (host:port or 'auto'; default: start a local one).")
-@click.option("--gpus-per-actor", default=0.0, show_default=True, type=click.FloatRange(0), help="With --engine ray.")
-@click.option("--cpus-per-actor", default=1.0, show_default=True, type=click.FloatRange(0),
-              help="With --engine ray; below 1 for API captioners.")
-@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
-              help="fsspec option for inputs and outputs in object storage (PROTOCOL.KEY=VALUE for one protocol), "
-                   "e.g. endpoint_url=http://127.0.0.1:9000.")
-@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only).")
-def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: str | None, output: str,
-            concurrency: int, batch_size: int, options: tuple[str, ...], media_root: str | None,
-            media_column: str | None, id_column: str | None, instruction_column: str | None, sidecars: bool,
-            sidecar_dir: Path | None, engine: str, ray_address: str | None, gpus_per_actor: float,
-            cpus_per_actor: float, storage_options: tuple[str, ...], progress: bool | None) -> None:
+@click.option(
+    "--ray-address", help="Ray cluster to join (host:port or 'auto'; default: start a local one)."
+)
+@click.option(
+    "--gpus-per-actor",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="With --engine ray.",
+)
+@click.option(
+    "--cpus-per-actor",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="With --engine ray; below 1 for API captioners.",
+)
+@click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec option for inputs and outputs in object storage (PROTOCOL.KEY=VALUE for one protocol), "
+    "e.g. endpoint_url=http://127.0.0.1:9000.",
+)
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only)."
+)
+def caption(
+    inputs: tuple[str, ...],
+    model: str,
+    post: str | None,
+    instruction: str | None,
+    output: str,
+    concurrency: int,
+    batch_size: int,
+    options: tuple[str, ...],
+    media_root: str | None,
+    media_column: str | None,
+    id_column: str | None,
+    instruction_column: str | None,
+    sidecars: bool,
+    sidecar_dir: Path | None,
+    engine: str,
+    ray_address: str | None,
+    gpus_per_actor: float,
+    cpus_per_actor: float,
+    storage_options: tuple[str, ...],
+    progress: bool | None,
+) -> None:
     """Caption INPUT... into one record each: files, folders, globs, JSONL manifests, LLaVA/InternVL
     conversation JSON, WebDataset shards (.tar), Parquet tables, hf:NAME[:SPLIT] datasets; local
     paths or URLs (s3://, gs://, az://, hf://, https://)."""
@@ -60,14 +132,22 @@ def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: 
     storage.use(store)
     remote = storage.is_url(output)
     if remote and (sidecars or sidecar_dir):
-        raise click.UsageError("--sidecars are written beside local runs only; write the output locally, or join "
-                               "the records on `shard` and `__key__`.")
+        raise click.UsageError(
+            "--sidecars are written beside local runs only; write the output locally, or join "
+            "the records on `shard` and `__key__`."
+        )
     # everything that can be refused is refused before any work, on either engine: the spec and its
     # options (nothing loaded), the inputs, the output; then the model loads
     check_spec(model, parsed, post=post)
     spec = join_spec(model, post)
-    plan = plan_inputs(inputs, instruction, media_root=media_root, storage=store, run_files=run_files(output),
-                       columns={"media": media_column, "id": id_column, "instruction": instruction_column})
+    plan = plan_inputs(
+        inputs,
+        instruction,
+        media_root=media_root,
+        storage=store,
+        run_files=run_files(output),
+        columns={"media": media_column, "id": id_column, "instruction": instruction_column},
+    )
     journal = output if remote else journal_for(Path(output))
     if remote:
         from ..batch.remote import probe_remote
@@ -79,14 +159,33 @@ def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: 
         from ..batch.ray_engine import connect, run_on_ray
 
         connect(ray_address)  # an unreachable cluster fails here, before any work
-        summary = run_on_ray(spec, plan, journal, batch_size=batch_size, concurrency=concurrency,
-                             num_gpus=gpus_per_actor, num_cpus=cpus_per_actor, options=parsed, progress=progress)
+        summary = run_on_ray(
+            spec,
+            plan,
+            journal,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            num_gpus=gpus_per_actor,
+            num_cpus=cpus_per_actor,
+            options=parsed,
+            progress=progress,
+        )
     else:
         captioner = build_captioner(model, post)
         _validate_options(captioner.Options, captioner.id, parsed)
-        summary = run(captioner, plan.items(), journal, batch_size=batch_size, concurrency=concurrency,
-                      options=parsed, progress=progress, total=plan.count)
-    written = [] if remote else finish_outputs(Path(output), sidecars=sidecars, sidecar_dir=sidecar_dir)
+        summary = run(
+            captioner,
+            plan.items(),
+            journal,
+            batch_size=batch_size,
+            concurrency=concurrency,
+            options=parsed,
+            progress=progress,
+            total=plan.count,
+        )
+    written = (
+        [] if remote else finish_outputs(Path(output), sidecars=sidecars, sidecar_dir=sidecar_dir)
+    )
     _report(summary, output, journal)
     for path in written:
         if str(path) != output:
@@ -96,14 +195,22 @@ def caption(inputs: tuple[str, ...], model: str, post: str | None, instruction: 
 
 def _report(summary: Any, output: str, journal: Any) -> None:
     errors = ", ".join(f"{k}: {v}" for k, v in sorted(summary.errors.items()))
-    click.echo(f"{summary.succeeded} captioned, {summary.failed} failed"
-               f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
-               f"-> {output} [{summary.seconds:.1f}s]", err=True)
+    click.echo(
+        f"{summary.succeeded} captioned, {summary.failed} failed"
+        f"{' (' + errors + ')' if errors else ''}, {summary.skipped} already done "
+        f"-> {output} [{summary.seconds:.1f}s]",
+        err=True,
+    )
     if summary.repeated_ids:
-        click.echo(f"{summary.repeated_ids} inputs share an id with an earlier input: each has a record of its own "
-                   "(join on `key`, which names the source and place)", err=True)
+        click.echo(
+            f"{summary.repeated_ids} inputs share an id with an earlier input: each has a record of its own "
+            "(join on `key`, which names the source and place)",
+            err=True,
+        )
     if summary.duplicates:
         click.echo(f"{summary.duplicates} inputs were named twice: captioned once", err=True)
     if summary.rejected and not isinstance(journal, str):
         rejected = journal.with_name(journal.stem + ".rejected.jsonl")
-        click.echo(f"{summary.rejected} unreadable lines of {journal} were moved to {rejected}", err=True)
+        click.echo(
+            f"{summary.rejected} unreadable lines of {journal} were moved to {rejected}", err=True
+        )

@@ -11,11 +11,23 @@ from .exit_codes import AnyCapCommand, finish
 
 
 @click.command("demo", cls=AnyCapCommand)
-@click.option("--output", "-o", default="out/demo.jsonl", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    default="out/demo.jsonl",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
 @click.option("--model", "-m", default="stats", show_default=True, help="Base captioner spec.")
-@click.option("--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM).")
-@click.option("--instruction", "-i", default="Describe the content in at most two sentences.", show_default=True)
+@click.option(
+    "--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM)."
+)
+@click.option(
+    "--instruction",
+    "-i",
+    default="Describe the content in at most two sentences.",
+    show_default=True,
+)
 def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
     """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
     from ..batch import WorkItem, run
@@ -39,14 +51,18 @@ def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
     summary = run(captioner, items, output, on_record=rows.append, progress=False)
     click.echo(f"AnyCap demo: {captioner.id}  (offline sample media; instruction: {instruction!r})")
     if smoke:
-        click.echo("NOTE: the post-processor is a tiny RANDOM-WEIGHT ACM: its captions are smoke-test noise, "
-                   "not model output. Pass --post acm:/path/to/real/acm for real captions.")
+        click.echo(
+            "NOTE: the post-processor is a tiny RANDOM-WEIGHT ACM: its captions are smoke-test noise, "
+            "not model output. Pass --post acm:/path/to/real/acm for real captions."
+        )
     for row in rows:
         click.echo(f"\n[{row.get('modality') or '?'}] {row['input']}")
         if row["error"]:
             click.echo(f"  error:   {row['error']['type']}: {row['error']['message']}")
         else:
             click.echo(f"  base:    {row.get('base_caption')}")
-            click.echo(f"  refined: {row['caption']!r}  (complies: {row.get('meta', {}).get('complies')})")
+            click.echo(
+                f"  refined: {row['caption']!r}  (complies: {row.get('meta', {}).get('complies')})"
+            )
     click.echo(f"\nwrote {output}")
     finish(summary.ok)

@@ -12,38 +12,106 @@ _path = click.Path(exists=True, path_type=Path)
 
 
 @click.command("lmms-eval-tasks", cls=AnyCapCommand)
-@click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="The task folder to write (pass it to lmms-eval as --include_path).")
-@click.option("--anycapeval-refs", multiple=True, type=_path, help="AnyCapEval reference JSONL (repeatable).")
-@click.option("--media-root", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Folder the AnyCapEval references' media are in.")
-@click.option("--judge-model", help="AnyCapEval judge model name, or 'offline' for the embedding judge.")
-@click.option("--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY at run time).")
-@click.option("--protocol", type=click.Choice(["anycap", "release"]), default="anycap", show_default=True)
-@click.option("--prompts", type=click.Path(exists=True, file_okay=False), help="The release's judge instructions.")
-@click.option("--temperature", type=click.FloatRange(0, 2), help="Judge temperature (default: the protocol's).")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The task folder to write (pass it to lmms-eval as --include_path).",
+)
+@click.option(
+    "--anycapeval-refs", multiple=True, type=_path, help="AnyCapEval reference JSONL (repeatable)."
+)
+@click.option(
+    "--media-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder the AnyCapEval references' media are in.",
+)
+@click.option(
+    "--judge-model", help="AnyCapEval judge model name, or 'offline' for the embedding judge."
+)
+@click.option(
+    "--judge-base-url",
+    help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY at run time).",
+)
+@click.option(
+    "--protocol", type=click.Choice(["anycap", "release"]), default="anycap", show_default=True
+)
+@click.option(
+    "--prompts",
+    type=click.Path(exists=True, file_okay=False),
+    help="The release's judge instructions.",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(0, 2),
+    help="Judge temperature (default: the protocol's).",
+)
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
 @click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
-@click.option("--judge-sees-media", is_flag=True,
-              help="Show the style judge the media (what `anycap eval anycapeval --media-root` does; always under release).")
+@click.option(
+    "--judge-sees-media",
+    is_flag=True,
+    help="Show the style judge the media (what `anycap eval anycapeval --media-root` does; always under release).",
+)
 @click.option("--judge-audio", is_flag=True, help="The judge model takes audio.")
-@click.option("--max-media-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True))
-@click.option("--audiocaps", nargs=2, type=_path, metavar="REFS AUDIO_DIR",
-              help="AudioCaps test.csv (or JSONL references) and the folder of its clips' audio files.")
-@click.option("--clotho", nargs=2, type=_path, metavar="REFS AUDIO_DIR",
-              help="Clotho clotho_captions_evaluation.csv (or JSONL references) and its audio folder.")
-@click.option("--audio-protocol", type=click.Choice(["standard", "release"]), default="standard", show_default=True)
-@click.option("--sbert", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Sentence-transformer folder for Sentence-BERT similarity (default: the bundled MiniLM).")
-@click.option("--corenlp-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Stanford CoreNLP 3.6.0 jars, for SPICE and SPIDEr.")
-@click.option("--audio-instruction", default=None, help="The instruction audio clips are captioned with.")
-def lmms_eval_tasks_command(output: Path, anycapeval_refs: tuple[Path, ...], media_root: Path | None,
-                            judge_model: str | None, judge_base_url: str | None, protocol: str, prompts: str | None,
-                            temperature: float | None, repeats: int, concurrency: int, judge_sees_media: bool,
-                            judge_audio: bool, max_media_mb: float, audiocaps: tuple[Path, Path] | None,
-                            clotho: tuple[Path, Path] | None, audio_protocol: str, sbert: Path | None,
-                            corenlp_dir: Path | None, audio_instruction: str | None) -> None:
+@click.option(
+    "--max-media-mb", default=20.0, show_default=True, type=click.FloatRange(min=0, min_open=True)
+)
+@click.option(
+    "--audiocaps",
+    nargs=2,
+    type=_path,
+    metavar="REFS AUDIO_DIR",
+    help="AudioCaps test.csv (or JSONL references) and the folder of its clips' audio files.",
+)
+@click.option(
+    "--clotho",
+    nargs=2,
+    type=_path,
+    metavar="REFS AUDIO_DIR",
+    help="Clotho clotho_captions_evaluation.csv (or JSONL references) and its audio folder.",
+)
+@click.option(
+    "--audio-protocol",
+    type=click.Choice(["standard", "release"]),
+    default="standard",
+    show_default=True,
+)
+@click.option(
+    "--sbert",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Sentence-transformer folder for Sentence-BERT similarity (default: the bundled MiniLM).",
+)
+@click.option(
+    "--corenlp-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Stanford CoreNLP 3.6.0 jars, for SPICE and SPIDEr.",
+)
+@click.option(
+    "--audio-instruction", default=None, help="The instruction audio clips are captioned with."
+)
+def lmms_eval_tasks_command(
+    output: Path,
+    anycapeval_refs: tuple[Path, ...],
+    media_root: Path | None,
+    judge_model: str | None,
+    judge_base_url: str | None,
+    protocol: str,
+    prompts: str | None,
+    temperature: float | None,
+    repeats: int,
+    concurrency: int,
+    judge_sees_media: bool,
+    judge_audio: bool,
+    max_media_mb: float,
+    audiocaps: tuple[Path, Path] | None,
+    clotho: tuple[Path, Path] | None,
+    audio_protocol: str,
+    sbert: Path | None,
+    corenlp_dir: Path | None,
+    audio_instruction: str | None,
+) -> None:
     """Write AnyCapEval, AudioCaps and Clotho as lmms-eval tasks scored by AnyCap's evaluators.
 
     The folder holds each task's YAML and samples and the scorers' settings; run it with
@@ -51,15 +119,40 @@ def lmms_eval_tasks_command(output: Path, anycapeval_refs: tuple[Path, ...], med
     """
     from ..integrations.lmms_eval.tasks import AUDIO_PROMPT, write_tasks
 
-    judge = {"model": judge_model, "base_url": judge_base_url, "protocol": protocol, "prompts": prompts,
-             "temperature": temperature, "concurrency": concurrency, "audio": judge_audio, "max_media_mb": max_media_mb}
+    judge = {
+        "model": judge_model,
+        "base_url": judge_base_url,
+        "protocol": protocol,
+        "prompts": prompts,
+        "temperature": temperature,
+        "concurrency": concurrency,
+        "audio": judge_audio,
+        "max_media_mb": max_media_mb,
+    }
     audio = {name: pair for name, pair in (("audiocaps", audiocaps), ("clotho", clotho)) if pair}
-    settings = write_tasks(output, anycapeval_refs=list(anycapeval_refs), media_root=media_root, judge=judge,
-                           judge_sees_media=judge_sees_media, repeats=repeats, audio=audio,
-                           audio_protocol=audio_protocol, sbert=sbert, corenlp_dir=corenlp_dir,
-                           audio_instruction=audio_instruction or AUDIO_PROMPT)
+    settings = write_tasks(
+        output,
+        anycapeval_refs=list(anycapeval_refs),
+        media_root=media_root,
+        judge=judge,
+        judge_sees_media=judge_sees_media,
+        repeats=repeats,
+        audio=audio,
+        audio_protocol=audio_protocol,
+        sbert=sbert,
+        corenlp_dir=corenlp_dir,
+        audio_instruction=audio_instruction or AUDIO_PROMPT,
+    )
     for name, task in settings["tasks"].items():
-        extra = f", {task['clips_without_audio']} clips without audio left out" if task.get("clips_without_audio") else ""
-        click.echo(f"{name}: {task['samples']} samples, {len(task['metrics'])} metrics{extra}", err=True)
-    click.echo(f"lmms-eval --model anycap --model_args spec=SPEC --tasks {','.join(settings['tasks'])} "
-               f"--include_path {output.resolve()}")
+        extra = (
+            f", {task['clips_without_audio']} clips without audio left out"
+            if task.get("clips_without_audio")
+            else ""
+        )
+        click.echo(
+            f"{name}: {task['samples']} samples, {len(task['metrics'])} metrics{extra}", err=True
+        )
+    click.echo(
+        f"lmms-eval --model anycap --model_args spec=SPEC --tasks {','.join(settings['tasks'])} "
+        f"--include_path {output.resolve()}"
+    )

@@ -14,7 +14,12 @@ from .exit_codes import AnyCapCommand
 
 @click.command("models", cls=AnyCapCommand)
 @click.argument("pattern", default="*")
-@click.option("--options", "options_of", metavar="NAME", help="Show one captioner's or post-processor's options.")
+@click.option(
+    "--options",
+    "options_of",
+    metavar="NAME",
+    help="Show one captioner's or post-processor's options.",
+)
 def models(pattern: str, options_of: str | None) -> None:
     """List registered captioners and post-processors (wildcards allowed)."""
     import fnmatch
@@ -34,7 +39,9 @@ def models(pattern: str, options_of: str | None) -> None:
 @click.command("bench", cls=AnyCapCommand)
 @click.argument("name", required=False)
 @click.option("--model", "-m", help="Captioner spec the benchmark evaluates (a chain works).")
-@click.option("--arg", "-A", "args", multiple=True, metavar="KEY=VALUE", help="A benchmark argument.")
+@click.option(
+    "--arg", "-A", "args", multiple=True, metavar="KEY=VALUE", help="A benchmark argument."
+)
 def bench_command(name: str | None, model: str | None, args: tuple[str, ...]) -> None:
     """Run a benchmark a plugin registered (`register_benchmarks`) on a captioner and print its JSON
     result; without NAME, list the registered benchmarks."""
@@ -52,22 +59,39 @@ def bench_command(name: str | None, model: str | None, args: tuple[str, ...]) ->
         raise click.UsageError("Name the captioner to benchmark: --model SPEC.")
     benchmark = get_benchmark(name)
     captioner = build_captioner(model)
-    click.echo(json.dumps(benchmark.factory(captioner, **parse_options(args, "--arg")), indent=2, ensure_ascii=False))
+    click.echo(
+        json.dumps(
+            benchmark.factory(captioner, **parse_options(args, "--arg")),
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 def _show_options(name: str) -> None:
     """A registration's spec form, modalities and per-call options (name, type, default)."""
-    found = [r for kind in ("captioner", "post-processor") for n, r in registrations(kind).items() if n == name]
+    found = [
+        r
+        for kind in ("captioner", "post-processor")
+        for n, r in registrations(kind).items()
+        if n == name
+    ]
     if not found:
         import difflib
 
         known = sorted({n for kind in ("captioner", "post-processor") for n in registrations(kind)})
-        raise UnknownCaptionerError(name, "captioner/post-processor", difflib.get_close_matches(name, known, n=3,
-                                                                                                  cutoff=0.5), known)
+        raise UnknownCaptionerError(
+            name,
+            "captioner/post-processor",
+            difflib.get_close_matches(name, known, n=3, cutoff=0.5),
+            known,
+        )
     for r in found:
         form = {True: f"{name}:MODEL", False: name, None: f"{name}[:MODEL]"}[r.needs_model]
         click.echo(f"{r.kind} {form}  [{r.plugin}]  {r.description}")
-        click.echo(f"  modalities: {', '.join(sorted(r.modalities)) if r.modalities else 'decided by the model'}")
+        click.echo(
+            f"  modalities: {', '.join(sorted(r.modalities)) if r.modalities else 'decided by the model'}"
+        )
         click.echo("  per-call options (anycap caption --option KEY=VALUE for a base captioner):")
         options = r.options_class()
         fields = getattr(options, "model_fields", {}) if options is not None else {}
@@ -76,7 +100,9 @@ def _show_options(name: str) -> None:
         elif not fields:
             click.echo("  options: none")
         for field_name, field in fields.items():
-            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace(
+                "typing.", ""
+            )
             click.echo(f"  {field_name}: {kind} = {field.default!r}")
 
 

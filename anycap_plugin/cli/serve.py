@@ -11,34 +11,97 @@ from .exit_codes import AnyCapCommand
 
 @click.command("serve", cls=AnyCapCommand)
 @click.argument("spec")
-@click.option("--backend", type=click.Choice(["transformers", "lmdeploy"]), default="transformers", show_default=True,
-              help="Model runtime: transformers (CPU or GPU, any spec) or lmdeploy (GPU, acm:PATH only).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Bind address; 0.0.0.0 exposes the server.")
+@click.option(
+    "--backend",
+    type=click.Choice(["transformers", "lmdeploy"]),
+    default="transformers",
+    show_default=True,
+    help="Model runtime: transformers (CPU or GPU, any spec) or lmdeploy (GPU, acm:PATH only).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Bind address; 0.0.0.0 exposes the server.",
+)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--api-key", envvar="ANYCAP_API_KEY", help="Require this bearer key on every request [env ANYCAP_API_KEY].")
-@click.option("--model-name", help="The name clients put in `model` (default: acm, or the chain's base name).")
-@click.option("--batch-size", type=click.IntRange(1),
-              help="Requests per model call (transformers, default 8), or sequences decoded together (lmdeploy, "
-                   "default 64); 1 turns batching off.")
-@click.option("--batch-window-ms", default=10.0, show_default=True, type=click.FloatRange(0),
-              help="How long the first request of a batch waits for others.")
-@click.option("--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--max-media-mb", default=32.0, show_default=True, type=click.FloatRange(0, min_open=True))
-@click.option("--allow-remote-media", is_flag=True,
-              help="Fetch http(s) media URLs, from public addresses only (off: no server-side requests).")
-@click.option("--allowed-media-hosts", "allowed_media_hosts", multiple=True,
-              help="With --allow-remote-media: only these hosts and their subdomains (repeatable).")
-@click.option("--media-root", "media_roots", multiple=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder whose files requests may name by path (repeatable).")
-@click.option("--no-auth", is_flag=True, help="Serve beyond loopback without an API key, on purpose.")
-@click.option("--trust-remote-code", is_flag=True,
-              help="lmdeploy: serve a published InternVL-chat checkpoint with its own Python files (fetched from "
-                   "the hub) and LMDeploy's InternVL support, instead of the converted folder.")
-@click.option("--print-config", is_flag=True, help="lmdeploy: print what LMDeploy would receive, as JSON; start nothing.")
-def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, model_name: str | None,
-          batch_size: int | None, batch_window_ms: float, max_body_mb: float, max_media_mb: float,
-          allow_remote_media: bool, allowed_media_hosts: tuple[str, ...], media_roots: tuple[str, ...],
-          no_auth: bool, trust_remote_code: bool, print_config: bool) -> None:
+@click.option(
+    "--api-key",
+    envvar="ANYCAP_API_KEY",
+    help="Require this bearer key on every request [env ANYCAP_API_KEY].",
+)
+@click.option(
+    "--model-name", help="The name clients put in `model` (default: acm, or the chain's base name)."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help="Requests per model call (transformers, default 8), or sequences decoded together (lmdeploy, "
+    "default 64); 1 turns batching off.",
+)
+@click.option(
+    "--batch-window-ms",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="How long the first request of a batch waits for others.",
+)
+@click.option(
+    "--max-body-mb", default=64.0, show_default=True, type=click.FloatRange(0, min_open=True)
+)
+@click.option(
+    "--max-media-mb", default=32.0, show_default=True, type=click.FloatRange(0, min_open=True)
+)
+@click.option(
+    "--allow-remote-media",
+    is_flag=True,
+    help="Fetch http(s) media URLs, from public addresses only (off: no server-side requests).",
+)
+@click.option(
+    "--allowed-media-hosts",
+    "allowed_media_hosts",
+    multiple=True,
+    help="With --allow-remote-media: only these hosts and their subdomains (repeatable).",
+)
+@click.option(
+    "--media-root",
+    "media_roots",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder whose files requests may name by path (repeatable).",
+)
+@click.option(
+    "--no-auth", is_flag=True, help="Serve beyond loopback without an API key, on purpose."
+)
+@click.option(
+    "--trust-remote-code",
+    is_flag=True,
+    help="lmdeploy: serve a published InternVL-chat checkpoint with its own Python files (fetched from "
+    "the hub) and LMDeploy's InternVL support, instead of the converted folder.",
+)
+@click.option(
+    "--print-config",
+    is_flag=True,
+    help="lmdeploy: print what LMDeploy would receive, as JSON; start nothing.",
+)
+def serve(
+    spec: str,
+    backend: str,
+    host: str,
+    port: int,
+    api_key: str | None,
+    model_name: str | None,
+    batch_size: int | None,
+    batch_window_ms: float,
+    max_body_mb: float,
+    max_media_mb: float,
+    allow_remote_media: bool,
+    allowed_media_hosts: tuple[str, ...],
+    media_roots: tuple[str, ...],
+    no_auth: bool,
+    trust_remote_code: bool,
+    print_config: bool,
+) -> None:
     """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API.
 
     Binding anything but loopback needs --api-key, or --no-auth to serve openly on purpose.
@@ -49,18 +112,33 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
     if allowed_media_hosts and not allow_remote_media:
         raise click.UsageError("--allowed-media-hosts narrows --allow-remote-media: pass both.")
     rule = auth_rule(host, api_key, no_auth)
-    config = ServeConfig(spec=spec, model_name=model_name, api_key=api_key, max_batch=batch_size or 8,
-                         batch_window=batch_window_ms / 1000, max_body_bytes=int(max_body_mb * 2**20),
-                         max_media_bytes=int(max_media_mb * 2**20), allow_remote_media=allow_remote_media,
-                         allowed_media_hosts=list(allowed_media_hosts), media_roots=list(media_roots))
+    config = ServeConfig(
+        spec=spec,
+        model_name=model_name,
+        api_key=api_key,
+        max_batch=batch_size or 8,
+        batch_window=batch_window_ms / 1000,
+        max_body_bytes=int(max_body_mb * 2**20),
+        max_media_bytes=int(max_media_mb * 2**20),
+        allow_remote_media=allow_remote_media,
+        allowed_media_hosts=list(allowed_media_hosts),
+        media_roots=list(media_roots),
+    )
     if (trust_remote_code or print_config) and backend != "lmdeploy":
         raise click.UsageError("--trust-remote-code and --print-config go with --backend lmdeploy.")
     if backend == "lmdeploy":
         from ..serve.lmdeploy import launcher
 
-        options = dict(host=host, port=port, api_key=api_key, model_name=model_name, max_batch_size=batch_size or 64,
-                       max_body_bytes=config.max_body_bytes, media_policy=config.media_policy,
-                       trust_remote_code=trust_remote_code)
+        options = dict(
+            host=host,
+            port=port,
+            api_key=api_key,
+            model_name=model_name,
+            max_batch_size=batch_size or 64,
+            max_body_bytes=config.max_body_bytes,
+            media_policy=config.media_policy,
+            trust_remote_code=trust_remote_code,
+        )
         if print_config:
             click.echo(json.dumps(launcher.launch_config(spec, **options), indent=2))
             return
@@ -73,6 +151,8 @@ def serve(spec: str, backend: str, host: str, port: int, api_key: str | None, mo
 
         from ..serve import serve as run_server
     except ImportError as e:
-        raise click.UsageError(f"Serving needs the serve extra ({e.name} is missing): "
-                               "pip install 'anycap-plugin[serve]'.") from None
+        raise click.UsageError(
+            f"Serving needs the serve extra ({e.name} is missing): "
+            "pip install 'anycap-plugin[serve]'."
+        ) from None
     run_server(config, host=host, port=port, no_auth=no_auth)

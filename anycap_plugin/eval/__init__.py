@@ -7,9 +7,23 @@ from .protocols import PROTOCOLS, make_protocol
 from .references import EvalItem, load_captions, load_references
 from .report import comparability_warnings, compare, write_report
 
-__all__ = ["evaluate", "evaluate_async", "JudgeCache", "Judge", "OpenAIJudge", "PROMPT_VERSION",
-           "EvalItem", "load_captions", "load_references", "compare", "write_report", "OfflineJudge",
-           "PROTOCOLS", "make_protocol", "comparability_warnings"]
+__all__ = [
+    "evaluate",
+    "evaluate_async",
+    "JudgeCache",
+    "Judge",
+    "OpenAIJudge",
+    "PROMPT_VERSION",
+    "EvalItem",
+    "load_captions",
+    "load_references",
+    "compare",
+    "write_report",
+    "OfflineJudge",
+    "PROTOCOLS",
+    "make_protocol",
+    "comparability_warnings",
+]
 
 
 def __getattr__(name: str):  # the offline judge loads torch and transformers: only on demand

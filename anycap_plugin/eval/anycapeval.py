@@ -21,24 +21,40 @@ from .references import EvalItem
 from .scoring import Judged, dimension_summary, item_verdicts
 
 
-async def _verdicts(item: EvalItem, caption: str, judge: Judge, cache: JudgeCache | None, repeats: int,
-                    slots: asyncio.Semaphore) -> list[Any]:
+async def _verdicts(
+    item: EvalItem,
+    caption: str,
+    judge: Judge,
+    cache: JudgeCache | None,
+    repeats: int,
+    slots: asyncio.Semaphore,
+) -> list[Any]:
     out = []
     for r in range(repeats):
         key = verdict_key(judge.id, item.axis, item, caption, r)
         cached = cache.get(key) if cache is not None else None
         if cached is None:
             async with slots:
-                cached = await (judge.judge_content(item, caption) if item.axis == "content"
-                                else judge.judge_style(item, caption))
+                cached = await (
+                    judge.judge_content(item, caption)
+                    if item.axis == "content"
+                    else judge.judge_style(item, caption)
+                )
             if cache is not None:
                 cache.put(key, cached)
         out.append(cached)
     return out
 
 
-async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], str], judge: Judge, *,
-                         cache: JudgeCache | None = None, repeats: int = 1, concurrency: int = 32) -> dict[str, Any]:
+async def evaluate_async(
+    items: list[EvalItem],
+    captions: dict[tuple[str, str], str],
+    judge: Judge,
+    *,
+    cache: JudgeCache | None = None,
+    repeats: int = 1,
+    concurrency: int = 32,
+) -> dict[str, Any]:
     """Judge and score; returns the report dict (per modality: content and style by dimension)."""
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -73,34 +89,58 @@ async def evaluate_async(items: list[EvalItem], captions: dict[tuple[str, str], 
         g = (item.modality, item.axis, item.dimension)
         if isinstance(verdicts, AnyCapError):
             failed[g] += 1
-            failures.append({"modality": item.modality, "axis": item.axis, "id": item.id, "error": str(verdicts)})
+            failures.append(
+                {
+                    "modality": item.modality,
+                    "axis": item.axis,
+                    "id": item.id,
+                    "error": str(verdicts),
+                }
+            )
         else:
             groups[g].append(Judged(item, captions[item.key], verdicts))
     report: dict[str, Any] = {}
     for g in sorted(set(groups) | set(failed) | set(missing) | set(no_points)):
         modality, axis, dimension = g
         section = report.setdefault(modality, {}).setdefault(axis, {})
-        section[dimension] = dimension_summary(axis, groups.get(g, []), failed[g], missing[g], repeats)
+        section[dimension] = dimension_summary(
+            axis, groups.get(g, []), failed[g], missing[g], repeats
+        )
         if no_points[g]:
             section[dimension]["no_key_points"] = no_points[g]
     for modality, axes in report.items():
         for axis, dims in axes.items():
             scores = [d["score"] for d in dims.values() if d["score"] is not None]
             dims["average"] = {"score": mean(scores) if scores else None, "dimensions": len(scores)}
-    unchecked = Counter(j.item.constraint_text for js in groups.values() for j in js if j.item.constraint is None)
+    unchecked = Counter(
+        j.item.constraint_text for js in groups.values() for j in js if j.item.constraint is None
+    )
     describe = getattr(judge, "describe", None)
     report["meta"] = {
-        "judge": judge.id, "repeats": repeats, "items": len(items), "judged": len(present) - len(failures),
-        "failed": len(failures), "missing_captions": sum(missing.values()), "no_key_points": len(unscorable),
-        "unchecked_constraints": dict(unchecked), "failures": failures,
-        "setup": {**(describe() if describe else {"protocol": None, "judge_model": judge.id}),
-                  "counting": COUNTING_RULE, "anycap_version": __version__},
+        "judge": judge.id,
+        "repeats": repeats,
+        "items": len(items),
+        "judged": len(present) - len(failures),
+        "failed": len(failures),
+        "missing_captions": sum(missing.values()),
+        "no_key_points": len(unscorable),
+        "unchecked_constraints": dict(unchecked),
+        "failures": failures,
+        "setup": {
+            **(describe() if describe else {"protocol": None, "judge_model": judge.id}),
+            "counting": COUNTING_RULE,
+            "anycap_version": __version__,
+        },
         "cache": {"hits": cache.hits, "misses": cache.misses} if cache is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    report["items"] = [item_verdicts(j) for g in sorted(groups) for j in sorted(groups[g], key=lambda j: j.item.id)]
+    report["items"] = [
+        item_verdicts(j) for g in sorted(groups) for j in sorted(groups[g], key=lambda j: j.item.id)
+    ]
     return report
 
 
-def evaluate(items: list[EvalItem], captions: dict[tuple[str, str], str], judge: Judge, **kwargs: Any) -> dict[str, Any]:
+def evaluate(
+    items: list[EvalItem], captions: dict[tuple[str, str], str], judge: Judge, **kwargs: Any
+) -> dict[str, Any]:
     return asyncio.run(evaluate_async(items, captions, judge, **kwargs))

@@ -14,7 +14,15 @@ from .references import EvalItem
 
 
 def verdict_key(judge_id: str, kind: str, item: EvalItem, caption: str, repeat: int) -> str:
-    payload = [judge_id, kind, item.instruction, item.reference, list(item.key_points or ()), caption, repeat]
+    payload = [
+        judge_id,
+        kind,
+        item.instruction,
+        item.reference,
+        list(item.key_points or ()),
+        caption,
+        repeat,
+    ]
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
 
 

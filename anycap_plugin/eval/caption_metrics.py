@@ -24,7 +24,9 @@ from typing import Any, Iterator
 from ..errors import MetricsUnavailable
 
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
-JAVA_HINT = "pycocoevalcap's PTB tokenizer and METEOR run on Java: apt-get install openjdk-17-jre-headless."
+JAVA_HINT = (
+    "pycocoevalcap's PTB tokenizer and METEOR run on Java: apt-get install openjdk-17-jre-headless."
+)
 
 
 def check_tools() -> dict[str, str]:
@@ -32,13 +34,18 @@ def check_tools() -> dict[str, str]:
     try:
         version = importlib.metadata.version("pycocoevalcap")
     except importlib.metadata.PackageNotFoundError:
-        raise MetricsUnavailable("The caption metrics need pycocoevalcap.",
-                                 hint="pip install pycocoevalcap==1.2 (make does it for the dev environment).") from None
+        raise MetricsUnavailable(
+            "The caption metrics need pycocoevalcap.",
+            hint="pip install pycocoevalcap==1.2 (make does it for the dev environment).",
+        ) from None
     java = shutil.which("java")
     if java is None:
         raise MetricsUnavailable("No `java` on the PATH.", hint=JAVA_HINT)
     shown = subprocess.run([java, "-version"], capture_output=True, text=True)
-    return {"pycocoevalcap": version, "java": (shown.stderr or shown.stdout).splitlines()[0].strip()}
+    return {
+        "pycocoevalcap": version,
+        "java": (shown.stderr or shown.stdout).splitlines()[0].strip(),
+    }
 
 
 @contextlib.contextmanager
@@ -56,8 +63,12 @@ def _quiet() -> Iterator[None]:
             log.seek(0)
             said = log.read().decode("utf-8", "replace")[-2000:]
             if isinstance(e, FileNotFoundError):
-                raise MetricsUnavailable(f"A caption metric could not start: {e}.", hint=JAVA_HINT) from None
-            raise MetricsUnavailable(f"A caption metric failed: {type(e).__name__}: {e}. {said}".strip()) from None
+                raise MetricsUnavailable(
+                    f"A caption metric could not start: {e}.", hint=JAVA_HINT
+                ) from None
+            raise MetricsUnavailable(
+                f"A caption metric failed: {type(e).__name__}: {e}. {said}".strip()
+            ) from None
         finally:
             for fd, old in zip((1, 2), saved):
                 os.dup2(old, fd)
@@ -82,9 +93,14 @@ class CaptionScorers:
         from pycocoevalcap.rouge.rouge import Rouge
 
         self.corenlp_dir = corenlp_dir
-        self._seconds: dict[str, float] = {}  # per metric, summed over calls (the JVM's start-up aside)
+        self._seconds: dict[
+            str, float
+        ] = {}  # per metric, summed over calls (the JVM's start-up aside)
         self.bleu, self.rouge, self.cider = Bleu(4), Rouge(), Cider()
-        with _quiet(), self._timed("JVM start (METEOR)"):  # started once and warmed, so METEOR's time is scoring
+        with (
+            _quiet(),
+            self._timed("JVM start (METEOR)"),
+        ):  # started once and warmed, so METEOR's time is scoring
             self.meteor = Meteor()
             self.meteor.compute_score({"warm-up": ["a sound"]}, {"warm-up": ["a sound"]})
 
@@ -98,8 +114,14 @@ class CaptionScorers:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def corpus(self, refs: dict[str, list[str]], cands: dict[str, str], *, tokenize: bool = True,
-               bleu: bool = True) -> tuple[dict[str, float | None], dict[str, dict[str, float]], dict[str, str]]:
+    def corpus(
+        self,
+        refs: dict[str, list[str]],
+        cands: dict[str, str],
+        *,
+        tokenize: bool = True,
+        bleu: bool = True,
+    ) -> tuple[dict[str, float | None], dict[str, dict[str, float]], dict[str, str]]:
         """(corpus scores, per-item scores, metrics not computed and why) for the items in `cands`."""
         ids = sorted(cands)
         # whitespace runs, line breaks included, become one space: METEOR's jar reads one line per item, and
@@ -119,7 +141,11 @@ class CaptionScorers:
                     scores[f"BLEU-{n + 1}"] = float(totals[n])
                     for i, value in zip(ids, per_n[n]):
                         items[i][f"BLEU-{n + 1}"] = float(value)
-            for name, scorer in (("METEOR", self.meteor), ("ROUGE-L", self.rouge), ("CIDEr-D", self.cider)):
+            for name, scorer in (
+                ("METEOR", self.meteor),
+                ("ROUGE-L", self.rouge),
+                ("CIDEr-D", self.cider),
+            ):
                 with self._timed(name):
                     score, per_item = scorer.compute_score(gts, res)
                 scores[name] = float(score)
@@ -168,8 +194,9 @@ def corenlp_jars(corenlp_dir: Path | None) -> list[Path] | None:
     return None
 
 
-def spice(gts: dict[str, list[str]], res: dict[str, list[str]],
-          corenlp_dir: Path | None) -> tuple[float, list[float]]:
+def spice(
+    gts: dict[str, list[str]], res: dict[str, list[str]], corenlp_dir: Path | None
+) -> tuple[float, list[float]]:
     """SPICE through pycocoevalcap's jar, run here so that nothing is downloaded: its `lib/` is laid
     out in a temporary folder with the CoreNLP jars added."""
     import numpy as np
@@ -177,9 +204,11 @@ def spice(gts: dict[str, list[str]], res: dict[str, list[str]],
 
     jars = corenlp_jars(corenlp_dir)
     if jars is None:
-        raise MetricsUnavailable("SPICE needs the Stanford CoreNLP 3.6.0 jars (" + ", ".join(CORENLP_JARS) + "), "
-                                 "which pycocoevalcap downloads on first use; not computed.",
-                                 hint="Pass --corenlp-dir with the two jars (from stanford-corenlp-full-2015-12-09.zip).")
+        raise MetricsUnavailable(
+            "SPICE needs the Stanford CoreNLP 3.6.0 jars (" + ", ".join(CORENLP_JARS) + "), "
+            "which pycocoevalcap downloads on first use; not computed.",
+            hint="Pass --corenlp-dir with the two jars (from stanford-corenlp-full-2015-12-09.zip).",
+        )
     home = Path(spice_package.__file__).parent
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -190,17 +219,38 @@ def spice(gts: dict[str, list[str]], res: dict[str, list[str]],
             if not target.exists():
                 os.symlink(jar.resolve(), target)
         ids = sorted(gts)
-        (work / "in.json").write_text(json.dumps([{"image_id": i, "test": res[i][0], "refs": gts[i]} for i in ids]))
+        (work / "in.json").write_text(
+            json.dumps([{"image_id": i, "test": res[i][0], "refs": gts[i]} for i in ids])
+        )
         with _quiet():
-            subprocess.run(["java", "-jar", "-Xmx8G", str(work / "spice-1.0.jar"), str(work / "in.json"),
-                            "-cache", str(work / "cache"), "-out", str(work / "out.json"), "-subset", "-silent"],
-                           check=True, cwd=work)
-        results = {r["image_id"]: r["scores"]["All"]["f"] for r in json.loads((work / "out.json").read_text())}
+            subprocess.run(
+                [
+                    "java",
+                    "-jar",
+                    "-Xmx8G",
+                    str(work / "spice-1.0.jar"),
+                    str(work / "in.json"),
+                    "-cache",
+                    str(work / "cache"),
+                    "-out",
+                    str(work / "out.json"),
+                    "-subset",
+                    "-silent",
+                ],
+                check=True,
+                cwd=work,
+            )
+        results = {
+            r["image_id"]: r["scores"]["All"]["f"]
+            for r in json.loads((work / "out.json").read_text())
+        }
     per_item = [float(results[i]) if results[i] is not None else float("nan") for i in ids]
     return float(np.nanmean(per_item)), per_item
 
 
-def sentence_similarity(refs: dict[str, list[str]], cands: dict[str, str], folder: Path | None = None) -> tuple[float, dict[str, float]]:
+def sentence_similarity(
+    refs: dict[str, list[str]], cands: dict[str, str], folder: Path | None = None
+) -> tuple[float, dict[str, float]]:
     """Sentence-BERT cosine similarity of each candidate with its references (the mean over them), and
     the mean over items; `folder` is a sentence-transformer folder (default: the bundled MiniLM)."""
     import numpy as np

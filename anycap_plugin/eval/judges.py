@@ -14,13 +14,22 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import AnyCapError, JudgeError
-from ..openai_compat import api_key as resolve_key, failure, reask, reply_text
+from ..openai_compat import api_key as resolve_key
+from ..openai_compat import failure, reask, reply_text
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
 from .replies import extract_json
 
-__all__ = ["PROMPT_VERSION", "Judge", "JudgeError", "ChatJudge", "OpenAIJudge", "anycapeval_judge", "extract_json"]
+__all__ = [
+    "PROMPT_VERSION",
+    "Judge",
+    "JudgeError",
+    "ChatJudge",
+    "OpenAIJudge",
+    "anycapeval_judge",
+    "extract_json",
+]
 
 
 class Judge(Protocol):
@@ -43,15 +52,36 @@ class ChatJudge:
     asked again up to `invalid_retries` times, then raised as `JudgeError`.
     """
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
-                 temperature: float = 0.0, json_mode: bool = True) -> None:
-        key = resolve_key(api_key, base_url=base_url, who="the judge",
-                          hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.")
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        invalid_retries: int = 2,
+        temperature: float = 0.0,
+        json_mode: bool = True,
+    ) -> None:
+        key = resolve_key(
+            api_key,
+            base_url=base_url,
+            who="the judge",
+            hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.",
+        )
         self.model = model
-        self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout, "max_retries": max_retries}
+        self._client_args = {
+            "base_url": base_url,
+            "api_key": key,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
         self.concurrency = concurrency
-        self._per_loop: weakref.WeakKeyDictionary[Any, tuple[Any, asyncio.Semaphore]] = weakref.WeakKeyDictionary()
+        self._per_loop: weakref.WeakKeyDictionary[Any, tuple[Any, asyncio.Semaphore]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.invalid_retries = invalid_retries
         self.temperature = temperature
         self._json_mode = json_mode  # dropped once if the server rejects response_format
@@ -59,16 +89,26 @@ class ChatJudge:
     async def _ask(self, messages: list[dict[str, Any]], json_reply: bool = True) -> str:
         import openai
 
-        request: dict[str, Any] = {"model": self.model, "temperature": self.temperature, "messages": messages}
+        request: dict[str, Any] = {
+            "model": self.model,
+            "temperature": self.temperature,
+            "messages": messages,
+        }
         loop = asyncio.get_running_loop()
         if loop not in self._per_loop:  # async clients and semaphores belong to one event loop
-            self._per_loop[loop] = (openai.AsyncOpenAI(**self._client_args), asyncio.Semaphore(self.concurrency))
+            self._per_loop[loop] = (
+                openai.AsyncOpenAI(**self._client_args),
+                asyncio.Semaphore(self.concurrency),
+            )
         client, slots = self._per_loop[loop]
         async with slots:
             if json_reply and self._json_mode:
                 try:
-                    reply = await client.post("/chat/completions", cast_to=dict,
-                                              body={**request, "response_format": {"type": "json_object"}})
+                    reply = await client.post(
+                        "/chat/completions",
+                        cast_to=dict,
+                        body={**request, "response_format": {"type": "json_object"}},
+                    )
                     return reply_text(reply)
                 except openai.BadRequestError as e:
                     if "response_format" not in str(e):
@@ -89,12 +129,16 @@ class ChatJudge:
             try:
                 text = await self._ask(messages, json_reply)
             except openai.OpenAIError as e:
-                raise JudgeError(f"Judge request for {what} failed {failure(e, self._client_args['api_key'])[1]}") from None
+                raise JudgeError(
+                    f"Judge request for {what} failed {failure(e, self._client_args['api_key'])[1]}"
+                ) from None
             try:
                 return parse(text)
             except ValueError as e:
                 problems.append(str(e))
-                messages = reask(first, text, str(e))  # not the same request again: it says what was wrong
+                messages = reask(
+                    first, text, str(e)
+                )  # not the same request again: it says what was wrong
         raise JudgeError(f"Invalid judge replies for {what}: {'; '.join(problems)}.")
 
 
@@ -106,16 +150,39 @@ class OpenAIJudge(ChatJudge):
     that is missing, does not decode, or exceeds `max_media_mb` fails that item.
     """
 
-    def __init__(self, model: str, *, protocol: JudgeProtocol | None = None, temperature: float | None = None,
-                 base_url: str | None = None, api_key: str | None = None, concurrency: int = 16,
-                 timeout: float = 60.0, max_retries: int = 5, invalid_retries: int = 2,
-                 media_root: str | None = None, audio: bool = False, max_media_mb: float = 20.0) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        protocol: JudgeProtocol | None = None,
+        temperature: float | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 5,
+        invalid_retries: int = 2,
+        media_root: str | None = None,
+        audio: bool = False,
+        max_media_mb: float = 20.0,
+    ) -> None:
         self.protocol = protocol or AnyCapProtocol()
-        super().__init__(model, base_url=base_url, api_key=api_key, concurrency=concurrency, timeout=timeout,
-                         max_retries=max_retries, invalid_retries=invalid_retries,
-                         temperature=self.protocol.temperature if temperature is None else temperature,
-                         json_mode=self.protocol.json_mode)
-        self.media_root, self.audio, self.max_media_bytes = media_root, audio, int(max_media_mb * 2**20)
+        super().__init__(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            invalid_retries=invalid_retries,
+            temperature=self.protocol.temperature if temperature is None else temperature,
+            json_mode=self.protocol.json_mode,
+        )
+        self.media_root, self.audio, self.max_media_bytes = (
+            media_root,
+            audio,
+            int(max_media_mb * 2**20),
+        )
         self.id = f"openai:{model}|{self.protocol.id}|t={self.temperature:g}|{self.style_media}"
 
     @property
@@ -127,19 +194,33 @@ class OpenAIJudge(ChatJudge):
 
     def describe(self) -> dict[str, Any]:
         """The settings that decide whether two reports' numbers are comparable (report `meta.setup`)."""
-        return {"protocol": self.protocol.name, "prompts": self.protocol.prompt_hashes(), "judge_model": self.model,
-                "temperature": self.temperature, "style_media": self.style_media}
+        return {
+            "protocol": self.protocol.name,
+            "prompts": self.protocol.prompt_hashes(),
+            "judge_model": self.model,
+            "temperature": self.temperature,
+            "style_media": self.style_media,
+        }
 
     async def judge_content(self, item: EvalItem, caption: str) -> list[int]:
-        return await self._verdict(self.protocol.content_prompt(item, caption),
-                                   lambda t: self.protocol.parse_content(t, item), f"{item.modality} content item {item.id}")
+        return await self._verdict(
+            self.protocol.content_prompt(item, caption),
+            lambda t: self.protocol.parse_content(t, item),
+            f"{item.modality} content item {item.id}",
+        )
 
     async def judge_style(self, item: EvalItem, caption: str) -> int:
         text = self.protocol.style_prompt(item, caption)
         parts = await asyncio.to_thread(self._media_parts, item)
         text_part = {"type": "text", "text": text}
-        content: Any = text if not parts else ([*parts, text_part] if self.protocol.media_first else [text_part, *parts])
-        return await self._verdict(content, self.protocol.parse_style, f"{item.modality} style item {item.id}")
+        content: Any = (
+            text
+            if not parts
+            else ([*parts, text_part] if self.protocol.media_first else [text_part, *parts])
+        )
+        return await self._verdict(
+            content, self.protocol.parse_style, f"{item.modality} style item {item.id}"
+        )
 
     def _media_parts(self, item: EvalItem) -> list[dict[str, Any]]:
         """The item's media as content parts; any way the media is unusable is this item's JudgeError."""
@@ -148,48 +229,80 @@ class OpenAIJudge(ChatJudge):
         what = f"{item.modality} style item {item.id}"
         if not self.media_root:
             if self.protocol.style_media_required:
-                raise JudgeError(f"The {self.protocol.name} protocol shows the style judge the media; {what} has none "
-                                 "(no media root).", hint="Pass --media-root.")
+                raise JudgeError(
+                    f"The {self.protocol.name} protocol shows the style judge the media; {what} has none "
+                    "(no media root).",
+                    hint="Pass --media-root.",
+                )
             return []
         path = Path(self.media_root) / item.media
         if not path.is_file():
-            raise JudgeError(f"No media for {what}: {str(path)!r} does not exist.", hint="Check --media-root.")
+            raise JudgeError(
+                f"No media for {what}: {str(path)!r} does not exist.", hint="Check --media-root."
+            )
         if item.modality != "video" and path.stat().st_size > self.max_media_bytes:
             raise self._too_large(what, path.stat().st_size)
         try:
             parts = self.protocol.style_media(Media.from_path(path, item.modality), self.audio)
         except Exception as e:  # noqa: BLE001 -- any decoder error on a user's file is that item's failure
             raise JudgeError(f"Unusable media for {what}: {type(e).__name__}: {e}") from None
-        size = sum(len(p["image_url"]["url"]) if "image_url" in p else len(p["input_audio"]["data"]) for p in parts)
+        size = sum(
+            len(p["image_url"]["url"]) if "image_url" in p else len(p["input_audio"]["data"])
+            for p in parts
+        )
         size = size * 3 // 4  # base64
         if size > self.max_media_bytes:
             raise self._too_large(what, size)
         return parts
 
     def _too_large(self, what: str, size: int) -> JudgeError:
-        return JudgeError(f"Media for {what} is {size / 2**20:.1f} MB, over the judge's "
-                          f"{self.max_media_bytes / 2**20:g} MB limit.", hint="Raise --max-media-mb, or shrink the file.")
+        return JudgeError(
+            f"Media for {what} is {size / 2**20:.1f} MB, over the judge's "
+            f"{self.max_media_bytes / 2**20:g} MB limit.",
+            hint="Raise --max-media-mb, or shrink the file.",
+        )
 
 
-def protocol_for_items(items: list[EvalItem], protocol: str = "anycap", prompts: str | None = None,
-                       media_root: str | None = None) -> JudgeProtocol:
+def protocol_for_items(
+    items: list[EvalItem],
+    protocol: str = "anycap",
+    prompts: str | None = None,
+    media_root: str | None = None,
+) -> JudgeProtocol:
     """The judge protocol an AnyCapEval run over `items` uses, checked against the (modality, axis) pairs
     the items need and against the media root it requires. Builds no judge (loads nothing)."""
     from .protocols import make_protocol
 
     needed = {(i.modality, i.axis) for i in items}
     judge_protocol = make_protocol(protocol, prompts, needed)
-    if judge_protocol.style_media_required and media_root is None and any(a == "style" for _, a in needed):
-        raise AnyCapError(f"The {protocol} protocol shows the media to the style judge: pass --media-root.")
+    if (
+        judge_protocol.style_media_required
+        and media_root is None
+        and any(a == "style" for _, a in needed)
+    ):
+        raise AnyCapError(
+            f"The {protocol} protocol shows the media to the style judge: pass --media-root."
+        )
     return judge_protocol
 
 
-def judge_for_items(items: list[EvalItem], model: str, *, protocol: str = "anycap", prompts: str | None = None,
-                    media_root: str | None = None, **kwargs: Any) -> Any:
+def judge_for_items(
+    items: list[EvalItem],
+    model: str,
+    *,
+    protocol: str = "anycap",
+    prompts: str | None = None,
+    media_root: str | None = None,
+    **kwargs: Any,
+) -> Any:
     """The judge of an AnyCapEval run over `items`: what `anycap eval anycapeval` and the lmms-eval tasks
     both build, so their figures agree."""
-    return anycapeval_judge(model, protocol=protocol_for_items(items, protocol, prompts, media_root),
-                            media_root=media_root, **kwargs)
+    return anycapeval_judge(
+        model,
+        protocol=protocol_for_items(items, protocol, prompts, media_root),
+        media_root=media_root,
+        **kwargs,
+    )
 
 
 def anycapeval_judge(model: str, **kwargs: Any) -> Any:
@@ -200,7 +313,9 @@ def anycapeval_judge(model: str, **kwargs: Any) -> Any:
 
         protocol = kwargs.get("protocol")
         if protocol is not None and protocol.name != "anycap":
-            raise AnyCapError(f"The offline judge asks no prompts, so it cannot follow the {protocol.name} protocol.",
-                              hint="Use an LLM judge (--judge-model NAME) for --protocol release.")
+            raise AnyCapError(
+                f"The offline judge asks no prompts, so it cannot follow the {protocol.name} protocol.",
+                hint="Use an LLM judge (--judge-model NAME) for --protocol release.",
+            )
         return OfflineJudge()
     return OpenAIJudge(model, **kwargs)

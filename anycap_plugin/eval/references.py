@@ -60,8 +60,16 @@ def _item(row: dict, where: str) -> EvalItem:
     except (KeyError, StopIteration, ValueError, TypeError) as e:
         raise EvalDataError(f"{where}: not an AnyCapEval reference ({e}).") from None
     instruction = human.replace("<image>", "").replace("<video>", "").replace("<audio>", "").strip()
-    return EvalItem(str(row["id"]), modality, str(row[modality]), instruction, answer, str(kind), str(sentence),
-                    tuple(map(str, key_points)) if key_points is not None else None)
+    return EvalItem(
+        str(row["id"]),
+        modality,
+        str(row[modality]),
+        instruction,
+        answer,
+        str(kind),
+        str(sentence),
+        tuple(map(str, key_points)) if key_points is not None else None,
+    )
 
 
 def load_references(paths: Iterable[str | Path]) -> list[EvalItem]:
@@ -99,8 +107,10 @@ def load_captions(path: str | Path, items: list[EvalItem]) -> dict[tuple[str, st
         modality = row.get("modality")
         if modality is None:
             if len(modalities) > 1:
-                raise EvalDataError(f"{where}: ids repeat across modalities; add a 'modality' field.",
-                                    hint="Or evaluate one modality's references at a time.")
+                raise EvalDataError(
+                    f"{where}: ids repeat across modalities; add a 'modality' field.",
+                    hint="Or evaluate one modality's references at a time.",
+                )
             modality = next(iter(modalities)) if modalities else "image"
         if isinstance(caption, str):
             out[(modality, cid)] = caption
@@ -110,5 +120,12 @@ def load_captions(path: str | Path, items: list[EvalItem]) -> dict[tuple[str, st
 def caption_manifest(items: list[EvalItem], media_root: str | Path) -> list[dict]:
     """Manifest lines for `anycap caption` that produce a candidate file for these references."""
     root = Path(media_root)
-    return [{"id": i.id, "media": str(root / i.media), "instruction": i.instruction, "modality": i.modality}
-            for i in items]
+    return [
+        {
+            "id": i.id,
+            "media": str(root / i.media),
+            "instruction": i.instruction,
+            "modality": i.modality,
+        }
+        for i in items
+    ]

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..openai_compat import json_object
 
+
 def extract_json(text: str) -> Any:
     """The first JSON object in a reply, whether bare, fenced, or inside prose (`openai_compat.json_object`)."""
     return json_object(text)

@@ -27,31 +27,46 @@ def _table(title: str, dims: dict[str, Any], other: dict[str, Any] | None = None
         lines.append("| Δ vs A | " + " | ".join(deltas) + " |")
     if "recall" in next(iter(dims.values()), {}):
         lines.append("| recall | " + " | ".join(_fmt(dims[n].get("recall")) for n in names) + " |")
-    lines.append("| n (failed) | " + " | ".join(
-        f"{dims[n].get('n', dims[n].get('dimensions'))} ({dims[n].get('failed', 0)})" for n in names) + " |")
+    lines.append(
+        "| n (failed) | "
+        + " | ".join(
+            f"{dims[n].get('n', dims[n].get('dimensions'))} ({dims[n].get('failed', 0)})"
+            for n in names
+        )
+        + " |"
+    )
     return lines + [""]
 
 
 def _setup_line(setup: dict[str, Any]) -> str:
     if not setup:
         return "Setup: not recorded (a report from before AnyCap recorded its judge protocol)."
-    line = (f"Protocol: **{setup.get('protocol')}**; judge model `{setup.get('judge_model')}`; temperature "
-            f"{setup.get('temperature')}; style judge sees: {setup.get('style_media')}; AnyCap {setup.get('anycap_version')}.")
+    line = (
+        f"Protocol: **{setup.get('protocol')}**; judge model `{setup.get('judge_model')}`; temperature "
+        f"{setup.get('temperature')}; style judge sees: {setup.get('style_media')}; AnyCap {setup.get('anycap_version')}."
+    )
     if setup.get("protocol") != "release":
         line += " Not comparable with the AnyCap paper's numbers (those use `--protocol release`)."
     return line
 
 
-def markdown(report: dict[str, Any], baseline: dict[str, Any] | None = None, warnings: list[str] | None = None) -> str:
+def markdown(
+    report: dict[str, Any],
+    baseline: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> str:
     meta = report.get("meta", {})
     out = ["# AnyCapEval report", ""]
     out += [f"> **Warning:** {w}" for w in warnings or []] + ([""] if warnings else [])
-    out += [_setup_line(meta.get("setup") or {}),
-            f"Repeats: {meta.get('repeats')}; judged {meta.get('judged')} of {meta.get('items')} items; failed "
-            f"{meta.get('failed')}; missing captions {meta.get('missing_captions')}; content items without key "
-            f"points {meta.get('no_key_points', 0)}; constraints outside the release's table (unchecked) "
-            f"{sum((meta.get('unchecked_constraints') or {}).values())}.",
-            "Content score: key-point density (matched points per 100 words). Style score: 0-4 rubric.", ""]
+    out += [
+        _setup_line(meta.get("setup") or {}),
+        f"Repeats: {meta.get('repeats')}; judged {meta.get('judged')} of {meta.get('items')} items; failed "
+        f"{meta.get('failed')}; missing captions {meta.get('missing_captions')}; content items without key "
+        f"points {meta.get('no_key_points', 0)}; constraints outside the release's table (unchecked) "
+        f"{sum((meta.get('unchecked_constraints') or {}).values())}.",
+        "Content score: key-point density (matched points per 100 words). Style score: 0-4 rubric.",
+        "",
+    ]
     for modality in MODALITIES:
         if modality not in report:
             continue
@@ -90,7 +105,9 @@ def radar(report: dict[str, Any], modality: str, path: Path) -> None:
     ax.set_xticks(angles)
     ax.set_xticklabels(labels, fontsize=8)
     ax.set_ylim(0, 1)
-    ax.set_title(f"AnyCapEval {modality} (content: KPD / best dimension; style: score / 4)", fontsize=9)
+    ax.set_title(
+        f"AnyCapEval {modality} (content: KPD / best dimension; style: score / 4)", fontsize=9
+    )
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -109,26 +126,40 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> list[Path]:
     return written
 
 
-COMPARED = {"protocol": "judge protocol", "prompts": "judge prompts", "judge_model": "judge model",
-            "temperature": "judge temperature", "style_media": "media shown to the style judge",
-            "counting": "word counting and length rule"}
+COMPARED = {
+    "protocol": "judge protocol",
+    "prompts": "judge prompts",
+    "judge_model": "judge model",
+    "temperature": "judge temperature",
+    "style_media": "media shown to the style judge",
+    "counting": "word counting and length rule",
+}
 
 
 def comparability_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Why the numbers of reports A and B do not sit in one table ([] when they do)."""
     sa, sb = (r.get("meta", {}).get("setup") for r in (a, b))
     if not sa or not sb:
-        return ["A report does not record its setup (made before AnyCap recorded judge protocols): "
-                "the two may not be comparable."]
-    warnings = [f"Different {what}: A {sa.get(key)!r}, B {sb.get(key)!r}." for key, what in COMPARED.items()
-                if key != "prompts" and sa.get(key) != sb.get(key)]
+        return [
+            "A report does not record its setup (made before AnyCap recorded judge protocols): "
+            "the two may not be comparable."
+        ]
+    warnings = [
+        f"Different {what}: A {sa.get(key)!r}, B {sb.get(key)!r}."
+        for key, what in COMPARED.items()
+        if key != "prompts" and sa.get(key) != sb.get(key)
+    ]
     pa, pb = sa.get("prompts") or {}, sb.get("prompts") or {}
     changed = sorted(k for k in set(pa) & set(pb) if pa[k] != pb[k])
     if changed and sa.get("protocol") == sb.get("protocol"):
-        warnings.append(f"Different judge prompts for {', '.join(changed)} (the files' hashes differ).")
+        warnings.append(
+            f"Different judge prompts for {', '.join(changed)} (the files' hashes differ)."
+        )
     if sa.get("anycap_version") != sb.get("anycap_version"):
-        warnings.append(f"Made by different AnyCap versions ({sa.get('anycap_version')} and "
-                        f"{sb.get('anycap_version')}): see the changelog for scoring changes.")
+        warnings.append(
+            f"Made by different AnyCap versions ({sa.get('anycap_version')} and "
+            f"{sb.get('anycap_version')}): see the changelog for scoring changes."
+        )
     return warnings
 
 

@@ -51,49 +51,77 @@ def item_verdicts(j: Judged) -> dict[str, Any]:
     (content: a 0/1 flag per key point; style: the 0-4 score), its score, and the length check."""
     c = j.item.constraint
     check = c.check(j.caption) if c is not None else None
-    scores = [j.content_score(v) if j.item.axis == "content" else j.style_score(v) for v in j.verdicts]
-    return {"modality": j.item.modality, "axis": j.item.axis, "dimension": j.item.dimension, "id": j.item.id,
-            "media": j.item.media, "instruction": j.item.instruction, "caption": j.caption,
-            "reference": j.item.reference, "key_points": list(j.item.key_points or []), "verdicts": j.verdicts,
-            "scores": scores, "words": j.words,
-            "length": {"constraint": j.item.constraint_text, "checked": check is not None,
-                       "ok": None if check is None else check.ok, "count": None if check is None else check.count}}
+    scores = [
+        j.content_score(v) if j.item.axis == "content" else j.style_score(v) for v in j.verdicts
+    ]
+    return {
+        "modality": j.item.modality,
+        "axis": j.item.axis,
+        "dimension": j.item.dimension,
+        "id": j.item.id,
+        "media": j.item.media,
+        "instruction": j.item.instruction,
+        "caption": j.caption,
+        "reference": j.item.reference,
+        "key_points": list(j.item.key_points or []),
+        "verdicts": j.verdicts,
+        "scores": scores,
+        "words": j.words,
+        "length": {
+            "constraint": j.item.constraint_text,
+            "checked": check is not None,
+            "ok": None if check is None else check.ok,
+            "count": None if check is None else check.count,
+        },
+    }
 
 
 def content_kpd(judged: list[Judged], repeat: int) -> float:
     words = sum(j.words for j in judged)
-    return 100.0 * sum(j.content_score(j.verdicts[repeat]) for j in judged) / words if words else 0.0
+    return (
+        100.0 * sum(j.content_score(j.verdicts[repeat]) for j in judged) / words if words else 0.0
+    )
 
 
 def style_mean(judged: list[Judged], repeat: int) -> float:
     return mean(j.style_score(j.verdicts[repeat]) for j in judged) if judged else 0.0
 
 
-def _bootstrap(judged: list[Judged], axis: str, repeats: int, samples: int = 1000, seed: int = 0) -> list[float]:
+def _bootstrap(
+    judged: list[Judged], axis: str, repeats: int, samples: int = 1000, seed: int = 0
+) -> list[float]:
     """95% interval of the dimension score over items (each resample averages the repeats)."""
     if len(judged) < 2:
         return []
     rng = np.random.default_rng(seed)
     pick = rng.integers(0, len(judged), size=(samples, len(judged)))
     if axis == "content":
-        scores = np.array([[j.content_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float)
+        scores = np.array(
+            [[j.content_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float
+        )
         words = np.array([j.words for j in judged], float)
         total_words = words[pick].sum(axis=1)
         stats = 100.0 * scores[pick].sum(axis=1).mean(axis=1) / np.maximum(total_words, 1e-9)
         stats[total_words == 0] = 0.0
     else:
-        scores = np.array([[j.style_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float)
+        scores = np.array(
+            [[j.style_score(j.verdicts[r]) for r in range(repeats)] for j in judged], float
+        )
         stats = scores[pick].mean(axis=(1, 2))
     lo, hi = np.quantile(stats, [0.025, 0.975])
     return [float(lo), float(hi)]
 
 
-def dimension_summary(axis: str, judged: list[Judged], failed: int, missing: int, repeats: int) -> dict[str, Any]:
+def dimension_summary(
+    axis: str, judged: list[Judged], failed: int, missing: int, repeats: int
+) -> dict[str, Any]:
     stat = content_kpd if axis == "content" else style_mean
     per_repeat = [stat(judged, r) for r in range(repeats)] if judged else []
     out: dict[str, Any] = {
         "score": mean(per_repeat) if per_repeat else None,
-        "n": len(judged), "failed": failed, "missing": missing,
+        "n": len(judged),
+        "failed": failed,
+        "missing": missing,
         "length_violations": sum(j.broken for j in judged),
         "unchecked_constraints": sum(j.item.constraint is None for j in judged),
     }

@@ -34,8 +34,13 @@ from .judges import ChatJudge, extract_json
 CATEGORIES = {  # the release's sub-category -> category map
     "video aesthetics": ("cinematography", "composition", "lighting", "color", "style"),
     "video content": ("background", "subjects", "events"),
-    "video motion": ("attribute changes", "object motion", "body movements", "environmental motion",
-                     "spatiotemporal transformations"),
+    "video motion": (
+        "attribute changes",
+        "object motion",
+        "body movements",
+        "environmental motion",
+        "spatiotemporal transformations",
+    ),
     "physical laws": ("spatial relationships", "counter intuitive", "common sense"),
 }
 CATEGORY_OF = {sub: cat for cat, subs in CATEGORIES.items() for sub in subs}
@@ -93,8 +98,10 @@ def load_qa(path: str | Path) -> dict[str, list[QAPair]]:
             if isinstance(row, ValueError):
                 raise row
             video = str(row["video_dir"])
-            pairs = [QAPair(video, str(q["question"]), str(q["answer"]), str(q["sub_category"]))
-                     for q in row["QA_pairs"]]
+            pairs = [
+                QAPair(video, str(q["question"]), str(q["answer"]), str(q["sub_category"]))
+                for q in row["QA_pairs"]
+            ]
         except (KeyError, TypeError, ValueError) as e:
             raise EvalDataError(f"{where}: not a VidCapBench QA line ({e}).") from None
         unknown = {p.sub_category for p in pairs} - set(CATEGORY_OF)
@@ -126,9 +133,19 @@ def metrics(counts: Counter, mean_tokens: float | None) -> dict[str, Any]:
         return round(100 * num / den, 4) if den else None
 
     accuracy = pct(a, total)
-    return {"A": a, "B": b, "C": c, "D": d, "n": total, "accuracy": accuracy, "precision": pct(a + b, a + b + d),
-            "coverage": pct(a + b + d, total),
-            "conciseness": round(100 * accuracy / mean_tokens, 4) if accuracy is not None and mean_tokens else None}
+    return {
+        "A": a,
+        "B": b,
+        "C": c,
+        "D": d,
+        "n": total,
+        "accuracy": accuracy,
+        "precision": pct(a + b, a + b + d),
+        "coverage": pct(a + b + d, total),
+        "conciseness": round(100 * accuracy / mean_tokens, 4)
+        if accuracy is not None and mean_tokens
+        else None,
+    }
 
 
 class VidCapBenchJudge(ChatJudge):
@@ -144,11 +161,17 @@ class VidCapBenchJudge(ChatJudge):
                 raise ValueError("empty answer")
             return text.strip()
 
-        return await self._verdict(ANSWER_PROMPT.format(caption=caption, question=question), non_empty,
-                                   f"question {question!r}", json_reply=False)
+        return await self._verdict(
+            ANSWER_PROMPT.format(caption=caption, question=question),
+            non_empty,
+            f"question {question!r}",
+            json_reply=False,
+        )
 
     async def grade(self, pair: QAPair, predicted: str) -> int:
-        prompt = GRADE_PROMPT.format(question=pair.question, answer=pair.answer, predicted=predicted)
+        prompt = GRADE_PROMPT.format(
+            question=pair.question, answer=pair.answer, predicted=predicted
+        )
         return await self._verdict(prompt, parse_grade, f"grade of {pair.question!r}")
 
 
@@ -156,8 +179,13 @@ def _key(*parts: str) -> str:
     return hashlib.sha256(json.dumps(parts, ensure_ascii=False).encode()).hexdigest()
 
 
-async def _judge_pair(pair: QAPair, caption: str, judge: Any, cache: JudgeCache | None,
-                      inflight: dict[str, asyncio.Future]) -> dict[str, Any]:
+async def _judge_pair(
+    pair: QAPair,
+    caption: str,
+    judge: Any,
+    cache: JudgeCache | None,
+    inflight: dict[str, asyncio.Future],
+) -> dict[str, Any]:
     async def cached(key: str, make: Callable[[], Any]) -> Any:
         if key in inflight:  # the same ask (a repeated question) is judged once, even concurrently
             return await asyncio.shield(inflight[key])
@@ -170,12 +198,23 @@ async def _judge_pair(pair: QAPair, caption: str, judge: Any, cache: JudgeCache 
             cache.put(key, value)
         return value
 
-    predicted = await cached(_key(judge.id, "answer", caption, pair.question),
-                             lambda: judge.answer(caption, pair.question))
-    score = await cached(_key(judge.id, "grade", pair.question, pair.answer, predicted),
-                         lambda: judge.grade(pair, predicted))
-    return {"video": pair.video, "question": pair.question, "answer": pair.answer, "sub_category": pair.sub_category,
-            "predicted": predicted, "score": score, "grade": GRADE_OF_SCORE[score]}
+    predicted = await cached(
+        _key(judge.id, "answer", caption, pair.question),
+        lambda: judge.answer(caption, pair.question),
+    )
+    score = await cached(
+        _key(judge.id, "grade", pair.question, pair.answer, predicted),
+        lambda: judge.grade(pair, predicted),
+    )
+    return {
+        "video": pair.video,
+        "question": pair.question,
+        "answer": pair.answer,
+        "sub_category": pair.sub_category,
+        "predicted": predicted,
+        "score": score,
+        "grade": GRADE_OF_SCORE[score],
+    }
 
 
 def word_count(text: str) -> int:
@@ -189,20 +228,33 @@ def t5_token_counter(tokenizer: str = "google/flan-t5-base") -> Callable[[str], 
     try:
         tok = AutoTokenizer.from_pretrained(tokenizer)
     except (OSError, ValueError) as e:  # no such folder or hub id, or no tokenizer in it
-        raise ModelNotFoundError(f"Cannot load the tokenizer {tokenizer!r}: {e}",
-                                 hint="Give a folder holding flan-t5-base's tokenizer, or leave --tokenizer out "
-                                      "to count words.") from None
+        raise ModelNotFoundError(
+            f"Cannot load the tokenizer {tokenizer!r}: {e}",
+            hint="Give a folder holding flan-t5-base's tokenizer, or leave --tokenizer out "
+            "to count words.",
+        ) from None
     return lambda text: len(tok(text).input_ids)
 
 
 def length_counter(tokenizer: str | None) -> tuple[Callable[[str], int], str]:
     """(counter, unit): T5-style tokens when a tokenizer is named, else words (labelled in the report)."""
-    return (t5_token_counter(tokenizer), f"tokens ({tokenizer})") if tokenizer else (word_count, "words")
+    return (
+        (t5_token_counter(tokenizer), f"tokens ({tokenizer})")
+        if tokenizer
+        else (word_count, "words")
+    )
 
 
-async def evaluate_async(qa: dict[str, list[QAPair]], captions: dict[str, str], judge: Any, *,
-                         cache: JudgeCache | None = None, token_counter: Callable[[str], int] = word_count,
-                         token_unit: str = "words", concurrency: int = 32) -> dict[str, Any]:
+async def evaluate_async(
+    qa: dict[str, list[QAPair]],
+    captions: dict[str, str],
+    judge: Any,
+    *,
+    cache: JudgeCache | None = None,
+    token_counter: Callable[[str], int] = word_count,
+    token_unit: str = "words",
+    concurrency: int = 32,
+) -> dict[str, Any]:
     """Judge every QA pair of every captioned video; returns the report (overall and per category).
 
     Videos without a caption are counted as missing, not scored; a pair whose judging fails is
@@ -223,19 +275,31 @@ async def evaluate_async(qa: dict[str, list[QAPair]], captions: dict[str, str], 
     pairs = [p for v in present for p in qa[v]]
     results = await asyncio.gather(*(one(p) for p in pairs))
     judged = [r for r in results if isinstance(r, dict)]
-    failures = [{"video": p.video, "question": p.question, "error": str(r)}
-                for p, r in zip(pairs, results) if isinstance(r, JudgeError)]
+    failures = [
+        {"video": p.video, "question": p.question, "error": str(r)}
+        for p, r in zip(pairs, results)
+        if isinstance(r, JudgeError)
+    ]
     lengths = [token_counter(captions[v]) for v in present]
     mean_tokens = sum(lengths) / len(lengths) if lengths else None
     overall: Counter = Counter(r["grade"] for r in judged)
     report: dict[str, Any] = {"overall": metrics(overall, mean_tokens)}
     for category in CATEGORIES:
-        report[category] = metrics(Counter(r["grade"] for r in judged if CATEGORY_OF[r["sub_category"]] == category),
-                                   mean_tokens)
+        report[category] = metrics(
+            Counter(r["grade"] for r in judged if CATEGORY_OF[r["sub_category"]] == category),
+            mean_tokens,
+        )
     report["meta"] = {
-        "judge": judge.id, "videos": len(qa), "captioned": len(present), "missing_captions": len(qa) - len(present),
-        "pairs": len(pairs), "judged": len(judged), "failed": len(failures), "failures": failures,
-        "mean_caption_length": round(mean_tokens, 4) if mean_tokens is not None else None, "length_unit": token_unit,
+        "judge": judge.id,
+        "videos": len(qa),
+        "captioned": len(present),
+        "missing_captions": len(qa) - len(present),
+        "pairs": len(pairs),
+        "judged": len(judged),
+        "failed": len(failures),
+        "failures": failures,
+        "mean_caption_length": round(mean_tokens, 4) if mean_tokens is not None else None,
+        "length_unit": token_unit,
         "cache": {"hits": cache.hits, "misses": cache.misses} if cache is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
@@ -243,7 +307,9 @@ async def evaluate_async(qa: dict[str, list[QAPair]], captions: dict[str, str], 
     return report
 
 
-def evaluate(qa: dict[str, list[QAPair]], captions: dict[str, str], judge: Any, **kwargs: Any) -> dict[str, Any]:
+def evaluate(
+    qa: dict[str, list[QAPair]], captions: dict[str, str], judge: Any, **kwargs: Any
+) -> dict[str, Any]:
     return asyncio.run(evaluate_async(qa, captions, judge, **kwargs))
 
 

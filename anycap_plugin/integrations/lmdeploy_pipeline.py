@@ -13,17 +13,21 @@ import sys
 from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, prompt_for
-from ..media.chat_parts import media_parts
 from ..errors import CaptionerError, OptionsError
 from ..hf import GenerationOptions
 from ..media import Media
-
+from ..media.chat_parts import media_parts
 
 
 def messages(media: Media, instruction: str | None, num_frames: int) -> list[dict[str, Any]]:
     """One request in LMDeploy's OpenAI message format."""
     text = {"type": "text", "text": prompt_for(media, instruction)}
-    return [{"role": "user", "content": [*media_parts(media, num_frames, quality=95, frame_labels=True), text]}]
+    return [
+        {
+            "role": "user",
+            "content": [*media_parts(media, num_frames, quality=95, frame_labels=True), text],
+        }
+    ]
 
 
 class LMDeployPipelineCaptioner(BaseCaptioner[GenerationOptions]):
@@ -35,20 +39,30 @@ class LMDeployPipelineCaptioner(BaseCaptioner[GenerationOptions]):
         self.pipe = pipe
         self.id = f"lmdeploy:{getattr(pipe, 'model_path', None) or type(pipe).__name__}"
 
-
-    def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: GenerationOptions) -> list[Caption]:
+    def _caption_batch(
+        self, media: list[Media], instructions: list[str | None], options: GenerationOptions
+    ) -> list[Caption]:
         from lmdeploy import GenerationConfig
 
         gen = GenerationConfig(**options.generate_kwargs())
-        replies = self.pipe([messages(m, i, options.num_frames) for m, i in zip(media, instructions)], gen_config=gen)
+        replies = self.pipe(
+            [messages(m, i, options.num_frames) for m, i in zip(media, instructions)],
+            gen_config=gen,
+        )
         out = []
         for reply in replies:
             if getattr(reply, "finish_reason", None) == "error" or not isinstance(reply.text, str):
                 why = getattr(reply, "error_message", None) or reply.text
                 raise CaptionerError(f"{self.id} returned an error: {str(why)[:200]!r}.")
-            out.append(Caption(text=reply.text.strip(), usage={"prompt_tokens": reply.input_token_len,
-                                                              "completion_tokens": reply.generate_token_len}))
+            out.append(
+                Caption(
+                    text=reply.text.strip(),
+                    usage={
+                        "prompt_tokens": reply.input_token_len,
+                        "completion_tokens": reply.generate_token_len,
+                    },
+                )
+            )
         return out
 
 
@@ -61,6 +75,8 @@ def adapt(obj: Any, options: dict[str, Any]) -> LMDeployPipelineCaptioner | None
     if not isinstance(obj, Pipeline):
         return None
     if options:
-        raise OptionsError(f"wrap() of an LMDeploy pipeline takes no options (got {sorted(options)}).",
-                           hint="Configure the pipeline when you build it; generation options go to caption().")
+        raise OptionsError(
+            f"wrap() of an LMDeploy pipeline takes no options (got {sorted(options)}).",
+            hint="Configure the pipeline when you build it; generation options go to caption().",
+        )
     return LMDeployPipelineCaptioner(obj)

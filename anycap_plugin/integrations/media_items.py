@@ -23,8 +23,10 @@ def media_of(items: list[tuple[str, Any]]) -> Media:
     """`items` are (type, value) pairs; a value is a path, a PIL image, bytes, an image array, or an
     audio dict `{"array", "sampling_rate"}` (Hugging Face's Audio feature)."""
     if not items:
-        raise MediaError("The message has no image, video or audio.",
-                         hint="AnyCap captions media: use a task whose samples carry an image, video or audio.")
+        raise MediaError(
+            "The message has no image, video or audio.",
+            hint="AnyCap captions media: use a task whose samples carry an image, video or audio.",
+        )
     kinds = sorted({kind for kind, _ in items})
     if len(items) == 1:
         kind, value = items[0]
@@ -32,9 +34,13 @@ def media_of(items: list[tuple[str, Any]]) -> Media:
     if kinds == ["image"]:
         frames = [_image(value) for _, value in items]
         first = items[0][1]
-        return Media.from_frames(frames, ref=f"frames:{first if isinstance(first, str) else len(frames)}")
-    raise MediaError(f"The message has {len(items)} media items ({', '.join(kinds)}); AnyCap captions one.",
-                     hint="Use a task with one media item per sample (several images are taken as a video's frames).")
+        return Media.from_frames(
+            frames, ref=f"frames:{first if isinstance(first, str) else len(frames)}"
+        )
+    raise MediaError(
+        f"The message has {len(items)} media items ({', '.join(kinds)}); AnyCap captions one.",
+        hint="Use a task with one media item per sample (several images are taken as a video's frames).",
+    )
 
 
 def load_item(kind: str, value: Any) -> Media:
@@ -44,8 +50,10 @@ def load_item(kind: str, value: Any) -> Media:
         if "array" in value:
             return _audio_array(value)
         if any(k in value for k in ("video_start", "video_end", "start_time", "end_time")):
-            raise MediaError("The sample asks for a segment of a video; AnyCap captions whole files.",
-                             hint="Cut the segment into its own file, or use a task that sends whole videos.")
+            raise MediaError(
+                "The sample asks for a segment of a video; AnyCap captions whole files.",
+                hint="Cut the segment into its own file, or use a task that sends whole videos.",
+            )
         value = value.get("path") or value.get("url") or value.get(kind)
         if value is None:
             raise MediaError(f"A {kind} item without a path.")
@@ -67,6 +75,10 @@ def _audio_array(value: dict[str, Any]) -> Media:
         samples = samples.mean(axis=0 if samples.shape[0] < samples.shape[1] else 1)
     rate = int(value.get("sampling_rate") or 0)
     if samples.ndim != 1 or not samples.size or rate <= 0:
-        raise MediaError(f"An audio array needs samples and a sampling rate (got shape {samples.shape}, rate {rate}).")
+        raise MediaError(
+            f"An audio array needs samples and a sampling rate (got shape {samples.shape}, rate {rate})."
+        )
     wav = AudioClip(samples, rate).to_wav()
-    return Media.from_bytes(wav, name=value.get("path") or f"audio:{len(samples)}@{rate}", modality="audio")
+    return Media.from_bytes(
+        wav, name=value.get("path") or f"audio:{len(samples)}@{rate}", modality="audio"
+    )

@@ -19,8 +19,9 @@ from typing import Callable, Iterator
 
 
 @contextmanager
-def restored(kept_env: Callable[[], set[str]] = set, log_filter: logging.Filter | None = None
-             ) -> Iterator[list[str]]:
+def restored(
+    kept_env: Callable[[], set[str]] = set, log_filter: logging.Filter | None = None
+) -> Iterator[list[str]]:
     """Run the block (an import); afterwards restore what it changed. Yields a list that is filled,
     on exit, with the environment variables that were changed and kept."""
     kept: list[str] = []
@@ -30,7 +31,9 @@ def restored(kept_env: Callable[[], set[str]] = set, log_filter: logging.Filter 
     handlers, level = list(root.handlers), root.level
     if log_filter is not None:
         root.addFilter(log_filter)
-    torch = sys.modules.get("torch")  # not imported here: importing torch adds warning filters of its own
+    torch = sys.modules.get(
+        "torch"
+    )  # not imported here: importing torch adds warning filters of its own
     grad = torch.is_grad_enabled() if torch is not None else True
     try:
         with warnings.catch_warnings():  # restores the global filter list afterwards

@@ -10,11 +10,40 @@ sampling by seeking, and `VideoFrames`), `audio` (`AudioClip`), `core` (`Media`)
 """
 
 from .audio import AudioClip
-from .chat_parts import audio_part, encoded, image_data_url, image_url_part, media_parts, user_message
+from .chat_parts import (
+    audio_part,
+    encoded,
+    image_data_url,
+    image_url_part,
+    media_parts,
+    user_message,
+)
 from .core import Media, MediaLike
-from .kinds import AUDIO_SAMPLE_RATE, DEFAULT_NUM_FRAMES, MEDIA_EXTENSIONS, MODALITIES, Modality, media_files_in
+from .kinds import (
+    AUDIO_SAMPLE_RATE,
+    DEFAULT_NUM_FRAMES,
+    MEDIA_EXTENSIONS,
+    MODALITIES,
+    Modality,
+    media_files_in,
+)
 from .video import VideoFrames
 
-__all__ = ["Media", "MediaLike", "AudioClip", "VideoFrames", "Modality", "MODALITIES", "MEDIA_EXTENSIONS",
-           "AUDIO_SAMPLE_RATE", "DEFAULT_NUM_FRAMES", "media_files_in",
-           "audio_part", "encoded", "image_data_url", "image_url_part", "media_parts", "user_message"]
+__all__ = [
+    "Media",
+    "MediaLike",
+    "AudioClip",
+    "VideoFrames",
+    "Modality",
+    "MODALITIES",
+    "MEDIA_EXTENSIONS",
+    "AUDIO_SAMPLE_RATE",
+    "DEFAULT_NUM_FRAMES",
+    "media_files_in",
+    "audio_part",
+    "encoded",
+    "image_data_url",
+    "image_url_part",
+    "media_parts",
+    "user_message",
+]

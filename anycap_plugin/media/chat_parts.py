@@ -41,7 +41,10 @@ def data_url(mime: str, data: bytes) -> str:
 
 
 def image_url_part(url: str, detail: str | None = None) -> dict[str, Any]:
-    return {"type": "image_url", "image_url": {"url": url, **({"detail": detail} if detail else {})}}
+    return {
+        "type": "image_url",
+        "image_url": {"url": url, **({"detail": detail} if detail else {})},
+    }
 
 
 def encoded(image: Image.Image, fmt: str = "JPEG", quality: int = 90) -> str:
@@ -64,20 +67,32 @@ def image_data_url(media: Media, own_bytes: bool = False, quality: int = 90) -> 
     return encoded(image, "JPEG", quality)
 
 
-def audio_part(media: Media, kind: Literal["input_audio", "audio_url"] = "input_audio",
-               keep_wav: bool = False) -> dict[str, Any]:
+def audio_part(
+    media: Media, kind: Literal["input_audio", "audio_url"] = "input_audio", keep_wav: bool = False
+) -> dict[str, Any]:
     """The audio as wav: decoded and re-encoded, or with `keep_wav` a wav file's own bytes (after decoding it)."""
     clip = media.audio()
     data = media.read_bytes() if keep_wav and media.modality == "audio" else b""
     wav = data if data[:4] == b"RIFF" and data[8:12] == b"WAVE" else clip.to_wav()
     if kind == "audio_url":
         return {"type": "audio_url", "audio_url": {"url": data_url("audio/wav", wav)}}
-    return {"type": "input_audio", "input_audio": {"data": base64.b64encode(wav).decode(), "format": "wav"}}
+    return {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(wav).decode(), "format": "wav"},
+    }
 
 
-def media_parts(media: Media, num_frames: int, quality: int = 90, audio_part_kind: Literal["input_audio", "audio_url"]
-                = "input_audio", *, own_bytes: bool = False, detail: str | None = None,
-                spread: Literal["segments", "ends"] = "segments", frame_labels: bool = False) -> list[dict[str, Any]]:
+def media_parts(
+    media: Media,
+    num_frames: int,
+    quality: int = 90,
+    audio_part_kind: Literal["input_audio", "audio_url"] = "input_audio",
+    *,
+    own_bytes: bool = False,
+    detail: str | None = None,
+    spread: Literal["segments", "ends"] = "segments",
+    frame_labels: bool = False,
+) -> list[dict[str, Any]]:
     """The content parts for one media item (see the module docstring)."""
     if media.modality == "audio":
         return [audio_part(media, audio_part_kind, keep_wav=own_bytes)]
@@ -96,5 +111,8 @@ def media_parts(media: Media, num_frames: int, quality: int = 90, audio_part_kin
 
 def user_message(text: str, parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One user turn: the text, then the media parts (plain text content when there are none)."""
-    return [{"role": "user", "content": [{"type": "text", "text": text}, *parts]}] if parts \
+    return (
+        [{"role": "user", "content": [{"type": "text", "text": text}, *parts]}]
+        if parts
         else [{"role": "user", "content": text}]
+    )

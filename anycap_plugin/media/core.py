@@ -29,8 +29,16 @@ from .audio import AudioClip
 from .detect import _detect_modality
 from .image import _strict_decoding, _to_rgb
 from .kinds import AUDIO_SAMPLE_RATE, DEFAULT_NUM_FRAMES, Modality
-from .video import (_CannotSeek, Spread, VideoFrames, _frames_by_seeking, _nearest, _subsample, end_indices,
-                    sample_times)
+from .video import (
+    Spread,
+    VideoFrames,
+    _CannotSeek,
+    _frames_by_seeking,
+    _nearest,
+    _subsample,
+    end_indices,
+    sample_times,
+)
 
 MediaLike = Union["Media", str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -83,7 +91,9 @@ class Media:
         return media if modality in (None, detected) else media.as_modality(modality)
 
     @classmethod
-    def from_bytes(cls, data: bytes, name: str | None = None, modality: Modality | None = None) -> "Media":
+    def from_bytes(
+        cls, data: bytes, name: str | None = None, modality: Modality | None = None
+    ) -> "Media":
         if not data:
             raise EmptyMediaError("Empty media bytes.")
         ref = name or "bytes:" + hashlib.sha1(data).hexdigest()[:16]
@@ -93,14 +103,20 @@ class Media:
 
     @classmethod
     def from_image(cls, image: Image.Image, ref: str | None = None) -> "Media":
-        return cls(modality="image", ref=ref or f"pil:{image.width}x{image.height}", _image=_to_rgb(image))
+        return cls(
+            modality="image", ref=ref or f"pil:{image.width}x{image.height}", _image=_to_rgb(image)
+        )
 
     @classmethod
-    def from_frames(cls, images: list[Image.Image], ref: str | None = None, fps: float = 1.0) -> "Media":
+    def from_frames(
+        cls, images: list[Image.Image], ref: str | None = None, fps: float = 1.0
+    ) -> "Media":
         """A video given as already-sampled frames, in order (what chat APIs send), `fps` apart."""
         if not images:
             raise EmptyMediaError("A video needs at least one frame.")
-        frames = VideoFrames([_to_rgb(im) for im in images], [i / fps for i in range(len(images))], len(images) / fps)
+        frames = VideoFrames(
+            [_to_rgb(im) for im in images], [i / fps for i in range(len(images))], len(images) / fps
+        )
         return cls(modality="video", ref=ref or f"frames:{len(images)}", _frames=frames)
 
     @classmethod
@@ -170,8 +186,13 @@ class Media:
                 raise CorruptMediaError(f"Cannot decode image {self.ref!r}: {e}.") from None
         return self._image
 
-    def frames(self, num_frames: int = DEFAULT_NUM_FRAMES, fps: float | None = None,
-               max_frames: int | None = None, spread: Spread = "segments") -> VideoFrames:
+    def frames(
+        self,
+        num_frames: int = DEFAULT_NUM_FRAMES,
+        fps: float | None = None,
+        max_frames: int | None = None,
+        spread: Spread = "segments",
+    ) -> VideoFrames:
         """Sample frames: `num_frames` at the midpoints of equal segments, or every 1/`fps` s.
 
         `spread="ends"` picks frame indices `linspace(0, n - 1, num_frames)` (first and last
@@ -188,8 +209,12 @@ class Media:
             if spread == "ends":
                 keep = end_indices(len(self._frames), num_frames)
                 f = self._frames
-                return VideoFrames([f.images[i] for i in keep], [f.timestamps[i] for i in keep], f.duration)
-            return _subsample(self._frames, num_frames if fps is None else len(self._frames), max_frames)
+                return VideoFrames(
+                    [f.images[i] for i in keep], [f.timestamps[i] for i in keep], f.duration
+                )
+            return _subsample(
+                self._frames, num_frames if fps is None else len(self._frames), max_frames
+            )
         try:
             with self._open_av() as c:
                 stream = c.streams.video[0]
@@ -204,8 +229,9 @@ class Media:
         except Exception as e:  # PyAV raises several error types for bad streams
             raise CorruptMediaError(f"Cannot decode video {self.ref!r}: {e}.") from None
 
-    def _frames_sequentially(self, num_frames: int, fps: float | None, max_frames: int | None,
-                             spread: Spread) -> VideoFrames:
+    def _frames_sequentially(
+        self, num_frames: int, fps: float | None, max_frames: int | None, spread: Spread
+    ) -> VideoFrames:
         """Demux every packet for the exact frame times, then decode up to the last frame wanted:
         the cost grows with the video's length (the fallback for streams that cannot seek)."""
         with self._open_av() as c:
@@ -219,7 +245,9 @@ class Media:
             pts, tb = sorted(packets), float(stream.time_base)
         else:  # a raw stream without timestamps: frames in decoding order, 1/rate apart
             if not rate:
-                raise CorruptMediaError(f"Video {self.ref!r} has neither timestamps nor a frame rate.")
+                raise CorruptMediaError(
+                    f"Video {self.ref!r} has neither timestamps nor a frame rate."
+                )
             pts, tb = list(range(len(packets))), 1.0 / float(rate)
         times = [t * tb for t in pts]
         frame_dur = (times[-1] - times[0]) / max(len(times) - 1, 1) if len(times) > 1 else 0.0

@@ -10,7 +10,15 @@ from PIL import Image
 from ..errors import UnsupportedMediaError
 from .kinds import Modality
 
-_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+_IMAGE_MAGIC = (
+    b"\x89PNG\r\n\x1a\n",
+    b"\xff\xd8\xff",
+    b"GIF87a",
+    b"GIF89a",
+    b"BM",
+    b"II*\x00",
+    b"MM\x00*",
+)
 
 
 def _what_it_holds(head: bytes) -> str:
@@ -30,9 +38,11 @@ def _what_it_holds(head: bytes) -> str:
 
 
 def _not_media(ref: str, head: bytes) -> UnsupportedMediaError:
-    return UnsupportedMediaError(f"{ref!r} is not a recognised image, video or audio file: it holds {_what_it_holds(head)}.",
-                                 hint="Check the file (a renamed or truncated download?); supported: common image "
-                                      "formats, and the video and audio that FFmpeg reads.")
+    return UnsupportedMediaError(
+        f"{ref!r} is not a recognised image, video or audio file: it holds {_what_it_holds(head)}.",
+        hint="Check the file (a renamed or truncated download?); supported: common image "
+        "formats, and the video and audio that FFmpeg reads.",
+    )
 
 
 def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
@@ -54,9 +64,16 @@ def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
         import av
 
         with av.open(opener()) as c:
-            if c.format.name.split(",")[0] in ("image2", "image2pipe"):  # a guess from the name; PIL could not read it
+            if c.format.name.split(",")[0] in (
+                "image2",
+                "image2pipe",
+            ):  # a guess from the name; PIL could not read it
                 raise _not_media(ref, head)
-            video = [s for s in c.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+            video = [
+                s
+                for s in c.streams.video
+                if not (s.disposition & av.stream.Disposition.attached_pic)
+            ]
             if video:
                 return "video"
             if c.streams.audio:

@@ -34,8 +34,9 @@ class Timeline:
     count: int
 
 
-def sample_times(start: float, duration: float, num_frames: int, fps: float | None,
-                 max_frames: int | None) -> list[float]:
+def sample_times(
+    start: float, duration: float, num_frames: int, fps: float | None, max_frames: int | None
+) -> list[float]:
     """Target times: the midpoints of `num_frames` equal segments, or every 1/`fps` s."""
     if fps is not None:
         if fps <= 0:
@@ -85,7 +86,9 @@ def _first_frame_time(container: Any, stream: Any) -> float:
     raise _CannotSeek("no frame with a timestamp at the start")
 
 
-def decode_nearest(container: Any, stream: Any, targets: list[float], start: float) -> dict[int, Any]:
+def decode_nearest(
+    container: Any, stream: Any, targets: list[float], start: float
+) -> dict[int, Any]:
     """For each target time (seconds), the decoded frame nearest it, keyed by its pts.
 
     A seek must land at or before its target (`start` is the stream's first frame time); some
@@ -96,7 +99,12 @@ def decode_nearest(container: Any, stream: Any, targets: list[float], start: flo
     last = None
     for t in sorted(targets):
         target = int(round(t / tb))
-        if frames is None or last is None or target <= last.pts or not _same_gop(stream, last.pts, target):
+        if (
+            frames is None
+            or last is None
+            or target <= last.pts
+            or not _same_gop(stream, last.pts, target)
+        ):
             try:
                 container.seek(target, stream=stream, backward=True, any_frame=False)
             except Exception as e:  # PyAV raises its own error types for unseekable input
@@ -111,7 +119,9 @@ def decode_nearest(container: Any, stream: Any, targets: list[float], start: flo
             last = frame
             if before is None and seeked and frame.pts * tb > t + 1e-6 and t > start + 1e-6:
                 raise _CannotSeek(f"seeking to {t:.3f} s landed at {frame.pts * tb:.3f} s")
-            if frame.pts * tb >= t:  # the first frame at or after t, or the one before it if nearer (ties: earlier)
+            if (
+                frame.pts * tb >= t
+            ):  # the first frame at or after t, or the one before it if nearer (ties: earlier)
                 later_nearer = before is None or frame.pts * tb - t < t - before.pts * tb
                 chosen = frame if later_nearer else before
                 break
@@ -130,7 +140,11 @@ def _keyframe_at_or_before(stream: Any, pts: int) -> int | None:
     where the container keeps no index."""
     entries = getattr(stream, "index_entries", None)
     try:
-        found = entries.search_timestamp(pts, backward=True, any_frame=False) if entries is not None else -1
+        found = (
+            entries.search_timestamp(pts, backward=True, any_frame=False)
+            if entries is not None
+            else -1
+        )
     except Exception:
         return None
     return found if found >= 0 else None
@@ -158,14 +172,25 @@ def _subsample(frames: VideoFrames, num_frames: int, max_frames: int | None) -> 
     """At most `num_frames` (and `max_frames`) of given frames, evenly spread, in order."""
     n = min(len(frames), num_frames, max_frames or len(frames))
     keep = sorted({int((i + 0.5) * len(frames) / n) for i in range(n)})
-    return VideoFrames([frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration)
+    return VideoFrames(
+        [frames.images[i] for i in keep], [frames.timestamps[i] for i in keep], frames.duration
+    )
 
 
-def _frames_by_seeking(container: Any, stream: Any, num_frames: int, fps: float | None, max_frames: int | None,
-                       spread: Spread) -> VideoFrames:
+def _frames_by_seeking(
+    container: Any,
+    stream: Any,
+    num_frames: int,
+    fps: float | None,
+    max_frames: int | None,
+    spread: Spread,
+) -> VideoFrames:
     timeline = timeline_of(container, stream)
     if spread == "ends":
-        targets = [timeline.start + i * timeline.frame_duration for i in end_indices(timeline.count, num_frames)]
+        targets = [
+            timeline.start + i * timeline.frame_duration
+            for i in end_indices(timeline.count, num_frames)
+        ]
     else:
         targets = sample_times(timeline.start, timeline.duration, num_frames, fps, max_frames)
     picked = decode_nearest(container, stream, targets, timeline.start)

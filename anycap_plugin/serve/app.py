@@ -45,15 +45,21 @@ class ServeConfig:
 
     @property
     def media_policy(self) -> MediaPolicy:
-        return MediaPolicy(allow_remote=self.allow_remote_media, local_roots=tuple(Path(r) for r in self.media_roots),
-                           max_media_bytes=self.max_media_bytes, allowed_hosts=tuple(self.allowed_media_hosts))
+        return MediaPolicy(
+            allow_remote=self.allow_remote_media,
+            local_roots=tuple(Path(r) for r in self.media_roots),
+            max_media_bytes=self.max_media_bytes,
+            allowed_hosts=tuple(self.allowed_media_hosts),
+        )
 
 
 def _error(status: int, message: str, code: str) -> Any:
     from starlette.responses import JSONResponse
 
     kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "code": code}}, status_code=status)
+    return JSONResponse(
+        {"error": {"message": message, "type": kind, "code": code}}, status_code=status
+    )
 
 
 def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
@@ -65,7 +71,9 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
 
     model = served or ServedModel(config.spec, config.model_name)
     policy = config.media_policy
-    batcher: DynamicBatcher[CaptionRequest, Any] = DynamicBatcher(model.run, config.max_batch, config.batch_window)
+    batcher: DynamicBatcher[CaptionRequest, Any] = DynamicBatcher(
+        model.run, config.max_batch, config.batch_window
+    )
     key = config.api_key.encode() if config.api_key else None
     started = int(time.time())
 
@@ -74,14 +82,23 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > config.max_body_bytes):
-            raise RequestError(f"Request bodies are limited to {config.max_body_bytes} bytes.", 413, "body_too_large")
+        if declared is not None and (
+            not declared.isdigit() or int(declared) > config.max_body_bytes
+        ):
+            raise RequestError(
+                f"Request bodies are limited to {config.max_body_bytes} bytes.",
+                413,
+                "body_too_large",
+            )
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > config.max_body_bytes:
-                raise RequestError(f"Request bodies are limited to {config.max_body_bytes} bytes.", 413,
-                                   "body_too_large")
+                raise RequestError(
+                    f"Request bodies are limited to {config.max_body_bytes} bytes.",
+                    413,
+                    "body_too_large",
+                )
         try:
             return json.loads(body)
         except (ValueError, UnicodeDecodeError):
@@ -90,10 +107,15 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
     async def chat_completions(request: Request) -> Any:
         try:
             body = await read_json(request)
-            parsed = await asyncio.to_thread(parse_request, body, policy)  # decoding media is CPU work
+            parsed = await asyncio.to_thread(
+                parse_request, body, policy
+            )  # decoding media is CPU work
             if parsed.model != model.name:
-                raise RequestError(f"Unknown model {parsed.model!r}; this server serves {model.name!r}.", 404,
-                                   "model_not_found")
+                raise RequestError(
+                    f"Unknown model {parsed.model!r}; this server serves {model.name!r}.",
+                    404,
+                    "model_not_found",
+                )
             caption = await batcher.submit(parsed)
         except Exception as e:
             status, code, message = error_status(e)
@@ -101,24 +123,56 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
                 log.error("request failed", exc_info=e)
             return _error(status, message, code)
         reply_id = f"chatcmpl-{uuid.uuid4().hex}"
-        extra = {"anycap": {"base_caption": caption.base_text if caption.base_text is not None else parsed.base_caption,
-                            "meta": caption.meta}}
+        extra = {
+            "anycap": {
+                "base_caption": caption.base_text
+                if caption.base_text is not None
+                else parsed.base_caption,
+                "meta": caption.meta,
+            }
+        }
         if parsed.stream:
-            return StreamingResponse(_stream(reply_id, model.name, caption.text, usage_of(caption)),
-                                     media_type="text/event-stream")
-        return JSONResponse({
-            "id": reply_id, "object": "chat.completion", "created": int(time.time()), "model": model.name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": caption.text},
-                         "finish_reason": "stop"}],
-            "usage": usage_of(caption), **extra})
+            return StreamingResponse(
+                _stream(reply_id, model.name, caption.text, usage_of(caption)),
+                media_type="text/event-stream",
+            )
+        return JSONResponse(
+            {
+                "id": reply_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": caption.text},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage_of(caption),
+                **extra,
+            }
+        )
 
     async def models(request: Request) -> Any:
-        return JSONResponse({"object": "list", "data": [{"id": model.name, "object": "model", "created": started,
-                                                        "owned_by": "anycap"}]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": model.name, "object": "model", "created": started, "owned_by": "anycap"}
+                ],
+            }
+        )
 
     async def health(request: Request) -> Any:
-        return JSONResponse({"status": "ok", "model": model.name, "batches": batcher.batches,
-                             "items": batcher.items})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "model": model.name,
+                "batches": batcher.batches,
+                "items": batcher.items,
+            }
+        )
 
     async def guard(scope: Any, receive: Any, send: Any) -> None:
         """Every request: the API key first, then routing (lifespan events pass straight through)."""
@@ -141,31 +195,55 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
         yield
         await batcher.stop()
 
-    router = Starlette(routes=[Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-                               Route("/v1/models", models, methods=["GET"]),
-                               Route("/health", health, methods=["GET"])],
-                       exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
-                       lifespan=lifespan)
+    router = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", models, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
+        lifespan=lifespan,
+    )
     return guard
 
 
 async def _stream(reply_id: str, name: str, text: str, usage: dict[str, int]) -> AsyncIterator[str]:
     """Server-sent events in the chat-completions chunk format. The caption is complete when the
     batch finishes, so it arrives as one content chunk: clients that stream work unchanged."""
+
     def chunk(delta: dict[str, Any], finish: str | None, **more: Any) -> str:
-        return "data: " + json.dumps({"id": reply_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                                      "model": name, "choices": [{"index": 0, "delta": delta,
-                                                                  "finish_reason": finish}], **more}) + "\n\n"
+        return (
+            "data: "
+            + json.dumps(
+                {
+                    "id": reply_id,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": name,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                    **more,
+                }
+            )
+            + "\n\n"
+        )
+
     yield chunk({"role": "assistant", "content": text}, None)
     yield chunk({}, "stop", usage=usage)
     yield "data: [DONE]\n\n"
 
 
-def serve(config: ServeConfig, host: str = "127.0.0.1", port: int = 8000, log_level: str = "info",
-          no_auth: bool = False) -> None:
+def serve(
+    config: ServeConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+    no_auth: bool = False,
+) -> None:
     import uvicorn
 
-    rule = auth_rule(host, config.api_key, no_auth)  # before the model loads: a refusal costs nothing
+    rule = auth_rule(
+        host, config.api_key, no_auth
+    )  # before the model loads: a refusal costs nothing
     logging.basicConfig(level=logging.INFO)
     (log.warning if "NONE" in rule else log.info)(rule)
     app = create_app(config)
@@ -181,8 +259,9 @@ def running(config: ServeConfig, served: ServedModel | None = None) -> Iterator[
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(config, served), log_level="warning",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(config, served), log_level="warning", timeout_graceful_shutdown=5)
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -16,8 +16,12 @@ R = TypeVar("R")
 
 
 class DynamicBatcher(Generic[T, R]):
-    def __init__(self, run_batch: Callable[[list[T]], Sequence[R | BaseException]], max_batch: int = 8,
-                 window: float = 0.01) -> None:
+    def __init__(
+        self,
+        run_batch: Callable[[list[T]], Sequence[R | BaseException]],
+        max_batch: int = 8,
+        window: float = 0.01,
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.run_batch, self.max_batch, self.window = run_batch, max_batch, window
@@ -65,12 +69,18 @@ class DynamicBatcher(Generic[T, R]):
     async def _loop(self) -> None:
         while True:
             batch = await self._gather()
-            live = [(item, fut) for item, fut in batch if not fut.cancelled()]  # clients that hung up
+            live = [
+                (item, fut) for item, fut in batch if not fut.cancelled()
+            ]  # clients that hung up
             if not live:
                 continue
             try:
-                results: Sequence[Any] = await asyncio.to_thread(self.run_batch, [item for item, _ in live])
-            except Exception as e:  # run_batch reports per item; this is a bug in it: fail the batch, go on
+                results: Sequence[Any] = await asyncio.to_thread(
+                    self.run_batch, [item for item, _ in live]
+                )
+            except (
+                Exception
+            ) as e:  # run_batch reports per item; this is a bug in it: fail the batch, go on
                 results = [e] * len(live)
             self.batches += 1
             self.items += len(live)

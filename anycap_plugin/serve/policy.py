@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 
-
 @dataclass(frozen=True)
 class MediaPolicy:
     """Where media may come from: data URLs always; remote URLs (public hosts only, `remote_media`)
@@ -21,5 +20,7 @@ class MediaPolicy:
     remote_timeout: float = 10.0
     allowed_hosts: tuple[str, ...] = ()  # empty: any public host
     max_redirects: int = 5
-    resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False, repr=False)
+    resolver: Callable[[str, int], list[str]] | None = field(
+        default=None, compare=False, repr=False
+    )
     connector: Callable[..., Any] | None = field(default=None, compare=False, repr=False)

@@ -43,7 +43,9 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
         raise RequestError("The request body must be a JSON object.")
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise RequestError("`model` must be a non-empty string.", hint="GET /v1/models lists the served model.")
+        raise RequestError(
+            "`model` must be a non-empty string.", hint="GET /v1/models lists the served model."
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise RequestError("`messages` must be a non-empty list.")
@@ -60,7 +62,9 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
         if kind == "text":
             if not isinstance(part.get("text"), str):
                 raise RequestError("A text part needs a string `text`.")
-            if not is_frame_label(part["text"]):  # `Frame{i}: ` before a video's frames (InternVL's format)
+            if not is_frame_label(
+                part["text"]
+            ):  # `Frame{i}: ` before a video's frames (InternVL's format)
                 texts.append(part["text"])
         elif kind == "image_url":
             images.append(_load(_url(part, "image_url"), policy, "image"))
@@ -74,22 +78,33 @@ def parse_request(body: Any, policy: MediaPolicy) -> CaptionRequest:
         elif kind == "audio_url":  # LMDeploy's audio part: one client format reaches both servers
             media = _one_media(media, _load(_url(part, "audio_url"), policy, "audio"))
         else:
-            raise RequestError(f"Unsupported content part type {kind!r}.",
-                               hint="Use text, image_url, video_url, input_audio or audio_url.")
+            raise RequestError(
+                f"Unsupported content part type {kind!r}.",
+                hint="Use text, image_url, video_url, input_audio or audio_url.",
+            )
     if images:
-        media = _one_media(media, images[0] if len(images) == 1 else
-                           Media.from_frames([im.image() for im in images], ref=f"frames:{len(images)}"))
+        media = _one_media(
+            media,
+            images[0]
+            if len(images) == 1
+            else Media.from_frames([im.image() for im in images], ref=f"frames:{len(images)}"),
+        )
     instruction, base_caption = read_protocol_text("\n".join(texts).strip())
     extra = body.get("base_caption")
     if extra is not None:
         if not isinstance(extra, str):
             raise RequestError("`base_caption` must be a string.")
         base_caption = extra
-    return CaptionRequest(model=model, media=media, instruction=instruction, base_caption=base_caption,
-                          max_tokens=_number(body, "max_tokens", int, 1, 8192)
-                          or _number(body, "max_completion_tokens", int, 1, 8192),
-                          temperature=_number(body, "temperature", float, 0.0, 2.0),
-                          stream=bool(body.get("stream", False)))
+    return CaptionRequest(
+        model=model,
+        media=media,
+        instruction=instruction,
+        base_caption=base_caption,
+        max_tokens=_number(body, "max_tokens", int, 1, 8192)
+        or _number(body, "max_completion_tokens", int, 1, 8192),
+        temperature=_number(body, "temperature", float, 0.0, 2.0),
+        stream=bool(body.get("stream", False)),
+    )
 
 
 def read_protocol_text(text: str) -> tuple[str | None, str | None]:
@@ -104,7 +119,11 @@ def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (kind is int and not isinstance(value, int))
+    ):
         raise RequestError(f"`{name}` must be a{'n integer' if kind is int else ' number'}.")
     if not low <= value <= high:
         raise RequestError(f"`{name}` must be between {low:g} and {high:g}.")
@@ -113,7 +132,9 @@ def _number(body: dict[str, Any], name: str, kind: type, low: float, high: float
 
 def _one_media(current: Media | None, new: Media) -> Media:
     if current is not None:
-        raise RequestError("One media item per request: one image, one video (or its frames), or one audio clip.")
+        raise RequestError(
+            "One media item per request: one image, one video (or its frames), or one audio clip."
+        )
     return new
 
 
@@ -127,7 +148,9 @@ def _url(part: dict[str, Any], key: str) -> str:
 
 def _b64(data: str, policy: MediaPolicy) -> bytes:
     if len(data) * 3 // 4 > policy.max_media_bytes:
-        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+        raise RequestError(
+            f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large"
+        )
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -143,21 +166,35 @@ def check_source(url: str, policy: MediaPolicy) -> Path | None:
         if not sep or not header.endswith(";base64"):
             raise RequestError("Data URLs must be base64: data:<mime>;base64,<data>.")
         if len(payload) * 3 // 4 > policy.max_media_bytes:
-            raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+            raise RequestError(
+                f"Media larger than {policy.max_media_bytes} bytes.",
+                status=413,
+                code="media_too_large",
+            )
         return None
     if url.startswith(("http://", "https://")):
         if not policy.allow_remote:
-            raise RequestError("Remote media URLs are refused by this server.", status=403, code="remote_media_refused",
-                               hint="Send the media as a data URL, or start the server with --allow-remote-media.")
+            raise RequestError(
+                "Remote media URLs are refused by this server.",
+                status=403,
+                code="remote_media_refused",
+                hint="Send the media as a data URL, or start the server with --allow-remote-media.",
+            )
         return None
     resolved = Path(url.removeprefix("file://")).expanduser().resolve()
     if not any(resolved.is_relative_to(root.resolve()) for root in policy.local_roots):
-        raise RequestError("Local media paths are refused outside the server's media roots.", status=403,
-                           code="local_media_refused", hint="Send a data URL, or start the server with --media-root.")
+        raise RequestError(
+            "Local media paths are refused outside the server's media roots.",
+            status=403,
+            code="local_media_refused",
+            hint="Send a data URL, or start the server with --media-root.",
+        )
     if not resolved.is_file():
         raise RequestError(f"No media file at {url!r}.", status=404, code="media_not_found")
     if resolved.stat().st_size > policy.max_media_bytes:
-        raise RequestError(f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large")
+        raise RequestError(
+            f"Media larger than {policy.max_media_bytes} bytes.", status=413, code="media_too_large"
+        )
     return resolved
 
 
@@ -184,5 +221,7 @@ def _media(data: bytes, expected: str, ref: str | None = None) -> Media:
     except AnyCapError as e:
         raise RequestError(f"Undecodable media: {e.message}", code="invalid_media") from None
     if media.modality != expected and not (expected == "video" and media.modality == "image"):
-        raise RequestError(f"A {expected} part carried {media.modality} data.", code="invalid_media")
+        raise RequestError(
+            f"A {expected} part carried {media.modality} data.", code="invalid_media"
+        )
     return media

@@ -42,7 +42,9 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise RequestError(f"Cannot resolve the media host {host!r}: {e}.", code="media_fetch_failed") from None
+        raise RequestError(
+            f"Cannot resolve the media host {host!r}: {e}.", code="media_fetch_failed"
+        ) from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
@@ -69,9 +71,14 @@ def refusal_reason(ip: IPAddress) -> str | None:
         if inner is not None:
             reason = refusal_reason(inner)
             return f"{reason} inside an IPv6 address" if reason else None
-    for attribute, what in (("is_unspecified", "an unspecified"), ("is_loopback", "a loopback"),
-                            ("is_link_local", "a link-local"), ("is_multicast", "a multicast"),
-                            ("is_private", "a private"), ("is_reserved", "a reserved")):
+    for attribute, what in (
+        ("is_unspecified", "an unspecified"),
+        ("is_loopback", "a loopback"),
+        ("is_link_local", "a link-local"),
+        ("is_multicast", "a multicast"),
+        ("is_private", "a private"),
+        ("is_reserved", "a reserved"),
+    ):
         if getattr(ip, attribute):
             return f"{what} address"
     if not ip.is_global:
@@ -88,12 +95,18 @@ def host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
 
 
 def _refused(url: str, why: str) -> RequestError:
-    return RequestError(f"Remote media URL refused: {why} ({_redact(url)}).", status=403, code="remote_media_refused",
-                        hint="Send the media as a data URL, or name a public host the server allows.")
+    return RequestError(
+        f"Remote media URL refused: {why} ({_redact(url)}).",
+        status=403,
+        code="remote_media_refused",
+        hint="Send the media as a data URL, or name a public host the server allows.",
+    )
 
 
 def _too_slow() -> RequestError:
-    return RequestError("Fetching the media URL took too long.", status=408, code="media_fetch_timeout")
+    return RequestError(
+        "Fetching the media URL took too long.", status=408, code="media_fetch_timeout"
+    )
 
 
 def _redact(url: str) -> str:
@@ -122,7 +135,9 @@ def checked_address(url: str, policy: MediaPolicy, resolver: Resolver) -> tuple[
     except ValueError:
         addresses = resolver(host, port)
     if not addresses:
-        raise RequestError(f"The media host {host!r} resolves to no address.", code="media_fetch_failed")
+        raise RequestError(
+            f"The media host {host!r} resolves to no address.", code="media_fetch_failed"
+        )
     for address in addresses:
         reason = refusal_reason(ipaddress.ip_address(address.split("%", 1)[0]))
         if reason:
@@ -134,13 +149,19 @@ class _PinnedConnection(http.client.HTTPSConnection):
     """An HTTP(S) connection to a fixed, already checked address; Host, SNI and the certificate
     check use the URL's host name."""
 
-    def __init__(self, scheme: str, host: str, port: int, address: str, timeout: float, connector: Connector):
+    def __init__(
+        self, scheme: str, host: str, port: int, address: str, timeout: float, connector: Connector
+    ):
         super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
         self._scheme, self._address, self._connector = scheme, address, connector
 
     def connect(self) -> None:
         sock = self._connector((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host) if self._scheme == "https" else sock
+        self.sock = (
+            self._context.wrap_socket(sock, server_hostname=self.host)
+            if self._scheme == "https"
+            else sock
+        )
 
 
 def fetch(url: str, policy: MediaPolicy) -> bytes:
@@ -157,27 +178,41 @@ def fetch(url: str, policy: MediaPolicy) -> bytes:
         try:
             parts = urlsplit(url)
             default_port = 443 if scheme == "https" else 80
-            connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-                               headers={"Host": host if port == default_port else f"{host}:{port}",
-                                        "User-Agent": "anycap-serve", "Accept": "*/*"})
-            sock = connection.sock  # getresponse() drops it from the connection when the server will close
+            connection.request(
+                "GET",
+                (parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                headers={
+                    "Host": host if port == default_port else f"{host}:{port}",
+                    "User-Agent": "anycap-serve",
+                    "Accept": "*/*",
+                },
+            )
+            sock = (
+                connection.sock
+            )  # getresponse() drops it from the connection when the server will close
             reply = connection.getresponse()
             if reply.status in _REDIRECTS and reply.getheader("Location"):
                 url = urljoin(url, reply.getheader("Location"))
                 continue
             if reply.status != 200:
-                raise RequestError(f"The media URL answered HTTP {reply.status}.", code="media_fetch_failed")
+                raise RequestError(
+                    f"The media URL answered HTTP {reply.status}.", code="media_fetch_failed"
+                )
             return _read_limited(reply, sock, policy.max_media_bytes, deadline)
         except (OSError, http.client.HTTPException) as e:
             if isinstance(e, TimeoutError) or "timed out" in str(e):
                 raise _too_slow() from None
-            raise RequestError(f"Cannot fetch the media URL: {type(e).__name__}.", code="media_fetch_failed") from None
+            raise RequestError(
+                f"Cannot fetch the media URL: {type(e).__name__}.", code="media_fetch_failed"
+            ) from None
         finally:
             connection.close()
     raise _refused(url, f"more than {policy.max_redirects} redirects")
 
 
-def _read_limited(reply: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float) -> bytes:
+def _read_limited(
+    reply: http.client.HTTPResponse, sock: socket.socket, limit: int, deadline: float
+) -> bytes:
     declared = reply.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise RequestError(f"Media larger than {limit} bytes.", status=413, code="media_too_large")
@@ -187,10 +222,14 @@ def _read_limited(reply: http.client.HTTPResponse, sock: socket.socket, limit: i
         if left <= 0:
             raise _too_slow()
         sock.settimeout(left)  # a trickling server cannot stretch the fetch past the deadline
-        chunk = reply.read1(min(64 * 1024, limit + 1 - len(body)))  # what has arrived, not a full buffer
+        chunk = reply.read1(
+            min(64 * 1024, limit + 1 - len(body))
+        )  # what has arrived, not a full buffer
         if not chunk:
             break
         body += chunk
         if len(body) > limit:
-            raise RequestError(f"Media larger than {limit} bytes.", status=413, code="media_too_large")
+            raise RequestError(
+                f"Media larger than {limit} bytes.", status=413, code="media_too_large"
+            )
     return bytes(body)

@@ -10,11 +10,24 @@ from __future__ import annotations
 from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, PostProcessor
-from ..errors import AnyCapError, InstructionError, MediaError, ModalityNotSupportedError, OptionsError, RequestError
+from ..errors import (
+    AnyCapError,
+    InstructionError,
+    MediaError,
+    ModalityNotSupportedError,
+    OptionsError,
+    RequestError,
+)
 from ..plugins import get_captioner, get_post_processor, registrations, spec_name
 from .protocol import CaptionRequest
 
-CLIENT_ERRORS = (MediaError, ModalityNotSupportedError, OptionsError, InstructionError, RequestError)
+CLIENT_ERRORS = (
+    MediaError,
+    ModalityNotSupportedError,
+    OptionsError,
+    InstructionError,
+    RequestError,
+)
 
 
 class ServedModel:
@@ -49,8 +62,14 @@ class ServedModel:
             groups.setdefault(tuple(sorted(self.options(r).items())), []).append(i)
         for key, indices in groups.items():
             group = [requests[i] for i in indices]
-            media = [r.media if r.media is not None else RequestError(
-                "The request has no media: send an image, a video or an audio clip.") for r in group]
+            media = [
+                r.media
+                if r.media is not None
+                else RequestError(
+                    "The request has no media: send an image, a video or an audio clip."
+                )
+                for r in group
+            ]
             instructions = [r.instruction for r in group]
             try:
                 if isinstance(self.target, PostProcessor):
@@ -71,7 +90,11 @@ def usage_of(caption: Caption) -> dict[str, int]:
     for stage in caption.usage.values():  # keyed by stage (`Caption.usage`)
         prompt += int(stage.get("prompt_tokens", 0) or 0)
         completion += int(stage.get("completion_tokens", 0) or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def error_status(error: BaseException) -> tuple[int, str, str]:

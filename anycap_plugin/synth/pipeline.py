@@ -34,12 +34,20 @@ from ..errors import LengthDropped, OptionsError
 from ..instructions import InstructionType, dimensions, instruction_type, parse_length_constraint
 from ..media import Media
 from ..media.chat_parts import media_parts, user_message
-from .prompts import (PromptSet, constraint_for, parse_inferior, parse_question_answer, with_constraint)
+from .prompts import (
+    PromptSet,
+    constraint_for,
+    parse_inferior,
+    parse_question_answer,
+    with_constraint,
+)
 from .records import acd_record
 
 WRITER, DEGRADER, WEAKER = "writer", "degrader", "weaker"
 # every line is finished (failures go to OUT.failures.jsonl); an (item, type) pair's lines share `_key`
-RECORDS = Layout(key=lambda r: canonical_key(r["_key"]), finished=lambda r: True, identity=lambda r: r["_key"])
+RECORDS = Layout(
+    key=lambda r: canonical_key(r["_key"]), finished=lambda r: True, identity=lambda r: r["_key"]
+)
 
 
 @dataclass
@@ -52,8 +60,12 @@ class SynthSummary:
     dropped: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     regenerations: int = 0
-    weaker_skipped: dict[str, int] = field(default_factory=dict)  # modality the weaker captioner does not take
-    prompt_sources: dict[str, dict[str, str]] = field(default_factory=dict)  # dimension -> step -> file or "ours"
+    weaker_skipped: dict[str, int] = field(
+        default_factory=dict
+    )  # modality the weaker captioner does not take
+    prompt_sources: dict[str, dict[str, str]] = field(
+        default_factory=dict
+    )  # dimension -> step -> file or "ours"
     seconds: float = 0.0
 
 
@@ -66,8 +78,13 @@ class SynthConfig:
 
 
 class Synthesizer:
-    def __init__(self, engine: CallEngine, prompts: PromptSet, weaker: Any | None = None,
-                 config: SynthConfig = SynthConfig()) -> None:
+    def __init__(
+        self,
+        engine: CallEngine,
+        prompts: PromptSet,
+        weaker: Any | None = None,
+        config: SynthConfig = SynthConfig(),
+    ) -> None:
         for role in (WRITER, DEGRADER):
             if role not in engine.roles:
                 raise OptionsError(f"The engine has no {role!r} role.")
@@ -75,7 +92,9 @@ class Synthesizer:
         self.types = [instruction_type(t) for t in config.types] if config.types else None
 
     def _dimensions(self, modality: str) -> list[InstructionType]:
-        return [t for m, t in dimensions() if m == modality and (self.types is None or t in self.types)]
+        return [
+            t for m, t in dimensions() if m == modality and (self.types is None or t in self.types)
+        ]
 
     def run(self, items: Iterable[WorkItem], output: str | os.PathLike) -> SynthSummary:
         output = Path(output)
@@ -90,15 +109,32 @@ class Synthesizer:
 
             async def all_items() -> None:
                 with open(failures, "a", encoding="utf-8") as bad:
-                    async for item, outcome in bounded(self._counted(items, summary), one, max(2, concurrency // 4)):
+                    async for item, outcome in bounded(
+                        self._counted(items, summary), one, max(2, concurrency // 4)
+                    ):
                         if isinstance(outcome, Exception):  # the item itself could not be read
                             outcome = [(item.key, outcome)]
                         for key, result in outcome:
                             if isinstance(result, Exception):
-                                bucket = summary.dropped if isinstance(result, LengthDropped) else summary.failed
-                                bucket[type(result).__name__] = bucket.get(type(result).__name__, 0) + 1
-                                bad.write(json.dumps({"_key": key, "input": item.input, "error": error_of(result)},
-                                                     ensure_ascii=False) + "\n")
+                                bucket = (
+                                    summary.dropped
+                                    if isinstance(result, LengthDropped)
+                                    else summary.failed
+                                )
+                                bucket[type(result).__name__] = (
+                                    bucket.get(type(result).__name__, 0) + 1
+                                )
+                                bad.write(
+                                    json.dumps(
+                                        {
+                                            "_key": key,
+                                            "input": item.input,
+                                            "error": error_of(result),
+                                        },
+                                        ensure_ascii=False,
+                                    )
+                                    + "\n"
+                                )
                                 bad.flush()
                             else:
                                 batch.write(result, count=False)
@@ -114,7 +150,9 @@ class Synthesizer:
             summary.items += 1
             yield item
 
-    async def _item(self, item: WorkItem, batch: BatchRun, summary: SynthSummary) -> list[tuple[str, Any]]:
+    async def _item(
+        self, item: WorkItem, batch: BatchRun, summary: SynthSummary
+    ) -> list[tuple[str, Any]]:
         media = media_of(item)
         if isinstance(media, Exception):
             raise media
@@ -124,26 +162,39 @@ class Synthesizer:
             dimension = f"{media.modality}/{itype.key}"
             key = f"{item.key}{SEP}{dimension}"
             summary.tasks += 1
-            if batch.take(key, f"{item.legacy_key}{SEP}{dimension}"):  # also what earlier versions keyed it
+            if batch.take(
+                key, f"{item.legacy_key}{SEP}{dimension}"
+            ):  # also what earlier versions keyed it
                 todo.append((key, itype))
             else:
                 summary.skipped += 1
         if not todo:
             return []
         parts = await asyncio.to_thread(media_parts, media, self.config.num_frames)
-        results = await asyncio.gather(*(self._pair(item, media, parts, itype, key, summary) for key, itype in todo),
-                                       return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._pair(item, media, parts, itype, key, summary) for key, itype in todo),
+            return_exceptions=True,
+        )
         return [(key, r) for (key, _), r in zip(todo, results)]
 
-    async def _pair(self, item: WorkItem, media: Media, parts: list[dict[str, Any]], itype: InstructionType, key: str,
-                    summary: SynthSummary) -> list[dict[str, Any]]:
+    async def _pair(
+        self,
+        item: WorkItem,
+        media: Media,
+        parts: list[dict[str, Any]],
+        itype: InstructionType,
+        key: str,
+        summary: SynthSummary,
+    ) -> list[dict[str, Any]]:
         modality, dimension = media.modality, f"{media.modality}/{itype.key}"
         constraint = constraint_for(itype, key)
         prompt = self.prompts.question(modality, itype, key, constraint)
         summary.prompt_sources.setdefault(dimension, {})["question"] = prompt.source
         feedback = ""
         for attempt in range(self.config.max_regenerations + 1):
-            reply = await self.engine.chat(WRITER, user_message(prompt.text + feedback, parts), parse=parse_question_answer)
+            reply = await self.engine.chat(
+                WRITER, user_message(prompt.text + feedback, parts), parse=parse_question_answer
+            )
             question, answer = reply.data
             question = with_constraint(question, constraint)
             check = parse_length_constraint(question).check(answer)  # type: ignore[union-attr]
@@ -152,23 +203,43 @@ class Synthesizer:
             if attempt < self.config.max_regenerations:
                 summary.regenerations += 1
             # the attempt number makes each re-ask a new call (not the cached bad answer) on every run alike
-            feedback = (f"\n\nAttempt {attempt + 2}: your last answer had {check.count} {check.constraint.unit}; "
-                        f"it must have {check.constraint.describe()}. Write the question and answer again.")
+            feedback = (
+                f"\n\nAttempt {attempt + 2}: your last answer had {check.count} {check.constraint.unit}; "
+                f"it must have {check.constraint.describe()}. Write the question and answer again."
+            )
         else:
-            raise LengthDropped(f"{dimension}: the answer broke its length constraint "
-                                f"{self.config.max_regenerations + 1} times ({check.message}).")
+            raise LengthDropped(
+                f"{dimension}: the answer broke its length constraint "
+                f"{self.config.max_regenerations + 1} times ({check.message})."
+            )
         degrade = self.prompts.degrade(modality, itype, key, question, answer)
         summary.prompt_sources.setdefault(dimension, {})["degrade"] = degrade.source
         inferior, weaker = await asyncio.gather(
             self.engine.chat(DEGRADER, user_message(degrade.text, parts), parse=parse_inferior),
-            self._weaker(media, question, summary))
-        base = dict(modality=modality, media=self._media_name(item, media), question=question, target=answer,
-                    dimension=dimension, key=key, extra=_size(media))
+            self._weaker(media, question, summary),
+        )
+        base = dict(
+            modality=modality,
+            media=self._media_name(item, media),
+            question=question,
+            target=answer,
+            dimension=dimension,
+            key=key,
+            extra=_size(media),
+        )
         record_id = hashlib.sha1(key.encode()).hexdigest()[:16]
-        records = [acd_record(record_id=record_id + "-degraded", existing=inferior.data, kind="degraded", **base)]
+        records = [
+            acd_record(
+                record_id=record_id + "-degraded", existing=inferior.data, kind="degraded", **base
+            )
+        ]
         if weaker is not None:
-            records.append(acd_record(record_id=record_id + "-weaker", existing=weaker, kind="weaker", **base))
-        records.append(acd_record(record_id=record_id + "-correct", existing=answer, kind="correct", **base))
+            records.append(
+                acd_record(record_id=record_id + "-weaker", existing=weaker, kind="weaker", **base)
+            )
+        records.append(
+            acd_record(record_id=record_id + "-correct", existing=answer, kind="correct", **base)
+        )
         return records
 
     async def _weaker(self, media: Media, question: str, summary: SynthSummary) -> str | None:
@@ -176,13 +247,19 @@ class Synthesizer:
         if self.weaker is None:
             return None
         if media.modality not in getattr(self.weaker, "modalities", (media.modality,)):
-            summary.weaker_skipped[media.modality] = summary.weaker_skipped.get(media.modality, 0) + 1
+            summary.weaker_skipped[media.modality] = (
+                summary.weaker_skipped.get(media.modality, 0) + 1
+            )
             return None
         caption = await self.weaker.acaption(media, instruction=question)
         usage = caption.usage.get("base", {})
-        self.engine.usage.setdefault(WEAKER, RoleUsage()).add(RoleUsage(
-            calls=1, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-            completion_tokens=int(usage.get("completion_tokens") or 0)))
+        self.engine.usage.setdefault(WEAKER, RoleUsage()).add(
+            RoleUsage(
+                calls=1,
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+            )
+        )
         return caption.text
 
     def _media_name(self, item: WorkItem, media: Media) -> str:

@@ -27,17 +27,43 @@ from ..instructions import InstructionType
 
 # the release's file stem for each (modality, type); genre is poem or narrative, drawn per item
 RELEASE_STEMS: dict[str, dict[str, tuple[str, ...]]] = {
-    "image": {"instance": ("instance",), "instance_appearance": ("appearance",), "instance_position": ("position",),
-              "perspective": ("perspective",), "brief": ("brief",), "detail": ("detail",),
-              "genre": ("poem", "narrative"), "theme": ("theme",)},
-    "video": {"background": ("background",), "event": ("event",), "instance": ("instance",),
-              "instance_action": ("action",), "instance_appearance": ("appearance",),
-              "instance_position": ("position",), "movement": ("camera",), "perspective": ("perspective",),
-              "brief": ("brief",), "detail": ("detail",), "genre": ("poem", "narrative"), "theme": ("theme",)},
-    "audio": {"brief": ("Brief",), "detail": ("Detail",), "event": ("Event",), "genre": ("Poem", "Narrative")},
+    "image": {
+        "instance": ("instance",),
+        "instance_appearance": ("appearance",),
+        "instance_position": ("position",),
+        "perspective": ("perspective",),
+        "brief": ("brief",),
+        "detail": ("detail",),
+        "genre": ("poem", "narrative"),
+        "theme": ("theme",),
+    },
+    "video": {
+        "background": ("background",),
+        "event": ("event",),
+        "instance": ("instance",),
+        "instance_action": ("action",),
+        "instance_appearance": ("appearance",),
+        "instance_position": ("position",),
+        "movement": ("camera",),
+        "perspective": ("perspective",),
+        "brief": ("brief",),
+        "detail": ("detail",),
+        "genre": ("poem", "narrative"),
+        "theme": ("theme",),
+    },
+    "audio": {
+        "brief": ("Brief",),
+        "detail": ("Detail",),
+        "event": ("Event",),
+        "genre": ("Poem", "Narrative"),
+    },
 }
 _QC_DIR = {"image": "image/qc_instructions", "video": "video/qc_instructions"}
-_QCA_DIR = {"image": "image/qca_instructions", "video": "video/qca_instructions", "audio": "audio/qca_instruction"}
+_QCA_DIR = {
+    "image": "image/qca_instructions",
+    "video": "video/qca_instructions",
+    "audio": "audio/qca_instruction",
+}
 
 FOCUS = {
     "background": "describe only the background and setting, not the main subjects",
@@ -69,18 +95,28 @@ Answer: {answer}
 Reply in exactly this form:
 New Answer (Slightly Inferior): <the inferior answer>"""
 
-RELEASE_QC_SUFFIX = ("Additional requirement: the answer must meet this length requirement, and the question "
-                     "must end with it word for word: \"{constraint}\"")
+RELEASE_QC_SUFFIX = (
+    "Additional requirement: the answer must meet this length requirement, and the question "
+    'must end with it word for word: "{constraint}"'
+)
 
 # constraint sentences (the release's table) that suit each type; drawn per item and type
 _CONSTRAINTS = {
-    "brief": ("needs to be one sentence.", "needs to be no more than 10 words.", "needs to be 10 to 20 words."),
+    "brief": (
+        "needs to be one sentence.",
+        "needs to be no more than 10 words.",
+        "needs to be 10 to 20 words.",
+    ),
     "detail": ("needs to be 30 to 120 words.", "needs to be exactly five sentences."),
     "genre": ("needs to be 30 to 120 words.", "needs to be 20 to 30 words."),
     "length": tuple(s.removeprefix("The generated caption's length ") for s in RELEASE_TABLE),
 }
-_DEFAULT_CONSTRAINTS = ("cannot exceed two sentences.", "cannot exceed three sentences.", "needs to be 20 to 30 words.",
-                        "needs to be 10 to 20 words.")
+_DEFAULT_CONSTRAINTS = (
+    "cannot exceed two sentences.",
+    "cannot exceed three sentences.",
+    "needs to be 20 to 30 words.",
+    "needs to be 10 to 20 words.",
+)
 
 
 def draw(key: str, choices: tuple[str, ...]) -> str:
@@ -89,7 +125,9 @@ def draw(key: str, choices: tuple[str, ...]) -> str:
 
 
 def constraint_for(itype: InstructionType, key: str) -> str:
-    return "The generated caption's length " + draw("constraint:" + key, _CONSTRAINTS.get(itype.key, _DEFAULT_CONSTRAINTS))
+    return "The generated caption's length " + draw(
+        "constraint:" + key, _CONSTRAINTS.get(itype.key, _DEFAULT_CONSTRAINTS)
+    )
 
 
 @dataclass(frozen=True)
@@ -104,13 +142,19 @@ class PromptSet:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else None
-        if self.root is not None and not any((self.root / d).is_dir() for d in {*_QC_DIR.values(), *_QCA_DIR.values()}):
-            raise OptionsError(f"{self.root} holds none of the release's prompt folders "
-                               f"({', '.join(sorted({*_QC_DIR.values(), *_QCA_DIR.values()}))}).",
-                               hint="Point --prompts at the release's AnyCapDataset prompt tree "
-                                    "(e.g. ../shared/data/acd_synthesis_prompts).")
+        if self.root is not None and not any(
+            (self.root / d).is_dir() for d in {*_QC_DIR.values(), *_QCA_DIR.values()}
+        ):
+            raise OptionsError(
+                f"{self.root} holds none of the release's prompt folders "
+                f"({', '.join(sorted({*_QC_DIR.values(), *_QCA_DIR.values()}))}).",
+                hint="Point --prompts at the release's AnyCapDataset prompt tree "
+                "(e.g. ../shared/data/acd_synthesis_prompts).",
+            )
 
-    def _release(self, folder: dict[str, str], modality: str, itype: InstructionType, key: str) -> Path | None:
+    def _release(
+        self, folder: dict[str, str], modality: str, itype: InstructionType, key: str
+    ) -> Path | None:
         stems = RELEASE_STEMS.get(modality, {}).get(itype.key)
         if self.root is None or stems is None or modality not in folder:
             return None
@@ -120,13 +164,22 @@ class PromptSet:
     def question(self, modality: str, itype: InstructionType, key: str, constraint: str) -> Prompt:
         path = self._release(_QC_DIR, modality, itype, key)
         if path is not None:
-            return Prompt(path.read_text(encoding="utf-8") + "\n\n" + RELEASE_QC_SUFFIX.replace("{constraint}", constraint),
-                          str(path.relative_to(self.root)))
+            return Prompt(
+                path.read_text(encoding="utf-8")
+                + "\n\n"
+                + RELEASE_QC_SUFFIX.replace("{constraint}", constraint),
+                str(path.relative_to(self.root)),
+            )
         genre = draw("genre:" + key, ("poem", "narrative"))
         focus = FOCUS[itype.key].replace("{genre}", genre)
-        return Prompt(fill(OUR_QC, media=modality, type_name=itype.name, focus=focus, constraint=constraint), "ours")
+        return Prompt(
+            fill(OUR_QC, media=modality, type_name=itype.name, focus=focus, constraint=constraint),
+            "ours",
+        )
 
-    def degrade(self, modality: str, itype: InstructionType, key: str, question: str, answer: str) -> Prompt:
+    def degrade(
+        self, modality: str, itype: InstructionType, key: str, question: str, answer: str
+    ) -> Prompt:
         path = self._release(_QCA_DIR, modality, itype, key)
         if path is None:
             return Prompt(fill(OUR_QCA, media=modality, question=question, answer=answer), "ours")
@@ -138,10 +191,15 @@ class PromptSet:
         return Prompt(text, str(path.relative_to(self.root)))
 
 
-_QA = re.compile(r"Question\s*\d*\s*[:：]\s*(?P<q>.+?)\s*\n\s*(?:\*\*)?Answer\s*\d*\s*[:：]\s*(?:\*\*)?\s*(?P<a>.+?)"
-                 r"\s*(?=\n\s*Question\s*\d*\s*[:：]|\Z)", re.S | re.I)
-_INFERIOR = re.compile(r"(?:New Answer\s*\(slightly inferior\)|Generated Caption)\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+)",
-                       re.S | re.I)
+_QA = re.compile(
+    r"Question\s*\d*\s*[:：]\s*(?P<q>.+?)\s*\n\s*(?:\*\*)?Answer\s*\d*\s*[:：]\s*(?:\*\*)?\s*(?P<a>.+?)"
+    r"\s*(?=\n\s*Question\s*\d*\s*[:：]|\Z)",
+    re.S | re.I,
+)
+_INFERIOR = re.compile(
+    r"(?:New Answer\s*\(slightly inferior\)|Generated Caption)\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+)",
+    re.S | re.I,
+)
 _PLACEHOLDER = re.compile(r"<(?:image|video|audio)>(?:\\n|\n)?\s*")
 
 

@@ -9,14 +9,52 @@ holds both rules). The offline `stats` and `instant` captioners are production c
 
 from ..cache import cache_dir
 from .responders import echo_responder, fitting_answer, judge_responder, last_text, synth_responder
-from .samples import generate_video, generate_wav, sample_audio, sample_image, sample_media, sample_video
+from .samples import (
+    generate_video,
+    generate_wav,
+    sample_audio,
+    sample_image,
+    sample_media,
+    sample_video,
+)
 from .server import ChatCompletionsServer, Fault, server_process
-from .tiny_models import (ACM_2B_VOCAB, acm_2b_config, build_acm_2b, build_tiny_acm, build_tiny_causal_lm,
-                          build_tiny_internvl, build_tiny_qwen2_5_omni, build_tiny_qwen2_5_vl, build_tiny_qwen2_audio,
-                          build_tokenizer)
+from .tiny_models import (
+    ACM_2B_VOCAB,
+    acm_2b_config,
+    build_acm_2b,
+    build_tiny_acm,
+    build_tiny_causal_lm,
+    build_tiny_internvl,
+    build_tiny_qwen2_5_omni,
+    build_tiny_qwen2_5_vl,
+    build_tiny_qwen2_audio,
+    build_tokenizer,
+)
 
-__all__ = ["ACM_2B_VOCAB", "ChatCompletionsServer", "Fault", "acm_2b_config", "build_acm_2b", "build_tiny_acm",
-           "build_tiny_causal_lm", "build_tiny_internvl", "build_tiny_qwen2_5_omni", "build_tiny_qwen2_5_vl",
-           "build_tiny_qwen2_audio", "build_tokenizer", "cache_dir", "echo_responder", "fitting_answer", "generate_video",
-           "generate_wav", "judge_responder", "last_text", "sample_audio", "sample_image", "sample_media",
-           "sample_video", "server_process", "synth_responder"]
+__all__ = [
+    "ACM_2B_VOCAB",
+    "ChatCompletionsServer",
+    "Fault",
+    "acm_2b_config",
+    "build_acm_2b",
+    "build_tiny_acm",
+    "build_tiny_causal_lm",
+    "build_tiny_internvl",
+    "build_tiny_qwen2_5_omni",
+    "build_tiny_qwen2_5_vl",
+    "build_tiny_qwen2_audio",
+    "build_tokenizer",
+    "cache_dir",
+    "echo_responder",
+    "fitting_answer",
+    "generate_video",
+    "generate_wav",
+    "judge_responder",
+    "last_text",
+    "sample_audio",
+    "sample_image",
+    "sample_media",
+    "sample_video",
+    "server_process",
+    "synth_responder",
+]

@@ -34,13 +34,25 @@ def judge_responder(body: dict[str, Any]) -> str:
         listed = text.rsplit("Key points:\n", 1)[1].rsplit("\nCaption: ", 1)[0]
         points = [re.sub(r"\s*\([^()]*\)\s*$", "", p) for p in listed.split("\n") if p.strip()]
         scores = {p: i % 2 for i, p in enumerate(points, 1)}
-        return json.dumps({"caption_evaluation": {"key_points_scores": scores, "total_score": sum(scores.values()),
-                                                  "score_reasons": {p: "loopback" for p in points}}})
+        return json.dumps(
+            {
+                "caption_evaluation": {
+                    "key_points_scores": scores,
+                    "total_score": sum(scores.values()),
+                    "score_reasons": {p: "loopback" for p in points},
+                }
+            }
+        )
     m = re.search(r"each index from 1 to (\d+)", text)
     if m:
         n = int(m.group(1))
-        return json.dumps({"key_points": [{"index": i, "matched": i % 2, "reason": "loopback"}
-                                          for i in range(1, n + 1)]})
+        return json.dumps(
+            {
+                "key_points": [
+                    {"index": i, "matched": i % 2, "reason": "loopback"} for i in range(1, n + 1)
+                ]
+            }
+        )
     return json.dumps({"score": 3, "reason": "loopback"})
 
 
@@ -51,7 +63,11 @@ def last_text(body: dict[str, Any]) -> str:
     if len(messages) >= 3 and messages[-2].get("role") == "assistant":
         messages = messages[:-2]
     content = messages[-1]["content"]
-    return content if isinstance(content, str) else "\n".join(p["text"] for p in content if p.get("type") == "text")
+    return (
+        content
+        if isinstance(content, str)
+        else "\n".join(p["text"] for p in content if p.get("type") == "text")
+    )
 
 
 def fitting_answer(constraint: Any) -> str:
@@ -59,7 +75,20 @@ def fitting_answer(constraint: Any) -> str:
     n = max(constraint.min or 0, 1) if constraint.min else max(1, (constraint.max or 12) - 2)
     if constraint.unit == "sentences":
         return " ".join(f"The scene shows detail number {i + 1}." for i in range(n))
-    words = ["A", "person", "walks", "along", "a", "quiet", "street", "lined", "with", "trees", "and", "shops"]
+    words = [
+        "A",
+        "person",
+        "walks",
+        "along",
+        "a",
+        "quiet",
+        "street",
+        "lined",
+        "with",
+        "trees",
+        "and",
+        "shops",
+    ]
     return " ".join(words[i % len(words)] for i in range(n)) + "."
 
 
@@ -72,20 +101,34 @@ def synth_responder(body: dict[str, Any]) -> str:
 
     text = last_text(body)
     if "Slightly Inferior" in text or "Generated Caption" in text:
-        good = text.rsplit("Answer: ", 1)[-1] if "Standard Caption" not in text else text.rsplit("Standard Caption: ", 1)[-1]
+        good = (
+            text.rsplit("Answer: ", 1)[-1]
+            if "Standard Caption" not in text
+            else text.rsplit("Standard Caption: ", 1)[-1]
+        )
         good = good.split("\n", 1)[0].strip()
-        return "New Answer (Slightly Inferior): " + good.replace("person", "man") + " Perhaps it is raining."
+        return (
+            "New Answer (Slightly Inferior): "
+            + good.replace("person", "man")
+            + " Perhaps it is raining."
+        )
     sentence = next((s for s in RELEASE_TABLE if s in text), None)
     if sentence is not None and "Question" in text:
         import hashlib
 
         constraint = parse_length_constraint(sentence)
-        asked = hashlib.sha1(text.encode()).hexdigest()[:6]  # each prompt its own question, as a model writes
+        asked = hashlib.sha1(text.encode()).hexdigest()[
+            :6
+        ]  # each prompt its own question, as a model writes
         return f"Question: Describe what you see (view {asked}). {sentence}\nAnswer: {fitting_answer(constraint)}"
     return "A weaker caption of the scene."
 
 
-RESPONDERS: dict[str, Responder] = {"echo": echo_responder, "judge": judge_responder, "synth": synth_responder}
+RESPONDERS: dict[str, Responder] = {
+    "echo": echo_responder,
+    "judge": judge_responder,
+    "synth": synth_responder,
+}
 
 
 def responder_named(name: str) -> Responder:

@@ -18,7 +18,6 @@ from PIL import Image
 from ..cache import cache_dir
 
 
-
 def _package_file(package: str, *parts: str) -> Path | None:
     """A data file shipped inside an installed package, located without importing it."""
     spec = importlib.util.find_spec(package)
@@ -38,7 +37,9 @@ def sample_image(name: str = "astronaut") -> Path:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         y, x = np.mgrid[0:256, 0:320]
-        rgb = np.stack([x * 255 // 319, y * 255 // 255, 255 - x * 255 // 319], axis=-1).astype(np.uint8)
+        rgb = np.stack([x * 255 // 319, y * 255 // 255, 255 - x * 255 // 319], axis=-1).astype(
+            np.uint8
+        )
         Image.fromarray(rgb).save(target)
     return target
 
@@ -67,7 +68,11 @@ def sample_media(folder: str | os.PathLike) -> dict[str, Path]:
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     picked = {}
-    for modality, src in (("image", sample_image()), ("video", sample_video()), ("audio", sample_audio())):
+    for modality, src in (
+        ("image", sample_image()),
+        ("video", sample_video()),
+        ("audio", sample_audio()),
+    ):
         dst = out / src.name
         if not dst.exists():
             shutil.copyfile(src, dst)
@@ -75,8 +80,13 @@ def sample_media(folder: str | os.PathLike) -> dict[str, Path]:
     return picked
 
 
-def generate_wav(path: str | os.PathLike, seconds: float = 2.0, sample_rate: int = 16_000,
-                 tone_hz: float = 440.0, channels: int = 1) -> Path:
+def generate_wav(
+    path: str | os.PathLike,
+    seconds: float = 2.0,
+    sample_rate: int = 16_000,
+    tone_hz: float = 440.0,
+    channels: int = 1,
+) -> Path:
     """Write a PCM wav with PyAV: a tone plus a chirp, so audio models see real structure."""
     import av
 
@@ -88,8 +98,12 @@ def generate_wav(path: str | os.PathLike, seconds: float = 2.0, sample_rate: int
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w", format="wav") as c:
-        stream = c.add_stream("pcm_s16le", rate=sample_rate, layout="mono" if channels == 1 else "stereo")
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono" if channels == 1 else "stereo")
+        stream = c.add_stream(
+            "pcm_s16le", rate=sample_rate, layout="mono" if channels == 1 else "stereo"
+        )
+        frame = av.AudioFrame.from_ndarray(
+            pcm, format="s16", layout="mono" if channels == 1 else "stereo"
+        )
         frame.sample_rate = sample_rate
         for packet in stream.encode(frame):
             c.mux(packet)
@@ -98,9 +112,16 @@ def generate_wav(path: str | os.PathLike, seconds: float = 2.0, sample_rate: int
     return path
 
 
-def generate_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 12, size: tuple[int, int] = (160, 120),
-                   audio: bool = True, sample_rate: int = 44_100, gop: int | None = None,
-                   container: str | None = None) -> Path:
+def generate_video(
+    path: str | os.PathLike,
+    seconds: float = 2.0,
+    fps: int = 12,
+    size: tuple[int, int] = (160, 120),
+    audio: bool = True,
+    sample_rate: int = 44_100,
+    gop: int | None = None,
+    container: str | None = None,
+) -> Path:
     """Write an H.264 mp4 (a square moving over a gradient), with an AAC tone when `audio`.
 
     `gop` sets the keyframe interval in frames; `container` another format (e.g. "h264", a raw
@@ -123,9 +144,11 @@ def generate_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 12,
             streams.append(aus)
         y, x = np.mgrid[0:h, 0:w]
         for i in range(n):
-            img = np.stack([x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1).astype(np.uint8)
+            img = np.stack(
+                [x * 255 // max(w - 1, 1), y * 255 // max(h - 1, 1), np.full_like(x, 90)], -1
+            ).astype(np.uint8)
             cx = int((w - 30) * i / max(n - 1, 1))
-            img[h // 3: h // 3 + 30, cx: cx + 30] = (250, 250, 250)
+            img[h // 3 : h // 3 + 30, cx : cx + 30] = (250, 250, 250)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in vs.encode(frame):
@@ -136,7 +159,7 @@ def generate_video(path: str | os.PathLike, seconds: float = 2.0, fps: int = 12,
             samples = (0.3 * np.sin(2 * np.pi * 330 * t)).astype(np.float32)
             chunk = aus.codec_context.frame_size or 1024
             for start in range(0, total, chunk):
-                part = samples[start:start + chunk]
+                part = samples[start : start + chunk]
                 af = av.AudioFrame.from_ndarray(part[None, :], format="fltp", layout="mono")
                 af.sample_rate, af.pts, af.time_base = sample_rate, start, Fraction(1, sample_rate)
                 for packet in aus.encode(af):

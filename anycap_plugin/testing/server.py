@@ -40,12 +40,27 @@ class _LoopbackHTTPServer(ThreadingHTTPServer):
 class ChatCompletionsServer:
     """`with ChatCompletionsServer() as s: OpenAI(base_url=s.base_url, api_key="k")`."""
 
-    def __init__(self, responder: Responder = echo_responder, delay: float = 0.0, fault_rate: float = 0.0,
-                 seed: int = 0, model: str = "loopback-model", port: int = 0,
-                 fault_retry_after: float | None = 0.05, max_concurrency: int | None = None) -> None:
+    def __init__(
+        self,
+        responder: Responder = echo_responder,
+        delay: float = 0.0,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        model: str = "loopback-model",
+        port: int = 0,
+        fault_retry_after: float | None = 0.05,
+        max_concurrency: int | None = None,
+    ) -> None:
         self.port = port
-        self.responder, self.delay, self.fault_rate, self.model = responder, delay, fault_rate, model
-        self.fault_retry_after = fault_retry_after  # on the random faults; None: the client's own backoff
+        self.responder, self.delay, self.fault_rate, self.model = (
+            responder,
+            delay,
+            fault_rate,
+            model,
+        )
+        self.fault_retry_after = (
+            fault_retry_after  # on the random faults; None: the client's own backoff
+        )
         # at most this many replies are being computed at once, as a real model server's batch limit
         self._busy = threading.BoundedSemaphore(max_concurrency) if max_concurrency else None
         self.faults: deque[Fault] = deque()
@@ -72,7 +87,9 @@ class ChatCompletionsServer:
                 if self.path.rstrip("/").endswith("/_stats"):
                     self._send(200, {"requests": len(server.requests), "injected": server.injected})
                 elif self.path.rstrip("/").endswith("/models"):
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                    self._send(
+                        200, {"object": "list", "data": [{"id": server.model, "object": "model"}]}
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
@@ -82,7 +99,10 @@ class ChatCompletionsServer:
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    self._send(400, {"error": {"message": "malformed JSON", "type": "invalid_request_error"}})
+                    self._send(
+                        400,
+                        {"error": {"message": "malformed JSON", "type": "invalid_request_error"}},
+                    )
                     return
                 fault = server._next_fault()
                 with server._lock:
@@ -95,9 +115,16 @@ class ChatCompletionsServer:
                 if fault is not None and fault.kind == "slow":
                     time.sleep(fault.seconds)
                 if fault is not None and fault.kind in ("429", "500"):
-                    extra = {"Retry-After": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
-                    error = ({"message": "rate limited", "type": "rate_limit_error"} if fault.kind == "429"
-                             else {"message": "internal error", "type": "server_error"})
+                    extra = (
+                        {"Retry-After": f"{fault.retry_after:g}"}
+                        if fault.retry_after is not None
+                        else {}
+                    )
+                    error = (
+                        {"message": "rate limited", "type": "rate_limit_error"}
+                        if fault.kind == "429"
+                        else {"message": "internal error", "type": "server_error"}
+                    )
                     self._send(int(fault.kind), {"error": error}, extra)
                     return
                 if server._busy is not None:
@@ -115,16 +142,31 @@ class ChatCompletionsServer:
                     return
                 prompt = len(json.dumps(body.get("messages", []))) // 4
                 completion = max(1, len(text.split()))
-                self._send(200, {
-                    "id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion",
-                    "created": int(time.time()), "model": body.get("model", server.model),
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": text}}],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                              "total_tokens": prompt + completion},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-" + uuid.uuid4().hex[:12],
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", server.model),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": prompt,
+                            "completion_tokens": completion,
+                            "total_tokens": prompt + completion,
+                        },
+                    },
+                )
 
-            def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -175,8 +217,11 @@ class ChatCompletionsServer:
 def server_process(*options: str) -> Iterator[str]:
     """The server in a process of its own (`main`'s options, e.g. "--delay", "0.1"), stopped on exit;
     yields its base URL. Benchmarks use it so the server does not share the client's GIL."""
-    proc = subprocess.Popen([sys.executable, "-m", "anycap_plugin.testing.server", *options],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "anycap_plugin.testing.server", *options],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc.stdout.readline().strip()  # type: ignore[union-attr]
     finally:
@@ -196,16 +241,33 @@ def main() -> None:
     p.add_argument("--delay", type=float, default=0.0)
     p.add_argument("--fault-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-concurrency", type=int, default=None, help="replies computed at once (default: no limit)")
-    p.add_argument("--fault-retry-after", default="0.05",
-                   help="Retry-After seconds on the random faults, or 'none' to send no header")
-    p.add_argument("--responder", default="echo",
-                   help=f"one of {', '.join(sorted(RESPONDERS))}, or module:function (a plugin's own responder)")
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        default=None,
+        help="replies computed at once (default: no limit)",
+    )
+    p.add_argument(
+        "--fault-retry-after",
+        default="0.05",
+        help="Retry-After seconds on the random faults, or 'none' to send no header",
+    )
+    p.add_argument(
+        "--responder",
+        default="echo",
+        help=f"one of {', '.join(sorted(RESPONDERS))}, or module:function (a plugin's own responder)",
+    )
     args = p.parse_args()
     retry_after = None if args.fault_retry_after == "none" else float(args.fault_retry_after)
-    server = ChatCompletionsServer(responder=responder_named(args.responder), delay=args.delay, fault_rate=args.fault_rate,
-                                   seed=args.seed, port=args.port, fault_retry_after=retry_after,
-                                   max_concurrency=args.max_concurrency).start()
+    server = ChatCompletionsServer(
+        responder=responder_named(args.responder),
+        delay=args.delay,
+        fault_rate=args.fault_rate,
+        seed=args.seed,
+        port=args.port,
+        fault_retry_after=retry_after,
+        max_concurrency=args.max_concurrency,
+    ).start()
     print(server.base_url, flush=True)
     try:
         threading.Event().wait()

@@ -23,8 +23,12 @@ position, movement, perspective, region. Image, video, audio, frame, sound, musi
 """
 
 
-def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
-                    extra_special_tokens: tuple[str, ...] = (), pad_vocab_to: int | None = None) -> Any:
+def build_tokenizer(
+    folder: str | os.PathLike,
+    vocab_size: int = 512,
+    extra_special_tokens: tuple[str, ...] = (),
+    pad_vocab_to: int | None = None,
+) -> Any:
     """Train a byte-level BPE tokenizer offline and save it as a transformers fast tokenizer.
 
     `pad_vocab_to` appends placeholder tokens (`<unused_N>`) until the vocabulary has that size, so a
@@ -39,26 +43,42 @@ def build_tokenizer(folder: str | os.PathLike, vocab_size: int = 512,
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(_CORPUS.splitlines() * 4, trainer=trainer)
     if pad_vocab_to is not None:
         spec = json.loads(tok.to_str())
         vocab = spec["model"]["vocab"]
         if pad_vocab_to < len(vocab):
-            raise ValueError(f"pad_vocab_to={pad_vocab_to} is below the trained vocabulary ({len(vocab)})")
+            raise ValueError(
+                f"pad_vocab_to={pad_vocab_to} is below the trained vocabulary ({len(vocab)})"
+            )
         vocab.update({f"<unused_{i}>": i for i in range(len(vocab), pad_vocab_to)})
         tok = Tokenizer.from_str(json.dumps(spec))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", pad_token="<|pad|>",
-                                   bos_token=None, unk_token=None,
-                                   additional_special_tokens=["<|im_start|>", "<|im_end|>", *extra_special_tokens])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|pad|>",
+        bos_token=None,
+        unk_token=None,
+        additional_special_tokens=["<|im_start|>", "<|im_end|>", *extra_special_tokens],
+    )
     fast.padding_side = "left"
     fast.save_pretrained(str(folder))
     return fast
 
 
-def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
-                         num_layers: int = 2, extra_special_tokens: tuple[str, ...] = ()) -> Path:
+def build_tiny_causal_lm(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    num_layers: int = 2,
+    extra_special_tokens: tuple[str, ...] = (),
+) -> Path:
     """A random-weight Qwen2 language model and its tokenizer, saved as safetensors in `folder`."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -67,10 +87,17 @@ def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: 
     folder.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(folder, extra_special_tokens=extra_special_tokens)
     config = Qwen2Config(
-        vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-        num_hidden_layers=num_layers, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 2,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
     )
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
@@ -81,26 +108,44 @@ def build_tiny_causal_lm(folder: str | os.PathLike, seed: int = 0, hidden_size: 
 
 def _chat_template(image_markup: str, video_markup: str) -> str:
     """A ChatML template that places each image or video part's markup before the text."""
-    return ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
-            "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-            "{% for part in message['content'] %}"
-            f"{{% if part['type'] == 'image' %}}{image_markup}{{% elif part['type'] == 'video' %}}{video_markup}"
-            "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
-            "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    return (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+        "{% for part in message['content'] %}"
+        f"{{% if part['type'] == 'image' %}}{image_markup}{{% elif part['type'] == 'video' %}}{video_markup}"
+        "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
 
 
 def _tiny_text_config(tokenizer: Any, hidden: int, init_std: float) -> dict[str, Any]:
-    return dict(model_type="qwen2", vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-                num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
-                tie_word_embeddings=True, initializer_range=init_std)
+    return dict(
+        model_type="qwen2",
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+        tie_word_embeddings=True,
+        initializer_range=init_std,
+    )
 
 
-def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
-                          init_std: float = 0.02) -> Path:
+def build_tiny_qwen2_5_vl(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
     """A random-weight Qwen2.5-VL (transformers' native class) with its processor, saved to `folder`."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+    )
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
@@ -109,66 +154,123 @@ def build_tiny_qwen2_5_vl(folder: str | os.PathLike, seed: int = 0, hidden_size:
     tok = build_tokenizer(folder, extra_special_tokens=marks)
     pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels),
-        tokenizer=tok, chat_template=_chat_template("<|vision_start|><|image_pad|><|vision_end|>",
-                                                    "<|vision_start|><|video_pad|><|vision_end|>"))
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        tokenizer=tok,
+        chat_template=_chat_template(
+            "<|vision_start|><|image_pad|><|vision_end|>",
+            "<|vision_start|><|video_pad|><|vision_end|>",
+        ),
+    )
     processor.save_pretrained(str(folder))
     ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
     text = _tiny_text_config(tok, hidden_size, init_std)
     text.pop("model_type")
-    half = hidden_size // text["num_attention_heads"] // 2  # mrope sections (t, h, w) split half a head
+    half = (
+        hidden_size // text["num_attention_heads"] // 2
+    )  # mrope sections (t, h, w) split half a head
     t = half // 4
-    text["rope_scaling"] = {"type": "mrope", "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2]}
+    text["rope_scaling"] = {
+        "type": "mrope",
+        "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
+    }
     config = Qwen2_5_VLConfig(
         text_config=text,
-        vision_config=dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
-                           patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
-                           fullatt_block_indexes=[1], initializer_range=init_std),
-        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden_size,
+            patch_size=14,
+            spatial_merge_size=2,
+            temporal_patch_size=2,
+            window_size=56,
+            fullatt_block_indexes=[1],
+            initializer_range=init_std,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
     torch.manual_seed(seed)
     Qwen2_5_VLForConditionalGeneration(config).save_pretrained(str(folder))
     return folder
 
 
-def build_tiny_qwen2_audio(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
-                           init_std: float = 0.02) -> Path:
+def build_tiny_qwen2_audio(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
     """A random-weight Qwen2-Audio (transformers' native class) with its processor (Whisper features, the
     processor's own chat template), saved to `folder`."""
     import torch
-    from transformers import (Qwen2AudioConfig, Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor,
-                              WhisperFeatureExtractor)
+    from transformers import (
+        Qwen2AudioConfig,
+        Qwen2AudioForConditionalGeneration,
+        Qwen2AudioProcessor,
+        WhisperFeatureExtractor,
+    )
 
     folder = Path(folder)
-    tok = build_tokenizer(folder, extra_special_tokens=("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"))
-    Qwen2AudioProcessor(feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok).save_pretrained(str(folder))
+    tok = build_tokenizer(
+        folder, extra_special_tokens=("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
+    )
+    Qwen2AudioProcessor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok
+    ).save_pretrained(str(folder))
     text = _tiny_text_config(tok, hidden_size, init_std)
     text.pop("model_type")
     config = Qwen2AudioConfig(
-        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
-                          initializer_range=init_std),
-        text_config=text, audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"))
+        audio_config=dict(
+            num_mel_bins=128,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            d_model=16,
+            initializer_range=init_std,
+        ),
+        text_config=text,
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
     torch.manual_seed(seed)
     Qwen2AudioForConditionalGeneration(config).save_pretrained(str(folder))
     return folder
 
 
-OMNI_TOKENS = {"image_token": "<|IMAGE|>", "audio_token": "<|AUDIO|>", "video_token": "<|VIDEO|>",
-               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
-               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+OMNI_TOKENS = {
+    "image_token": "<|IMAGE|>",
+    "audio_token": "<|AUDIO|>",
+    "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>",
+    "vision_eos_token": "<|vision_eos|>",
+    "audio_bos_token": "<|audio_bos|>",
+    "audio_eos_token": "<|audio_eos|>",
+}
 
 
-def build_tiny_qwen2_5_omni(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, whole: bool = False,
-                            init_std: float = 0.02) -> Path:
+def build_tiny_qwen2_5_omni(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    whole: bool = False,
+    init_std: float = 0.02,
+) -> Path:
     """A random-weight Qwen2.5-Omni Thinker (transformers' native class) with its processor (Qwen2-VL image
     and video processors, Whisper features), saved to `folder`; `whole` saves it inside the whole model
     (`Qwen2_5OmniForConditionalGeneration`, the published layout; its talker not built)."""
     import json
 
     import torch
-    from transformers import (PreTrainedTokenizerFast, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration,
-                              Qwen2_5OmniProcessor, Qwen2_5OmniThinkerConfig, Qwen2_5OmniThinkerForConditionalGeneration,
-                              WhisperFeatureExtractor)
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen2_5OmniConfig,
+        Qwen2_5OmniForConditionalGeneration,
+        Qwen2_5OmniProcessor,
+        Qwen2_5OmniThinkerConfig,
+        Qwen2_5OmniThinkerForConditionalGeneration,
+        WhisperFeatureExtractor,
+    )
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
@@ -176,82 +278,170 @@ def build_tiny_qwen2_5_omni(folder: str | os.PathLike, seed: int = 0, hidden_siz
     build_tokenizer(folder, extra_special_tokens=tuple(OMNI_TOKENS.values()))
     config_file = folder / "tokenizer_config.json"
     tok_config = json.loads(config_file.read_text())
-    tok_config["extra_special_tokens"] = OMNI_TOKENS  # the named tokens the processor reads off the tokenizer
+    tok_config["extra_special_tokens"] = (
+        OMNI_TOKENS  # the named tokens the processor reads off the tokenizer
+    )
     config_file.write_text(json.dumps(tok_config))
     tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
     pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
-    template = _chat_template("<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>").replace(
-        "{% elif part['type'] == 'text' %}", "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
-                                              "{% elif part['type'] == 'text' %}")
-    Qwen2_5OmniProcessor(image_processor=Qwen2VLImageProcessor(**pixels), video_processor=Qwen2VLVideoProcessor(**pixels),
-                         feature_extractor=WhisperFeatureExtractor(feature_size=128), tokenizer=tok,
-                         chat_template=template).save_pretrained(str(folder))
+    template = _chat_template(
+        "<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>"
+    ).replace(
+        "{% elif part['type'] == 'text' %}",
+        "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+        "{% elif part['type'] == 'text' %}",
+    )
+    Qwen2_5OmniProcessor(
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tok,
+        chat_template=template,
+    ).save_pretrained(str(folder))
     ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKENS.items()}
     text = _tiny_text_config(tok, hidden_size, init_std)
     text.pop("model_type")
     half = hidden_size // text["num_attention_heads"] // 2
     t = half // 4
-    text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6,
-                               "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2]}
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 1e6,
+        "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
+    }
     thinker = Qwen2_5OmniThinkerConfig(
-        audio_config=dict(num_mel_bins=128, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
-                          output_dim=hidden_size, n_window=100, initializer_range=init_std),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden_size,
-                           fullatt_block_indexes=[0], window_size=56, initializer_range=init_std),
-        text_config=text, audio_token_index=ids["audio_token"], image_token_index=ids["image_token"],
-        video_token_index=ids["video_token"], audio_start_token_id=ids["audio_bos_token"],
-        audio_end_token_id=ids["audio_eos_token"], vision_start_token_id=ids["vision_bos_token"],
-        vision_end_token_id=ids["vision_eos_token"], initializer_range=init_std)
+        audio_config=dict(
+            num_mel_bins=128,
+            encoder_layers=1,
+            encoder_attention_heads=2,
+            encoder_ffn_dim=32,
+            d_model=16,
+            output_dim=hidden_size,
+            n_window=100,
+            initializer_range=init_std,
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden_size,
+            fullatt_block_indexes=[0],
+            window_size=56,
+            initializer_range=init_std,
+        ),
+        text_config=text,
+        audio_token_index=ids["audio_token"],
+        image_token_index=ids["image_token"],
+        video_token_index=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        audio_end_token_id=ids["audio_eos_token"],
+        vision_start_token_id=ids["vision_bos_token"],
+        vision_end_token_id=ids["vision_eos_token"],
+        initializer_range=init_std,
+    )
     torch.manual_seed(seed)
     if whole:
-        Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker.to_dict(),
-                                                              enable_audio_output=False)).save_pretrained(str(folder))
+        Qwen2_5OmniForConditionalGeneration(
+            Qwen2_5OmniConfig(thinker_config=thinker.to_dict(), enable_audio_output=False)
+        ).save_pretrained(str(folder))
     else:
         Qwen2_5OmniThinkerForConditionalGeneration(thinker).save_pretrained(str(folder))
     return folder
 
 
-def build_tiny_internvl(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32,
-                        init_std: float = 0.02) -> Path:
+def build_tiny_internvl(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
     """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""
     import torch
-    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor, PreTrainedTokenizerFast
+    from transformers import (
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        PreTrainedTokenizerFast,
+    )
     from transformers.models.got_ocr2.image_processing_got_ocr2 import GotOcr2ImageProcessor
     from transformers.models.internvl.video_processing_internvl import InternVLVideoProcessor
 
     folder = Path(folder)
-    specials = {"start_image_token": "<img>", "end_image_token": "</img>",
-                "context_image_token": "<IMG_CONTEXT>", "video_token": "<video>"}
+    specials = {
+        "start_image_token": "<img>",
+        "end_image_token": "</img>",
+        "context_image_token": "<IMG_CONTEXT>",
+        "video_token": "<video>",
+    }
     build_tokenizer(folder, extra_special_tokens=tuple(specials.values()))
     tok = PreTrainedTokenizerFast.from_pretrained(str(folder), extra_special_tokens=specials)
     tok.padding_side = "left"
     processor = InternVLProcessor(
-        image_processor=GotOcr2ImageProcessor(size={"height": 56, "width": 56}, crop_to_patches=True,
-                                              min_patches=1, max_patches=4),
+        image_processor=GotOcr2ImageProcessor(
+            size={"height": 56, "width": 56}, crop_to_patches=True, min_patches=1, max_patches=4
+        ),
         video_processor=InternVLVideoProcessor(size={"height": 56, "width": 56}),
-        tokenizer=tok, image_seq_length=4, chat_template=_chat_template("<IMG_CONTEXT>\n", "<video>\n"))
+        tokenizer=tok,
+        image_seq_length=4,
+        chat_template=_chat_template("<IMG_CONTEXT>\n", "<video>\n"),
+    )
     processor.save_pretrained(str(folder))
     config = InternVLConfig(
-        vision_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                           image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std),
+        vision_config=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=[56, 56],
+            patch_size=[14, 14],
+            initializer_range=init_std,
+        ),
         text_config=_tiny_text_config(tok, hidden_size, init_std),
-        image_token_id=tok.context_image_token_id, downsample_ratio=0.5, image_seq_length=4)
+        image_token_id=tok.context_image_token_id,
+        downsample_ratio=0.5,
+        image_seq_length=4,
+    )
     torch.manual_seed(seed)
     InternVLForConditionalGeneration(config).save_pretrained(str(folder))
     return folder
 
 
-def build_tiny_acm(folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, vision: bool = True,
-                   audio: bool = True, init_std: float = 0.02) -> Path:
+def build_tiny_acm(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    vision: bool = True,
+    audio: bool = True,
+    init_std: float = 0.02,
+) -> Path:
     """A random-weight ACM (tiny InternViT, AST and Qwen2) with its processor, saved to `folder`."""
     folder = Path(folder)
     tok = _acm_tokenizer(folder)
     config = _acm_config(
-        tok, image_size=56, text=_tiny_text_config(tok, hidden_size, init_std),
-        vision=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                    image_size=[56, 56], patch_size=[14, 14], initializer_range=init_std) if vision else None,
-        audio=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                   num_mel_bins=128, max_length=64, frequency_stride=10, time_stride=10) if audio else None)
+        tok,
+        image_size=56,
+        text=_tiny_text_config(tok, hidden_size, init_std),
+        vision=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            image_size=[56, 56],
+            patch_size=[14, 14],
+            initializer_range=init_std,
+        )
+        if vision
+        else None,
+        audio=dict(
+            hidden_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_mel_bins=128,
+            max_length=64,
+            frequency_stride=10,
+            time_stride=10,
+        )
+        if audio
+        else None,
+    )
     return _save_acm(folder, tok, config, seed=seed, max_patches=4, num_frames=4)
 
 
@@ -265,10 +455,22 @@ def acm_2b_config(tok: Any) -> Any:
     in the Llama layout that `anycap_plugin.acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
     heads, MLP 8192, vocabulary 92553).
     """
-    text = dict(model_type="llama", vocab_size=ACM_2B_VOCAB, hidden_size=2048, intermediate_size=8192,
-                num_hidden_layers=24, num_attention_heads=16, num_key_value_heads=8, max_position_embeddings=32768,
-                rope_theta=1_000_000.0, rms_norm_eps=1e-5, tie_word_embeddings=False,
-                eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None)
+    text = dict(
+        model_type="llama",
+        vocab_size=ACM_2B_VOCAB,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        max_position_embeddings=32768,
+        rope_theta=1_000_000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=False,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
     # InternViT-300M-448px is the default InternVLVisionConfig size, with its qkv biases; AST-base is ASTConfig's
     return _acm_config(tok, image_size=448, vision={"attention_bias": True}, audio={}, text=text)
 
@@ -282,8 +484,16 @@ def build_acm_2b(folder: str | os.PathLike, seed: int = 0, device: str = "cpu") 
 
     folder = Path(folder)
     tok = _acm_tokenizer(folder, pad_vocab_to=ACM_2B_VOCAB)
-    return _save_acm(folder, tok, acm_2b_config(tok), seed=seed, max_patches=12, num_frames=8, device=device,
-                     dtype=torch.bfloat16)
+    return _save_acm(
+        folder,
+        tok,
+        acm_2b_config(tok),
+        seed=seed,
+        max_patches=12,
+        num_frames=8,
+        device=device,
+        dtype=torch.bfloat16,
+    )
 
 
 def _acm_tokenizer(folder: Path, pad_vocab_to: int | None = None) -> Any:
@@ -295,18 +505,36 @@ def _acm_tokenizer(folder: Path, pad_vocab_to: int | None = None) -> Any:
     return PreTrainedTokenizerFast.from_pretrained(str(folder))
 
 
-def _acm_config(tok: Any, image_size: int, vision: dict | None, audio: dict | None, text: dict) -> Any:
+def _acm_config(
+    tok: Any, image_size: int, vision: dict | None, audio: dict | None, text: dict
+) -> Any:
     from ..acm import ACMConfig
     from ..acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
 
     return ACMConfig(
-        vision_config=vision, audio_config=audio, text_config=text,
-        image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT), audio_token_id=tok.convert_tokens_to_ids(AUDIO_CONTEXT),
-        image_size=image_size, audio_pool=4, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        vision_config=vision,
+        audio_config=audio,
+        text_config=text,
+        image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT),
+        audio_token_id=tok.convert_tokens_to_ids(AUDIO_CONTEXT),
+        image_size=image_size,
+        audio_pool=4,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
 
 
-def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: int, num_frames: int,
-              device: str = "cpu", dtype: Any = None) -> Path:
+def _save_acm(
+    folder: Path,
+    tok: Any,
+    config: Any,
+    *,
+    seed: int,
+    max_patches: int,
+    num_frames: int,
+    device: str = "cpu",
+    dtype: Any = None,
+) -> Path:
     """The processor and random weights (built on `device`, saved in `dtype`) of `config` into `folder`."""
     import torch
 
@@ -317,15 +545,21 @@ def _save_acm(folder: Path, tok: Any, config: Any, *, seed: int, max_patches: in
     processor = ACMProcessor(
         image_processor=ACMImageProcessor(image_size=size, max_dynamic_patch=max_patches),
         feature_extractor=ast_feature_extractor(max_length=audio.max_length if audio else 64),
-        tokenizer=tok, image_seq_length=config.image_seq_length if vision is not None else 0,
-        audio_seq_length=config.audio_seq_length if audio is not None else 0, num_frames=num_frames)
+        tokenizer=tok,
+        image_seq_length=config.image_seq_length if vision is not None else 0,
+        audio_seq_length=config.audio_seq_length if audio is not None else 0,
+        num_frames=num_frames,
+    )
     processor.save_pretrained(str(folder))
     torch.manual_seed(seed)
     with torch.device(device):
         model = ACMForConditionalGeneration(config)
     if dtype is not None:
         model = model.to(dtype)
-    model.generation_config.eos_token_id = [tok.convert_tokens_to_ids(processor.stop_token), tok.eos_token_id]
+    model.generation_config.eos_token_id = [
+        tok.convert_tokens_to_ids(processor.stop_token),
+        tok.eos_token_id,
+    ]
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(folder))
     return folder

@@ -21,8 +21,10 @@ from ..jsonl import read_jsonl
 
 Kind = Literal["degraded", "weaker", "correct", "plain"]
 KIND_OF_SAMPLE_TYPE: dict[str, Kind] = {
-    "q-a-c": "degraded", "q_c_a": "degraded",  # existing caption is a degraded version of the target
-    "q-8b-c": "weaker", "q_c_a_org": "weaker",  # from a weaker model / the original dataset caption
+    "q-a-c": "degraded",
+    "q_c_a": "degraded",  # existing caption is a degraded version of the target
+    "q-8b-c": "weaker",
+    "q_c_a_org": "weaker",  # from a weaker model / the original dataset caption
     "q-c-c": "correct",  # existing caption already equals the target
     "gpt_q_c": "plain",  # no existing caption
 }
@@ -54,11 +56,15 @@ def parse_record(row: dict, where: str) -> Example:
         instruction, existing = strip_placeholders(human), None
     if not instruction or not str(target).strip():
         raise ACDFormatError(f"{where}: empty instruction or target.")
-    kind = KIND_OF_SAMPLE_TYPE.get(str(row.get("_sample_type")), "plain" if existing is None else "degraded")
+    kind = KIND_OF_SAMPLE_TYPE.get(
+        str(row.get("_sample_type")), "plain" if existing is None else "degraded"
+    )
     return Example(str(row[modality]), modality, instruction, existing, str(target).strip(), kind)
 
 
-def read_acd(paths: list[str | Path], on_error: Literal["skip", "raise"] = "skip") -> tuple[list[Example], list[str]]:
+def read_acd(
+    paths: list[str | Path], on_error: Literal["skip", "raise"] = "skip"
+) -> tuple[list[Example], list[str]]:
     """Examples and the problems found (one line each, with file and line number)."""
     examples, problems = [], []
     for path in paths:
@@ -83,7 +89,10 @@ def parse_ratio(text: str) -> tuple[float, float, float]:
     except ValueError:
         parts = ()
     if len(parts) != 3 or min(parts) < 0 or sum(parts) == 0:
-        raise AnyCapError(f"Bad ratio {text!r}.", hint="Give three non-negative numbers: degraded:weaker:correct, e.g. 2:2:1.")
+        raise AnyCapError(
+            f"Bad ratio {text!r}.",
+            hint="Give three non-negative numbers: degraded:weaker:correct, e.g. 2:2:1.",
+        )
     return parts  # type: ignore[return-value]
 
 

@@ -39,8 +39,12 @@ class TrainConfig:
     resume: bool = False
     max_examples: int | None = None
     group_by_length: bool = True  # batches of similar length: little padding, plain attention
-    packed: bool = False  # padding-free rows; pays off only with varlen attention (flash-attn on GPUs)
-    answer_logits_only: bool = True  # vocabulary projection on answer tokens only: same loss, less compute
+    packed: bool = (
+        False  # padding-free rows; pays off only with varlen attention (flash-attn on GPUs)
+    )
+    answer_logits_only: bool = (
+        True  # vocabulary projection on answer tokens only: same loss, less compute
+    )
     extra_args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,7 +75,9 @@ def _trainer_class() -> Any:
         group_by_length = True
         answer_logits_only = True
 
-        def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
+        ) -> Any:
             if self.answer_logits_only:
                 inputs = {**inputs, "answer_logits_only": True}
             return super().compute_loss(model, inputs, *args, **kwargs)
@@ -79,8 +85,10 @@ def _trainer_class() -> Any:
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if self.group_by_length and isinstance(dataset, ExampleDataset):
-                return LengthGroupedSampler(self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
-                                            lengths=dataset.lengths)
+                return LengthGroupedSampler(
+                    self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps,
+                    lengths=dataset.lengths,
+                )
             return super()._get_train_sampler(train_dataset)
 
     return ACMTrainer
@@ -89,9 +97,20 @@ def _trainer_class() -> Any:
 class ACMCollator:
     """Examples -> a right-padded training batch; media are decoded here, in the loader."""
 
-    def __init__(self, processor: Any, media_root: str | None, missing: str, max_length: int,
-                 packed: bool = False) -> None:
-        self.processor, self.media_root, self.missing, self.max_length = processor, media_root, missing, max_length
+    def __init__(
+        self,
+        processor: Any,
+        media_root: str | None,
+        missing: str,
+        max_length: int,
+        packed: bool = False,
+    ) -> None:
+        self.processor, self.media_root, self.missing, self.max_length = (
+            processor,
+            media_root,
+            missing,
+            max_length,
+        )
         self.packed = packed
 
     def _media(self, ex: Example) -> Media | None:
@@ -105,9 +124,14 @@ class ACMCollator:
             return None  # "text": learn from the text alone
 
     def __call__(self, batch: list[Example]) -> Any:
-        return self.processor([self._media(e) for e in batch], [e.instruction for e in batch],
-                              [e.existing for e in batch], targets=[e.target for e in batch],
-                              max_length=self.max_length, packed=self.packed)
+        return self.processor(
+            [self._media(e) for e in batch],
+            [e.instruction for e in batch],
+            [e.existing for e in batch],
+            targets=[e.target for e in batch],
+            max_length=self.max_length,
+            packed=self.packed,
+        )
 
 
 def _present(ex: Example, root: str | None) -> bool:
@@ -119,9 +143,11 @@ def load_examples(cfg: TrainConfig) -> tuple[list[Example], list[Example], list[
     if cfg.missing_media != "text":
         absent = [e for e in examples if not _present(e, cfg.media_root)]
         if absent and cfg.missing_media == "error":
-            raise AnyCapError(f"{len(absent)} of {len(examples)} records have no media file under "
-                              f"{cfg.media_root!r} (first: {absent[0].media}).",
-                              hint="Pass --media-root, or --missing-media skip|text to drop them or train on text.")
+            raise AnyCapError(
+                f"{len(absent)} of {len(examples)} records have no media file under "
+                f"{cfg.media_root!r} (first: {absent[0].media}).",
+                hint="Pass --media-root, or --missing-media skip|text to drop them or train on text.",
+            )
         examples = [e for e in examples if _present(e, cfg.media_root)]
     examples = mix(examples, parse_ratio(cfg.ratio), seed=cfg.seed)
     if cfg.max_examples is not None:
@@ -140,7 +166,10 @@ def freeze_encoders(model: Any) -> dict[str, int]:
         if module is not None:
             module.requires_grad_(False)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "frozen": sum(p.numel() for p in model.parameters()) - trainable}
+    return {
+        "trainable": trainable,
+        "frozen": sum(p.numel() for p in model.parameters()) - trainable,
+    }
 
 
 def _resume_point(cfg: TrainConfig) -> str | None:
@@ -176,20 +205,40 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     params = freeze_encoders(model)
     cuda = torch.cuda.is_available()
     args = TrainingArguments(
-        output_dir=cfg.output_dir, max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, warmup_steps=0,
-        lr_scheduler_type="constant", eval_strategy="steps", eval_steps=cfg.eval_steps, save_strategy="steps",
-        save_steps=cfg.save_steps, save_total_limit=2, logging_steps=max(1, cfg.eval_steps // 5), report_to=[],
-        remove_unused_columns=False, bf16=cuda, use_cpu=not cuda, dataloader_num_workers=0, seed=cfg.seed,
+        output_dir=cfg.output_dir,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=0,
+        lr_scheduler_type="constant",
+        eval_strategy="steps",
+        eval_steps=cfg.eval_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=2,
+        logging_steps=max(1, cfg.eval_steps // 5),
+        report_to=[],
+        remove_unused_columns=False,
+        bf16=cuda,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
+        seed=cfg.seed,
         disable_tqdm=not sys.stderr.isatty(),
-        **cfg.extra_args)
+        **cfg.extra_args,
+    )
     trainer_cls = _trainer_class()
     trainer_cls.group_by_length = cfg.group_by_length
     trainer_cls.answer_logits_only = cfg.answer_logits_only
-    trainer = trainer_cls(model=model, args=args, train_dataset=ExampleDataset(train_set),
-                      eval_dataset=ExampleDataset(val_set),
-                      data_collator=ACMCollator(processor, cfg.media_root, cfg.missing_media, cfg.max_length,
-                                                packed=cfg.packed))
+    trainer = trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=ExampleDataset(train_set),
+        eval_dataset=ExampleDataset(val_set),
+        data_collator=ACMCollator(
+            processor, cfg.media_root, cfg.missing_media, cfg.max_length, packed=cfg.packed
+        ),
+    )
     before = trainer.evaluate()["eval_loss"]
     result = trainer.train(resume_from_checkpoint=_resume_point(cfg))
     stats = result.metrics
@@ -197,9 +246,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     final = Path(cfg.output_dir) / "final"
     trainer.save_model(str(final))
     processor.save_pretrained(str(final))
-    return {"train_examples": len(train_set), "val_examples": len(val_set), "skipped_lines": len(problems),
-            "problems": problems[:20], "val_loss_before": before, "val_loss_after": after,
-            "val_loss_drop": 1 - after / before, "steps": result.global_step, "parameters": params,
-            "train_seconds": stats.get("train_runtime"), "packed": cfg.packed, "group_by_length": cfg.group_by_length,
-            "answer_logits_only": cfg.answer_logits_only,
-            "model": str(final)}
+    return {
+        "train_examples": len(train_set),
+        "val_examples": len(val_set),
+        "skipped_lines": len(problems),
+        "problems": problems[:20],
+        "val_loss_before": before,
+        "val_loss_after": after,
+        "val_loss_drop": 1 - after / before,
+        "steps": result.global_step,
+        "parameters": params,
+        "train_seconds": stats.get("train_runtime"),
+        "packed": cfg.packed,
+        "group_by_length": cfg.group_by_length,
+        "answer_logits_only": cfg.answer_logits_only,
+        "model": str(final),
+    }

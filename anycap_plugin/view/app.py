@@ -49,16 +49,22 @@ def open_runs(paths: list[Path], media_roots: list[Path] | None = None, start: b
     (report.json) is read."""
     roots = [Path(r) for r in media_roots or []]
     first = Path(paths[0])
-    report_file = first / "report.json" if first.is_dir() else first if first.suffix == ".json" else None
+    report_file = (
+        first / "report.json" if first.is_dir() else first if first.suffix == ".json" else None
+    )
     if report_file is not None:
         if len(paths) > 1:
-            raise OptionsError("An evaluation run is viewed alone.",
-                               hint="Give its folder (or report.json) alone; two caption runs can be compared.")
+            raise OptionsError(
+                "An evaluation run is viewed alone.",
+                hint="Give its folder (or report.json) alone; two caption runs can be compared.",
+            )
         try:
             report = json.loads(report_file.read_text())
         except (OSError, ValueError) as e:
-            raise EvalDataError(f"Cannot read the evaluation report {report_file}: {e}",
-                                hint="Give the folder `anycap eval` wrote, or a caption run (JSONL or Parquet).") from None
+            raise EvalDataError(
+                f"Cannot read the evaluation report {report_file}: {e}",
+                hint="Give the folder `anycap eval` wrote, or a caption run (JSONL or Parquet).",
+            ) from None
         return Runs(media_roots=roots, report=report, report_dir=report_file.parent)
     pair = len(paths) == 2
     runs = {name: RunIndex(Path(p).resolve(), keys=pair) for name, p in zip("ab", paths)}
@@ -69,10 +75,15 @@ def open_runs(paths: list[Path], media_roots: list[Path] | None = None, start: b
 
 
 def _query(params: Any) -> Query:
-    return Query(status=params.get("status") or None, error=params.get("error") or None,
-                 complies=params.get("complies") or None, modality=params.get("modality") or None,
-                 text=(params.get("q") or "").strip() or None, sort=params.get("sort") or None,
-                 descending=params.get("desc") in ("1", "true"))
+    return Query(
+        status=params.get("status") or None,
+        error=params.get("error") or None,
+        complies=params.get("complies") or None,
+        modality=params.get("modality") or None,
+        text=(params.get("q") or "").strip() or None,
+        sort=params.get("sort") or None,
+        descending=params.get("desc") in ("1", "true"),
+    )
 
 
 def _int(value: Any, default: int, low: int = 0, high: int | None = None) -> int:
@@ -87,7 +98,13 @@ def _int(value: Any, default: int, low: int = 0, high: int | None = None) -> int
 def create_app(runs: Runs, token: str | None = None) -> Any:
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+    from starlette.responses import (
+        FileResponse,
+        HTMLResponse,
+        JSONResponse,
+        RedirectResponse,
+        Response,
+    )
     from starlette.routing import Route
 
     page = (STATIC / "index.html").read_text()
@@ -101,18 +118,27 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         return hmac.compare_digest(offered.encode(), token.encode())
 
     def refuse() -> Response:
-        return JSONResponse({"error": "This viewer needs its token: open the URL `anycap view` printed."}, 401)
+        return JSONResponse(
+            {"error": "This viewer needs its token: open the URL `anycap view` printed."}, 401
+        )
 
     async def index(request: Request) -> Response:
         if not authorized(request):
-            return HTMLResponse("<p>This viewer needs its token: open the URL <code>anycap view</code> printed.</p>", 401)
-        if "token" in request.query_params:  # once: the token goes into a cookie and out of the address bar
+            return HTMLResponse(
+                "<p>This viewer needs its token: open the URL <code>anycap view</code> printed.</p>",
+                401,
+            )
+        if (
+            "token" in request.query_params
+        ):  # once: the token goes into a cookie and out of the address bar
             rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
             target = "/" + ("?" + urlencode(rest) if rest else "")
             response = RedirectResponse(target, 303)
             response.set_cookie(TOKEN_COOKIE, token or "", httponly=True, samesite="strict")
             return response
-        return HTMLResponse(page, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"})
+        return HTMLResponse(
+            page, headers={"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+        )
 
     def run_of(request: Request) -> RunIndex:
         name = request.path_params.get("run") or request.query_params.get("run", "a")
@@ -123,9 +149,22 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
     async def info(request: Request) -> Response:
         if not authorized(request):
             return refuse()
-        return JSONResponse({"mode": runs.mode, "runs": {
-            name: {"path": str(r.path), "name": r.path.name, "count": r.count, "done": r.done, "failure": r.failure,
-                   "error_types": list(r.error_types)} for name, r in runs.runs.items()}})
+        return JSONResponse(
+            {
+                "mode": runs.mode,
+                "runs": {
+                    name: {
+                        "path": str(r.path),
+                        "name": r.path.name,
+                        "count": r.count,
+                        "done": r.done,
+                        "failure": r.failure,
+                        "error_types": list(r.error_types),
+                    }
+                    for name, r in runs.runs.items()
+                },
+            }
+        )
 
     def pair_of(n: int) -> dict[str, Any] | None:
         """Run B's row with run A's row `n`'s key, summarised."""
@@ -144,20 +183,32 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         offset, limit = _int(params.get("offset"), 0), _int(params.get("limit"), 50, 1, PAGE_LIMIT)
         query = _query(params)
         started = asyncio.get_running_loop().time()
-        while not run.done and run.count < offset + limit:  # a file being indexed: its first page, not an empty one
-            await asyncio.sleep(0.005)  # (the first rows come within milliseconds; a far page waits for the index)
+        while (
+            not run.done and run.count < offset + limit
+        ):  # a file being indexed: its first page, not an empty one
+            await asyncio.sleep(
+                0.005
+            )  # (the first rows come within milliseconds; a far page waits for the index)
             if run.count and asyncio.get_running_loop().time() - started > 2.0:
                 break
         # column filters take milliseconds; a text search reads lines, so it runs off the event loop
         rows = await asyncio.to_thread(run.select, query) if query.text else run.select(query)
         out = []
-        for n in rows[offset:offset + limit]:
+        for n in rows[offset : offset + limit]:
             row = summary(run.display(int(n)))
             if runs.mode == "compare" and run is runs.runs["a"]:
                 row["pair"] = pair_of(int(n))
             out.append(row)
-        return JSONResponse({"total": int(len(rows)), "indexed": run.count, "done": run.done, "failure": run.failure,
-                             "offset": offset, "items": out})
+        return JSONResponse(
+            {
+                "total": int(len(rows)),
+                "indexed": run.count,
+                "done": run.done,
+                "failure": run.failure,
+                "offset": offset,
+                "items": out,
+            }
+        )
 
     def item(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
         if not authorized(request):
@@ -177,12 +228,23 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
     def only(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
         """Keys present in one run of the two only."""
         if not authorized(request) or runs.mode != "compare":
-            return refuse() if not authorized(request) else JSONResponse({"error": "Not comparing two runs."}, 404)
+            return (
+                refuse()
+                if not authorized(request)
+                else JSONResponse({"error": "Not comparing two runs."}, 404)
+            )
         side = request.query_params.get("side", "a")
-        this, other = (runs.runs["a"], runs.runs["b"]) if side == "a" else (runs.runs["b"], runs.runs["a"])
+        this, other = (
+            (runs.runs["a"], runs.runs["b"]) if side == "a" else (runs.runs["b"], runs.runs["a"])
+        )
         alone = np.flatnonzero(~np.isin(this.columns("key")["key"], other.columns("key")["key"]))
         limit = _int(request.query_params.get("limit"), 100, 1, PAGE_LIMIT)
-        return JSONResponse({"total": int(len(alone)), "items": [summary(this.display(int(n))) for n in alone[:limit]]})
+        return JSONResponse(
+            {
+                "total": int(len(alone)),
+                "items": [summary(this.display(int(n))) for n in alone[:limit]],
+            }
+        )
 
     @lru_cache(maxsize=256)
     def cached_picture(run: str, n: int, mtime: float) -> bytes:
@@ -206,15 +268,22 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         path, problem = media_path(request)
         if problem is not None:
             return problem
-        return FileResponse(path, headers={"X-Content-Type-Options": "nosniff",
-                                           "Content-Security-Policy": "default-src 'none'; sandbox"})
+        return FileResponse(
+            path,
+            headers={
+                "X-Content-Type-Options": "nosniff",
+                "Content-Security-Policy": "default-src 'none'; sandbox",
+            },
+        )
 
     def picture_of(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
         path, problem = media_path(request)
         if problem is not None:
             return problem
         try:
-            data = cached_picture(request.path_params["run"], int(request.path_params["n"]), path.stat().st_mtime)
+            data = cached_picture(
+                request.path_params["run"], int(request.path_params["n"]), path.stat().st_mtime
+            )
         except Exception as e:  # an undecodable file: said, not a server error page
             return JSONResponse({"error": f"{type(e).__name__}: {e}"}, 422)
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": "max-age=300"})
@@ -226,9 +295,13 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             return JSONResponse({"error": "Not an evaluation run."}, 404)
         report = {k: v for k, v in runs.report.items() if k != "items"}
         radars = sorted(p.stem.removeprefix("radar_") for p in runs.report_dir.glob("radar_*.png"))
-        return JSONResponse({"report": report, "radars": radars, "items": len(runs.report.get("items") or [])})
+        return JSONResponse(
+            {"report": report, "radars": radars, "items": len(runs.report.get("items") or [])}
+        )
 
-    def evaluation_items(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
+    def evaluation_items(
+        request: Request,
+    ) -> Response:  # sync: Starlette runs it in its thread pool
         if not authorized(request):
             return refuse()
         params = request.query_params
@@ -238,9 +311,13 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
                 rows = [r for r in rows if r.get(name) == params[name]]
         text = (params.get("q") or "").lower()
         if text:
-            rows = [r for r in rows if text in (r.get("caption") or "").lower() or text in r["instruction"].lower()]
+            rows = [
+                r
+                for r in rows
+                if text in (r.get("caption") or "").lower() or text in r["instruction"].lower()
+            ]
         offset, limit = _int(params.get("offset"), 0), _int(params.get("limit"), 50, 1, PAGE_LIMIT)
-        return JSONResponse({"total": len(rows), "items": rows[offset:offset + limit]})
+        return JSONResponse({"total": len(rows), "items": rows[offset : offset + limit]})
 
     async def radar(request: Request) -> Response:
         if not authorized(request):
@@ -251,13 +328,24 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             return JSONResponse({"error": "No such chart."}, 404)
         return FileResponse(path, media_type="image/png")
 
-    return Starlette(routes=[
-        Route("/", index), Route("/api/info", info), Route("/api/items", items), Route("/api/item", item),
-        Route("/api/only", only), Route("/api/media/{run}/{n:int}", media),
-        Route("/api/picture/{run}/{n:int}", picture_of), Route("/api/eval", evaluation),
-        Route("/api/eval/items", evaluation_items), Route("/api/eval/radar/{modality}", radar)])
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/info", info),
+            Route("/api/items", items),
+            Route("/api/item", item),
+            Route("/api/only", only),
+            Route("/api/media/{run}/{n:int}", media),
+            Route("/api/picture/{run}/{n:int}", picture_of),
+            Route("/api/eval", evaluation),
+            Route("/api/eval/items", evaluation_items),
+            Route("/api/eval/radar/{modality}", radar),
+        ]
+    )
 
 
 # the page runs its own script only; media and pictures come from this server
-CSP = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-       "img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; media-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'"
+)

@@ -12,9 +12,16 @@ import re
 from typing import Any
 
 MODALITIES = ("image", "video", "audio")
-NUMERIC = ("words", "seconds", "score")  # caption length, total time over the stages, CapFlow's filter score
+NUMERIC = (
+    "words",
+    "seconds",
+    "score",
+)  # caption length, total time over the stages, CapFlow's filter score
 _WORD = re.compile(r"\S+")
-_ALIGNER = re.compile(r"The requirement is: '(.*?)'\.\s*The existing caption is: '(.*?)'\.?(?:\s*You only need|\s*$)", re.S)
+_ALIGNER = re.compile(
+    r"The requirement is: '(.*?)'\.\s*The existing caption is: '(.*?)'\.?(?:\s*You only need|\s*$)",
+    re.S,
+)
 
 
 def key_of(record: dict[str, Any], line: int) -> str:
@@ -31,10 +38,16 @@ def _synth_fields(record: dict[str, Any]) -> dict[str, Any]:
     gpt = [t.get("value", "") for t in turns if isinstance(t, dict) and t.get("from") == "gpt"]
     modality = next((m for m in MODALITIES if isinstance(record.get(m), str)), None)
     prompt = re.sub(r"<(image|video|audio)>\n?", "", human[-1]).strip() if human else None
-    aligner = _ALIGNER.search(prompt) if prompt else None  # the aligner prompt: instruction + existing caption
-    return {"instruction": aligner.group(1) if aligner else prompt, "caption": gpt[-1] if gpt else None,
-            "modality": modality, "media": record.get(modality) if modality else None,
-            "base_caption": aligner.group(2) if aligner else None}
+    aligner = (
+        _ALIGNER.search(prompt) if prompt else None
+    )  # the aligner prompt: instruction + existing caption
+    return {
+        "instruction": aligner.group(1) if aligner else prompt,
+        "caption": gpt[-1] if gpt else None,
+        "modality": modality,
+        "media": record.get(modality) if modality else None,
+        "base_caption": aligner.group(2) if aligner else None,
+    }
 
 
 def display(record: dict[str, Any], line: int) -> dict[str, Any]:
@@ -53,16 +66,26 @@ def display(record: dict[str, Any], line: int) -> dict[str, Any]:
             score = sum(values) / len(values) if values else None
     media = fields.get("media") or record.get("media") or record.get("input")
     return {
-        "line": line, "key": key_of(record, line),
+        "line": line,
+        "key": key_of(record, line),
         "status": "failed" if error is not None or caption is None else "ok",
-        "error": error, "instruction": fields.get("instruction", record.get("instruction")),
-        "caption": caption, "base_caption": fields.get("base_caption", record.get("base_caption")),
+        "error": error,
+        "instruction": fields.get("instruction", record.get("instruction")),
+        "caption": caption,
+        "base_caption": fields.get("base_caption", record.get("base_caption")),
         "modality": fields.get("modality") or record.get("modality") or _guess_modality(media),
-        "media": media, "complies": meta.get("complies"), "constraint": meta.get("constraint"),
-        "models": record.get("models") or {}, "timings": timings, "usage": record.get("usage") or {},
-        "capflow": capflow, "meta": {k: v for k, v in meta.items() if k != "capflow"},
+        "media": media,
+        "complies": meta.get("complies"),
+        "constraint": meta.get("constraint"),
+        "models": record.get("models") or {},
+        "timings": timings,
+        "usage": record.get("usage") or {},
+        "capflow": capflow,
+        "meta": {k: v for k, v in meta.items() if k != "capflow"},
         "words": len(_WORD.findall(caption)) if isinstance(caption, str) else None,
-        "seconds": sum(v for v in timings.values() if isinstance(v, (int, float))) if timings else None,
+        "seconds": sum(v for v in timings.values() if isinstance(v, (int, float)))
+        if timings
+        else None,
         "score": score,
     }
 
@@ -82,6 +105,19 @@ def _guess_modality(media: Any) -> str | None:
 
 def summary(d: dict[str, Any]) -> dict[str, Any]:
     """The list row: short fields only (long captions are shown whole in the detail)."""
-    return {k: d[k] for k in ("line", "key", "status", "modality", "complies", "words", "seconds", "score",
-                              "instruction", "caption", "base_caption")} | {
-        "error_type": d["error"].get("type") if d["error"] else None}
+    return {
+        k: d[k]
+        for k in (
+            "line",
+            "key",
+            "status",
+            "modality",
+            "complies",
+            "words",
+            "seconds",
+            "score",
+            "instruction",
+            "caption",
+            "base_caption",
+        )
+    } | {"error_type": d["error"].get("type") if d["error"] else None}

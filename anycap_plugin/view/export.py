@@ -14,7 +14,9 @@ from .index import RunIndex
 from .media import picture, resolve
 
 
-def export_page(run: Path, target: Path, *, limit: int = 1000, media_roots: list[Path] | None = None) -> dict[str, int]:
+def export_page(
+    run: Path, target: Path, *, limit: int = 1000, media_roots: list[Path] | None = None
+) -> dict[str, int]:
     index = RunIndex(run).start()
     index.wait()
     roots = [Path(run).parent, *(media_roots or [])]
@@ -28,13 +30,29 @@ def export_page(run: Path, target: Path, *, limit: int = 1000, media_roots: list
             pictures[n] = "data:image/jpeg;base64," + base64.b64encode(data).decode()
         except Exception:  # a missing, refused or undecodable file: the item goes without a picture
             continue
-    data = {"mode": "run", "runs": {"a": {"name": Path(run).name, "count": index.count, "done": True,
-                                          "error_types": list(index.error_types)}},
-            "items": items, "pictures": pictures}
+    data = {
+        "mode": "run",
+        "runs": {
+            "a": {
+                "name": Path(run).name,
+                "count": index.count,
+                "done": True,
+                "error_types": list(index.error_types),
+            }
+        },
+        "items": items,
+        "pictures": pictures,
+    }
     # inside <script>: "</" would end the element, so it is written as "<\/" (the same string to JSON)
     embedded = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
-    page = (STATIC / "index.html").read_text().replace(
-        '<script id="anycap-data" type="application/json">null</script>',
-        f'<script id="anycap-data" type="application/json">{embedded}</script>', 1)
+    page = (
+        (STATIC / "index.html")
+        .read_text()
+        .replace(
+            '<script id="anycap-data" type="application/json">null</script>',
+            f'<script id="anycap-data" type="application/json">{embedded}</script>',
+            1,
+        )
+    )
     target.write_text(page)
     return {"items": len(items), "pictures": len(pictures), "of": index.count}

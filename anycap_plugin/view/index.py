@@ -25,9 +25,17 @@ from .display import MODALITIES, NUMERIC, display
 
 STATUS = ("ok", "failed", "unreadable")
 # column -> (array typecode, numpy dtype); in the order `_row` gives them
-_COLUMNS = {"offset": ("Q", np.uint64), "status": ("B", np.uint8), "complies": ("B", np.uint8),
-            "modality": ("B", np.uint8), "error": ("H", np.uint16), "words": ("H", np.uint16),
-            "seconds": ("f", np.float32), "score": ("f", np.float32), "key": ("q", np.int64)}
+_COLUMNS = {
+    "offset": ("Q", np.uint64),
+    "status": ("B", np.uint8),
+    "complies": ("B", np.uint8),
+    "modality": ("B", np.uint8),
+    "error": ("H", np.uint16),
+    "words": ("H", np.uint16),
+    "seconds": ("f", np.float32),
+    "score": ("f", np.float32),
+    "key": ("q", np.int64),
+}
 COMPLIES = {True: 1, False: 0, None: 2}
 _BATCH = 20_000
 _FIRST = 200
@@ -45,7 +53,9 @@ class Query:
 
 
 def key_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little", signed=True)
+    return int.from_bytes(
+        hashlib.blake2b(key.encode(), digest_size=8).digest(), "little", signed=True
+    )
 
 
 class RunIndex:
@@ -58,7 +68,9 @@ class RunIndex:
         self._lock = threading.Lock()
         self._grown = threading.Condition(self._lock)
         # one flat array per column (typecode, numpy dtype): ~21 bytes a line, 29 with keys
-        self._columns = {name: array.array(code) for name, (code, _) in _COLUMNS.items() if keys or name != "key"}
+        self._columns = {
+            name: array.array(code) for name, (code, _) in _COLUMNS.items() if keys or name != "key"
+        }
         self.error_types: list[str] = []
         self._error_codes: dict[str, int] = {}
         self.done = False
@@ -77,9 +89,13 @@ class RunIndex:
             import pyarrow.parquet as pq
 
             self._parquet = pq.ParquetFile(self.path)
-            self._group_rows = [self._parquet.metadata.row_group(i).num_rows
-                                for i in range(self._parquet.num_row_groups)]
-        self._thread = threading.Thread(target=self._index, name=f"index {self.path.name}", daemon=True)
+            self._group_rows = [
+                self._parquet.metadata.row_group(i).num_rows
+                for i in range(self._parquet.num_row_groups)
+            ]
+        self._thread = threading.Thread(
+            target=self._index, name=f"index {self.path.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -103,11 +119,15 @@ class RunIndex:
             batch: list[tuple[Any, ...]] = []
             for n, (offset, record) in enumerate(rows):
                 batch.append(self._row(n, offset, record))  # the columns only: records are not kept
-                if len(batch) >= (_FIRST if self.count == 0 else _BATCH):  # the first page's rows come soon
+                if len(batch) >= (
+                    _FIRST if self.count == 0 else _BATCH
+                ):  # the first page's rows come soon
                     self._add(batch)
                     batch = []
             self._add(batch)
-        except Exception as e:  # the index stops where the file stopped being readable; said on the page
+        except (
+            Exception
+        ) as e:  # the index stops where the file stopped being readable; said on the page
             self.failure = f"{type(e).__name__}: {e}"
         finally:
             with self._lock:
@@ -136,17 +156,30 @@ class RunIndex:
     def _row(self, n: int, offset: int, record: dict[str, Any] | None) -> tuple[Any, ...]:
         """The column values of one row, in `_COLUMNS` order."""
         if record is None:
-            d = {"status": "unreadable", "complies": None, "modality": None, "key": f"line:{n}",
-                 "error": {"type": "UnreadableLine"}, "words": None, "seconds": None, "score": None}
+            d = {
+                "status": "unreadable",
+                "complies": None,
+                "modality": None,
+                "key": f"line:{n}",
+                "error": {"type": "UnreadableLine"},
+                "words": None,
+                "seconds": None,
+                "score": None,
+            }
         else:
             d = display(record, n)
         nan = float("nan")
-        return (offset, STATUS.index(d["status"]), COMPLIES.get(d["complies"], 2),
-                MODALITIES.index(d["modality"]) if d["modality"] in MODALITIES else len(MODALITIES),
-                self._code(d["error"].get("type", "Error")) if d["error"] else 0,
-                min(int(d["words"]), 65535) if isinstance(d["words"], int) else 65535,
-                float(d["seconds"]) if isinstance(d["seconds"], (int, float)) else nan,
-                float(d["score"]) if isinstance(d["score"], (int, float)) else nan, key_hash(d["key"]))
+        return (
+            offset,
+            STATUS.index(d["status"]),
+            COMPLIES.get(d["complies"], 2),
+            MODALITIES.index(d["modality"]) if d["modality"] in MODALITIES else len(MODALITIES),
+            self._code(d["error"].get("type", "Error")) if d["error"] else 0,
+            min(int(d["words"]), 65535) if isinstance(d["words"], int) else 65535,
+            float(d["seconds"]) if isinstance(d["seconds"], (int, float)) else nan,
+            float(d["score"]) if isinstance(d["score"], (int, float)) else nan,
+            key_hash(d["key"]),
+        )
 
     def _add(self, batch: list[tuple[Any, ...]]) -> None:
         names = list(_COLUMNS)
@@ -154,7 +187,9 @@ class RunIndex:
             for i, name in enumerate(names):
                 if name in self._columns and name != "status":
                     self._columns[name].extend(row[i] for row in batch)
-            self._columns["status"].extend(row[1] for row in batch)  # last: `count` grows when a row is whole
+            self._columns["status"].extend(
+                row[1] for row in batch
+            )  # last: `count` grows when a row is whole
             self._grown.notify_all()
 
     def _code(self, error_type: str) -> int:
@@ -194,7 +229,7 @@ class RunIndex:
             chunk = os.pread(self._fd, 65536, start)
             cut = chunk.find(b"\n")
             if cut >= 0 or not chunk:
-                chunks.append(chunk[:cut + 1] if cut >= 0 else chunk)
+                chunks.append(chunk[: cut + 1] if cut >= 0 else chunk)
                 return b"".join(chunks)
             chunks.append(chunk)
             start += len(chunk)
@@ -202,10 +237,26 @@ class RunIndex:
     def display(self, n: int) -> dict[str, Any]:
         record = self.record(n)
         if record is None:
-            return {"line": n, "key": f"line:{n}", "status": "unreadable", "modality": None, "caption": None,
-                    "instruction": None, "base_caption": None, "complies": None, "words": None, "seconds": None,
-                    "score": None, "error": {"type": "UnreadableLine", "message": "This line is not a JSON object."},
-                    "models": {}, "timings": {}, "usage": {}, "meta": {}, "capflow": None, "media": None}
+            return {
+                "line": n,
+                "key": f"line:{n}",
+                "status": "unreadable",
+                "modality": None,
+                "caption": None,
+                "instruction": None,
+                "base_caption": None,
+                "complies": None,
+                "words": None,
+                "seconds": None,
+                "score": None,
+                "error": {"type": "UnreadableLine", "message": "This line is not a JSON object."},
+                "models": {},
+                "timings": {},
+                "usage": {},
+                "meta": {},
+                "capflow": None,
+                "media": None,
+            }
         return display(record, n)
 
     def _group(self, i: int) -> list[dict[str, Any]]:
@@ -225,8 +276,11 @@ class RunIndex:
         while it grows (a growing array cannot be viewed). `words` comes as floats, NaN for none."""
         with self._lock:
             n = self.count
-            out = {name: np.frombuffer(self._columns[name], _COLUMNS[name][1], n)
-                   for name in names or self._columns if name != "offset"}
+            out = {
+                name: np.frombuffer(self._columns[name], _COLUMNS[name][1], n)
+                for name in names or self._columns
+                if name != "offset"
+            }
             if not self.done:
                 out = {name: a.copy() for name, a in out.items()}
         if "words" in out:
@@ -238,7 +292,9 @@ class RunIndex:
 
     def select(self, query: Query) -> np.ndarray:
         """Row numbers matching `query`, in its order."""
-        needed = ["status", "error", "complies", "modality"] + ([query.sort] if query.sort in NUMERIC else [])
+        needed = ["status", "error", "complies", "modality"] + (
+            [query.sort] if query.sort in NUMERIC else []
+        )
         cols = self.columns(*needed)
         mask = np.ones(len(cols["status"]), bool)
         if query.status == "ok":
@@ -258,18 +314,24 @@ class RunIndex:
         if query.sort in NUMERIC:
             values = cols[query.sort][rows]
             order = np.argsort(-values if query.descending else values, kind="stable")
-            order = np.concatenate([order[~np.isnan(values[order])], order[np.isnan(values[order])]])  # no value: last
+            order = np.concatenate(
+                [order[~np.isnan(values[order])], order[np.isnan(values[order])]]
+            )  # no value: last
             rows = rows[order]
         return rows
 
     def _matches(self, n: int, text: str) -> bool:
         needle = text.lower()
         if self.kind == "jsonl" and needle.isascii() and not any(c in needle for c in '"\\/'):
-            if needle.encode() not in self._line(n).lower():  # bytes first: most lines are out unparsed
+            if (
+                needle.encode() not in self._line(n).lower()
+            ):  # bytes first: most lines are out unparsed
                 return False
         d = self.display(n)
-        return any(isinstance(d.get(f), str) and needle in d[f].lower()
-                   for f in ("caption", "instruction", "base_caption", "key"))
+        return any(
+            isinstance(d.get(f), str) and needle in d[f].lower()
+            for f in ("caption", "instruction", "base_caption", "key")
+        )
 
     def rows_by_key(self) -> tuple[np.ndarray, np.ndarray]:
         """(sorted key hashes, their row numbers): pairing two runs by key without holding the keys.
@@ -285,5 +347,3 @@ class RunIndex:
         keys, rows = self.rows_by_key()
         i = int(np.searchsorted(keys, h))
         return int(rows[i]) if i < len(keys) and keys[i] == h else None
-
-

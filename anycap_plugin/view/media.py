@@ -32,8 +32,10 @@ def resolve(ref: str | None, roots: list[Path]) -> Path:
         if real.is_file():
             return real
     if not inside:
-        raise MediaRefused(f"{ref!r} is outside the run's folder and the media roots.",
-                           hint="Pass --media-root for media kept elsewhere.")
+        raise MediaRefused(
+            f"{ref!r} is outside the run's folder and the media roots.",
+            hint="Pass --media-root for media kept elsewhere.",
+        )
     raise FileNotFoundError(f"No such file: {ref!r}.")
 
 
@@ -73,5 +75,7 @@ def spectrogram(samples: np.ndarray, width: int = 480, height: int = 120) -> Ima
     frames = np.lib.stride_tricks.sliding_window_view(samples, n_fft)[::hop] * np.hanning(n_fft)
     power = np.log1p(np.abs(np.fft.rfft(frames, axis=1)) ** 2).T[::-1]
     power = (power - power.min()) / max(float(power.max() - power.min()), 1e-9)
-    rgb = np.stack([power ** 0.7, power ** 1.5, 0.25 + 0.5 * power * (1 - power)], axis=-1)  # dark to warm
+    rgb = np.stack(
+        [power**0.7, power**1.5, 0.25 + 0.5 * power * (1 - power)], axis=-1
+    )  # dark to warm
     return Image.fromarray((rgb * 255).astype(np.uint8)).resize((width, height))

@@ -10,19 +10,34 @@ from .captioner import CapFlowCaptioner, CapFlowFilter, build_flow
 from .flow import CapFlow
 from .workflow import Workflow, WorkflowError, load_workflow
 
-__all__ = ["CapFlow", "CapFlowCaptioner", "CapFlowFilter", "Workflow", "WorkflowError", "build_flow", "load_workflow"]
+__all__ = [
+    "CapFlow",
+    "CapFlowCaptioner",
+    "CapFlowFilter",
+    "Workflow",
+    "WorkflowError",
+    "build_flow",
+    "load_workflow",
+]
 
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("capflow", CapFlowCaptioner, needs_model=True, description=
-             "CapFlow workflow: route, specialist agents, summary, filter (capflow:MODEL or capflow:workflow.yaml)")
+    register(
+        "capflow",
+        CapFlowCaptioner,
+        needs_model=True,
+        description="CapFlow workflow: route, specialist agents, summary, filter (capflow:MODEL or capflow:workflow.yaml)",
+    )
 
 
 @hookimpl
 def register_post_processors(register: Any) -> None:
-    register("capflow-filter", CapFlowFilter, description=
-             "CapFlow's quality filter on the caption before it (capflow-filter:MODEL or :workflow.yaml)")
+    register(
+        "capflow-filter",
+        CapFlowFilter,
+        description="CapFlow's quality filter on the caption before it (capflow-filter:MODEL or :workflow.yaml)",
+    )
 
 
 @hookimpl
@@ -31,29 +46,72 @@ def register_commands(cli: Any) -> None:
 
     @cli.command("capflow-filter")
     @click.argument("captions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-    @click.option("--model", "-m", "spec", required=True, help="A model for the default workflow, or a workflow YAML.")
+    @click.option(
+        "--model",
+        "-m",
+        "spec",
+        required=True,
+        help="A model for the default workflow, or a workflow YAML.",
+    )
     @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path))
-    @click.option("--media-field", default="input", show_default=True, help="The field holding the media path.")
+    @click.option(
+        "--media-field",
+        default="input",
+        show_default=True,
+        help="The field holding the media path.",
+    )
     @click.option("--caption-field", default="caption", show_default=True)
-    @click.option("--media-root", type=click.Path(file_okay=False, path_type=Path),
-                  help="Where relative media paths start (default: as written).")
+    @click.option(
+        "--media-root",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where relative media paths start (default: as written).",
+    )
     @click.option("--base-url", help="The default endpoint's URL (default: OPENAI_BASE_URL).")
-    @click.option("--concurrency", "-c", type=click.IntRange(1), help="Calls in flight on the default endpoint.")
+    @click.option(
+        "--concurrency",
+        "-c",
+        type=click.IntRange(1),
+        help="Calls in flight on the default endpoint.",
+    )
     @click.option("--num-frames", default=8, show_default=True, type=click.IntRange(1))
-    def capflow_filter(captions: Path, spec: str, output: Path, media_field: str, caption_field: str,
-                       media_root: Path | None, base_url: str | None, concurrency: int | None, num_frames: int) -> None:
+    def capflow_filter(
+        captions: Path,
+        spec: str,
+        output: Path,
+        media_field: str,
+        caption_field: str,
+        media_root: Path | None,
+        base_url: str | None,
+        concurrency: int | None,
+        num_frames: int,
+    ) -> None:
         """Score existing captions with CapFlow's quality filter; each record gains `filter`."""
         from .filtering import filter_file
 
         _, flow = build_flow(spec, base_url=base_url, concurrency=concurrency)
         try:
-            summary = filter_file(flow, captions, output, media_field=media_field, caption_field=caption_field,
-                                  media_root=media_root, num_frames=num_frames)
+            summary = filter_file(
+                flow,
+                captions,
+                output,
+                media_field=media_field,
+                caption_field=caption_field,
+                media_root=media_root,
+                num_frames=num_frames,
+            )
         finally:
             usage = flow.engine.usage_report()
             flow.engine.close()
-        click.echo(f"{summary.succeeded} judged, {summary.failed} failed, {summary.skipped} already done -> {output}")
-        click.echo("usage: " + ", ".join(f"{r}: {u['calls']} calls, {u['cache_hits']} cached, "
-                                         f"{u['prompt_tokens'] + u['completion_tokens']} tokens" for r, u in usage.items()))
+        click.echo(
+            f"{summary.succeeded} judged, {summary.failed} failed, {summary.skipped} already done -> {output}"
+        )
+        click.echo(
+            "usage: "
+            + ", ".join(
+                f"{r}: {u['calls']} calls, {u['cache_hits']} cached, "
+                f"{u['prompt_tokens'] + u['completion_tokens']} tokens"
+                for r, u in usage.items()
+            )
+        )
         if summary.failed:
             raise SystemExit(1)

@@ -10,8 +10,8 @@ import asyncio
 from typing import Any
 
 from anycap_plugin.call_engine import CallEngine, Reply, RoleUsage, fill
-from anycap_plugin.openai_compat import json_object
 from anycap_plugin.media import Media, media_parts, user_message
+from anycap_plugin.openai_compat import json_object
 
 from .workflow import Workflow, WorkflowError
 
@@ -22,13 +22,22 @@ class CapFlow:
     def __init__(self, workflow: Workflow, engine: CallEngine) -> None:
         self.workflow, self.engine = workflow, engine
 
-    async def caption(self, media: Media, instruction: str | None, *, domain: str | None = None,
-                      num_frames: int = 8, run_filter: bool | None = None) -> dict[str, Any]:
+    async def caption(
+        self,
+        media: Media,
+        instruction: str | None,
+        *,
+        domain: str | None = None,
+        num_frames: int = 8,
+        run_filter: bool | None = None,
+    ) -> dict[str, Any]:
         """The item's record: `caption`, `domain`, `confidence`, `routed`, `agents`, `summary`,
         `filter` (scores, kept) and `usage` per role."""
         wf = self.workflow
         if domain is not None and domain not in wf.domains:
-            raise WorkflowError(f"Unknown domain {domain!r}.", hint="Domains: " + ", ".join(wf.domains) + ".")
+            raise WorkflowError(
+                f"Unknown domain {domain!r}.", hint="Domains: " + ", ".join(wf.domains) + "."
+            )
         parts = await asyncio.to_thread(media_parts, media, num_frames)
         kind = "video" if media.modality == "video" else "image"
         replies: list[tuple[str, Reply]] = []
@@ -37,18 +46,39 @@ class CapFlow:
             record.update(domain=domain, confidence=None, routed="given")
         else:
             ask = fill(wf.router_prompt, media=kind, domains=self._menu())
-            reply = await self.engine.chat(wf.router_role, user_message(ask, parts), parse=self._route)
+            reply = await self.engine.chat(
+                wf.router_role, user_message(ask, parts), parse=self._route
+            )
             replies.append((wf.router_role, reply))
             picked, confidence = reply.data
             fallback = picked is None or confidence < wf.min_confidence
-            record.update(domain=wf.default_domain if fallback else picked, confidence=confidence,
-                          routed="fallback" if fallback else "router", router_choice=picked)
+            record.update(
+                domain=wf.default_domain if fallback else picked,
+                confidence=confidence,
+                routed="fallback" if fallback else "router",
+                router_choice=picked,
+            )
         chosen = wf.domains[record["domain"]]
         request = f"The user asks for: {instruction}\n" if instruction else ""
-        agent_replies = await asyncio.gather(*(
-            self.engine.chat(a.role, user_message(fill(wf.agent_prompt, kind=a.kind, task=a.task, request=request,
-                                                       domain_description=chosen.description, media=kind), parts))
-            for a in chosen.agents))
+        agent_replies = await asyncio.gather(
+            *(
+                self.engine.chat(
+                    a.role,
+                    user_message(
+                        fill(
+                            wf.agent_prompt,
+                            kind=a.kind,
+                            task=a.task,
+                            request=request,
+                            domain_description=chosen.description,
+                            media=kind,
+                        ),
+                        parts,
+                    ),
+                )
+                for a in chosen.agents
+            )
+        )
         replies += [(a.role, r) for a, r in zip(chosen.agents, agent_replies)]
         record["agents"] = {a.kind: r.text.strip() for a, r in zip(chosen.agents, agent_replies)}
         notes = "\n\n".join(f"[{kind_} agent]\n{text}" for kind_, text in record["agents"].items())
@@ -66,16 +96,26 @@ class CapFlow:
     async def judge(self, media: Media, caption: str, *, num_frames: int = 8) -> dict[str, Any]:
         """The quality filter alone, on an existing caption: scores, kept, reason and usage."""
         parts = await asyncio.to_thread(media_parts, media, num_frames)
-        verdict, reply = await self._judge(caption, "video" if media.modality == "video" else "image", parts)
+        verdict, reply = await self._judge(
+            caption, "video" if media.modality == "video" else "image", parts
+        )
         return {**verdict, "usage": _usage_by_role([(self.workflow.filter_role, reply)])}
 
-    async def _judge(self, caption: str, kind: str, parts: list[dict[str, Any]]) -> tuple[dict[str, Any], Reply]:
+    async def _judge(
+        self, caption: str, kind: str, parts: list[dict[str, Any]]
+    ) -> tuple[dict[str, Any], Reply]:
         dims = self.workflow.filter_dimensions.get(kind)
         if not dims:
-            raise WorkflowError(f"The workflow's filter has no dimensions for {kind}.",
-                                hint=f"Add filter.dimensions.{kind} to the workflow.")
-        prompt = fill(self.workflow.filter_prompt, media=kind, caption=caption,
-                      dimensions="\n".join(f"- {d}" for d in dims))
+            raise WorkflowError(
+                f"The workflow's filter has no dimensions for {kind}.",
+                hint=f"Add filter.dimensions.{kind} to the workflow.",
+            )
+        prompt = fill(
+            self.workflow.filter_prompt,
+            media=kind,
+            caption=caption,
+            dimensions="\n".join(f"- {d}" for d in dims),
+        )
 
         def scores(text: str) -> dict[str, Any]:
             data = json_object(text)
@@ -85,12 +125,18 @@ class CapFlow:
             out = {}
             for d in dims:
                 value = given.get(d)
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value not in (1, 2, 3):
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, (int, float))
+                    or value not in (1, 2, 3)
+                ):
                     raise ValueError(f"dimension {d!r} scored {value!r}, not 1, 2 or 3")
                 out[d] = int(value)
             return {"scores": out, "reason": str(data.get("reason", ""))}
 
-        reply = await self.engine.chat(self.workflow.filter_role, user_message(prompt, parts), parse=scores)
+        reply = await self.engine.chat(
+            self.workflow.filter_role, user_message(prompt, parts), parse=scores
+        )
         verdict = dict(reply.data)
         verdict["kept"] = all(v == FILTER_TOP_MARK for v in verdict["scores"].values())
         return verdict, reply

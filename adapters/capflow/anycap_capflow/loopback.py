@@ -25,7 +25,9 @@ def prompt_and_images(body: dict[str, Any]) -> tuple[str, int]:
 def respond(body: dict[str, Any]) -> str:
     text, images = prompt_and_images(body)
     if "You are the router" in text:
-        return json.dumps({"domain": "video_temporal" if images > 1 else "natural", "confidence": 3})
+        return json.dumps(
+            {"domain": "video_temporal" if images > 1 else "natural", "confidence": 3}
+        )
     agent = re.search(r"You are the (\w+) agent", text)
     if agent:
         return f"{agent.group(1)} notes on {images} image(s)."

@@ -11,8 +11,12 @@ __all__ = ["OpenAICaptioner", "OpenAIOptions"]
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("openai", OpenAICaptioner, needs_model=True, description=
-             "GPT-4o or any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)")
+    register(
+        "openai",
+        OpenAICaptioner,
+        needs_model=True,
+        description="GPT-4o or any OpenAI-compatible server (OPENAI_BASE_URL, OPENAI_API_KEY)",
+    )
 
 
 @hookimpl

@@ -17,10 +17,18 @@ from typing import Any, Literal
 
 import openai
 
-from anycap_plugin import BaseCaptioner, Caption, CaptionOptions, CaptionerError, Media, OptionsError
-from anycap_plugin.openai_compat import api_key as resolve_key, failure, redact
+from anycap_plugin import (
+    BaseCaptioner,
+    Caption,
+    CaptionerError,
+    CaptionOptions,
+    Media,
+    OptionsError,
+)
 from anycap_plugin.captioner import instructions_for, prompt_for
 from anycap_plugin.media import Modality, audio_part, encoded, image_data_url, image_url_part
+from anycap_plugin.openai_compat import api_key as resolve_key
+from anycap_plugin.openai_compat import failure, redact
 
 
 class OpenAIOptions(CaptionOptions):
@@ -35,60 +43,99 @@ class OpenAIOptions(CaptionOptions):
 class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
     """A chat-completions model; `modalities` says what the model takes (audio is opt-in)."""
 
-
-    def __init__(self, model: str | None = None, *, base_url: str | None = None, api_key: str | None = None,
-                 modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"), concurrency: int = 16,
-                 timeout: float | openai.Timeout = 60.0, max_retries: int = 5) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        modalities: tuple[Modality, ...] | list[Modality] = ("image", "video"),
+        concurrency: int = 16,
+        timeout: float | openai.Timeout = 60.0,
+        max_retries: int = 5,
+    ) -> None:
         base_url, key = self.preflight(model, base_url=base_url, api_key=api_key)
         self.id = f"openai:{model}"
         self.model = model
         self.modalities = frozenset(modalities)  # type: ignore[misc]
         self._key = key
-        self._client_args = {"base_url": base_url, "api_key": key, "timeout": timeout,
-                             "max_retries": max_retries}
+        self._client_args = {
+            "base_url": base_url,
+            "api_key": key,
+            "timeout": timeout,
+            "max_retries": max_retries,
+        }
         self.client = openai.OpenAI(**self._client_args)  # type: ignore[arg-type]
-        self._per_loop: weakref.WeakKeyDictionary[Any, tuple[openai.AsyncOpenAI, asyncio.Semaphore]] = (
-            weakref.WeakKeyDictionary())
+        self._per_loop: weakref.WeakKeyDictionary[
+            Any, tuple[openai.AsyncOpenAI, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
         self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
 
     @classmethod
-    def preflight(cls, model: str | None, *, base_url: str | None = None, api_key: str | None = None,
-                  **_: Any) -> tuple[str | None, str]:
+    def preflight(
+        cls, model: str | None, *, base_url: str | None = None, api_key: str | None = None, **_: Any
+    ) -> tuple[str | None, str]:
         """What the captioner needs before any call: a model name, and a key unless `base_url` is a
         server that needs none. Returns the endpoint and key (checked on a Ray driver too)."""
         if not model:
-            raise OptionsError("The openai captioner needs a model name.", hint="Use a spec like 'openai:gpt-4o-mini'.")
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None  # an empty variable is no endpoint
-        key = resolve_key(api_key, base_url=base_url, who="the OpenAI API",
-                          hint="Set OPENAI_API_KEY, or pass api_key=..., or point base_url at a server that needs none.")
+            raise OptionsError(
+                "The openai captioner needs a model name.",
+                hint="Use a spec like 'openai:gpt-4o-mini'.",
+            )
+        base_url = (
+            base_url or os.environ.get("OPENAI_BASE_URL") or None
+        )  # an empty variable is no endpoint
+        key = resolve_key(
+            api_key,
+            base_url=base_url,
+            who="the OpenAI API",
+            hint="Set OPENAI_API_KEY, or pass api_key=..., or point base_url at a server that needs none.",
+        )
         return base_url, key
 
     @classmethod
-    def from_client(cls, client: Any, model: str | None = None, **options: Any) -> "OpenAICaptioner":
+    def from_client(
+        cls, client: Any, model: str | None = None, **options: Any
+    ) -> "OpenAICaptioner":
         """The endpoint, key, timeout and retry budget of a client the user already built.
 
         (The client's custom HTTP transport and default headers are not carried over.)"""
         if not model:
-            raise OptionsError("wrap() of an OpenAI client needs the model name.",
-                               hint='wrap(client, model="gpt-4o-mini").')
+            raise OptionsError(
+                "wrap() of an OpenAI client needs the model name.",
+                hint='wrap(client, model="gpt-4o-mini").',
+            )
         # the client's timeout as it is: a number, or the SDK's `Timeout` (its default among them)
-        return cls(model, base_url=str(client.base_url), api_key=client.api_key,
-                   **{"timeout": client.timeout, "max_retries": client.max_retries, **options})
+        return cls(
+            model,
+            base_url=str(client.base_url),
+            api_key=client.api_key,
+            **{"timeout": client.timeout, "max_retries": client.max_retries, **options},
+        )
 
     def __repr__(self) -> str:  # never show the key
         return f"<OpenAICaptioner {self.model} base_url={self._client_args['base_url'] or 'api.openai.com'}>"
 
     # ---- request and reply ---------------------------------------------------------
-    def build_messages(self, media: Media, instruction: str | None, options: OpenAIOptions) -> list[dict[str, Any]]:
+    def build_messages(
+        self, media: Media, instruction: str | None, options: OpenAIOptions
+    ) -> list[dict[str, Any]]:
         prompt = prompt_for(media, instruction)
         parts: list[dict[str, Any]] = []
-        if media.modality == "image":  # the file's own bytes where the API takes its format (decoded first)
+        if (
+            media.modality == "image"
+        ):  # the file's own bytes where the API takes its format (decoded first)
             parts.append(image_url_part(image_data_url(media, own_bytes=True), options.detail))
         elif media.modality == "video":
             frames = media.frames(num_frames=options.num_frames)
-            parts.append({"type": "text", "text": f"The following {len(frames)} images are frames of one video, "
-                                                  f"in order ({frames.duration:.1f} s)."})
+            parts.append(
+                {
+                    "type": "text",
+                    "text": f"The following {len(frames)} images are frames of one video, "
+                    f"in order ({frames.duration:.1f} s).",
+                }
+            )
             parts += [image_url_part(encoded(f), options.detail) for f in frames.images]
         else:
             parts.append(audio_part(media))
@@ -99,9 +146,14 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         messages.append({"role": "user", "content": parts})
         return messages
 
-    def _request(self, media: Media, instruction: str | None, options: OpenAIOptions) -> dict[str, Any]:
-        req: dict[str, Any] = {"model": self.model, "messages": self.build_messages(media, instruction, options),
-                               "temperature": options.temperature}
+    def _request(
+        self, media: Media, instruction: str | None, options: OpenAIOptions
+    ) -> dict[str, Any]:
+        req: dict[str, Any] = {
+            "model": self.model,
+            "messages": self.build_messages(media, instruction, options),
+            "temperature": options.temperature,
+        }
         if options.max_tokens is not None:
             req["max_tokens"] = options.max_tokens
         if options.top_p is not None:
@@ -116,19 +168,26 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         except (KeyError, IndexError, TypeError):
             text = None
         if not isinstance(text, str):
-            raise CaptionerError("The model returned no caption (empty choices or content).",
-                                 hint="Check the model's content filter or max_tokens.")
+            raise CaptionerError(
+                "The model returned no caption (empty choices or content).",
+                hint="Check the model's content filter or max_tokens.",
+            )
         usage = {}
         reported = response.get("usage") if isinstance(response, dict) else None
         if isinstance(reported, dict):
-            usage = {"prompt_tokens": reported.get("prompt_tokens"),
-                     "completion_tokens": reported.get("completion_tokens")}
+            usage = {
+                "prompt_tokens": reported.get("prompt_tokens"),
+                "completion_tokens": reported.get("completion_tokens"),
+            }
         return Caption(text=text.strip(), usage=usage)
 
     def _failure(self, error: openai.OpenAIError) -> CaptionerError:
         status, what = failure(error, self._key)
-        hint = {401: "Check OPENAI_API_KEY.", 404: "Check the model name and base_url.",
-                429: "Lower --concurrency or raise the rate limit."}.get(status or 0)
+        hint = {
+            401: "Check OPENAI_API_KEY.",
+            404: "Check the model name and base_url.",
+            429: "Lower --concurrency or raise the rate limit.",
+        }.get(status or 0)
         return CaptionerError(f"{self.id} failed {what}", hint=hint)
 
     def _redact(self, text: str) -> str:
@@ -140,27 +199,37 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         try:
             with self._slots:
                 # plain JSON both ways: no TypedDict transform (~1 ms a call), no response models
-                return self._to_caption(self.client.post("/chat/completions", body=request, cast_to=dict))
+                return self._to_caption(
+                    self.client.post("/chat/completions", body=request, cast_to=dict)
+                )
         except openai.OpenAIError as e:
             raise self._failure(e) from None
 
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()  # async clients and semaphores belong to one event loop
         if loop not in self._per_loop:
-            self._per_loop[loop] = (openai.AsyncOpenAI(**self._client_args),  # type: ignore[arg-type]
-                                    asyncio.Semaphore(self.concurrency))
+            self._per_loop[loop] = (
+                openai.AsyncOpenAI(**self._client_args),  # type: ignore[arg-type]
+                asyncio.Semaphore(self.concurrency),
+            )
         return self._per_loop[loop]
 
-    async def _acaption(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:
+    async def _acaption(
+        self, media: Media, instruction: str | None, options: OpenAIOptions
+    ) -> Caption:
         client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
         try:
             async with slots:
-                return self._to_caption(await client.post("/chat/completions", body=request, cast_to=dict))
+                return self._to_caption(
+                    await client.post("/chat/completions", body=request, cast_to=dict)
+                )
         except openai.OpenAIError as e:
             raise self._failure(e) from None
 
-    async def acaption_batch(self, media: Any, instructions: Any = None, **options: Any) -> list[Caption]:
+    async def acaption_batch(
+        self, media: Any, instructions: Any = None, **options: Any
+    ) -> list[Caption]:
         """Concurrent requests (bounded by `concurrency`) rather than one call in a thread."""
         items = list(media)
         paired = zip(items, instructions_for(len(items), instructions))

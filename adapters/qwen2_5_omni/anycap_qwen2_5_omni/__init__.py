@@ -38,15 +38,26 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
 
         return load_pretrained(Qwen2_5OmniThinkerForConditionalGeneration, model, **kwargs)
 
-    def build_prompt(self, media: Media, instruction: str | None, options: OmniOptions) -> tuple[str, dict]:
+    def build_prompt(
+        self, media: Media, instruction: str | None, options: OmniOptions
+    ) -> tuple[str, dict]:
         text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": media.modality}, {"type": "text", "text": text}]}],
-            add_generation_prompt=True, tokenize=False)
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": media.modality}, {"type": "text", "text": text}],
+                }
+            ],
+            add_generation_prompt=True,
+            tokenize=False,
+        )
         if media.modality == "image":
             return prompt, {"images": [media.image()]}
         if media.modality == "audio":
-            samples, meta = fit_audio(media.audio().samples, self.processor.feature_extractor, "Qwen2.5-Omni")
+            samples, meta = fit_audio(
+                media.audio().samples, self.processor.feature_extractor, "Qwen2.5-Omni"
+            )
             return prompt, {"audio": [samples], "meta": meta}
         return prompt, self._video(media, options)
 
@@ -61,7 +72,9 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
         meta: dict[str, Any] = {"frames": count, "fps": fps, "video_inputs": "frames only"}
         if options.use_audio_in_video:
             try:
-                samples, heard = fit_audio(media.audio().samples, self.processor.feature_extractor, "Qwen2.5-Omni")
+                samples, heard = fit_audio(
+                    media.audio().samples, self.processor.feature_extractor, "Qwen2.5-Omni"
+                )
                 parts.update(audio=[samples], audio_of_video=True)
                 meta.update(heard, video_inputs="frames and sound")
             except MediaError:  # no track, or frames with no container behind them
@@ -69,8 +82,9 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
         parts["meta"] = meta
         return parts
 
-    def _caption_batch(self, media: list[Media], instructions: list[str | None],
-                       options: OmniOptions) -> list[Caption]:
+    def _caption_batch(
+        self, media: list[Media], instructions: list[str | None], options: OmniOptions
+    ) -> list[Caption]:
         """Items whose videos bring their sound, and items at another frame rate, go in separate calls:
         the processor takes one frame rate per call, and interleaves sound for a whole call."""
         prompts = [self.build_prompt(m, i, options) for m, i in zip(media, instructions)]
@@ -83,9 +97,15 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
             if fps is not None:
                 processor_kwargs["videos_kwargs"] = {"fps": fps}
             if interleaved:  # each item's sound belongs to its own video, the i-th of the call
-                processor_kwargs.update(load_audio_from_video=True, audio_from_video_indices=list(range(len(members))))
-            captions = self.generate([prompts[i] for i in members], options, processor_kwargs,
-                                     {"use_audio_in_video": True} if interleaved else None)
+                processor_kwargs.update(
+                    load_audio_from_video=True, audio_from_video_indices=list(range(len(members)))
+                )
+            captions = self.generate(
+                [prompts[i] for i in members],
+                options,
+                processor_kwargs,
+                {"use_audio_in_video": True} if interleaved else None,
+            )
             for i, caption in zip(members, captions):
                 out[i] = caption
         return out  # type: ignore[return-value]
@@ -93,8 +113,12 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("qwen2.5-omni", Qwen25OmniCaptioner, needs_model=True, description=
-             "Qwen2.5-Omni's Thinker via transformers (image, video with its sound, audio); model = folder or hub id")
+    register(
+        "qwen2.5-omni",
+        Qwen25OmniCaptioner,
+        needs_model=True,
+        description="Qwen2.5-Omni's Thinker via transformers (image, video with its sound, audio); model = folder or hub id",
+    )
 
 
 @hookimpl

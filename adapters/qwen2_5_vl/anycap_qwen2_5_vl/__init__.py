@@ -11,15 +11,18 @@ from anycap_plugin.hf import GenerationOptions, HFChatCaptioner
 from anycap_plugin.media import Media
 
 
-
 class Qwen25VLCaptioner(HFChatCaptioner):
     spec_name = "qwen2.5-vl"
 
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
+    def build_prompt(
+        self, media: Media, instruction: str | None, options: GenerationOptions
+    ) -> tuple[str, dict]:
         kind = "image" if media.modality == "image" else "video"
         text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}], add_generation_prompt=True)
+            [{"role": "user", "content": [{"type": kind}, {"type": "text", "text": text}]}],
+            add_generation_prompt=True,
+        )
         if kind == "image":
             return prompt, {"images": [media.image()]}
         frames = media.frames(num_frames=max(2, options.num_frames))
@@ -28,8 +31,12 @@ class Qwen25VLCaptioner(HFChatCaptioner):
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("qwen2.5-vl", Qwen25VLCaptioner, needs_model=True, description=
-             "Qwen2.5-VL via transformers (images, video); model = local folder or hub id")
+    register(
+        "qwen2.5-vl",
+        Qwen25VLCaptioner,
+        needs_model=True,
+        description="Qwen2.5-VL via transformers (images, video); model = local folder or hub id",
+    )
 
 
 @hookimpl

@@ -24,19 +24,29 @@ class Qwen2AudioCaptioner(HFChatCaptioner):
 
         return load_pretrained(Qwen2AudioForConditionalGeneration, model, **kwargs)
 
-    def build_prompt(self, media: Media, instruction: str | None, options: GenerationOptions) -> tuple[str, dict]:
+    def build_prompt(
+        self, media: Media, instruction: str | None, options: GenerationOptions
+    ) -> tuple[str, dict]:
         text = prompt_for(media, instruction)
         prompt = self.processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": text}]}],
-            add_generation_prompt=True, tokenize=False)
-        samples, meta = fit_audio(media.audio().samples, self.processor.feature_extractor, "Qwen2-Audio")
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        samples, meta = fit_audio(
+            media.audio().samples, self.processor.feature_extractor, "Qwen2-Audio"
+        )
         return prompt, {"audio": [samples], "meta": meta}
 
 
 @hookimpl
 def register_captioners(register: Any) -> None:
-    register("qwen2-audio", Qwen2AudioCaptioner, needs_model=True, description=
-             "Qwen2-Audio via transformers (audio); model = local folder or hub id")
+    register(
+        "qwen2-audio",
+        Qwen2AudioCaptioner,
+        needs_model=True,
+        description="Qwen2-Audio via transformers (audio); model = local folder or hub id",
+    )
 
 
 @hookimpl

@@ -28,11 +28,32 @@ from .manifest import Manifest
 from .parquet import Table
 from .webdataset import Shard, sidecar_path
 
-__all__ = ["FORMATS", "InputFormat", "InputPlan", "ManifestError", "NoInputsError", "ReadContext", "Source",
-           "WorkItem", "bad_item", "expand_inputs", "format_of", "plan_inputs", "read_source"]
+__all__ = [
+    "FORMATS",
+    "InputFormat",
+    "InputPlan",
+    "ManifestError",
+    "NoInputsError",
+    "ReadContext",
+    "Source",
+    "WorkItem",
+    "bad_item",
+    "expand_inputs",
+    "format_of",
+    "plan_inputs",
+    "read_source",
+]
 
 # the first format that claims a location reads it: the catch-all (one media file) comes last
-FORMATS: tuple[InputFormat, ...] = (Dataset(), Folder(), Shard(), Table(), Manifest(), ConversationFile(), MediaFile())
+FORMATS: tuple[InputFormat, ...] = (
+    Dataset(),
+    Folder(),
+    Shard(),
+    Table(),
+    Manifest(),
+    ConversationFile(),
+    MediaFile(),
+)
 _BY_KIND = {f.kind: f for f in FORMATS}
 
 
@@ -69,16 +90,27 @@ class InputPlan:
         return total
 
 
-def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_root: str | os.PathLike | None = None,
-                columns: dict[str, str | None] | None = None, storage: Storage | None = None,
-                run_files: frozenset[str] | set[str] = frozenset()) -> InputPlan:
+def plan_inputs(
+    inputs: Sequence[str],
+    instruction: str | None = None,
+    *,
+    media_root: str | os.PathLike | None = None,
+    columns: dict[str, str | None] | None = None,
+    storage: Storage | None = None,
+    run_files: frozenset[str] | set[str] = frozenset(),
+) -> InputPlan:
     """The sources the inputs name, checked: `NoInputsError` names every input that names nothing
     or does not exist, `StorageError` a store that cannot be read, `OptionsError` a table without
     the media, id or instruction column asked for, `OutputIsInputError` an input that is the run's
     own output or state (`run_files`, canonical; a glob's or folder's match of one is left out)."""
     root = None if media_root is None else str(media_root)
-    ctx = ReadContext(instruction, root if root is None or is_url(root) else os.path.expanduser(root),
-                      dict(columns or {}), storage or Storage(), frozenset(run_files))
+    ctx = ReadContext(
+        instruction,
+        root if root is None or is_url(root) else os.path.expanduser(root),
+        dict(columns or {}),
+        storage or Storage(),
+        frozenset(run_files),
+    )
     sources: list[Source] = []
     empty: list[str] = []
     missing: list[str] = []
@@ -91,10 +123,14 @@ def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_
             continue
         except AnyCapError:
             raise
-        except Exception as e:  # no credentials, a refused endpoint, access denied: the store's own errors
-            raise StorageError(f"Cannot read {raw}: {ctx.storage.describe(raw, e)}.",
-                               hint="Check the URL, the credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, "
-                                    "AZURE_STORAGE_*) and the endpoint (AWS_ENDPOINT_URL or --storage-option).") from None
+        except (
+            Exception
+        ) as e:  # no credentials, a refused endpoint, access denied: the store's own errors
+            raise StorageError(
+                f"Cannot read {raw}: {ctx.storage.describe(raw, e)}.",
+                hint="Check the URL, the credentials (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, "
+                "AZURE_STORAGE_*) and the endpoint (AWS_ENDPOINT_URL or --storage-option).",
+            ) from None
         if glob.has_magic(raw.split("://", 1)[-1]):
             globbed.update(s.location for s in found)
         for source in found:
@@ -104,17 +140,26 @@ def plan_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_
         sources += found
     sources = _without_sidecars(sources, globbed)
     if missing:
-        raise NoInputsError(", ".join(repr(m) for m in missing) + (" does not exist." if len(missing) == 1
-                                                                     else " do not exist."),
-                            hint="Check the paths, URLs, buckets and prefixes.")
+        raise NoInputsError(
+            ", ".join(repr(m) for m in missing)
+            + (" does not exist." if len(missing) == 1 else " do not exist."),
+            hint="Check the paths, URLs, buckets and prefixes.",
+        )
     if empty:
-        raise NoInputsError("Nothing to caption in " + ", ".join(repr(e) for e in empty) + ".",
-                            hint="Check the paths and globs; an empty folder, manifest, shard or table names nothing.")
+        raise NoInputsError(
+            "Nothing to caption in " + ", ".join(repr(e) for e in empty) + ".",
+            hint="Check the paths and globs; an empty folder, manifest, shard or table names nothing.",
+        )
     return InputPlan(tuple(sources), ctx)
 
 
-def expand_inputs(inputs: Sequence[str], instruction: str | None = None, *, media_root: str | None = None,
-                  columns: dict[str, str | None] | None = None) -> Iterator[WorkItem]:
+def expand_inputs(
+    inputs: Sequence[str],
+    instruction: str | None = None,
+    *,
+    media_root: str | None = None,
+    columns: dict[str, str | None] | None = None,
+) -> Iterator[WorkItem]:
     """Items from each input, lazily, in order (inputs are checked first: `plan_inputs`)."""
     return plan_inputs(inputs, instruction, media_root=media_root, columns=columns).items()
 
@@ -137,13 +182,18 @@ def _sources_of(raw: str, ctx: ReadContext) -> list[Source]:
     is_dir = ctx.storage.info(raw)["type"] == "directory"
     source = _source(raw, is_dir, spelled=raw if is_url(raw) else str(os.path.expanduser(raw)))
     if ctx.is_run_file(source.location):
-        raise OutputIsInputError(f"{raw} is this run's own output (or its journal, lock or state): a run never reads "
-                                 "what it writes.", hint="Write the captions to another file with -o.")
+        raise OutputIsInputError(
+            f"{raw} is this run's own output (or its journal, lock or state): a run never reads "
+            "what it writes.",
+            hint="Write the captions to another file with -o.",
+        )
     return [source]
 
 
 def _source(location: str, is_dir: bool, spelled: str) -> Source:
-    kind = next(f.kind for f in FORMATS if not isinstance(f, Dataset) and f.claims(location, is_dir))
+    kind = next(
+        f.kind for f in FORMATS if not isinstance(f, Dataset) and f.claims(location, is_dir)
+    )
     return Source(canonical(location), kind, spelled)
 
 

@@ -40,8 +40,9 @@ class ReadContext:
         from ...storage import canonical
 
         name = canonical(location)
-        return name in self.run_files or any(name.startswith(f.rstrip("/") + "/") for f in self.run_files
-                                             if f.endswith("/"))
+        return name in self.run_files or any(
+            name.startswith(f.rstrip("/") + "/") for f in self.run_files if f.endswith("/")
+        )
 
 
 class InputFormat:

@@ -43,11 +43,22 @@ class ConversationFile(InputFormat):
         try:
             rows = json.loads(ctx.storage.read_bytes(path))
         except (OSError, ValueError) as e:
-            yield bad_item(path, f"Cannot read {path} as JSON: {e}.", _HINT, ctx.instruction, place=f"json:{path}")
+            yield bad_item(
+                path,
+                f"Cannot read {path} as JSON: {e}.",
+                _HINT,
+                ctx.instruction,
+                place=f"json:{path}",
+            )
             return
         if not isinstance(rows, list):
-            yield bad_item(path, f"{path} is not a list of conversation records.", _HINT, ctx.instruction,
-                           place=f"json:{path}")
+            yield bad_item(
+                path,
+                f"{path} is not a list of conversation records.",
+                _HINT,
+                ctx.instruction,
+                place=f"json:{path}",
+            )
             return
         ids, contents = Occurrences(), Occurrences()
         root = ctx.media_root or parent_of(path)
@@ -55,35 +66,73 @@ class ConversationFile(InputFormat):
             item_id = row.get("id") if isinstance(row, dict) else None
             if item_id is None:
                 media = _media(row)
-                content = media if isinstance(media, str) else json.dumps(row, sort_keys=True, default=str)
+                content = (
+                    media
+                    if isinstance(media, str)
+                    else json.dumps(row, sort_keys=True, default=str)
+                )
                 name, occurrence = contents.place(content + SEP)
-                place = f"json:{path}#media={content}{name[len(content) + len(SEP):]}"
-                aliases: tuple[str, ...] = (item_key(f"json:{path}#{i}", _instruction(row, ctx.instruction)),)
+                place = f"json:{path}#media={content}{name[len(content) + len(SEP) :]}"
+                aliases: tuple[str, ...] = (
+                    item_key(f"json:{path}#{i}", _instruction(row, ctx.instruction)),
+                )
             else:
                 name, occurrence = ids.place(str(item_id))
                 place, aliases = f"json:{path}#id={name}", ()
             item = conversation_item(row, f"{path}#{i}", root, ctx.instruction, place, occurrence)
             if ctx.is_run_file(item.input):
-                item = bad_item(item.input, f"{item.input} is this run's own output or state; a run never reads "
-                                "what it writes.", "Name the media, not the run's files.", item.instruction,
-                                place=place, id=item.id)
-            yield WorkItem(item.input, item.instruction, id=item.id, problem=item.problem, place=item.place,
-                           occurrence=item.occurrence, aliases=aliases)
+                item = bad_item(
+                    item.input,
+                    f"{item.input} is this run's own output or state; a run never reads "
+                    "what it writes.",
+                    "Name the media, not the run's files.",
+                    item.instruction,
+                    place=place,
+                    id=item.id,
+                )
+            yield WorkItem(
+                item.input,
+                item.instruction,
+                id=item.id,
+                problem=item.problem,
+                place=item.place,
+                occurrence=item.occurrence,
+                aliases=aliases,
+            )
 
 
-def conversation_item(row: Any, where: str, media_root: str, instruction: str | None, place: str,
-                      occurrence: int = 1) -> WorkItem:
+def conversation_item(
+    row: Any, where: str, media_root: str, instruction: str | None, place: str, occurrence: int = 1
+) -> WorkItem:
     if not isinstance(row, dict):
         return bad_item(where, f"Record {where} is not an object.", _HINT, instruction, place=place)
     item_id = None if row.get("id") is None else str(row["id"])
     media = _media(row)
     if isinstance(media, list):
-        return bad_item(where, f"Record {where} holds {len(media)} media; AnyCap captions one per item.",
-                        "Split multi-image records into one record per image.", instruction, id=item_id, place=place)
+        return bad_item(
+            where,
+            f"Record {where} holds {len(media)} media; AnyCap captions one per item.",
+            "Split multi-image records into one record per image.",
+            instruction,
+            id=item_id,
+            place=place,
+        )
     if not isinstance(media, str) or not media:
-        return bad_item(where, f"Record {where} names no image or video.", _HINT, instruction, id=item_id, place=place)
-    return WorkItem(join(media_root, media), _instruction(row, instruction), id=item_id, place=place,
-                    occurrence=occurrence)
+        return bad_item(
+            where,
+            f"Record {where} names no image or video.",
+            _HINT,
+            instruction,
+            id=item_id,
+            place=place,
+        )
+    return WorkItem(
+        join(media_root, media),
+        _instruction(row, instruction),
+        id=item_id,
+        place=place,
+        occurrence=occurrence,
+    )
 
 
 def _media(row: Any) -> Any:
@@ -101,6 +150,10 @@ def _instruction(row: Any, instruction: str | None) -> str | None:
 
 def _first_human_turn(turns: Any) -> str | None:
     for turn in turns if isinstance(turns, list) else []:
-        if isinstance(turn, dict) and turn.get("from") in ("human", "user") and isinstance(turn.get("value"), str):
+        if (
+            isinstance(turn, dict)
+            and turn.get("from") in ("human", "user")
+            and isinstance(turn.get("value"), str)
+        ):
             return _MARKUP.sub("", turn["value"]).strip() or None
     return None

@@ -25,7 +25,12 @@ class MediaFile(InputFormat):
         return not is_dir
 
     def items(self, source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
-        yield WorkItem(source.location, ctx.instruction, place=f"file:{source.location}", spelled=source.spelled)
+        yield WorkItem(
+            source.location,
+            ctx.instruction,
+            place=f"file:{source.location}",
+            spelled=source.spelled,
+        )
 
 
 class Folder(InputFormat):
@@ -49,5 +54,9 @@ class Folder(InputFormat):
         spelled = source.spelled
         for location in self.files(source, ctx):
             # earlier versions spelled a folder's files from the folder as the user wrote it
-            was = spelled + location[len(source.location):] if spelled and spelled != source.location else None
+            was = (
+                spelled + location[len(source.location) :]
+                if spelled and spelled != source.location
+                else None
+            )
             yield WorkItem(location, ctx.instruction, place=f"file:{location}", spelled=was)

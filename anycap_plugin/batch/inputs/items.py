@@ -25,7 +25,9 @@ class WorkItem:
     id: str | None = None
     problem: AnyCapError | None = None
     data: bytes | None = None
-    origin: dict[str, Any] | None = None  # source columns kept in the record: shard and __key__, row
+    origin: dict[str, Any] | None = (
+        None  # source columns kept in the record: shard and __key__, row
+    )
     place: str | None = None
     occurrence: int = 1
     aliases: tuple[str, ...] = ()  # keys earlier versions gave this item (a manifest line's number)
@@ -55,10 +57,27 @@ class WorkItem:
         return f"{self._sha1() if self.data is not None else self.spelled or self.input}{SEP}{self.instruction or ''}"
 
 
-def bad_item(where: str, message: str, hint: str, instruction: str | None = None, *, place: str,
-             id: str | None = None, origin: dict[str, Any] | None = None, aliases: tuple[str, ...] = (),
-             occurrence: int = 1) -> WorkItem:
+def bad_item(
+    where: str,
+    message: str,
+    hint: str,
+    instruction: str | None = None,
+    *,
+    place: str,
+    id: str | None = None,
+    origin: dict[str, Any] | None = None,
+    aliases: tuple[str, ...] = (),
+    occurrence: int = 1,
+) -> WorkItem:
     """An item that stands for an unreadable record, so it is reported and the run goes on
     (named by where it was found)."""
-    return WorkItem(where, instruction, id=id if id is not None else where, problem=ManifestError(message, hint=hint),
-                    origin=origin, place=place, aliases=aliases, occurrence=occurrence)
+    return WorkItem(
+        where,
+        instruction,
+        id=id if id is not None else where,
+        problem=ManifestError(message, hint=hint),
+        origin=origin,
+        place=place,
+        aliases=aliases,
+        occurrence=occurrence,
+    )

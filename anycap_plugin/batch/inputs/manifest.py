@@ -47,27 +47,47 @@ class Manifest(InputFormat):
                 row = e
             item_id = row.get("id") if isinstance(row, dict) else None
             item_id = None if item_id is None else str(item_id)
-            instruction = row.get("instruction", ctx.instruction) if isinstance(row, dict) else ctx.instruction
+            instruction = (
+                row.get("instruction", ctx.instruction)
+                if isinstance(row, dict)
+                else ctx.instruction
+            )
             if item_id is not None:
                 name, occurrence = ids.place(item_id)
                 place, aliases = f"manifest:{path}#id={name}", ()
             else:
                 content = _content(row)
                 name, occurrence = contents.place(f"{content}{SEP}{instruction or ''}")
-                n = name[len(content) + len(SEP) + len(instruction or ""):]  # "" or "@N"
-                place, aliases = f"manifest:{path}#media={content}{n}", (item_key(f"manifest:{where}", instruction),)
+                n = name[len(content) + len(SEP) + len(instruction or "") :]  # "" or "@N"
+                place, aliases = (
+                    f"manifest:{path}#media={content}{n}",
+                    (item_key(f"manifest:{where}", instruction),),
+                )
             if isinstance(row, dict) and "conversations" in row:
                 item = conversation_item(row, where, root, ctx.instruction, place, occurrence)
                 yield _with(item, aliases=aliases, run_file=ctx.is_run_file(item.input))
                 continue
             if not isinstance(row, dict) or not isinstance(row.get("media"), str):
-                reason = row if isinstance(row, ValueError) else "each line must be an object whose 'media' is a path string"
-                yield bad_item(where, f"Bad manifest line {where}: {reason}.",
-                               'Each line needs {"media": PATH, "instruction": TEXT}, or a LLaVA conversation.',
-                               instruction, place=place, id=item_id, aliases=aliases, occurrence=occurrence)
+                reason = (
+                    row
+                    if isinstance(row, ValueError)
+                    else "each line must be an object whose 'media' is a path string"
+                )
+                yield bad_item(
+                    where,
+                    f"Bad manifest line {where}: {reason}.",
+                    'Each line needs {"media": PATH, "instruction": TEXT}, or a LLaVA conversation.',
+                    instruction,
+                    place=place,
+                    id=item_id,
+                    aliases=aliases,
+                    occurrence=occurrence,
+                )
                 continue
             media = join(root, row["media"])
-            item = WorkItem(media, instruction, id=item_id, place=place, occurrence=occurrence, aliases=aliases)
+            item = WorkItem(
+                media, instruction, id=item_id, place=place, occurrence=occurrence, aliases=aliases
+            )
             yield _with(item, run_file=ctx.is_run_file(media))
 
 
@@ -85,9 +105,16 @@ def _with(item: WorkItem, *, aliases: tuple[str, ...] = (), run_file: bool = Fal
     from dataclasses import replace
 
     if run_file:
-        return bad_item(item.input, f"{item.input} is this run's own output or state; a run never reads what it writes.",
-                        "Name the media, not the run's files.", item.instruction, place=item.place or "",
-                        id=item.id, aliases=aliases or item.aliases, occurrence=item.occurrence)
+        return bad_item(
+            item.input,
+            f"{item.input} is this run's own output or state; a run never reads what it writes.",
+            "Name the media, not the run's files.",
+            item.instruction,
+            place=item.place or "",
+            id=item.id,
+            aliases=aliases or item.aliases,
+            occurrence=item.occurrence,
+        )
     return replace(item, aliases=aliases) if aliases else item
 
 

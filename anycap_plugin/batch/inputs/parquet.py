@@ -87,22 +87,42 @@ def table_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
     try:
         opened = _parquet(source, ctx)
     except Exception as e:
-        yield bad_item(path, f"Cannot read {path} as Parquet: {e}.", "Check the file.", instruction,
-                       place=f"table:{path}")
+        yield bad_item(
+            path,
+            f"Cannot read {path} as Parquet: {e}.",
+            "Check the file.",
+            instruction,
+            place=f"table:{path}",
+        )
         return
     with opened as table:
         names = table.schema_arrow.names
         media, id_col, instr_col = pick_columns(names, columns, path)
-        batches = (b.to_pylist() for b in table.iter_batches(columns=[c for c in (media, id_col, instr_col) if c]))
-        yield from rows_to_items((row for batch in batches for row in batch), path, f"table:{path}", parent_of(path),
-                                 media, id_col, instr_col, instruction)
+        batches = (
+            b.to_pylist()
+            for b in table.iter_batches(columns=[c for c in (media, id_col, instr_col) if c])
+        )
+        yield from rows_to_items(
+            (row for batch in batches for row in batch),
+            path,
+            f"table:{path}",
+            parent_of(path),
+            media,
+            id_col,
+            instr_col,
+            instruction,
+        )
 
 
-def pick_columns(names: list[str], columns: dict[str, str | None], where: str) -> tuple[str, str | None, str | None]:
+def pick_columns(
+    names: list[str], columns: dict[str, str | None], where: str
+) -> tuple[str, str | None, str | None]:
     media = columns.get("media") or next((c for c in MEDIA_COLUMNS if c in names), None)
     if media is None or media not in names:
-        raise OptionsError(f"{where} has no media column {media or ''} (columns: {', '.join(names)}).",
-                           hint="Name it with --media-column.")
+        raise OptionsError(
+            f"{where} has no media column {media or ''} (columns: {', '.join(names)}).",
+            hint="Name it with --media-column.",
+        )
     id_col = columns.get("id") or ("id" if "id" in names else None)
     instr_col = columns.get("instruction") or ("instruction" if "instruction" in names else None)
     for given in (id_col, instr_col):
@@ -111,16 +131,42 @@ def pick_columns(names: list[str], columns: dict[str, str | None], where: str) -
     return media, id_col, instr_col
 
 
-def rows_to_items(rows: Iterable[dict[str, Any]], source: str, place: str, root: str, media: str,
-                  id_col: str | None, instr_col: str | None, instruction: str | None) -> Iterator[WorkItem]:
+def rows_to_items(
+    rows: Iterable[dict[str, Any]],
+    source: str,
+    place: str,
+    root: str,
+    media: str,
+    id_col: str | None,
+    instr_col: str | None,
+    instruction: str | None,
+) -> Iterator[WorkItem]:
     """Rows (dicts) to items, placed by row number; shared by Parquet and Hugging Face datasets."""
     for i, row in enumerate(rows):
-        yield row_item(row, f"{source}#row={i}", root, media, id_col, instr_col, instruction, origin={"row": i},
-                       place=f"{place}#row={i}")
+        yield row_item(
+            row,
+            f"{source}#row={i}",
+            root,
+            media,
+            id_col,
+            instr_col,
+            instruction,
+            origin={"row": i},
+            place=f"{place}#row={i}",
+        )
 
 
-def row_item(row: dict[str, Any], ref: str, root: str, media: str, id_col: str | None, instr_col: str | None,
-             instruction: str | None, origin: dict[str, Any] | None, place: str) -> WorkItem:
+def row_item(
+    row: dict[str, Any],
+    ref: str,
+    root: str,
+    media: str,
+    id_col: str | None,
+    instr_col: str | None,
+    instruction: str | None,
+    origin: dict[str, Any] | None,
+    place: str,
+) -> WorkItem:
     """One table row as an item: a path or URL (relative to `root`), bytes, or the `{bytes, path}` struct."""
     item_id = row.get(id_col) if id_col else None
     item_id = None if item_id is None else str(item_id)
@@ -133,5 +179,12 @@ def row_item(row: dict[str, Any], ref: str, root: str, media: str, id_col: str |
         return WorkItem(ref, text, id=item_id, data=bytes(value), origin=origin, place=place)
     if isinstance(value, str) and value:
         return WorkItem(join(root, value), text, id=item_id, origin=origin, place=place)
-    return bad_item(ref, f"{ref} has no media in column {media!r} (found {type(value).__name__}).",
-                    "Fill or drop the row.", text, id=item_id, origin=origin, place=place)
+    return bad_item(
+        ref,
+        f"{ref} has no media in column {media!r} (found {type(value).__name__}).",
+        "Fill or drop the row.",
+        text,
+        id=item_id,
+        origin=origin,
+        place=place,
+    )

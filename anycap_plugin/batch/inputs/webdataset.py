@@ -69,7 +69,9 @@ class Shard(InputFormat):
 
 def _open(source: Source, ctx: ReadContext):  # type: ignore[no-untyped-def]
     if is_url(source.location):
-        return ctx.storage.open(source.location, "rb", block_size=_STREAM_BLOCK, cache_type="readahead")
+        return ctx.storage.open(
+            source.location, "rb", block_size=_STREAM_BLOCK, cache_type="readahead"
+        )
     return ctx.storage.open(source.location, "rb")
 
 
@@ -97,15 +99,23 @@ def shard_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
     except (tarfile.TarError, EOFError, OSError) as e:
         where = f"{path}#{key}" if key is not None else str(path)
         place = f"shard:{path}#{keys.place(key)[0]}" if key is not None else f"shard:{path}"
-        yield bad_item(where, f"Shard {path} is truncated or unreadable at {key or 'its start'}: {e}.", _HINT,
-                       instruction, id=key, origin={"shard": str(path), "__key__": key} if key else None, place=place)
+        yield bad_item(
+            where,
+            f"Shard {path} is truncated or unreadable at {key or 'its start'}: {e}.",
+            _HINT,
+            instruction,
+            id=key,
+            origin={"shard": str(path), "__key__": key} if key else None,
+            place=place,
+        )
         return
     if key is not None:
         yield _sample_item(path, key, sample, instruction, keys)
 
 
-def _sample_item(path: str, key: str, sample: dict[str, bytes], instruction: str | None,
-                 keys: Occurrences) -> WorkItem:
+def _sample_item(
+    path: str, key: str, sample: dict[str, bytes], instruction: str | None, keys: Occurrences
+) -> WorkItem:
     origin = {"shard": path, "__key__": key}
     name, occurrence = keys.place(key)
     place = f"shard:{path}#{name}"
@@ -115,9 +125,22 @@ def _sample_item(path: str, key: str, sample: dict[str, bytes], instruction: str
     media = [ext for ext in sample if ext.rsplit(".", 1)[-1] in _MEDIA_EXTS]
     if not media:
         found = ", ".join(sorted(sample)) or "nothing"
-        return bad_item(f"{path}#{key}", f"Sample {key!r} in {path} has no image, video or audio member "
-                        f"(found: {found}).", "Name media members by extension: KEY.jpg, KEY.mp4, KEY.wav.",
-                        instruction, id=key, origin=origin, place=place)
+        return bad_item(
+            f"{path}#{key}",
+            f"Sample {key!r} in {path} has no image, video or audio member (found: {found}).",
+            "Name media members by extension: KEY.jpg, KEY.mp4, KEY.wav.",
+            instruction,
+            id=key,
+            origin=origin,
+            place=place,
+        )
     ext = media[0]
-    return WorkItem(f"{path}#{key}.{ext}", instruction, id=key, data=sample[ext], origin=origin, place=place,
-                    occurrence=occurrence)
+    return WorkItem(
+        f"{path}#{key}.{ext}",
+        instruction,
+        id=key,
+        data=sample[ext],
+        origin=origin,
+        place=place,
+        occurrence=occurrence,
+    )

@@ -57,15 +57,18 @@ class JudgeProtocol:
         return f"{self.name}[{digest}]"
 
 
-def make_protocol(name: str, prompts: str | Path | None = None,
-                  needed: set[tuple[str, str]] | None = None) -> JudgeProtocol:
+def make_protocol(
+    name: str, prompts: str | Path | None = None, needed: set[tuple[str, str]] | None = None
+) -> JudgeProtocol:
     """`anycap` or `release` (which reads `prompts`; `needed` = the (modality, axis) pairs to check)."""
     from ...errors import AnyCapError
 
     if name == "anycap":
         if prompts is not None:
-            raise AnyCapError("--prompts is read by the release protocol only.",
-                              hint="Add --protocol release, or drop --prompts.")
+            raise AnyCapError(
+                "--prompts is read by the release protocol only.",
+                hint="Add --protocol release, or drop --prompts.",
+            )
         from .anycap import AnyCapProtocol
 
         return AnyCapProtocol()
@@ -73,4 +76,6 @@ def make_protocol(name: str, prompts: str | Path | None = None,
         from .release import ReleaseProtocol
 
         return ReleaseProtocol.from_folder(prompts, needed)
-    raise AnyCapError(f"Unknown judge protocol {name!r}.", hint="Use one of: " + ", ".join(PROTOCOLS) + ".")
+    raise AnyCapError(
+        f"Unknown judge protocol {name!r}.", hint="Use one of: " + ", ".join(PROTOCOLS) + "."
+    )

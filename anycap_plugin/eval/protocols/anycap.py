@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ...media.chat_parts import media_parts
 from ...media import Media
+from ...media.chat_parts import media_parts
 from ..references import EvalItem
 from ..replies import extract_json, rubric_score
 from . import JudgeProtocol
@@ -95,12 +95,15 @@ Reply with a JSON object only: {{"score": 0-4, "reason": "..."}}"""
 
 def content_prompt(item: EvalItem, caption: str) -> str:
     points = "\n".join(f"{i}. {p}" for i, p in enumerate(item.key_points or (), 1))
-    return CONTENT_PROMPT.format(instruction=item.instruction, caption=caption, points=points,
-                                 n=len(item.key_points or ()))
+    return CONTENT_PROMPT.format(
+        instruction=item.instruction, caption=caption, points=points, n=len(item.key_points or ())
+    )
 
 
 def style_prompt(item: EvalItem, caption: str) -> str:
-    return STYLE_PROMPT.format(instruction=item.instruction, reference=item.reference, caption=caption)
+    return STYLE_PROMPT.format(
+        instruction=item.instruction, reference=item.reference, caption=caption
+    )
 
 
 class AnyCapProtocol(JudgeProtocol):
@@ -129,5 +132,7 @@ class AnyCapProtocol(JudgeProtocol):
         return media_parts(media, self.num_frames, quality=85)
 
     def prompt_hashes(self) -> dict[str, str]:
-        return {axis: "sha256:" + hashlib.sha256(p.encode()).hexdigest()
-                for axis, p in (("content", CONTENT_PROMPT), ("style", STYLE_PROMPT))}
+        return {
+            axis: "sha256:" + hashlib.sha256(p.encode()).hexdigest()
+            for axis, p in (("content", CONTENT_PROMPT), ("style", STYLE_PROMPT))
+        }

@@ -29,17 +29,25 @@ from ..references import EvalItem
 from ..replies import extract_json, rubric_score
 from . import JudgeProtocol
 
-PLACEHOLDERS = {"content": ("{key_points}", "{answer}"), "style": ("{caption_type}", "{output}", "{reference}")}
-WHERE_FROM = ("The release's judge instructions are in the AnyCap repository (github.com/qishisuren123/AnyCap), "
-              "eval/AnyCapEval/anycapeval_{image,video,audio}/instruction_{content,style}.txt: pass that "
-              "eval/AnyCapEval folder, or a folder of {modality}_{content,style}.txt files.")
+PLACEHOLDERS = {
+    "content": ("{key_points}", "{answer}"),
+    "style": ("{caption_type}", "{output}", "{reference}"),
+}
+WHERE_FROM = (
+    "The release's judge instructions are in the AnyCap repository (github.com/qishisuren123/AnyCap), "
+    "eval/AnyCapEval/anycapeval_{image,video,audio}/instruction_{content,style}.txt: pass that "
+    "eval/AnyCapEval folder, or a folder of {modality}_{content,style}.txt files."
+)
 VIDEO_FRAMES = 8
 JPEG_QUALITY = 75  # PIL's default, which the release's frame encoder uses
 
 
 def prompt_file(folder: Path, modality: str, axis: str) -> Path | None:
     """The instruction file for (modality, axis) in either layout, or None."""
-    for candidate in (folder / f"{modality}_{axis}.txt", folder / f"anycapeval_{modality}" / f"instruction_{axis}.txt"):
+    for candidate in (
+        folder / f"{modality}_{axis}.txt",
+        folder / f"anycapeval_{modality}" / f"instruction_{axis}.txt",
+    ):
         if candidate.is_file():
             return candidate
     return None
@@ -50,7 +58,11 @@ def fill_content(template: str, key_points: tuple[str, ...], caption: str) -> st
 
 
 def fill_style(template: str, caption_type: str, caption: str, reference: str) -> str:
-    return template.replace("{caption_type}", caption_type).replace("{output}", caption).replace("{reference}", reference)
+    return (
+        template.replace("{caption_type}", caption_type)
+        .replace("{output}", caption)
+        .replace("{reference}", reference)
+    )
 
 
 _PAREN_TAIL = re.compile(r"\s*\([^()]*\)\s*$")
@@ -87,7 +99,11 @@ def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     flags: list[int | None] = [None] * len(key_points)
     for key, value in scores.items():
         positional = _POSITIONAL.fullmatch(key.strip())
-        i = int(positional.group(1)) - 1 if positional else index.get(_norm(key), index.get(_norm(_PAREN_TAIL.sub("", key))))
+        i = (
+            int(positional.group(1)) - 1
+            if positional
+            else index.get(_norm(key), index.get(_norm(_PAREN_TAIL.sub("", key))))
+        )
         if i is None or not 0 <= i < len(key_points):
             raise ValueError(f"{key!r} is not one of the {len(key_points)} key points")
         if isinstance(value, bool) or value not in (0, 1) or not isinstance(value, int):
@@ -115,14 +131,20 @@ class ReleaseProtocol(JudgeProtocol):
         self.templates, self._hashes = templates, hashes
 
     @classmethod
-    def from_folder(cls, folder: str | Path | None, needed: set[tuple[str, str]] | None = None) -> "ReleaseProtocol":
+    def from_folder(
+        cls, folder: str | Path | None, needed: set[tuple[str, str]] | None = None
+    ) -> "ReleaseProtocol":
         if folder is None:
-            raise PromptFilesError("The release protocol needs the release's judge instructions (--prompts DIR).",
-                                   hint=WHERE_FROM)
+            raise PromptFilesError(
+                "The release protocol needs the release's judge instructions (--prompts DIR).",
+                hint=WHERE_FROM,
+            )
         root = Path(folder)
         if not root.is_dir():
             raise PromptFilesError(f"No prompt folder {str(root)!r}.", hint=WHERE_FROM)
-        pairs = needed or {(m, a) for m in ("image", "video", "audio") for a in ("content", "style")}
+        pairs = needed or {
+            (m, a) for m in ("image", "video", "audio") for a in ("content", "style")
+        }
         templates: dict[tuple[str, str], str] = {}
         hashes: dict[str, str] = {}
         for modality, axis in sorted(pairs):
@@ -132,24 +154,32 @@ class ReleaseProtocol(JudgeProtocol):
                     continue  # without a list of needs, load what is there
                 raise PromptFilesError(
                     f"No {modality} {axis} instruction in {str(root)!r} (looked for {modality}_{axis}.txt and "
-                    f"anycapeval_{modality}/instruction_{axis}.txt).", hint=WHERE_FROM)
+                    f"anycapeval_{modality}/instruction_{axis}.txt).",
+                    hint=WHERE_FROM,
+                )
             raw = path.read_bytes()
             text = raw.decode("utf-8")
             absent = [p for p in PLACEHOLDERS[axis] if p not in text]
             if absent:
-                raise PromptFilesError(f"{path} is not a release {axis} instruction: no {', '.join(absent)} placeholder.",
-                                       hint=WHERE_FROM)
+                raise PromptFilesError(
+                    f"{path} is not a release {axis} instruction: no {', '.join(absent)} placeholder.",
+                    hint=WHERE_FROM,
+                )
             templates[(modality, axis)] = text
             hashes[f"{modality}_{axis}"] = "sha256:" + hashlib.sha256(raw).hexdigest()
         if not templates:
-            raise PromptFilesError(f"No release instruction files in {str(root)!r}.", hint=WHERE_FROM)
+            raise PromptFilesError(
+                f"No release instruction files in {str(root)!r}.", hint=WHERE_FROM
+            )
         return cls(templates, hashes)
 
     def _template(self, item: EvalItem) -> str:
         try:
             return self.templates[(item.modality, item.axis)]
         except KeyError:
-            raise PromptFilesError(f"No {item.modality} {item.axis} instruction was loaded.", hint=WHERE_FROM) from None
+            raise PromptFilesError(
+                f"No {item.modality} {item.axis} instruction was loaded.", hint=WHERE_FROM
+            ) from None
 
     def content_prompt(self, item: EvalItem, caption: str) -> str:
         return fill_content(self._template(item), item.key_points or (), caption)

@@ -17,8 +17,10 @@ from types import ModuleType
 from ...errors import LmmsEvalNotInstalled
 from ..process_state import restored
 
-INSTALL_HINT = ("pip install 'anycap-plugin[lmms-eval]' (or, to keep your torch: "
-                "pip install --no-deps -r requirements/lmms-eval.txt from the AnyCap source tree).")
+INSTALL_HINT = (
+    "pip install 'anycap-plugin[lmms-eval]' (or, to keep your torch: "
+    "pip install --no-deps -r requirements/lmms-eval.txt from the AnyCap source tree)."
+)
 
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -37,6 +39,8 @@ def import_lmms_eval() -> ModuleType:
                 import lmms_eval.api.model  # noqa: F401
                 import lmms_eval.protocol  # noqa: F401
         except ImportError as e:
-            raise LmmsEvalNotInstalled(f"lmms-eval could not be imported: {e}.", hint=INSTALL_HINT) from None
+            raise LmmsEvalNotInstalled(
+                f"lmms-eval could not be imported: {e}.", hint=INSTALL_HINT
+            ) from None
         _module = lmms_eval
         return lmms_eval

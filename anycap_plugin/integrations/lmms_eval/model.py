@@ -26,7 +26,11 @@ from lmms_eval.api.model import lmms  # noqa: E402
 from lmms_eval.protocol import ChatMessages  # noqa: E402
 
 log = logging.getLogger(__name__)
-GEN_OPTIONS = ("max_new_tokens", "temperature", "top_p")  # lmms-eval generation kwargs a captioner may declare
+GEN_OPTIONS = (
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+)  # lmms-eval generation kwargs a captioner may declare
 _SECRET_ARGS = ("api_key", "key", "token", "secret", "password")
 
 
@@ -46,23 +50,38 @@ class AnyCapLMMS(lmms):
 
     is_simple = False
 
-    def __init__(self, spec: str, post: str | None = None, options: Any = None, post_options: Any = None,
-                 batch_size: int | str | None = 8, max_batch_size: Any = None, device: Any = None,
-                 **unknown: Any) -> None:
+    def __init__(
+        self,
+        spec: str,
+        post: str | None = None,
+        options: Any = None,
+        post_options: Any = None,
+        batch_size: int | str | None = 8,
+        max_batch_size: Any = None,
+        device: Any = None,
+        **unknown: Any,
+    ) -> None:
         from ...plugins import join_spec
         from ...wrapping import build_captioner
 
         super().__init__()
         secret = sorted(k for k in unknown if any(s in k.lower() for s in _SECRET_ARGS))
         if secret:
-            raise OptionsError(f"Keys do not go in --model_args ({', '.join(secret)}): lmms-eval writes model_args "
-                               "into its results files.", hint="Set them in the environment (OPENAI_API_KEY, ...).")
+            raise OptionsError(
+                f"Keys do not go in --model_args ({', '.join(secret)}): lmms-eval writes model_args "
+                "into its results files.",
+                hint="Set them in the environment (OPENAI_API_KEY, ...).",
+            )
         if unknown:
-            raise OptionsError(f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
-                               hint="Use spec=, post=, options=, post_options=, batch_size=.")
+            raise OptionsError(
+                f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
+                hint="Use spec=, post=, options=, post_options=, batch_size=.",
+            )
         self.spec = join_spec(str(spec), post)
         self.options = _json_object(options, "options")
-        self.captioner = build_captioner(str(spec), post, _json_object(post_options, "post_options"))
+        self.captioner = build_captioner(
+            str(spec), post, _json_object(post_options, "post_options")
+        )
         self.batch_size = _batch_size(batch_size)
         self.failures: list[dict[str, Any]] = []
 
@@ -78,23 +97,31 @@ class AnyCapLMMS(lmms):
         for indices in groups.values():
             options = prepared[indices[0]][2]
             for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                outcomes = self.captioner.caption_each([prepared[i][0] for i in chunk],
-                                                       [prepared[i][1] for i in chunk], **options)
+                chunk = indices[start : start + self.batch_size]
+                outcomes = self.captioner.caption_each(
+                    [prepared[i][0] for i in chunk], [prepared[i][1] for i in chunk], **options
+                )
                 for i, outcome in zip(chunk, outcomes):
                     answers[i] = self._answer(requests[i], outcome)
         if self.failures:
-            log.warning("anycap: %d of %d samples got no caption so far (reasons logged above).",
-                        len(self.failures), len(requests))
+            log.warning(
+                "anycap: %d of %d samples got no caption so far (reasons logged above).",
+                len(self.failures),
+                len(requests),
+            )
         return answers
 
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
-        raise NotImplementedError("The anycap model captions one media item per sample; multi-round tasks "
-                                  "need a chat model.")
+        raise NotImplementedError(
+            "The anycap model captions one media item per sample; multi-round tasks "
+            "need a chat model."
+        )
 
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-        raise NotImplementedError("The anycap model generates captions; loglikelihood (multiple-choice scoring) "
-                                  "tasks need a language model's token probabilities.")
+        raise NotImplementedError(
+            "The anycap model generates captions; loglikelihood (multiple-choice scoring) "
+            "tasks need a language model's token probabilities."
+        )
 
     # ---- one request ----------------------------------------------------------------------
     def _prepare(self, request: Any) -> tuple[Any, str | None, dict[str, Any]]:
@@ -106,7 +133,11 @@ class AnyCapLMMS(lmms):
             return (*to_media(ChatMessages(messages=raw)), options)
         except AnyCapError as e:
             return e, None, options
-        except (ValueError, TypeError, KeyError) as e:  # a message lmms-eval's own model would reject too
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+        ) as e:  # a message lmms-eval's own model would reject too
             return MediaError(f"Unreadable message for {task} doc {doc_id}: {e}."), None, options
 
     def _gen_options(self, gen_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +159,10 @@ def to_media(messages: Any) -> tuple[Any, str | None]:
     """(Media, instruction) of a one-turn chat: system turns are lmms-eval's prompt settings, not media."""
     turns = [m for m in messages.messages if m.role != "system"]
     if len(turns) != 1 or turns[0].role != "user":
-        raise MediaError(f"A conversation of {len(turns)} turns; AnyCap captions from one user turn.",
-                         hint="Use a single-turn task.")
+        raise MediaError(
+            f"A conversation of {len(turns)} turns; AnyCap captions from one user turn.",
+            hint="Use a single-turn task.",
+        )
     content = turns[0].content
     text = "\n".join(c.text for c in content if c.type == "text").strip()
     media = media_of([(c.type, c.url) for c in content if c.type in MEDIA_TYPES])
@@ -141,12 +174,16 @@ def _json_object(value: Any, name: str) -> dict[str, Any]:
         return {}
     if isinstance(value, str):
         if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]  # lmms-eval's argument splitter keeps the quotes around a JSON value
+            value = value[
+                1:-1
+            ]  # lmms-eval's argument splitter keeps the quotes around a JSON value
         try:
             value = json.loads(value)
         except json.JSONDecodeError as e:
-            raise OptionsError(f"{name} must be a JSON object ({e}).",
-                               hint=f"Quote it: {name}='{{\"max_new_tokens\": 128}}'.") from None
+            raise OptionsError(
+                f"{name} must be a JSON object ({e}).",
+                hint=f"Quote it: {name}='{{\"max_new_tokens\": 128}}'.",
+            ) from None
     if not isinstance(value, dict):
         raise OptionsError(f"{name} must be a JSON object, not {type(value).__name__}.")
     return value

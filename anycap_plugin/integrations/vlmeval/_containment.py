@@ -31,13 +31,20 @@ from ..process_state import restored
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = ("pip install 'anycap-plugin[vlmeval]' (or, to keep your torch: "
-                "pip install --no-deps -r requirements/vlmeval.txt from the AnyCap source tree).")
+INSTALL_HINT = (
+    "pip install 'anycap-plugin[vlmeval]' (or, to keep your torch: "
+    "pip install --no-deps -r requirements/vlmeval.txt from the AnyCap source tree)."
+)
 
 _KEY_PATTERNS = [  # (pattern, replacement): keys we were not told about still look like keys
     (re.compile(r"\bsk-[A-Za-z0-9_\-]{8,}"), "sk-***"),
-    (re.compile(r"\b((?:api[_ -]?)?key|authorization|token|secret)(['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)[^\s'\",;}]{6,}",
-                re.I), r"\1\2***"),
+    (
+        re.compile(
+            r"\b((?:api[_ -]?)?key|authorization|token|secret)(['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)[^\s'\",;}]{6,}",
+            re.I,
+        ),
+        r"\1\2***",
+    ),
     (re.compile(r"\b(bearer\s+)(?!\*\*\*)[^\s'\",;}]{6,}", re.I), r"\1***"),
 ]
 _SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.I)
@@ -120,15 +127,22 @@ def import_vlmeval() -> ModuleType:
         _install_redacting_record_factory()
         env_file = Path(spec.origin) if spec.origin else None
         try:
-            with restored(kept_env=lambda: _env_file_keys(env_file), log_filter=_DropDotenvError()) as changed:
+            with restored(
+                kept_env=lambda: _env_file_keys(env_file), log_filter=_DropDotenvError()
+            ) as changed:
                 import vlmeval
                 import vlmeval.config  # noqa: F401  (the model registry; imports vlmeval.vlm)
                 import vlmeval.dataset  # noqa: F401
         except ImportError as e:
-            raise VLMEvalNotInstalled(f"VLMEvalKit could not be imported: {e}.", hint=INSTALL_HINT) from None
+            raise VLMEvalNotInstalled(
+                f"VLMEvalKit could not be imported: {e}.", hint=INSTALL_HINT
+            ) from None
         if changed:
-            warnings.warn(f"VLMEvalKit loaded {len(changed)} variable(s) from the .env beside its package: "
-                          f"{', '.join(changed)}.", stacklevel=2)
+            warnings.warn(
+                f"VLMEvalKit loaded {len(changed)} variable(s) from the .env beside its package: "
+                f"{', '.join(changed)}.",
+                stacklevel=2,
+            )
         add_env_secrets()
         _module = vlmeval
         return vlmeval

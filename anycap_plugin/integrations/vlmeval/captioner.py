@@ -19,7 +19,6 @@ from ...media import Media
 from ._containment import import_vlmeval
 
 
-
 class VLMEvalOptions(CaptionOptions):
     num_frames: int = 8  # frames sent to a model that is not a video LLM
 
@@ -35,16 +34,18 @@ def failure_markers() -> tuple[str, ...]:
 class VLMEvalCaptioner(BaseCaptioner[VLMEvalOptions]):
     """Captions with a VLMEvalKit model's `generate(message)`, one item per call (its own API)."""
 
-
     def __init__(self, model: Any, name: str | None = None) -> None:
         self.vlm = model
         self.id = f"vlmeval:{name or type(model).__name__}"
         allowed = set(getattr(model, "allowed_types", ["text", "image"]))
-        self.modalities = frozenset({"image", "video"} | ({"audio"} if "audio" in allowed else set()))  # type: ignore[misc]
+        self.modalities = frozenset(
+            {"image", "video"} | ({"audio"} if "audio" in allowed else set())
+        )  # type: ignore[misc]
         self._markers = failure_markers()
 
-    def message(self, media: Media, instruction: str | None, options: VLMEvalOptions,
-                scratch: Path) -> list[dict[str, str]]:
+    def message(
+        self, media: Media, instruction: str | None, options: VLMEvalOptions, scratch: Path
+    ) -> list[dict[str, str]]:
         """The VLMEvalKit message for one item; media without a file are written under `scratch`."""
         text = {"type": "text", "value": prompt_for(media, instruction)}
         if media.modality == "video" and not getattr(self.vlm, "VIDEO_LLM", False):
@@ -60,7 +61,9 @@ class VLMEvalCaptioner(BaseCaptioner[VLMEvalOptions]):
         if media.path is not None:
             path = Path(media.path)
         else:
-            path = scratch / ("media.png" if media.modality == "image" else f"media.{media.modality}")
+            path = scratch / (
+                "media.png" if media.modality == "image" else f"media.{media.modality}"
+            )
             if media.modality == "image":
                 media.image().save(path)
             else:
@@ -69,22 +72,34 @@ class VLMEvalCaptioner(BaseCaptioner[VLMEvalOptions]):
 
     def _caption(self, media: Media, instruction: str | None, options: VLMEvalOptions) -> Caption:
         if media.modality not in self.modalities:
-            raise ModalityNotSupportedError(f"{self.id} takes {sorted(self.modalities)}, not {media.modality}.")
+            raise ModalityNotSupportedError(
+                f"{self.id} takes {sorted(self.modalities)}, not {media.modality}."
+            )
         with tempfile.TemporaryDirectory(prefix="anycap-vlmeval-") as scratch:
             answer = self.vlm.generate(self.message(media, instruction, options, Path(scratch)))
-        if isinstance(answer, dict):  # some API models return {"prediction": ..., "extra_records": ...}
+        if isinstance(
+            answer, dict
+        ):  # some API models return {"prediction": ..., "extra_records": ...}
             answer = answer.get("prediction")
-        if not isinstance(answer, str) or not answer.strip() or any(m in answer for m in self._markers):
-            raise CaptionerError(f"{self.id} gave no caption: {str(answer)[:200]!r}.",
-                                 hint="VLMEvalKit's model reported a failure; check its log and its API settings.")
+        if (
+            not isinstance(answer, str)
+            or not answer.strip()
+            or any(m in answer for m in self._markers)
+        ):
+            raise CaptionerError(
+                f"{self.id} gave no caption: {str(answer)[:200]!r}.",
+                hint="VLMEvalKit's model reported a failure; check its log and its API settings.",
+            )
         return Caption(text=answer.strip(), usage={})
 
 
 def vlmeval_captioner(model: str | None = None, **kwargs: Any) -> VLMEvalCaptioner:
     """`vlmeval:NAME`: the `supported_VLM` entry NAME, built with `kwargs` as its constructor options."""
     if not model:
-        raise OptionsError("The vlmeval captioner needs a model name.",
-                           hint="Use a spec like 'vlmeval:GPT4o_MINI' (an entry of vlmeval.config.supported_VLM).")
+        raise OptionsError(
+            "The vlmeval captioner needs a model name.",
+            hint="Use a spec like 'vlmeval:GPT4o_MINI' (an entry of vlmeval.config.supported_VLM).",
+        )
     import_vlmeval()
     from vlmeval.config import supported_VLM
 
@@ -92,9 +107,12 @@ def vlmeval_captioner(model: str | None = None, **kwargs: Any) -> VLMEvalCaption
         import difflib
 
         close = difflib.get_close_matches(model, list(supported_VLM), n=3)
-        raise OptionsError(f"{model!r} is not in VLMEvalKit's supported_VLM ({len(supported_VLM)} models).",
-                           hint=("Did you mean: " + ", ".join(close) + "?") if close else
-                           "See vlmeval.config.supported_VLM for the names.")
+        raise OptionsError(
+            f"{model!r} is not in VLMEvalKit's supported_VLM ({len(supported_VLM)} models).",
+            hint=("Did you mean: " + ", ".join(close) + "?")
+            if close
+            else "See vlmeval.config.supported_VLM for the names.",
+        )
     return VLMEvalCaptioner(supported_VLM[model](**kwargs), name=model)
 
 
@@ -110,6 +128,8 @@ def adapt(obj: Any, options: dict[str, Any]) -> VLMEvalCaptioner | None:
     if not isinstance(obj, (BaseModel, BaseAPI)):
         return None
     if options:
-        raise OptionsError(f"wrap() of a VLMEvalKit model takes no options (got {sorted(options)}).",
-                           hint="Configure the model when you build it; per-call options go to caption().")
+        raise OptionsError(
+            f"wrap() of a VLMEvalKit model takes no options (got {sorted(options)}).",
+            hint="Configure the model when you build it; per-call options go to caption().",
+        )
     return VLMEvalCaptioner(obj, name=getattr(obj, "model", None) or type(obj).__name__)

@@ -63,12 +63,20 @@ def _judge_settings(judge_kwargs: dict[str, Any]) -> dict[str, Any]:
     base = judge_kwargs.get("api_base")
     if base and base.rstrip("/").endswith("/chat/completions"):
         base = base.rstrip("/")[: -len("/chat/completions")]
-    return {"model": judge_kwargs.get("model") or "gpt-4o-mini", "base_url": base, "api_key": judge_kwargs.get("key"),
-            "concurrency": int(judge_kwargs.get("nproc") or 16)}
+    return {
+        "model": judge_kwargs.get("model") or "gpt-4o-mini",
+        "base_url": base,
+        "api_key": judge_kwargs.get("key"),
+        "concurrency": int(judge_kwargs.get("nproc") or 16),
+    }
 
 
 def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {f"{prefix}|{k}": v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {
+        f"{prefix}|{k}": v
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 # ---- AnyCapEval ----------------------------------------------------------------------------
@@ -86,12 +94,17 @@ class _AnyCapEval:
     @classmethod
     def reference_files(cls) -> list[Path]:
         folder = data_folder("AnyCapEval")
-        files = [folder / f"anycapeval_{cls.ANYCAP_MODALITY}_ref_{axis}.jsonl" for axis in ("content", "style")]
+        files = [
+            folder / f"anycapeval_{cls.ANYCAP_MODALITY}_ref_{axis}.jsonl"
+            for axis in ("content", "style")
+        ]
         found = [f for f in files if f.is_file()]
         if not found:
-            raise AnyCapError(f"No AnyCapEval {cls.ANYCAP_MODALITY} references in {folder}.",
-                              hint=f"Put anycapeval_{cls.ANYCAP_MODALITY}_ref_content.jsonl / _style.jsonl there, "
-                                   "or pass --data-root / register(anycapeval_root=...).")
+            raise AnyCapError(
+                f"No AnyCapEval {cls.ANYCAP_MODALITY} references in {folder}.",
+                hint=f"Put anycapeval_{cls.ANYCAP_MODALITY}_ref_content.jsonl / _style.jsonl there, "
+                "or pass --data-root / register(anycapeval_root=...).",
+            )
         return found
 
     def _items(self) -> list[EvalItem]:
@@ -99,13 +112,24 @@ class _AnyCapEval:
 
     def _frame(self) -> pd.DataFrame:
         media_root = data_folder("AnyCapEval") / self.ANYCAP_MODALITY
-        rows = [{"index": i, "ref_id": item.id, "axis": item.axis, "dimension": item.dimension,
-                 "question": item.instruction, "media": str(media_root / item.media)}
-                for i, item in enumerate(self._items())]
+        rows = [
+            {
+                "index": i,
+                "ref_id": item.id,
+                "axis": item.axis,
+                "dimension": item.dimension,
+                "question": item.instruction,
+                "media": str(media_root / item.media),
+            }
+            for i, item in enumerate(self._items())
+        ]
         return pd.DataFrame(rows)
 
     def _message(self, line: Any) -> list[dict[str, str]]:
-        return [{"type": self.MEDIA_TYPE, "value": line["media"]}, {"type": "text", "value": line["question"]}]
+        return [
+            {"type": self.MEDIA_TYPE, "value": line["media"]},
+            {"type": "text", "value": line["question"]},
+        ]
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
         from ...eval import JudgeCache, evaluate, make_protocol, write_report
@@ -113,30 +137,55 @@ class _AnyCapEval:
 
         predictions = _predictions(eval_file)
         items = self._items()
-        captions = {(self.ANYCAP_MODALITY, str(r)): predictions[i]
-                    for i, r in zip(self.data["index"], self.data["ref_id"]) if i in predictions}
+        captions = {
+            (self.ANYCAP_MODALITY, str(r)): predictions[i]
+            for i, r in zip(self.data["index"], self.data["ref_id"])
+            if i in predictions
+        }
         settings = _judge_settings(judge_kwargs)
-        protocol = make_protocol(judge_kwargs.get("protocol", "anycap"), judge_kwargs.get("prompts"),
-                                 {(i.modality, i.axis) for i in items})
+        protocol = make_protocol(
+            judge_kwargs.get("protocol", "anycap"),
+            judge_kwargs.get("prompts"),
+            {(i.modality, i.axis) for i in items},
+        )
         media_root = judge_kwargs.get("media_root")
-        if media_root is None and protocol.style_media_required:  # the release shows media: the dataset's own
+        if (
+            media_root is None and protocol.style_media_required
+        ):  # the release shows media: the dataset's own
             media_root = str(data_folder("AnyCapEval") / self.ANYCAP_MODALITY)
         judge = anycapeval_judge(
-            settings["model"], protocol=protocol, base_url=settings["base_url"], api_key=settings["api_key"],
-            concurrency=settings["concurrency"], media_root=media_root, audio=bool(judge_kwargs.get("judge_audio")),
+            settings["model"],
+            protocol=protocol,
+            base_url=settings["base_url"],
+            api_key=settings["api_key"],
+            concurrency=settings["concurrency"],
+            media_root=media_root,
+            audio=bool(judge_kwargs.get("judge_audio")),
             max_media_mb=float(judge_kwargs.get("max_media_mb", 20)),
-            temperature=None if judge_kwargs.get("temperature") is None else float(judge_kwargs["temperature"]))
+            temperature=None
+            if judge_kwargs.get("temperature") is None
+            else float(judge_kwargs["temperature"]),
+        )
         stem = str(Path(eval_file).with_suffix(""))
         with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
-            report = evaluate(items, captions, judge, cache=cache, repeats=int(judge_kwargs.get("repeats", 1)),
-                              concurrency=settings["concurrency"])
+            report = evaluate(
+                items,
+                captions,
+                judge,
+                cache=cache,
+                repeats=int(judge_kwargs.get("repeats", 1)),
+                concurrency=settings["concurrency"],
+            )
         write_report(report, Path(f"{stem}_anycapeval"))
         scores: dict[str, Any] = {}
         for axis, dims in report.get(self.ANYCAP_MODALITY, {}).items():
             for dim, summary in dims.items():
                 if summary.get("score") is not None:
                     scores[f"{axis}|{dim}"] = summary["score"]
-        scores["failed"], scores["missing_captions"] = report["meta"]["failed"], report["meta"]["missing_captions"]
+        scores["failed"], scores["missing_captions"] = (
+            report["meta"]["failed"],
+            report["meta"]["missing_captions"],
+        )
         dump(scores, get_intermediate_file_path(eval_file, "_score", "json"))
         return scores
 
@@ -201,8 +250,11 @@ class _VideoFolder(VideoBaseDataset):
     def build_prompt(self, line: Any, video_llm: bool = True) -> list[dict[str, str]]:
         if isinstance(line, int):
             line = self.data.iloc[line]
-        media = ([{"type": "video", "value": line["video_path"]}] if video_llm
-                 else [{"type": "image", "value": p} for p in self.frames(line)])
+        media = (
+            [{"type": "video", "value": line["video_path"]}]
+            if video_llm
+            else [{"type": "image", "value": p} for p in self.frames(line)]
+        )
         return media + [{"type": "text", "value": line["question"]}]
 
 
@@ -229,40 +281,75 @@ class VidCapBench(_VideoFolder):
     def supported_datasets(cls) -> list[str]:
         return [f"VidCapBench-{s}" for s in cls.SUBSETS]
 
-    def __init__(self, dataset: str = "VidCapBench-AE", nframe: int = 0, fps: float = -1, **kwargs: Any) -> None:
+    def __init__(
+        self, dataset: str = "VidCapBench-AE", nframe: int = 0, fps: float = -1, **kwargs: Any
+    ) -> None:
         self.qa = vcb.load_qa(self.qa_file(dataset))
         folder = data_folder("VidCapBench") / "videos"
-        rows = [{"index": i, "video": Path(v).stem, "video_dir": v, "video_path": str(folder / v),
-                 "question": vcb.CAPTION_PROMPT} for i, v in enumerate(self.qa)]
+        rows = [
+            {
+                "index": i,
+                "video": Path(v).stem,
+                "video_dir": v,
+                "video_path": str(folder / v),
+                "question": vcb.CAPTION_PROMPT,
+            }
+            for i, v in enumerate(self.qa)
+        ]
         self._setup(dataset, nframe, fps, pd.DataFrame(rows))
 
     @staticmethod
     def qa_file(dataset: str) -> Path:
         path = data_folder("VidCapBench") / f"{dataset}_QA.jsonl"
         if not path.is_file():
-            raise AnyCapError(f"No VidCapBench QA file {path}.",
-                              hint="Copy VidCapBench-AE_QA.jsonl / -HE_QA.jsonl there, or pass --data-root / "
-                                   "register(vidcapbench_root=...).")
+            raise AnyCapError(
+                f"No VidCapBench QA file {path}.",
+                hint="Copy VidCapBench-AE_QA.jsonl / -HE_QA.jsonl there, or pass --data-root / "
+                "register(vidcapbench_root=...).",
+            )
         return path
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
         from ...eval import JudgeCache
 
         predictions = _predictions(eval_file)
-        captions = {v: predictions[i] for i, v in zip(self.data["index"], self.data["video_dir"]) if i in predictions}
+        captions = {
+            v: predictions[i]
+            for i, v in zip(self.data["index"], self.data["video_dir"])
+            if i in predictions
+        }
         settings = _judge_settings(judge_kwargs)
         judge = vcb.VidCapBenchJudge(settings.pop("model"), **settings)
         counter, unit = vcb.length_counter(judge_kwargs.get("tokenizer"))
         stem = str(Path(eval_file).with_suffix(""))
         with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
-            report = vcb.evaluate(self.qa, captions, judge, cache=cache, token_counter=counter, token_unit=unit,
-                                  concurrency=settings["concurrency"])
-        Path(f"{stem}_vidcapbench.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+            report = vcb.evaluate(
+                self.qa,
+                captions,
+                judge,
+                cache=cache,
+                token_counter=counter,
+                token_unit=unit,
+                concurrency=settings["concurrency"],
+            )
+        Path(f"{stem}_vidcapbench.json").write_text(
+            json.dumps(report, indent=2, ensure_ascii=False)
+        )
         scores: dict[str, Any] = {}
         for category in ("overall", *vcb.CATEGORIES):
-            scores.update(_flat(category, {k: report[category][k]
-                                           for k in ("accuracy", "precision", "coverage", "conciseness")}))
-        scores["failed"], scores["missing_captions"] = report["meta"]["failed"], report["meta"]["missing_captions"]
+            scores.update(
+                _flat(
+                    category,
+                    {
+                        k: report[category][k]
+                        for k in ("accuracy", "precision", "coverage", "conciseness")
+                    },
+                )
+            )
+        scores["failed"], scores["missing_captions"] = (
+            report["meta"]["failed"],
+            report["meta"]["missing_captions"],
+        )
         dump(scores, get_intermediate_file_path(eval_file, "_score", "json"))
         return scores
 

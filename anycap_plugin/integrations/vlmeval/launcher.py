@@ -23,11 +23,24 @@ def _argv(argv: list[str]) -> Iterator[None]:
         sys.argv = saved
 
 
-def run(spec: str, data: list[str], *, model_name: str = "AnyCap", work_dir: str = "./outputs",
-        data_root: str | None = None, judge: str | None = None, judge_base_url: str | None = None,
-        judge_args: str | None = None, mode: str = "all", api_nproc: int = 4, limit: int | None = None,
-        reuse: bool = True, options: dict[str, Any] | None = None,
-        post_options: dict[str, Any] | None = None, concurrent: bool = False) -> dict[str, Any]:
+def run(
+    spec: str,
+    data: list[str],
+    *,
+    model_name: str = "AnyCap",
+    work_dir: str = "./outputs",
+    data_root: str | None = None,
+    judge: str | None = None,
+    judge_base_url: str | None = None,
+    judge_args: str | None = None,
+    mode: str = "all",
+    api_nproc: int = 4,
+    limit: int | None = None,
+    reuse: bool = True,
+    options: dict[str, Any] | None = None,
+    post_options: dict[str, Any] | None = None,
+    concurrent: bool = False,
+) -> dict[str, Any]:
     """Run (infer and/or evaluate) `spec` on VLMEvalKit datasets; returns the run's status per dataset."""
     from ._containment import add_env_secrets, import_vlmeval
     from .registry import register
@@ -36,12 +49,25 @@ def run(spec: str, data: list[str], *, model_name: str = "AnyCap", work_dir: str
         os.environ["LMUData"] = str(Path(data_root).resolve())
     import_vlmeval()
     add_env_secrets()
-    register({model_name: spec}, post_options=post_options, concurrent=concurrent, **(options or {}))
+    register(
+        {model_name: spec}, post_options=post_options, concurrent=concurrent, **(options or {})
+    )
     import vlmeval.run as vrun
     from vlmeval.smp.status_report import load_run_status
 
-    argv = ["vlmeval", "--model", model_name, "--data", *data, "--work-dir", work_dir, "--mode", mode,
-            "--api-nproc", str(api_nproc)]
+    argv = [
+        "vlmeval",
+        "--model",
+        model_name,
+        "--data",
+        *data,
+        "--work-dir",
+        work_dir,
+        "--mode",
+        mode,
+        "--api-nproc",
+        str(api_nproc),
+    ]
     argv += ["--judge", judge] if judge else []
     argv += ["--judge-base-url", judge_base_url] if judge_base_url else []
     argv += ["--judge-args", judge_args] if judge_args else []

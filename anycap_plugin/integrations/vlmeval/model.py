@@ -39,8 +39,13 @@ class AnyCapVLM(BaseModel):
     allowed_types = ["text", "image", "video", "audio"]
     is_api = False  # item by item; `concurrent=True` takes VLMEvalKit's threaded API path instead
 
-    def __init__(self, spec: str, post_options: dict[str, Any] | None = None, concurrent: bool = False,
-                 **options: Any) -> None:
+    def __init__(
+        self,
+        spec: str,
+        post_options: dict[str, Any] | None = None,
+        concurrent: bool = False,
+        **options: Any,
+    ) -> None:
         from ...wrapping import build_captioner
 
         super().__init__()
@@ -62,16 +67,22 @@ class AnyCapVLM(BaseModel):
         if isinstance(message, list) and message and all(isinstance(m, dict) for m in message):
             for m in message:
                 if m.get("type") not in self.allowed_types:
-                    return self._failure(MediaError(f"Unsupported message item type {m.get('type')!r}."))
+                    return self._failure(
+                        MediaError(f"Unsupported message item type {m.get('type')!r}.")
+                    )
                 if m["type"] in MEDIA_TYPES and not os.path.exists(str(m.get("value"))):
                     return self._failure(MediaError(f"No such file: {m.get('value')}."))
             return self.generate_inner(message, dataset)
-        return super().generate(message, dataset)  # str / list-of-str forms: VLMEvalKit normalises them
+        return super().generate(
+            message, dataset
+        )  # str / list-of-str forms: VLMEvalKit normalises them
 
     def generate_inner(self, message: list[dict[str, str]], dataset: str | None = None) -> str:
         try:
             media, instruction = to_media(message)
-            return self.captioner.caption(media, instruction=instruction or None, **self.options).text
+            return self.captioner.caption(
+                media, instruction=instruction or None, **self.options
+            ).text
         except AnyCapError as e:
             return self._failure(e)
 

@@ -39,15 +39,24 @@ def trust_local_tsv(dataset: str) -> bool:
         if dataset in getattr(cls, "DATASET_MD5", {}):
             local = md5(str(path))
             if cls.DATASET_MD5[dataset] != local:
-                warnings.warn(f"{path} is not the official {dataset} release (md5 {local}); using it as it is. "
-                              "Scores on it are not comparable with published ones.", stacklevel=2)
+                warnings.warn(
+                    f"{path} is not the official {dataset} release (md5 {local}); using it as it is. "
+                    "Scores on it are not comparable with published ones.",
+                    stacklevel=2,
+                )
                 cls.DATASET_MD5[dataset] = local
     return True
 
 
-def register(models: dict[str, str] | None = None, *, anycapeval_root: str | Path | None = None,
-             vidcapbench_root: str | Path | None = None, post_options: dict[str, Any] | None = None,
-             concurrent: bool = False, **model_options: Any) -> list[str]:
+def register(
+    models: dict[str, str] | None = None,
+    *,
+    anycapeval_root: str | Path | None = None,
+    vidcapbench_root: str | Path | None = None,
+    post_options: dict[str, Any] | None = None,
+    concurrent: bool = False,
+    **model_options: Any,
+) -> list[str]:
     """Add `models` ({VLMEvalKit name: AnyCap spec}) and our datasets to VLMEvalKit's registries.
 
     Datasets: AnyCapEval_Image, AnyCapEval_Video, AnyCapEval_Audio, VidCapBench-AE, VidCapBench-HE.
@@ -63,15 +72,18 @@ def register(models: dict[str, str] | None = None, *, anycapeval_root: str | Pat
     from .model import AnyCapVLM
 
     for name, spec in (models or {}).items():
-        supported_VLM[name] = partial(AnyCapVLM, spec=spec, post_options=post_options, concurrent=concurrent,
-                                      **model_options)
+        supported_VLM[name] = partial(
+            AnyCapVLM, spec=spec, post_options=post_options, concurrent=concurrent, **model_options
+        )
     if anycapeval_root is not None:
         ours.ROOTS["AnyCapEval"] = str(anycapeval_root)
     if vidcapbench_root is not None:
         ours.ROOTS["VidCapBench"] = str(vidcapbench_root)
     names: list[str] = []
-    for cls, group in [*((c, vds.IMAGE_DATASET) for c in ours.IMAGE_CLASSES),
-                       *((c, vds.VIDEO_DATASET) for c in ours.VIDEO_CLASSES)]:
+    for cls, group in [
+        *((c, vds.IMAGE_DATASET) for c in ours.IMAGE_CLASSES),
+        *((c, vds.VIDEO_DATASET) for c in ours.VIDEO_CLASSES),
+    ]:
         if cls not in vds.DATASET_CLASSES:
             vds.DATASET_CLASSES.insert(0, cls)  # before VLMEvalKit's catch-all custom classes
             group.append(cls)

@@ -27,14 +27,20 @@ def enforce_media_policy(policy: MediaPolicy) -> None:
     load = getattr(multimodal.load_from_url, "__wrapped__", multimodal.load_from_url)
 
     @functools.wraps(load)
-    def load_from_url(url: str, media_io: Any, allowed_media_domains: list[str] | None = None) -> Any:
+    def load_from_url(
+        url: str, media_io: Any, allowed_media_domains: list[str] | None = None
+    ) -> Any:
         try:
             local = check_source(url, policy)
             if url.startswith(("http://", "https://")):
-                return media_io.load_bytes(fetch(url, policy))  # our fetch: LMDeploy's would go anywhere
+                return media_io.load_bytes(
+                    fetch(url, policy)
+                )  # our fetch: LMDeploy's would go anywhere
         except RequestError as e:
             raise ValueError(str(e)) from None
-        if local is not None:  # exactly the file checked: LMDeploy would unquote the URL's path again
+        if (
+            local is not None
+        ):  # exactly the file checked: LMDeploy would unquote the URL's path again
             return media_io.load_file(local)
         return load(url, media_io, allowed_media_domains)
 
@@ -69,14 +75,30 @@ class BodyLimit:
             if not replayed:
                 replayed = True
                 return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()  # after the body: wait for the disconnect, as the server would say it
+            return (
+                await receive()
+            )  # after the body: wait for the disconnect, as the server would say it
 
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Callable) -> None:
-        payload = json.dumps({"error": {"message": f"Request bodies are limited to {self.limit} bytes.",
-                                        "type": "invalid_request_error", "code": "body_too_large"}}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(payload)).encode())]})
+        payload = json.dumps(
+            {
+                "error": {
+                    "message": f"Request bodies are limited to {self.limit} bytes.",
+                    "type": "invalid_request_error",
+                    "code": "body_too_large",
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(payload)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": payload})

@@ -25,8 +25,10 @@ from ...errors import OptionsError
 from ..protocol import MediaPolicy
 from . import ARCH, MODULE_MAP_FILE
 
-INSTALL_HINT = ("LMDeploy runs on NVIDIA GPUs: pip install 'anycap-plugin[lmdeploy]' in an environment with "
-                "CUDA (LMDeploy pins its own torch).")
+INSTALL_HINT = (
+    "LMDeploy runs on NVIDIA GPUs: pip install 'anycap-plugin[lmdeploy]' in an environment with "
+    "CUDA (LMDeploy pins its own torch)."
+)
 
 
 def enable_acm() -> dict[str, Any]:
@@ -36,10 +38,13 @@ def enable_acm() -> dict[str, Any]:
     except ImportError:
         raise OptionsError("LMDeploy is not installed.", hint=INSTALL_HINT) from None
     from . import preprocessor  # noqa: F401  (registers the VISION_MODELS entry)
-    from .engine_model import ModuleMapPath  # registers the engine config builder, here and in the engine process
+    from .engine_model import (
+        ModuleMapPath,  # registers the engine config builder, here and in the engine process
+    )
 
     check = archs.check_vl_llm
     if not getattr(check, "_anycap", False):
+
         def check_vl_llm(backend: str, config: dict) -> bool:
             return (config.get("architectures") or [None])[0] == ARCH or check(backend, config)
 
@@ -63,26 +68,39 @@ def acm_source(spec: str, trust_remote_code: bool = False) -> ServedModel:
     """The folder LMDeploy loads for `acm:PATH` or `acm:HUB_ID` (see the module docstring)."""
     from ...acm.convert import is_internvl_chat
     from ...acm_runtime.resolve import resolve_model
-    from ...hf import looks_like_path
-    from ...hf import require_safetensors
+    from ...hf import looks_like_path, require_safetensors
 
     name, _, path = spec.partition(":")
     if name != "acm" or not path or path.startswith(("http://", "https://")) or "+" in spec:
-        raise OptionsError(f"The LMDeploy backend serves one ACM (acm:PATH or acm:HUB_ID), not {spec!r}.",
-                           hint="Serve a whole chain with --backend transformers, or run the base captioner "
-                                "elsewhere and point acm:http://host:port/v1 at this server.")
+        raise OptionsError(
+            f"The LMDeploy backend serves one ACM (acm:PATH or acm:HUB_ID), not {spec!r}.",
+            hint="Serve a whole chain with --backend transformers, or run the base captioner "
+            "elsewhere and point acm:http://host:port/v1 at this server.",
+        )
     local = looks_like_path(path)
     if local and not Path(path).expanduser().is_dir():
-        raise OptionsError(f"No ACM folder at {path!r}.", hint="Pass an ACM or InternVL-chat folder, or a hub id.")
+        raise OptionsError(
+            f"No ACM folder at {path!r}.", hint="Pass an ACM or InternVL-chat folder, or a hub id."
+        )
     if trust_remote_code:
         folder = Path(path).expanduser() if local else _download_with_code(path)
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8")) if (folder / "config.json").exists() else {}
+        config = (
+            json.loads((folder / "config.json").read_text(encoding="utf-8"))
+            if (folder / "config.json").exists()
+            else {}
+        )
         if not is_internvl_chat(config):
-            raise OptionsError(f"--trust-remote-code serves InternVL-chat checkpoints; {path!r} is not one.",
-                               hint="Our own ACM folders need no remote code: drop the flag.")
+            raise OptionsError(
+                f"--trust-remote-code serves InternVL-chat checkpoints; {path!r} is not one.",
+                hint="Our own ACM folders need no remote code: drop the flag.",
+            )
         require_safetensors(folder)  # LMDeploy would load a pickle it finds instead
-        return ServedModel(str(folder), module_map=False, trust_remote_code=True, remote_code=_remote_code(folder))
-    folder = Path(resolve_model(str(Path(path).expanduser()) if local else path))  # InternVL-chat: converted once
+        return ServedModel(
+            str(folder), module_map=False, trust_remote_code=True, remote_code=_remote_code(folder)
+        )
+    folder = Path(
+        resolve_model(str(Path(path).expanduser()) if local else path)
+    )  # InternVL-chat: converted once
     require_safetensors(folder)
     return ServedModel(str(folder))
 
@@ -97,23 +115,35 @@ def _download_with_code(repo_id: str) -> Path:
     try:
         folder = Path(snapshot_download(repo_id, allow_patterns=[*FETCHED, "*.py"]))
     except Exception as e:
-        raise ModelNotFoundError(f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
-                                 hint="Offline, the files must be in the local Hugging Face cache.") from None
-    print(f"--trust-remote-code: {repo_id} brings {', '.join(_remote_code(folder)) or 'no Python files'}; LMDeploy "
-          f"will run them (from {folder}).", file=sys.stderr)
+        raise ModelNotFoundError(
+            f"Cannot fetch {repo_id!r} ({type(e).__name__}: {e}).",
+            hint="Offline, the files must be in the local Hugging Face cache.",
+        ) from None
+    print(
+        f"--trust-remote-code: {repo_id} brings {', '.join(_remote_code(folder)) or 'no Python files'}; LMDeploy "
+        f"will run them (from {folder}).",
+        file=sys.stderr,
+    )
     return folder
 
 
 def _remote_code(folder: Path) -> tuple[str, ...]:
     """The checkpoint's Python files its `auto_map` names: refused when one is missing."""
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    named = sorted({ref.split(".")[0] + ".py" for ref in (config.get("auto_map") or {}).values()
-                    if isinstance(ref, str)})
+    named = sorted(
+        {
+            ref.split(".")[0] + ".py"
+            for ref in (config.get("auto_map") or {}).values()
+            if isinstance(ref, str)
+        }
+    )
     missing = [f for f in named if not (folder / f).exists()]
     if missing:
-        raise OptionsError(f"{folder} lacks {', '.join(missing)}, the checkpoint code --trust-remote-code would run.",
-                           hint="Pass the hub id (its Python files are fetched), or a folder that holds them; "
-                                "or drop --trust-remote-code to serve the converted folder with no remote code.")
+        raise OptionsError(
+            f"{folder} lacks {', '.join(missing)}, the checkpoint code --trust-remote-code would run.",
+            hint="Pass the hub id (its Python files are fetched), or a folder that holds them; "
+            "or drop --trust-remote-code to serve the converted folder with no remote code.",
+        )
     return tuple(named)
 
 
@@ -121,17 +151,31 @@ def acm_folder(spec: str) -> str:
     return acm_source(spec).model_path
 
 
-def server_options(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-                   model_name: str | None = None, served: ServedModel | None = None) -> dict[str, Any]:
+def server_options(
+    spec: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    served: ServedModel | None = None,
+) -> dict[str, Any]:
     """`lmdeploy.serve.openai.api_server.serve` arguments (the engine config aside) with our defaults."""
     served = served or acm_source(spec)
-    return dict(model_path=served.model_path, model_name=model_name or "acm", backend="pytorch", server_name=host,
-                server_port=port, log_level="WARNING", trust_remote_code=served.trust_remote_code,
-                # a list: LMDeploy 0.18 iterates `api_keys`, so a bare string would make each of its
-                # characters a valid key on its own
-                api_keys=[api_key] if api_key else None,
-                allow_origins=[],  # no CORS: web pages in a browser on this machine may not call the server
-                disable_fastapi_docs=True)
+    return dict(
+        model_path=served.model_path,
+        model_name=model_name or "acm",
+        backend="pytorch",
+        server_name=host,
+        server_port=port,
+        log_level="WARNING",
+        trust_remote_code=served.trust_remote_code,
+        # a list: LMDeploy 0.18 iterates `api_keys`, so a bare string would make each of its
+        # characters a valid key on its own
+        api_keys=[api_key] if api_key else None,
+        allow_origins=[],  # no CORS: web pages in a browser on this machine may not call the server
+        disable_fastapi_docs=True,
+    )
 
 
 def engine_options(spec: str, served: ServedModel | None = None) -> dict[str, Any]:
@@ -140,25 +184,49 @@ def engine_options(spec: str, served: ServedModel | None = None) -> dict[str, An
     return enable_acm() if served.module_map else {}
 
 
-def launch_config(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-                  model_name: str | None = None, max_batch_size: int = 64, session_len: int = 8192, tp: int = 1,
-                  max_body_bytes: int = 64 * 2**20, media_policy: MediaPolicy = MediaPolicy(),
-                  trust_remote_code: bool = False) -> dict[str, Any]:
+def launch_config(
+    spec: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    max_batch_size: int = 64,
+    session_len: int = 8192,
+    tp: int = 1,
+    max_body_bytes: int = 64 * 2**20,
+    media_policy: MediaPolicy = MediaPolicy(),
+    trust_remote_code: bool = False,
+) -> dict[str, Any]:
     """Everything `serve` hands LMDeploy, as JSON (`anycap serve ... --print-config`): nothing starts.
     The API key is shown as set or not, never itself."""
     served = acm_source(spec, trust_remote_code)
-    server = server_options(spec, host=host, port=port, api_key=api_key, model_name=model_name, served=served)
+    server = server_options(
+        spec, host=host, port=port, api_key=api_key, model_name=model_name, served=served
+    )
     server["api_keys"] = ["<set>"] if api_key else None
-    engine = {**({"custom_module_map": MODULE_MAP_FILE} if served.module_map else {}),
-              "max_batch_size": max_batch_size, "session_len": session_len, "tp": tp}
-    return {"model_path": served.model_path,
-            "served_as": "ACM through anycap's module map" if served.module_map else
-                         "InternVL-chat through LMDeploy's own support, running the checkpoint's code",
-            "remote_code": list(served.remote_code), "engine": engine, "server": server,
-            "max_body_bytes": max_body_bytes,
-            "media_policy": {"allow_remote": media_policy.allow_remote, "max_media_bytes": media_policy.max_media_bytes,
-                             "local_roots": [str(p) for p in media_policy.local_roots],
-                             "allowed_hosts": list(media_policy.allowed_hosts)}}
+    engine = {
+        **({"custom_module_map": MODULE_MAP_FILE} if served.module_map else {}),
+        "max_batch_size": max_batch_size,
+        "session_len": session_len,
+        "tp": tp,
+    }
+    return {
+        "model_path": served.model_path,
+        "served_as": "ACM through anycap's module map"
+        if served.module_map
+        else "InternVL-chat through LMDeploy's own support, running the checkpoint's code",
+        "remote_code": list(served.remote_code),
+        "engine": engine,
+        "server": server,
+        "max_body_bytes": max_body_bytes,
+        "media_policy": {
+            "allow_remote": media_policy.allow_remote,
+            "max_media_bytes": media_policy.max_media_bytes,
+            "local_roots": [str(p) for p in media_policy.local_roots],
+            "allowed_hosts": list(media_policy.allowed_hosts),
+        },
+    }
 
 
 class UvicornBehindBodyLimit:
@@ -175,18 +243,32 @@ class UvicornBehindBodyLimit:
         uvicorn.run(app=BodyLimit(app, self.max_body_bytes), **kwargs)
 
 
-def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
-          model_name: str | None = None, max_batch_size: int = 64, session_len: int = 8192, tp: int = 1,
-          max_body_bytes: int = 64 * 2**20, media_policy: MediaPolicy = MediaPolicy(),
-          trust_remote_code: bool = False) -> None:
+def serve(
+    spec: str,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    model_name: str | None = None,
+    max_batch_size: int = 64,
+    session_len: int = 8192,
+    tp: int = 1,
+    max_body_bytes: int = 64 * 2**20,
+    media_policy: MediaPolicy = MediaPolicy(),
+    trust_remote_code: bool = False,
+) -> None:
     """Blocks, serving until interrupted."""
     served = acm_source(spec, trust_remote_code)
-    options = server_options(spec, host=host, port=port, api_key=api_key, model_name=model_name, served=served)
+    options = server_options(
+        spec, host=host, port=port, api_key=api_key, model_name=model_name, served=served
+    )
     engine = engine_options(spec, served)
     import torch
 
     if not torch.cuda.is_available():
-        raise OptionsError("The LMDeploy backend needs a CUDA GPU; none is visible.", hint=INSTALL_HINT)
+        raise OptionsError(
+            "The LMDeploy backend needs a CUDA GPU; none is visible.", hint=INSTALL_HINT
+        )
     from lmdeploy import PytorchEngineConfig
     from lmdeploy.serve.openai import api_server
 
@@ -194,5 +276,7 @@ def serve(spec: str, *, host: str = "127.0.0.1", port: int = 8000, api_key: str 
 
     enforce_media_policy(media_policy)
     api_server.uvicorn = UvicornBehindBodyLimit(max_body_bytes)
-    config = PytorchEngineConfig(max_batch_size=max_batch_size, session_len=session_len, tp=tp, **engine)
+    config = PytorchEngineConfig(
+        max_batch_size=max_batch_size, session_len=session_len, tp=tp, **engine
+    )
     api_server.serve(backend_config=config, **options)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 from lmdeploy.vl.model.base import VISION_MODELS, VisionModel
 
 from ...acm.processing_acm import AUDIO_CONTEXT, IMG_CONTEXT
-from ...media.chat_parts import is_frame_label
 from ...media import AudioClip, Media
+from ...media.chat_parts import is_frame_label
 from . import ARCH
 
 
@@ -37,7 +36,9 @@ def to_media(items: list[tuple[str, Any, dict]]) -> Media | None:
         samples, rate = items[0][1]
         clip = AudioClip(np.asarray(samples, dtype=np.float32), int(rate))
         return Media.from_bytes(clip.to_wav(), name="audio:request")
-    raise ValueError(f"ACM takes one image, video or audio clip per request, got {sorted(kinds)} x{len(items)}")
+    raise ValueError(
+        f"ACM takes one image, video or audio clip per request, got {sorted(kinds)} x{len(items)}"
+    )
 
 
 @VISION_MODELS.register_module()
@@ -45,16 +46,18 @@ class ACMVisionModel(VisionModel):
     _arch = ARCH
 
     def build_preprocessor(self, trust_remote_code: bool = False) -> None:
-        import anycap_plugin.acm  # noqa: F401
         from transformers import AutoProcessor
 
+        import anycap_plugin.acm  # noqa: F401
         from anycap_plugin.acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
 
         with quiet_feature_extractor():
             self.processor = AutoProcessor.from_pretrained(self.model_path, **PROCESSOR_KWARGS)
         tokenizer = self.processor.tokenizer
-        self.token_ids = {"image": tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
-                          "audio": tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT)}
+        self.token_ids = {
+            "image": tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
+            "audio": tokenizer.convert_tokens_to_ids(AUDIO_CONTEXT),
+        }
         self.image_token_id = self.token_ids["image"]
 
     def build_model(self, trust_remote_code: bool = False) -> None:
@@ -63,9 +66,18 @@ class ACMVisionModel(VisionModel):
     def preprocess(self, messages: list[dict]) -> list[dict]:
         from ..protocol import read_protocol_text
 
-        text = "\n".join(part["text"] for m in messages if m.get("role") == "user" and isinstance(m["content"], list)
-                         for part in m["content"] if part.get("type") == "text" and not is_frame_label(part["text"]))
-        text += "\n".join(m["content"] for m in messages if m.get("role") == "user" and isinstance(m["content"], str))
+        text = "\n".join(
+            part["text"]
+            for m in messages
+            if m.get("role") == "user" and isinstance(m["content"], list)
+            for part in m["content"]
+            if part.get("type") == "text" and not is_frame_label(part["text"])
+        )
+        text += "\n".join(
+            m["content"]
+            for m in messages
+            if m.get("role") == "user" and isinstance(m["content"], str)
+        )
         instruction, caption = read_protocol_text(text.strip())
         media = to_media(self.collect_multimodal_items(messages))
         batch = self.processor([media], [instruction], [caption])
@@ -88,13 +100,29 @@ class ACMVisionModel(VisionModel):
         per_tile = self.processor.image_seq_length
         for kind, offset, tokens in runs:
             if kind == "image":
-                values, tile = batch["pixel_values"][tile: tile + tokens // per_tile], tile + tokens // per_tile
+                values, tile = (
+                    batch["pixel_values"][tile : tile + tokens // per_tile],
+                    tile + tokens // per_tile,
+                )
             else:
-                values, clip = batch["audio_values"][clip: clip + 1], clip + 1
-            items.append({"modality": kind, "values": values, "offset": offset, "tokens": tokens,
-                          "token_id": self.token_ids[kind]})
+                values, clip = batch["audio_values"][clip : clip + 1], clip + 1
+            items.append(
+                {
+                    "modality": kind,
+                    "values": values,
+                    "offset": offset,
+                    "tokens": tokens,
+                    "token_id": self.token_ids[kind],
+                }
+            )
         return {"input_ids": ids, "multimodal": items}
 
-    def to_pytorch(self, messages: list[dict], chat_template: Any, tokenizer: Any, **kwargs: Any) -> dict[str, Any]:
+    def to_pytorch(
+        self, messages: list[dict], chat_template: Any, tokenizer: Any, **kwargs: Any
+    ) -> dict[str, Any]:
         packed = next(m["content"] for m in messages if m["role"] == "preprocess")
-        return {"prompt": None, "input_ids": packed["input_ids"], "multimodal": packed["multimodal"]}
+        return {
+            "prompt": None,
+            "input_ids": packed["input_ids"],
+            "multimodal": packed["multimodal"],
+        }

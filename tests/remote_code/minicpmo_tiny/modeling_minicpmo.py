@@ -20,10 +20,19 @@ class MiniCPMO(PreTrainedModel):
 
     def __init__(self, config):
         super().__init__(config)
-        self.llm = Qwen2ForCausalLM(Qwen2Config(
-            vocab_size=config.vocab_size, hidden_size=config.hidden_size, intermediate_size=config.hidden_size * 2,
-            num_hidden_layers=config.num_hidden_layers, num_attention_heads=4, num_key_value_heads=2,
-            eos_token_id=config.eos_token_id, pad_token_id=config.pad_token_id, bos_token_id=None))
+        self.llm = Qwen2ForCausalLM(
+            Qwen2Config(
+                vocab_size=config.vocab_size,
+                hidden_size=config.hidden_size,
+                intermediate_size=config.hidden_size * 2,
+                num_hidden_layers=config.num_hidden_layers,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                eos_token_id=config.eos_token_id,
+                pad_token_id=config.pad_token_id,
+                bos_token_id=None,
+            )
+        )
         self.vpm = nn.Linear(3 * config.patch * config.patch, config.hidden_size)
         self.apm = nn.Linear(config.audio_frame, config.hidden_size)
         self.post_init()
@@ -44,7 +53,9 @@ class MiniCPMO(PreTrainedModel):
         embed = self.llm.get_input_embeddings()
         pieces = []
         for message in msgs:
-            content = message["content"] if isinstance(message["content"], list) else [message["content"]]
+            content = (
+                message["content"] if isinstance(message["content"], list) else [message["content"]]
+            )
             for item in content:
                 if isinstance(item, str):
                     ids = tokenizer(item, return_tensors="pt")["input_ids"][0]
@@ -56,7 +67,11 @@ class MiniCPMO(PreTrainedModel):
                 else:
                     raise ValueError(f"unsupported content item {type(item).__name__}")
         inputs = torch.cat(pieces, dim=0)[None]
-        out = self.llm.generate(inputs_embeds=inputs, attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),
-                                max_new_tokens=max_new_tokens, do_sample=sampling,
-                                pad_token_id=self.config.pad_token_id)
+        out = self.llm.generate(
+            inputs_embeds=inputs,
+            attention_mask=torch.ones(inputs.shape[:2], dtype=torch.long),
+            max_new_tokens=max_new_tokens,
+            do_sample=sampling,
+            pad_token_id=self.config.pad_token_id,
+        )
         return tokenizer.decode(out[0], skip_special_tokens=True)

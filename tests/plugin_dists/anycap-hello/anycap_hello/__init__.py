@@ -16,14 +16,19 @@ class HelloCaptioner(BaseCaptioner):
         self.id = f"hello:{model}" if model else "hello"
 
     def _caption(self, media, instruction, options):
-        return Caption(text=f"{options.greeting} {media.modality}", usage={"prompt_tokens": 3, "completion_tokens": 2})
+        return Caption(
+            text=f"{options.greeting} {media.modality}",
+            usage={"prompt_tokens": 3, "completion_tokens": 2},
+        )
 
 
 class Shout(PostProcessor):
     id = "shout"
 
     def _refine(self, media, instruction, caption, options):
-        return Caption(text=caption.text.upper() + "!", usage={"prompt_tokens": 5, "completion_tokens": 2})
+        return Caption(
+            text=caption.text.upper() + "!", usage={"prompt_tokens": 5, "completion_tokens": 2}
+        )
 
 
 @hookimpl
