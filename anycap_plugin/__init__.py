@@ -5,6 +5,8 @@ captioner = wrap(get_captioner("openai:gpt-4o-mini"), post="acm:/models/acm-2b")
 caption = captioner.caption("photo.jpg", instruction="Describe only the background.")
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor, prompt_for
 from .errors import (
     AnyCapError,
@@ -16,32 +18,44 @@ from .errors import (
     UnknownCaptionerError,
 )
 from .hookspecs import hookimpl
-from .media import AudioClip, Media, VideoFrames
 from .plugins import get_captioner, get_post_processor, list_captioners, list_post_processors
 from .wrapping import wrap
 
+if TYPE_CHECKING:
+    from .media import AudioClip, Media, VideoFrames
+
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> Any:
+    """`Media`, `VideoFrames` and `AudioClip` load numpy and PIL: on first use, not on import."""
+    if name in ("Media", "VideoFrames", "AudioClip"):
+        from . import media
+
+        return getattr(media, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "wrap",
-    "get_captioner",
-    "get_post_processor",
-    "list_captioners",
-    "list_post_processors",
-    "Media",
-    "VideoFrames",
+    "AnyCapError",
     "AudioClip",
+    "BaseCaptioner",
     "Caption",
     "CaptionOptions",
-    "BaseCaptioner",
-    "PostProcessor",
-    "hookimpl",
-    "prompt_for",
-    "AnyCapError",
+    "CaptionerError",
+    "Media",
     "MediaError",
     "ModalityNotSupportedError",
     "OptionsError",
-    "UnknownCaptionerError",
     "PluginError",
-    "CaptionerError",
+    "PostProcessor",
+    "UnknownCaptionerError",
+    "VideoFrames",
+    "get_captioner",
+    "get_post_processor",
+    "hookimpl",
+    "list_captioners",
+    "list_post_processors",
+    "prompt_for",
+    "wrap",
 ]

@@ -18,9 +18,10 @@ import asyncio
 import hashlib
 import json
 import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from .errors import CallError, OptionsError, ReplyFormatError
 from .openai_compat import api_key, failure, reask, reply_text
@@ -61,7 +62,7 @@ class RoleUsage:
     completion_tokens: int = 0
     cost_usd: float = 0.0
 
-    def add(self, other: "RoleUsage") -> None:
+    def add(self, other: RoleUsage) -> None:
         for k, v in asdict(other).items():
             setattr(self, k, getattr(self, k) + v)
 

@@ -12,13 +12,25 @@ import inspect
 import json
 import time
 from abc import ABC
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, ClassVar, Generic, Sequence, TypeVar, Union, get_args, get_origin
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Generic,
+    TypeVar,
+    get_args,
+    get_origin,
+)
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ModalityNotSupportedError, OptionsError
-from .media import MODALITIES, Media, MediaLike, Modality
+from .media import MODALITIES, Modality
+
+if TYPE_CHECKING:
+    from .media import Media, MediaLike
 
 DEFAULT_PROMPT = (
     "Describe this {modality} in detail."  # what base captioners ask when no instruction is given
@@ -53,19 +65,21 @@ class Caption:
         return json.dumps(self.to_dict(), ensure_ascii=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Caption":
+    def from_dict(cls, data: dict[str, Any]) -> Caption:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def from_json(cls, line: str) -> "Caption":
+    def from_json(cls, line: str) -> Caption:
         return cls.from_dict(json.loads(line))
 
 
 class CaptionOptions(BaseModel):
     """Per-call options. Subclasses add fields; unknown names are rejected, not ignored."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: each plugin defines its options class at registration; the schema is built on
+    # first use, so registering stays cheap
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _validate_options(
@@ -129,6 +143,8 @@ class _Stage(ABC, Generic[O]):
         return self._load_checked(media), _validate_options(self.Options, self.id, options)
 
     def _load_checked(self, media: MediaLike) -> Media:
+        from .media import Media
+
         m = Media.load(media)
         self.check_modality(m)
         return m
@@ -153,7 +169,7 @@ def instructions_for(n: int, instructions: str | Sequence[str | None] | None) ->
     return out
 
 
-Outcome = Union[Caption, Exception]
+Outcome = Caption | Exception
 
 
 def _each(

@@ -209,7 +209,7 @@ class HFChatCaptioner(BaseCaptioner[GO]):
     @classmethod
     def claim(
         cls, obj: Any, options: dict[str, Any], *model_classes: str
-    ) -> "HFChatCaptioner | None":
+    ) -> HFChatCaptioner | None:
         """What an adapter's `adapt_captioner` returns: this captioner around `obj` when it is one of the
         named transformers classes, else None. A loaded transformers model means transformers is
         imported, so nothing is imported for objects of other frameworks."""
@@ -222,7 +222,7 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         return cls.from_loaded(obj, **options) if isinstance(obj, classes) else None
 
     @classmethod
-    def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> "HFChatCaptioner":
+    def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> HFChatCaptioner:
         """A model the user already holds, with its processor: nothing is loaded, moved or cast.
 
         The processor is copied (batching needs left padding; the user's own is left as it is)."""

@@ -9,7 +9,8 @@ A plugin is a module with functions marked `@anycap_plugin.hookimpl`, named in t
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -142,9 +142,11 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("exactly", rf"\bexactly\s+{_NUM}\s+{_UNIT}"),
         (
             "at_most",
-            rf"\b(?:at\s+most|no\s+more\s+than|not\s+more\s+than|cannot\s+exceed|"
-            rf"can\s*not\s+exceed|must\s+not\s+exceed|not\s+exceed(?:ing)?|up\s+to|within|"
-            rf"maximum\s+of|max(?:imum)?)\s+{_NUM}\s+{_UNIT}",
+            (
+                rf"\b(?:at\s+most|no\s+more\s+than|not\s+more\s+than|cannot\s+exceed|"
+                rf"can\s*not\s+exceed|must\s+not\s+exceed|not\s+exceed(?:ing)?|up\s+to|within|"
+                rf"maximum\s+of|max(?:imum)?)\s+{_NUM}\s+{_UNIT}"
+            ),
         ),
         ("fewer", rf"\b(?:fewer|less)\s+than\s+{_NUM}\s+{_UNIT}"),
         (
@@ -172,7 +174,7 @@ def _unit(token: str) -> Unit:
 class LengthCheck:
     ok: bool
     count: int
-    constraint: "LengthConstraint"
+    constraint: LengthConstraint
 
     @property
     def message(self) -> str:

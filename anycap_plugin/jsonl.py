@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def read_jsonl(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:

@@ -5,14 +5,18 @@ Real captioners with no model: smoke runs, the demo, and the runner's overhead b
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING
 
 from .captioner import BaseCaptioner, Caption, CaptionOptions
-from .media import Media
+
+if TYPE_CHECKING:  # numpy and PIL load when a caption is made, not when the plugin registers
+    import numpy as np
+    from PIL import Image
+
+    from .media import Media
 
 
 class StatsOptions(CaptionOptions):
@@ -28,6 +32,8 @@ class StatsCaptioner(BaseCaptioner[StatsOptions]):
     id = "stats"
 
     def _caption(self, media: Media, instruction: str | None, options: StatsOptions) -> Caption:
+        import numpy as np
+
         if media.modality == "image":
             img = media.image()
             return Caption(
@@ -37,7 +43,7 @@ class StatsCaptioner(BaseCaptioner[StatsOptions]):
             frames = media.frames(num_frames=options.num_frames)
             arrays = [np.asarray(f, dtype=np.float32) for f in frames.images]
             motion = (
-                float(np.mean([np.abs(a - b).mean() for a, b in zip(arrays, arrays[1:])]))
+                float(np.mean([np.abs(a - b).mean() for a, b in itertools.pairwise(arrays)]))
                 if len(arrays) > 1
                 else 0.0
             )
@@ -93,6 +99,8 @@ _COLOURS = {
 
 
 def _tone(rgb: np.ndarray) -> str:
+    import numpy as np
+
     mean = rgb.reshape(-1, 3).mean(axis=0)
     name = min(_COLOURS, key=lambda k: float(np.sum((mean - np.array(_COLOURS[k])) ** 2)))
     luma = float(0.299 * mean[0] + 0.587 * mean[1] + 0.114 * mean[2])

@@ -15,9 +15,10 @@ import logging
 import os
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import pluggy
 

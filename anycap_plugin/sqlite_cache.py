@@ -10,7 +10,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 
 class JsonCache:
@@ -48,8 +48,8 @@ class JsonCache:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "JsonCache":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -15,9 +15,10 @@ import json
 import os
 import posixpath
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from .errors import StorageError
 
@@ -39,7 +40,7 @@ def protocol_of(url: str) -> str:
 
 
 def local_path(path: str) -> Path:
-    return Path(path[len("file://") :] if path.startswith("file://") else path).expanduser()
+    return Path(path.removeprefix("file://")).expanduser()
 
 
 def canonical(path: str) -> str:
@@ -124,7 +125,7 @@ class Storage:
     # ---- reading -------------------------------------------------------------------
     def open(self, location: str, mode: str = "rb", **kwargs: Any) -> IO[Any]:
         if not is_url(location):
-            return open(local_path(location), mode)  # noqa: SIM115 - the caller closes it
+            return open(local_path(location), mode)
         fs, path = self.filesystem(location)
         return fs.open(path, mode, **kwargs)
 
@@ -252,7 +253,7 @@ class Storage:
 
 
 _SECRET_NAME = re.compile(
-    r"SECRET|TOKEN|PASSWORD|CONNECTION_STRING|ACCOUNT_KEY|STORAGE_KEY|SAS|CREDENTIAL", re.I
+    r"SECRET|TOKEN|PASSWORD|CONNECTION_STRING|ACCOUNT_KEY|STORAGE_KEY|SAS|CREDENTIAL", re.IGNORECASE
 )
 _SECRET_PARTS = re.compile(
     r"((?:AccountKey|SharedAccessSignature|sig|X-Amz-Signature|X-Amz-Credential)=)[^;&\s]+"

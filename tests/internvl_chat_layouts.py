@@ -35,17 +35,17 @@ HIDDEN, VOCAB = 48, 640
 
 
 def llm_config(kind: str, vocab_size: int) -> dict[str, Any]:
-    common = dict(
-        vocab_size=vocab_size,
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        max_position_embeddings=4096,
-        rms_norm_eps=1e-6,
-        tie_word_embeddings=False,
-    )
+    common = {
+        "vocab_size": vocab_size,
+        "hidden_size": HIDDEN,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": False,
+    }
     if kind in ("qwen2", "llama", "phi3"):
         from transformers import AutoConfig
 

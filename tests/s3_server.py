@@ -30,11 +30,9 @@ class S3:
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint,
-            **{
-                "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-                "region_name": "us-east-1",
-            },
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            region_name="us-east-1",
         )
 
     def bucket(self, name: str) -> str:

@@ -46,7 +46,7 @@ def test_save_and_load_round_trip_exactly(tiny_acm, tmp_path):
     again = AutoModel.from_pretrained(tmp_path / "again")
     a, b = model.state_dict(), again.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    strip = lambda d: {k: v for k, v in d.items() if k != "_name_or_path"}  # noqa: E731
+    strip = lambda d: {k: v for k, v in d.items() if k != "_name_or_path"}
     assert strip(again.config.to_dict()) == strip(model.config.to_dict())
 
 

@@ -69,7 +69,7 @@ def test_qwen2_5_omni_hears_a_video_with_its_frames_and_batches_mixed_items(
         Media.load(BIKES),
     ]
     asks = ["Describe it.", "What is this sound?", "What happens?", "What moves?"]
-    options = dict(max_new_tokens=6, max_frames=6)
+    options = {"max_new_tokens": 6, "max_frames": 6}
     alone = [captioner.caption(m, a, **options) for m, a in zip(items, asks)]
     batch = captioner.caption_batch(items, asks, **options)
     assert [c.text for c in batch] == [c.text for c in alone]

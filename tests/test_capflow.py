@@ -20,8 +20,8 @@ from anycap_plugin.batch import WorkItem, run
 from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 capflow = pytest.importorskip("anycap_capflow")
-from anycap_capflow import WorkflowError, load_workflow  # noqa: E402
-from anycap_capflow.loopback import prompt_and_images, respond  # noqa: E402
+from anycap_capflow import WorkflowError, load_workflow
+from anycap_capflow.loopback import prompt_and_images, respond
 
 SECRET = "sk-capflow-SECRET-7"
 DOMAINS = {

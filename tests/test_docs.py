@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.S)
+FENCE = re.compile(r"```[a-z]*\n(.*?)```", re.DOTALL)
 
 
 def code_blocks() -> list[tuple[Path, str]]:
@@ -69,7 +69,7 @@ def test_names_the_docs_import_exist():
     missing = []
     for doc, block in code_blocks():
         for module, names in re.findall(
-            r"^\s*from (anycap_plugin[\w.]*) import ([^\n#(]+)", block, re.M
+            r"^\s*from (anycap_plugin[\w.]*) import ([^\n#(]+)", block, re.MULTILINE
         ):
             mod = importlib.import_module(module)
             for name in (n.strip().split(" as ")[0] for n in names.split(",")):

@@ -80,7 +80,7 @@ def test_a_run_over_a_bucket_survives_a_lost_node(
             "--cpus-per-actor",
             "1",
         )  # 4 actors of 1 CPU on nodes of 2: on two nodes at least
-        log = open(tmp_path / "first.log", "w+")
+        log = open(tmp_path / "first.log", "w+")  # noqa: SIM115 - the driver's stderr, read after
         first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=log, text=True)
         first.stderr = log
         removed_at = len(seen.wait_for(24, first))

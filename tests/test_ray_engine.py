@@ -9,15 +9,15 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from test_cli import anycap  # noqa: E402
+from test_cli import anycap
 
-from anycap_plugin import get_captioner  # noqa: E402
+from anycap_plugin import get_captioner
 from anycap_plugin.batch import (
-    expand_inputs,  # noqa: E402
-    run,  # noqa: E402
+    expand_inputs,
+    run,
 )
-from anycap_plugin.batch.ray_engine import caption_dataset, connect, run_on_ray  # noqa: E402
-from anycap_plugin.testing import sample_image  # noqa: E402
+from anycap_plugin.batch.ray_engine import caption_dataset, run_on_ray
+from anycap_plugin.testing import sample_image
 
 pytestmark = pytest.mark.ray  # the shared cluster (conftest.ray_cluster)
 

@@ -178,7 +178,7 @@ def test_api_key_is_required_and_never_echoed(acm_server):
 def test_client_mistakes_are_4xx_with_clear_messages(acm_server, image_path, tmp_path):
     url, root = acm_server
     h = {"Authorization": f"Bearer {KEY}"}
-    post = lambda **kw: httpx.post(url + "/chat/completions", headers=h, timeout=30, **kw)  # noqa: E731
+    post = lambda **kw: httpx.post(url + "/chat/completions", headers=h, timeout=30, **kw)
     img = {"type": "image_url", "image_url": {"url": data_url(image_path)}}
     outside = tmp_path / "outside.png"
     outside.write_bytes(image_path.read_bytes())

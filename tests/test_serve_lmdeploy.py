@@ -59,7 +59,7 @@ def test_module_map_and_engine_config_resolve(tiny_acm):
     assert _get_model_class(config, _get_module_map()) is ACMForLMDeploy
     engine = AutoModelConfigBuilder.build(config, str(tiny_acm))
     assert engine.num_layers == config.text_config.num_hidden_layers and engine.hf_config is config
-    import lmdeploy.archs as archs
+    from lmdeploy import archs
 
     assert archs.get_task("pytorch", str(tiny_acm))[0] == "vlm"
 
@@ -671,7 +671,7 @@ def test_a_published_acm_reaches_lmdeploy_as_the_published_prompt_without_remote
     its request side builds for an image and a four-frame video: the golden `input_ids` of InternVL's code."""
     import asyncio
 
-    import lmdeploy.archs as archs
+    from lmdeploy import archs
     from lmdeploy.model import get_chat_template
     from lmdeploy.tokenizer import Tokenizer
 

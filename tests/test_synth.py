@@ -66,7 +66,8 @@ def test_records_follow_the_release_format_and_train_reads_them(tmp_path, image_
     assert report["usage"]["writer"]["calls"] == 15 and report["usage"]["degrader"]["calls"] == 15
     assert report["usage"]["weaker"]["calls"] == 10
     records = rows(out)
-    sample_keys = set(json.loads(next(open(SHARED / "acd_sample" / "acd_image.jsonl"))))
+    first_line = (SHARED / "acd_sample" / "acd_image.jsonl").read_text().splitlines()[0]
+    sample_keys = set(json.loads(first_line))
     image_records = [r for r in records if "image" in r]
     assert {"id", "image", "width", "height", "conversations", "_sample_type"} <= set(
         image_records[0]

@@ -11,11 +11,11 @@ from anycap_plugin.media.video import decode_nearest, sample_times, timeline_of
 from anycap_plugin.testing.samples import generate_video, sample_video
 
 SAMPLINGS = [
-    dict(num_frames=8),
-    dict(num_frames=3),
-    dict(num_frames=8, spread="ends"),
-    dict(fps=2.0),
-    dict(num_frames=50),
+    {"num_frames": 8},
+    {"num_frames": 3},
+    {"num_frames": 8, "spread": "ends"},
+    {"fps": 2.0},
+    {"num_frames": 50},
 ]
 
 

@@ -11,9 +11,9 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from eval_data import SHARED
@@ -120,7 +120,7 @@ def runs(tmp_path_factory) -> Path:
         done = anycap(
             "eval",
             "anycapeval",
-            *sum((["--refs", str(r)] for r in refs), []),
+            *[a for r in refs for a in ("--refs", str(r))],
             "--captions",
             str(cands),
             "--judge-model",

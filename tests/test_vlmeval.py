@@ -188,19 +188,17 @@ def test_mia_bench_runs_a_wrapped_captioner_through_vlmeval(
 ):
     write_mia_tsv(data_root)
     work = tmp_path / "outputs"
-    with (
-        ChatCompletionsServer(responder=mia_judge) as judge,
-        pytest.warns(UserWarning, match="not the official"),
-    ):
-        status = run_vlmeval(
-            f"stats+acm:{tiny_acm}",
-            ["MIA-Bench"],
-            data_root,
-            work,
-            judge.base_url,
-            post_options={"max_new_tokens": 8},
-            model_name="AnyCap-tiny",
-        )
+    with ChatCompletionsServer(responder=mia_judge) as judge:
+        with pytest.warns(UserWarning, match="not the official"):
+            status = run_vlmeval(
+                f"stats+acm:{tiny_acm}",
+                ["MIA-Bench"],
+                data_root,
+                work,
+                judge.base_url,
+                post_options={"max_new_tokens": 8},
+                model_name="AnyCap-tiny",
+            )
         assert len(judge.requests) == 3
         assert all(h["authorization"] == f"Bearer {SECRET}" for h in judge.headers)
     assert status["MIA-Bench"]["status"] == "done" and "error_message" not in status["MIA-Bench"]
@@ -292,8 +290,8 @@ def vidcap_judge(body):
     """Answers from the caption; grades by a rule on the question, so the test can count by hand."""
     text = body["messages"][-1]["content"]
     if "Correct Answer:" in text:
-        question = re.search(r"^Question: (.*)$", text, re.M).group(1)
-        return "{'score': %d, 'analysis': 'loopback'}" % rule_score(question)
+        question = re.search(r"^Question: (.*)$", text, re.MULTILINE).group(1)
+        return f"{{'score': {rule_score(question)}, 'analysis': 'loopback'}}"
     assert "Description:" in text
     return "From the description: " + text.rsplit("Question:", 1)[1].strip()[:40]
 
@@ -469,7 +467,7 @@ def test_anycapeval_through_vlmeval_equals_the_cli(
                     "anycap_plugin",
                     "eval",
                     "anycapeval",
-                    *sum((["--refs", str(r)] for r in refs), []),
+                    *[a for r in refs for a in ("--refs", str(r))],
                     "--captions",
                     str(cands),
                     "--judge-model",

@@ -24,4 +24,4 @@ AutoModelForImageTextToText.register(ACMConfig, ACMForConditionalGeneration, exi
 AutoProcessor.register(ACMConfig, ACMProcessor, exist_ok=True)
 AutoImageProcessor.register(ACMConfig, slow_image_processor_class=ACMImageProcessor, exist_ok=True)
 
-__all__ = ["ACMConfig", "ACMForConditionalGeneration", "ACMProcessor", "ACMImageProcessor"]
+__all__ = ["ACMConfig", "ACMForConditionalGeneration", "ACMImageProcessor", "ACMProcessor"]

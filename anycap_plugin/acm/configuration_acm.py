@@ -20,7 +20,7 @@ class ACMConfig(PretrainedConfig):
     """
 
     model_type = "anycap_acm"
-    sub_configs = {
+    sub_configs = {  # noqa: RUF012 - transformers reads it
         "vision_config": InternVLVisionConfig,
         "audio_config": ASTConfig,
         "text_config": AutoConfig,

@@ -22,9 +22,10 @@ import json
 import re
 import shutil
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from ..errors import ConversionError, ModelNotFoundError
 from .convert_tokenizer import load_tokenizer
@@ -207,23 +208,23 @@ def vision_config(config: dict[str, Any]) -> dict[str, Any]:
     v = config["vision_config"]
     size = config.get("force_image_size") or v.get("image_size", 448)
     patch = v.get("patch_size", 14)
-    return dict(
-        hidden_size=v["hidden_size"],
-        intermediate_size=v["intermediate_size"],
-        num_hidden_layers=v["num_hidden_layers"],
-        num_attention_heads=v["num_attention_heads"],
-        num_channels=v.get("num_channels", 3),
-        image_size=[size, size],
-        patch_size=[patch, patch],
-        layer_norm_eps=v.get("layer_norm_eps", 1e-6),
-        hidden_act=v.get("hidden_act", "gelu"),
-        norm_type=v.get("norm_type", "layer_norm"),
-        attention_bias=bool(v.get("qkv_bias", True)),
-        use_qk_norm=bool(v.get("qk_normalization", False)),
-        use_absolute_position_embeddings=True,
-        use_mean_pooling=True,
-        initializer_range=v.get("initializer_range", 0.02),
-    )
+    return {
+        "hidden_size": v["hidden_size"],
+        "intermediate_size": v["intermediate_size"],
+        "num_hidden_layers": v["num_hidden_layers"],
+        "num_attention_heads": v["num_attention_heads"],
+        "num_channels": v.get("num_channels", 3),
+        "image_size": [size, size],
+        "patch_size": [patch, patch],
+        "layer_norm_eps": v.get("layer_norm_eps", 1e-6),
+        "hidden_act": v.get("hidden_act", "gelu"),
+        "norm_type": v.get("norm_type", "layer_norm"),
+        "attention_bias": bool(v.get("qkv_bias", True)),
+        "use_qk_norm": bool(v.get("qk_normalization", False)),
+        "use_absolute_position_embeddings": True,
+        "use_mean_pooling": True,
+        "initializer_range": v.get("initializer_range", 0.02),
+    }
 
 
 # ---- weight names ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ release feed video. transformers' `GotOcr2ImageProcessor` picks grids and resamp
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -68,7 +69,7 @@ def tile_image(
 
 
 class ACMImageProcessor(BaseImageProcessor):
-    model_input_names = ["pixel_values"]
+    model_input_names = ["pixel_values"]  # noqa: RUF012 - transformers reads it
 
     def __init__(
         self,

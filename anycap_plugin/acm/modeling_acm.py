@@ -139,7 +139,7 @@ class ACMPreTrainedModel(PreTrainedModel):
     config_class = ACMConfig
     base_model_prefix = "acm"
     supports_gradient_checkpointing = True
-    _no_split_modules = ["InternVLVisionLayer", "ASTLayer"]
+    _no_split_modules = ["InternVLVisionLayer", "ASTLayer"]  # noqa: RUF012 - transformers reads it
     _supports_sdpa = True
 
     def _init_weights(self, module: nn.Module) -> None:

@@ -10,8 +10,9 @@ answer tokens (residual-correction SFT).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 from transformers import BatchFeature, ProcessorMixin

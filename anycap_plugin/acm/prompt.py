@@ -38,19 +38,19 @@ _READERS = (
     re.compile(
         r"You are a multimodal aligner\. Transform the existing caption to meet the requirement: '(?P<req>.*?)'\. "
         r"Existing caption: '(?P<cap>.*)'\. Only respond with the improved caption\.\s*$",
-        re.S,
+        re.DOTALL,
     ),
     # the ACD records' longer variant; quoting and spacing vary across the release
     re.compile(
         r"The requirement is:\s*(?P<req>.*?)\s*The existing caption is:\s*(?P<cap>.*?)\s*"
         r"(?:You only need to answer.*)?$",
-        re.S,
+        re.DOTALL,
     ),
     # the plain-text protocol of AnyCap 0.1 clients
     re.compile(
         r"^Instruction: (?P<req>.*?)\nExisting caption: (?P<cap>.*?)\n"
         r"Write the caption that follows the instruction\. Answer with the caption only\.\s*$",
-        re.S,
+        re.DOTALL,
     ),
 )
 _MEDIA_TAG = re.compile(r"(?:Frame\d+: )?<(?:image|video|audio)>\s*")
@@ -96,7 +96,7 @@ def strip_placeholders(text: str) -> str:
 
 def _unquote(text: str) -> str:
     text = text.strip()
-    if text.endswith("'.") or text.endswith("'"):
+    if text.endswith(("'.", "'")):
         text = text.rstrip(".")
     if len(text) >= 2 and text[0] == text[-1] == "'":
         text = text[1:-1]

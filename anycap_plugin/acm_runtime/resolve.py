@@ -16,7 +16,6 @@ import json
 import re
 from pathlib import Path
 
-from ..acm.convert import CONVERTER_VERSION, convert_internvl_chat, download, is_internvl_chat
 from ..cache import cache_dir
 from ..errors import ModelNotFoundError
 from ..hf import looks_like_path
@@ -50,6 +49,8 @@ def _hub_config(repo_id: str) -> dict | None:
 
 def converted_folder(name: str, revision: str) -> Path:
     """Where a source revision's conversion lives: one folder per converter version too."""
+    from ..acm.convert import CONVERTER_VERSION  # the converter loads transformers: only here
+
     slug = re.sub(r"[^A-Za-z0-9._-]+", "--", name.strip("/~.")).strip("-")[-80:] or "model"
     return cache_dir() / "converted" / f"{slug}-{revision[:16]}-c{CONVERTER_VERSION}"
 
@@ -72,6 +73,8 @@ def preflight_source(name_or_path: str | None, **_: object) -> None:
 def resolve_model(name_or_path: str) -> str:
     """What `from_pretrained` should load for `name_or_path`: the converted folder for an InternVL-chat
     source (converting it first if this revision was never converted), else the input unchanged."""
+    from ..acm.convert import download, is_internvl_chat
+
     preflight_source(name_or_path)
     if looks_like_path(name_or_path):
         folder = Path(name_or_path).expanduser()
@@ -92,6 +95,8 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def _converted(src: Path, revision: str, source: dict, name: str | None = None) -> Path:
+    from ..acm.convert import convert_internvl_chat
+
     dst = converted_folder(name or str(src), revision)
     if not (dst / "conversion.json").exists():
         convert_internvl_chat(src, dst, source={**source, "revision": revision})

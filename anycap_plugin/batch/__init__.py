@@ -14,11 +14,11 @@ from .loop import BatchRun, RunSummary
 from .records import error_of, is_success
 
 __all__ = [
+    "SEP",
     "BatchRun",
     "InputPlan",
     "Layout",
     "RunSummary",
-    "SEP",
     "Source",
     "WorkItem",
     "error_of",

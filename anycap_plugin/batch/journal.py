@@ -18,9 +18,10 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import JournalBusyError
 from .keys import canonical_identity, canonical_key, is_current, record_identity, record_key
@@ -212,10 +213,11 @@ class _Scan:
         """Failure lines a later line of the same item, or a finished one, supersedes."""
         out = set()
         for i, name, current in self._failures:
-            if current and (name in self.finished_keys or self._last_by_key[name] != i):
-                out.add(i)
-            elif not current and (
-                name in self._finished_identities or self._last_by_identity[name] != i
+            if (
+                current
+                and (name in self.finished_keys or self._last_by_key[name] != i)
+                or not current
+                and (name in self._finished_identities or self._last_by_identity[name] != i)
             ):
                 out.add(i)
         return out

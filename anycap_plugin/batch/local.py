@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_completed, wait
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from .. import storage
 from ..captioner import BaseCaptioner, _validate_options
@@ -114,7 +115,8 @@ def run(
     options = options or {}
     _validate_options(captioner.Options, captioner.id, options)  # bad options fail before any work
     if total is None and isinstance(items, list):
-        total = lambda n=len(items): n
+        count = len(items)
+        total = lambda: count
     with BatchRun(output, on_record=on_record, progress=progress, total=total) as batch:
         batches = _batched(batch.pending(items), batch_size)
         if concurrency == 1 and prefetch:

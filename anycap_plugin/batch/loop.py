@@ -7,9 +7,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Self
 
 from .. import storage
 from ..storage import is_url
@@ -88,10 +89,10 @@ class BatchRun:
         self._ids: set[str] = set()
         self._bar = _progress_bar(progress, total)
 
-    def __enter__(self) -> "BatchRun":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: Any, *exc: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
         self.close(completed=kind is None)
 
     def close(self, completed: bool = True) -> None:

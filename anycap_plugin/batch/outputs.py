@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 from ..errors import OptionsError, StorageError
 from ..jsonl import read_jsonl
@@ -151,7 +152,9 @@ def write_sidecars(journal: Path, directory: Path | None = None) -> list[Path]:
             if shard not in open_files:
                 if len(open_files) >= _OPEN_SIDECARS:
                     open_files.pop(next(iter(open_files))).close()
-                open_files[shard] = open(_tmp(targets[shard]), "a", encoding="utf-8")
+                open_files[shard] = open(  # noqa: SIM115 - kept open across records, closed below
+                    _tmp(targets[shard]), "a", encoding="utf-8"
+                )
             line = {
                 "__key__": record["__key__"],
                 **{k: v for k, v in record.items() if k != "__key__"},

@@ -25,8 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ..errors import AnyCapError, ClusterUnreachableError, RayUnavailableError, WorkerCrashError
 from .inputs import InputPlan, WorkItem, plan_inputs

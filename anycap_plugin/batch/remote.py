@@ -21,6 +21,7 @@ two local runs); if it lapses (`lease_seconds` without a renewal), the new drive
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,8 +30,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..errors import JournalBusyError, LeaseLostError, StorageError
 from ..storage import Storage
@@ -149,22 +151,18 @@ class Lease:
 
     def _forget_before(self, gen: int) -> None:
         for old in range(max(1, gen - 3), gen):
-            try:
+            with contextlib.suppress(Exception):  # an old lease left behind costs nothing
                 self.store.delete(self._name(old))
-            except Exception:
-                pass
 
     def release(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         if self.gen and self.lost is None:
-            try:
+            with contextlib.suppress(Exception):  # if this fails, the lease lapses by itself
                 if self._take(self.gen + 1, released=True):
                     self.gen += 1
                     self._forget_before(self.gen)
-            except Exception:
-                pass  # it lapses by itself
 
 
 class RemoteRun:
@@ -234,10 +232,8 @@ class RemoteRun:
 
     def _tick(self) -> None:
         while not self._stop.wait(self.flush_seconds):
-            try:
+            with contextlib.suppress(Exception):  # the next flush, or the one at close, tries again
                 self.flush()
-            except Exception:
-                pass  # the next flush, or the one at close, tries again
 
     def flush(self) -> None:
         """Whole lines appended since the last flush, as one new immutable part."""
@@ -280,8 +276,7 @@ class RemoteRun:
     def publish(self) -> None:
         records = self.folder / "records.jsonl"
         with open(records, "wb") as out:
-            for line in one_record_per_key(self.journal_path):
-                out.write(line)
+            out.writelines(one_record_per_key(self.journal_path))
         if self.output.lower().endswith(".parquet"):
             table = self.folder / "records.parquet"
             write_parquet(records, table)

@@ -129,16 +129,16 @@ def serve(
     if backend == "lmdeploy":
         from ..serve.lmdeploy import launcher
 
-        options = dict(
-            host=host,
-            port=port,
-            api_key=api_key,
-            model_name=model_name,
-            max_batch_size=batch_size or 64,
-            max_body_bytes=config.max_body_bytes,
-            media_policy=config.media_policy,
-            trust_remote_code=trust_remote_code,
-        )
+        options = {
+            "host": host,
+            "port": port,
+            "api_key": api_key,
+            "model_name": model_name,
+            "max_batch_size": batch_size or 64,
+            "max_body_bytes": config.max_body_bytes,
+            "media_policy": config.media_policy,
+            "trust_remote_code": trust_remote_code,
+        }
         if print_config:
             click.echo(json.dumps(launcher.launch_config(spec, **options), indent=2))
             return

@@ -8,21 +8,21 @@ from .references import EvalItem, load_captions, load_references
 from .report import comparability_warnings, compare, write_report
 
 __all__ = [
+    "PROMPT_VERSION",
+    "PROTOCOLS",
+    "EvalItem",
+    "Judge",
+    "JudgeCache",
+    "OfflineJudge",
+    "OpenAIJudge",
+    "comparability_warnings",
+    "compare",
     "evaluate",
     "evaluate_async",
-    "JudgeCache",
-    "Judge",
-    "OpenAIJudge",
-    "PROMPT_VERSION",
-    "EvalItem",
     "load_captions",
     "load_references",
-    "compare",
-    "write_report",
-    "OfflineJudge",
-    "PROTOCOLS",
     "make_protocol",
-    "comparability_warnings",
+    "write_report",
 ]
 
 

@@ -25,8 +25,9 @@ import csv
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -215,9 +216,11 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# {report['benchmark']} ({report['protocol']} protocol)",
         "",
-        f"Tokenization: {setup['tokenization']}; references per clip: {setup['references_per_clip']}; scoring: "
-        f"{setup['scoring']}; sentence model: {setup['sentence_model']}; pycocoevalcap {setup['pycocoevalcap']}; "
-        f"{setup['java']}.",
+        (
+            f"Tokenization: {setup['tokenization']}; references per clip: "
+            f"{setup['references_per_clip']}; scoring: {setup['scoring']}; sentence model: "
+            f"{setup['sentence_model']}; pycocoevalcap {setup['pycocoevalcap']}; {setup['java']}."
+        ),
         "",
         "| metric | score |",
         "|---|---|",
@@ -226,10 +229,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {'not computed' if value is None else f'{value:.4f}'} |")
     lines += [
         "",
-        f"Scored {counts['scored']} clips of {counts['references']} with references; "
-        f"{counts['references_without_candidate']} without a caption, "
-        f"{counts['candidates_without_reference']} captions without a reference, "
-        f"{counts['failed_candidates']} records without a caption (failed).",
+        (
+            f"Scored {counts['scored']} clips of {counts['references']} with references; "
+            f"{counts['references_without_candidate']} without a caption, "
+            f"{counts['candidates_without_reference']} captions without a reference, "
+            f"{counts['failed_candidates']} records without a caption (failed)."
+        ),
         "",
     ]
     lines += [f"- {name}: not computed: {why}" for name, why in report["not_computed"].items()]

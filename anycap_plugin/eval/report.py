@@ -60,10 +60,13 @@ def markdown(
     out += [f"> **Warning:** {w}" for w in warnings or []] + ([""] if warnings else [])
     out += [
         _setup_line(meta.get("setup") or {}),
-        f"Repeats: {meta.get('repeats')}; judged {meta.get('judged')} of {meta.get('items')} items; failed "
-        f"{meta.get('failed')}; missing captions {meta.get('missing_captions')}; content items without key "
-        f"points {meta.get('no_key_points', 0)}; constraints outside the release's table (unchecked) "
-        f"{sum((meta.get('unchecked_constraints') or {}).values())}.",
+        (
+            f"Repeats: {meta.get('repeats')}; judged {meta.get('judged')} of {meta.get('items')} "
+            f"items; failed {meta.get('failed')}; missing captions {meta.get('missing_captions')}; "
+            f"content items without key points {meta.get('no_key_points', 0)}; constraints outside "
+            f"the release's table (unchecked) "
+            f"{sum((meta.get('unchecked_constraints') or {}).values())}."
+        ),
         "Content score: key-point density (matched points per 100 words). Style score: 0-4 rubric.",
         "",
     ]
@@ -141,8 +144,10 @@ def comparability_warnings(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     sa, sb = (r.get("meta", {}).get("setup") for r in (a, b))
     if not sa or not sb:
         return [
-            "A report does not record its setup (made before AnyCap recorded judge protocols): "
-            "the two may not be comparable."
+            (
+                "A report does not record its setup (made before AnyCap recorded judge "
+                "protocols): the two may not be comparable."
+            )
         ]
     warnings = [
         f"Different {what}: A {sa.get(key)!r}, B {sb.get(key)!r}."

@@ -22,9 +22,10 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import EvalDataError, JudgeError, ModelNotFoundError
 from ..jsonl import read_jsonl
@@ -116,7 +117,7 @@ def parse_grade(text: str) -> int:
     try:
         score = extract_json(text).get("score")
     except ValueError:
-        m = re.search(r"""['"]?score['"]?\s*[:=]\s*['"]?(-?\d)""", text, re.I)
+        m = re.search(r"""['"]?score['"]?\s*[:=]\s*['"]?(-?\d)""", text, re.IGNORECASE)
         score = int(m.group(1)) if m else None
     if isinstance(score, str) and re.fullmatch(r"-?\d", score.strip()):
         score = int(score)

@@ -9,16 +9,11 @@ sampling by seeking, and `VideoFrames`), `audio` (`AudioClip`), `core` (`Media`)
 `chat_parts` (media as chat-completions content parts).
 """
 
-from .audio import AudioClip
-from .chat_parts import (
-    audio_part,
-    encoded,
-    image_data_url,
-    image_url_part,
-    media_parts,
-    user_message,
-)
-from .core import Media, MediaLike
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .kinds import (
     AUDIO_SAMPLE_RATE,
     DEFAULT_NUM_FRAMES,
@@ -27,23 +22,59 @@ from .kinds import (
     Modality,
     media_files_in,
 )
-from .video import VideoFrames
+
+if TYPE_CHECKING:
+    from .audio import AudioClip
+    from .chat_parts import (
+        audio_part,
+        encoded,
+        image_data_url,
+        image_url_part,
+        media_parts,
+        user_message,
+    )
+    from .core import Media, MediaLike
+    from .video import VideoFrames
+
+# Loaded on first use: numpy, PIL and PyAV stay out of a plugin's registration and of `--help`.
+_LAZY = {
+    "Media": "core",
+    "MediaLike": "core",
+    "AudioClip": "audio",
+    "VideoFrames": "video",
+    "audio_part": "chat_parts",
+    "encoded": "chat_parts",
+    "image_data_url": "chat_parts",
+    "image_url_part": "chat_parts",
+    "media_parts": "chat_parts",
+    "user_message": "chat_parts",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
-    "Media",
-    "MediaLike",
-    "AudioClip",
-    "VideoFrames",
-    "Modality",
-    "MODALITIES",
-    "MEDIA_EXTENSIONS",
     "AUDIO_SAMPLE_RATE",
     "DEFAULT_NUM_FRAMES",
-    "media_files_in",
+    "MEDIA_EXTENSIONS",
+    "MODALITIES",
+    "AudioClip",
+    "Media",
+    "MediaLike",
+    "Modality",
+    "VideoFrames",
     "audio_part",
     "encoded",
     "image_data_url",
     "image_url_part",
+    "media_files_in",
     "media_parts",
     "user_message",
 ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy loads on first use, not when a plugin registers
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class AudioClip:
     def to_wav(self) -> bytes:
         """16-bit PCM wav bytes (what audio-capable chat APIs take as `input_audio`)."""
         import av
+        import numpy as np
 
         buf = io.BytesIO()
         pcm = (np.clip(self.samples, -1.0, 1.0) * 32767).astype(np.int16)[None, :]

@@ -17,11 +17,12 @@ from __future__ import annotations
 import base64
 import io
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from PIL import Image
+if TYPE_CHECKING:  # PIL and numpy load on first use, not when a plugin registers
+    from PIL import Image
 
-from .core import Media
+    from .core import Media
 
 UPLOADABLE = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 _FRAME_LABEL = re.compile(r"^\s*Frame\d+:\s*$")
@@ -58,6 +59,8 @@ def image_data_url(media: Media, own_bytes: bool = False, quality: int = 90) -> 
     """The image decoded first; then its own bytes (`own_bytes`, in a format the API takes) or a JPEG."""
     image = media.image()
     if own_bytes and (media.path is not None or media.data is not None):
+        from PIL import Image
+
         data = media.read_bytes()
         with Image.open(io.BytesIO(data)) as im:
             fmt = im.format

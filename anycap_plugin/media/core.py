@@ -10,12 +10,10 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
-
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Union
 
 from ..errors import (
     CorruptMediaError,
@@ -40,7 +38,18 @@ from .video import (
     sample_times,
 )
 
-MediaLike = Union["Media", str, os.PathLike, bytes, Image.Image, np.ndarray]
+if TYPE_CHECKING:  # numpy and PIL load on first use, not when a plugin registers
+    import numpy as np
+    from PIL import Image
+
+MediaLike = Union["Media", str, os.PathLike, bytes, "Image.Image", "np.ndarray"]
+
+
+def _instance_of(obj: Any, module: str, name: str) -> bool:
+    """isinstance against a class of a module that may not be imported: if it is not, nothing is
+    an instance of it, and it stays unimported."""
+    loaded = sys.modules.get(module)
+    return loaded is not None and isinstance(obj, getattr(loaded, name))
 
 
 @dataclass
@@ -58,7 +67,7 @@ class Media:
 
     # ---- constructors -------------------------------------------------------------
     @classmethod
-    def load(cls, obj: MediaLike, modality: Modality | None = None) -> "Media":
+    def load(cls, obj: MediaLike, modality: Modality | None = None) -> Media:
         """Build a `Media` from a path, bytes, a PIL image, a numpy array or a `Media`."""
         if isinstance(obj, Media):
             return obj if modality in (None, obj.modality) else obj.as_modality(modality)
@@ -66,9 +75,9 @@ class Media:
             return cls.from_path(obj, modality)
         if isinstance(obj, (bytes, bytearray, memoryview)):
             return cls.from_bytes(bytes(obj), modality=modality)
-        if isinstance(obj, Image.Image):
+        if _instance_of(obj, "PIL.Image", "Image"):
             return cls.from_image(obj)
-        if isinstance(obj, np.ndarray):
+        if _instance_of(obj, "numpy", "ndarray"):
             return cls.from_array(obj)
         raise UnsupportedMediaError(
             f"Cannot load media from a {type(obj).__name__}.",
@@ -76,7 +85,7 @@ class Media:
         )
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike, modality: Modality | None = None) -> "Media":
+    def from_path(cls, path: str | os.PathLike, modality: Modality | None = None) -> Media:
         p = Path(path).expanduser()
         if not p.exists():
             raise MediaNotFoundError(f"No such file: {str(p)!r}.", hint="Check the path.")
@@ -93,7 +102,7 @@ class Media:
     @classmethod
     def from_bytes(
         cls, data: bytes, name: str | None = None, modality: Modality | None = None
-    ) -> "Media":
+    ) -> Media:
         if not data:
             raise EmptyMediaError("Empty media bytes.")
         ref = name or "bytes:" + hashlib.sha1(data).hexdigest()[:16]
@@ -102,7 +111,7 @@ class Media:
         return media if modality in (None, detected) else media.as_modality(modality)
 
     @classmethod
-    def from_image(cls, image: Image.Image, ref: str | None = None) -> "Media":
+    def from_image(cls, image: Image.Image, ref: str | None = None) -> Media:
         return cls(
             modality="image", ref=ref or f"pil:{image.width}x{image.height}", _image=_to_rgb(image)
         )
@@ -110,7 +119,7 @@ class Media:
     @classmethod
     def from_frames(
         cls, images: list[Image.Image], ref: str | None = None, fps: float = 1.0
-    ) -> "Media":
+    ) -> Media:
         """A video given as already-sampled frames, in order (what chat APIs send), `fps` apart."""
         if not images:
             raise EmptyMediaError("A video needs at least one frame.")
@@ -120,8 +129,11 @@ class Media:
         return cls(modality="video", ref=ref or f"frames:{len(images)}", _frames=frames)
 
     @classmethod
-    def from_array(cls, array: np.ndarray, ref: str | None = None) -> "Media":
+    def from_array(cls, array: np.ndarray, ref: str | None = None) -> Media:
         """An image from an HxW, HxWx3 or HxWx4 array, uint8 or float in [0, 1]."""
+        import numpy as np
+        from PIL import Image
+
         a = np.asarray(array)
         if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (1, 3, 4)) or a.size == 0:
             raise UnsupportedMediaError(
@@ -136,7 +148,7 @@ class Media:
             a = a[:, :, 0]
         return cls.from_image(Image.fromarray(a), ref=ref or f"array:{a.shape[1]}x{a.shape[0]}")
 
-    def as_modality(self, modality: Modality) -> "Media":
+    def as_modality(self, modality: Modality) -> Media:
         """Read this item as another modality: only a video's audio track qualifies."""
         if modality == self.modality:
             return self
@@ -172,6 +184,8 @@ class Media:
         if self.modality != "image":
             raise UnsupportedMediaError(f"{self.ref!r} is {self.modality}, not an image.")
         if self._image is None:
+            from PIL import Image
+
             src = self.path if self.path is not None else io.BytesIO(self.data or b"")
             try:
                 with Image.open(src) as im, _strict_decoding():
@@ -278,6 +292,7 @@ class Media:
             raise UnsupportedMediaError(f"{self.ref!r} is {self.modality} and has no audio.")
         try:
             import av
+            import numpy as np
 
             chunks: list[np.ndarray] = []
             with self._open_av() as c:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
-
 from ..errors import UnsupportedMediaError
 from .kinds import Modality
 
@@ -51,12 +49,14 @@ def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
     Text is never media (FFmpeg would guess a video from an image-like name, or follow a playlist)."""
     if head.startswith(_IMAGE_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return "image"
+    from PIL import Image
+
     try:
         with Image.open(opener()):
             return "image"
     except Image.DecompressionBombError:
         return "image"  # image() raises the size error with its hint
-    except Exception:
+    except Exception:  # noqa: S110 - not an image PIL reads: FFmpeg's probe is next
         pass
     if _what_it_holds(head).startswith("text"):
         raise _not_media(ref, head)

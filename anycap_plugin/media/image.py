@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING
 
-from PIL import Image, ImageFile
+if TYPE_CHECKING:  # PIL loads on first use, not when a plugin registers
+    from PIL import Image
 
 
 class _strict_decoding:
@@ -21,6 +22,8 @@ class _strict_decoding:
     _saved = False
 
     def __enter__(self) -> None:
+        from PIL import ImageFile
+
         cls = type(self)
         with cls._lock:
             if cls._active == 0:
@@ -28,7 +31,9 @@ class _strict_decoding:
             cls._active += 1
             ImageFile.LOAD_TRUNCATED_IMAGES = False
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
+        from PIL import ImageFile
+
         cls = type(self)
         with cls._lock:
             cls._active -= 1
@@ -40,6 +45,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "RGB":
         return image.copy()
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        from PIL import Image
+
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.split()[3])

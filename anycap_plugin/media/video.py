@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-from PIL import Image
+if TYPE_CHECKING:  # numpy and PIL load on first use, not when a plugin registers
+    from PIL import Image
 
 Spread = Literal["segments", "ends"]
 
@@ -48,6 +48,8 @@ def sample_times(
         seg = duration / num_frames
         times = [start + seg * (i + 0.5) for i in range(num_frames)]
     if max_frames is not None and len(times) > max_frames:
+        import numpy as np
+
         idx = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
         times = [times[i] for i in idx]
     return times
@@ -55,6 +57,8 @@ def sample_times(
 
 def end_indices(count: int, num_frames: int) -> list[int]:
     """Frame indices `linspace(0, count - 1, num_frames)`: first and last frame included."""
+    import numpy as np
+
     return sorted(set(np.linspace(0, count - 1, num_frames, dtype=int).tolist()))
 
 
@@ -98,7 +102,7 @@ def decode_nearest(
     frames = None  # the decoder generator, positioned after `last`
     last = None
     for t in sorted(targets):
-        target = int(round(t / tb))
+        target = round(t / tb)
         if (
             frames is None
             or last is None

@@ -17,9 +17,10 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 from ..access import auth_rule, bearer_matches
 from ..errors import RequestError

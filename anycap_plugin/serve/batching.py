@@ -9,7 +9,8 @@ accept requests. `max_batch=1` turns batching off.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, Generic, Sequence, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,7 +63,7 @@ class DynamicBatcher(Generic[T, R]):
                 break
             try:
                 batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
         return batch
 

@@ -4,9 +4,10 @@ with its HTTP status) and `MediaPolicy` (where media may come from). Shared by t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

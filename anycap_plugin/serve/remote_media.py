@@ -23,7 +23,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from typing import Callable
+from collections.abc import Callable
 from urllib.parse import urljoin, urlsplit
 
 from ..errors import RequestError

@@ -20,9 +20,10 @@ import asyncio
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..batch import BatchRun, WorkItem
 from ..batch.journal import Layout
@@ -108,7 +109,7 @@ class Synthesizer:
                 return await self._item(item, batch, summary)
 
             async def all_items() -> None:
-                with open(failures, "a", encoding="utf-8") as bad:
+                with open(failures, "a", encoding="utf-8") as bad:  # noqa: ASYNC230 - a local append
                     async for item, outcome in bounded(
                         self._counted(items, summary), one, max(2, concurrency // 4)
                     ):
@@ -218,15 +219,15 @@ class Synthesizer:
             self.engine.chat(DEGRADER, user_message(degrade.text, parts), parse=parse_inferior),
             self._weaker(media, question, summary),
         )
-        base = dict(
-            modality=modality,
-            media=self._media_name(item, media),
-            question=question,
-            target=answer,
-            dimension=dimension,
-            key=key,
-            extra=_size(media),
-        )
+        base = {
+            "modality": modality,
+            "media": self._media_name(item, media),
+            "question": question,
+            "target": answer,
+            "dimension": dimension,
+            "key": key,
+            "extra": _size(media),
+        }
         record_id = hashlib.sha1(key.encode()).hexdigest()[:16]
         records = [
             acd_record(

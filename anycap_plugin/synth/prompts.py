@@ -194,11 +194,11 @@ class PromptSet:
 _QA = re.compile(
     r"Question\s*\d*\s*[:：]\s*(?P<q>.+?)\s*\n\s*(?:\*\*)?Answer\s*\d*\s*[:：]\s*(?:\*\*)?\s*(?P<a>.+?)"
     r"\s*(?=\n\s*Question\s*\d*\s*[:：]|\Z)",
-    re.S | re.I,
+    re.DOTALL | re.IGNORECASE,
 )
 _INFERIOR = re.compile(
     r"(?:New Answer\s*\(slightly inferior\)|Generated Caption)\s*(?:\*\*)?\s*[:：]\s*(?:\*\*)?\s*(.+)",
-    re.S | re.I,
+    re.DOTALL | re.IGNORECASE,
 )
 _PLACEHOLDER = re.compile(r"<(?:image|video|audio)>(?:\\n|\n)?\s*")
 

@@ -5,7 +5,8 @@ prompts; `module:function` names a plugin's own (e.g. `anycap_capflow.loopback:r
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Responder = Callable[[dict[str, Any]], str]
 

@@ -15,10 +15,11 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator, Literal
+from typing import Any, Literal, Self
 
 from .responders import RESPONDERS, Responder, echo_responder, responder_named
 
@@ -72,7 +73,7 @@ class ChatCompletionsServer:
         self._httpd: ThreadingHTTPServer | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
-    def start(self) -> "ChatCompletionsServer":
+    def start(self) -> ChatCompletionsServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -186,10 +187,10 @@ class ChatCompletionsServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "ChatCompletionsServer":
+    def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property

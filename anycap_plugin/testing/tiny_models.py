@@ -119,21 +119,21 @@ def _chat_template(image_markup: str, video_markup: str) -> str:
 
 
 def _tiny_text_config(tokenizer: Any, hidden: int, init_std: float) -> dict[str, Any]:
-    return dict(
-        model_type="qwen2",
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=hidden * 2,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        tie_word_embeddings=True,
-        initializer_range=init_std,
-    )
+    return {
+        "model_type": "qwen2",
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden,
+        "intermediate_size": hidden * 2,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "max_position_embeddings": 4096,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": None,
+        "tie_word_embeddings": True,
+        "initializer_range": init_std,
+    }
 
 
 def build_tiny_qwen2_5_vl(
@@ -152,7 +152,7 @@ def build_tiny_qwen2_5_vl(
     folder = Path(folder)
     marks = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
     tok = build_tokenizer(folder, extra_special_tokens=marks)
-    pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    pixels = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16}
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(**pixels),
         video_processor=Qwen2VLVideoProcessor(**pixels),
@@ -176,19 +176,19 @@ def build_tiny_qwen2_5_vl(
     }
     config = Qwen2_5_VLConfig(
         text_config=text,
-        vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=hidden_size,
-            patch_size=14,
-            spatial_merge_size=2,
-            temporal_patch_size=2,
-            window_size=56,
-            fullatt_block_indexes=[1],
-            initializer_range=init_std,
-        ),
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+            "initializer_range": init_std,
+        },
         image_token_id=ids["<|image_pad|>"],
         video_token_id=ids["<|video_pad|>"],
         vision_start_token_id=ids["<|vision_start|>"],
@@ -222,14 +222,14 @@ def build_tiny_qwen2_audio(
     text = _tiny_text_config(tok, hidden_size, init_std)
     text.pop("model_type")
     config = Qwen2AudioConfig(
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=1,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=32,
-            d_model=16,
-            initializer_range=init_std,
-        ),
+        audio_config={
+            "num_mel_bins": 128,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 32,
+            "d_model": 16,
+            "initializer_range": init_std,
+        },
         text_config=text,
         audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
     )
@@ -283,7 +283,7 @@ def build_tiny_qwen2_5_omni(
     )
     config_file.write_text(json.dumps(tok_config))
     tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
-    pixels = dict(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    pixels = {"min_pixels": 28 * 28 * 4, "max_pixels": 28 * 28 * 16}
     template = _chat_template(
         "<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>"
     ).replace(
@@ -309,26 +309,26 @@ def build_tiny_qwen2_5_omni(
         "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
     }
     thinker = Qwen2_5OmniThinkerConfig(
-        audio_config=dict(
-            num_mel_bins=128,
-            encoder_layers=1,
-            encoder_attention_heads=2,
-            encoder_ffn_dim=32,
-            d_model=16,
-            output_dim=hidden_size,
-            n_window=100,
-            initializer_range=init_std,
-        ),
-        vision_config=dict(
-            depth=1,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
-            out_hidden_size=hidden_size,
-            fullatt_block_indexes=[0],
-            window_size=56,
-            initializer_range=init_std,
-        ),
+        audio_config={
+            "num_mel_bins": 128,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 32,
+            "d_model": 16,
+            "output_dim": hidden_size,
+            "n_window": 100,
+            "initializer_range": init_std,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "fullatt_block_indexes": [0],
+            "window_size": 56,
+            "initializer_range": init_std,
+        },
         text_config=text,
         audio_token_index=ids["audio_token"],
         image_token_index=ids["image_token"],
@@ -384,15 +384,15 @@ def build_tiny_internvl(
     )
     processor.save_pretrained(str(folder))
     config = InternVLConfig(
-        vision_config=dict(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=[56, 56],
-            patch_size=[14, 14],
-            initializer_range=init_std,
-        ),
+        vision_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "image_size": [56, 56],
+            "patch_size": [14, 14],
+            "initializer_range": init_std,
+        },
         text_config=_tiny_text_config(tok, hidden_size, init_std),
         image_token_id=tok.context_image_token_id,
         downsample_ratio=0.5,
@@ -418,27 +418,27 @@ def build_tiny_acm(
         tok,
         image_size=56,
         text=_tiny_text_config(tok, hidden_size, init_std),
-        vision=dict(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            image_size=[56, 56],
-            patch_size=[14, 14],
-            initializer_range=init_std,
-        )
+        vision={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "image_size": [56, 56],
+            "patch_size": [14, 14],
+            "initializer_range": init_std,
+        }
         if vision
         else None,
-        audio=dict(
-            hidden_size=32,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=64,
-            num_mel_bins=128,
-            max_length=64,
-            frequency_stride=10,
-            time_stride=10,
-        )
+        audio={
+            "hidden_size": 32,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "num_mel_bins": 128,
+            "max_length": 64,
+            "frequency_stride": 10,
+            "time_stride": 10,
+        }
         if audio
         else None,
     )
@@ -455,22 +455,22 @@ def acm_2b_config(tok: Any) -> Any:
     in the Llama layout that `anycap_plugin.acm.convert` writes (24 layers, width 2048, 16 heads, 8 key-value
     heads, MLP 8192, vocabulary 92553).
     """
-    text = dict(
-        model_type="llama",
-        vocab_size=ACM_2B_VOCAB,
-        hidden_size=2048,
-        intermediate_size=8192,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        num_key_value_heads=8,
-        max_position_embeddings=32768,
-        rope_theta=1_000_000.0,
-        rms_norm_eps=1e-5,
-        tie_word_embeddings=False,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        bos_token_id=None,
-    )
+    text = {
+        "model_type": "llama",
+        "vocab_size": ACM_2B_VOCAB,
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "max_position_embeddings": 32768,
+        "rope_theta": 1_000_000.0,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+        "eos_token_id": tok.eos_token_id,
+        "pad_token_id": tok.pad_token_id,
+        "bos_token_id": None,
+    }
     # InternViT-300M-448px is the default InternVLVisionConfig size, with its qkv biases; AST-base is ASTConfig's
     return _acm_config(tok, image_size=448, vision={"attention_bias": True}, audio={}, text=text)
 

@@ -3,4 +3,4 @@
 from .data import Example, mix, parse_ratio, read_acd
 from .trainer import TrainConfig, train
 
-__all__ = ["Example", "mix", "parse_ratio", "read_acd", "TrainConfig", "train"]
+__all__ = ["Example", "TrainConfig", "mix", "parse_ratio", "read_acd", "train"]

@@ -201,7 +201,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             out.append(row)
         return JSONResponse(
             {
-                "total": int(len(rows)),
+                "total": len(rows),
                 "indexed": run.count,
                 "done": run.done,
                 "failure": run.failure,
@@ -241,7 +241,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         limit = _int(request.query_params.get("limit"), 100, 1, PAGE_LIMIT)
         return JSONResponse(
             {
-                "total": int(len(alone)),
+                "total": len(alone),
                 "items": [summary(this.display(int(n))) for n in alone[:limit]],
             }
         )

@@ -20,7 +20,7 @@ NUMERIC = (
 _WORD = re.compile(r"\S+")
 _ALIGNER = re.compile(
     r"The requirement is: '(.*?)'\.\s*The existing caption is: '(.*?)'\.?(?:\s*You only need|\s*$)",
-    re.S,
+    re.DOTALL,
 )
 
 

@@ -28,7 +28,7 @@ def export_page(
         try:
             data = picture(resolve(d["media"], roots), d["modality"])
             pictures[n] = "data:image/jpeg;base64," + base64.b64encode(data).decode()
-        except Exception:  # a missing, refused or undecodable file: the item goes without a picture
+        except Exception:  # noqa: S112 - a missing, refused or undecodable file: no picture
             continue
     data = {
         "mode": "run",

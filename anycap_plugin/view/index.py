@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class RunIndex:
         self._fd: int | None = None
 
     # ---- indexing -----------------------------------------------------------------------------
-    def start(self) -> "RunIndex":
+    def start(self) -> RunIndex:
         if self._thread is not None:
             return self
         if self.kind == "parquet":
@@ -322,11 +323,13 @@ class RunIndex:
 
     def _matches(self, n: int, text: str) -> bool:
         needle = text.lower()
-        if self.kind == "jsonl" and needle.isascii() and not any(c in needle for c in '"\\/'):
-            if (
-                needle.encode() not in self._line(n).lower()
-            ):  # bytes first: most lines are out unparsed
-                return False
+        if (  # bytes first: most lines are out unparsed
+            self.kind == "jsonl"
+            and needle.isascii()
+            and not any(c in needle for c in '"\\/')
+            and needle.encode() not in self._line(n).lower()
+        ):
+            return False
         d = self.display(n)
         return any(
             isinstance(d.get(f), str) and needle in d[f].lower()

@@ -11,8 +11,9 @@ a record that cannot be judged), so every line is judged once, whatever keys it 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from anycap_plugin.batch import (
     SEP,

@@ -121,7 +121,7 @@ class CapFlow:
             data = json_object(text)
             given = data.get("scores")
             if not isinstance(given, dict):
-                raise ValueError("no 'scores' object")
+                raise ValueError("no 'scores' object")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
             out = {}
             for d in dims:
                 value = given.get(d)

@@ -32,9 +32,9 @@ def respond(body: dict[str, Any]) -> str:
     if agent:
         return f"{agent.group(1)} notes on {images} image(s)."
     if "quality judge" in text:
-        dims = re.findall(r"^- (\w+)$", text, re.M)
+        dims = re.findall(r"^- (\w+)$", text, re.MULTILINE)
         return json.dumps({"scores": {d: 3 for d in dims}, "reason": "loopback"})
     if "notes of specialist agents" in text:
-        notes = re.findall(r"^\[(\w+) agent\]\n(.*)$", text, re.M)
+        notes = re.findall(r"^\[(\w+) agent\]\n(.*)$", text, re.MULTILINE)
         return "Caption from " + ", ".join(kind for kind, _ in notes) + "."
     return "unexpected prompt"

@@ -13,9 +13,7 @@ import asyncio
 import os
 import threading
 import weakref
-from typing import Any, Literal
-
-import openai
+from typing import TYPE_CHECKING, Any, Literal
 
 from anycap_plugin import (
     BaseCaptioner,
@@ -29,6 +27,9 @@ from anycap_plugin.captioner import instructions_for, prompt_for
 from anycap_plugin.media import Modality, audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.openai_compat import api_key as resolve_key
 from anycap_plugin.openai_compat import failure, redact
+
+if TYPE_CHECKING:  # the SDK loads when a captioner is built, not when the plugin registers
+    import openai
 
 
 class OpenAIOptions(CaptionOptions):
@@ -54,6 +55,8 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         timeout: float | openai.Timeout = 60.0,
         max_retries: int = 5,
     ) -> None:
+        import openai
+
         base_url, key = self.preflight(model, base_url=base_url, api_key=api_key)
         self.id = f"openai:{model}"
         self.model = model
@@ -95,9 +98,7 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         return base_url, key
 
     @classmethod
-    def from_client(
-        cls, client: Any, model: str | None = None, **options: Any
-    ) -> "OpenAICaptioner":
+    def from_client(cls, client: Any, model: str | None = None, **options: Any) -> OpenAICaptioner:
         """The endpoint, key, timeout and retry budget of a client the user already built.
 
         (The client's custom HTTP transport and default headers are not carried over.)"""
@@ -195,6 +196,8 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
 
     # ---- sync and async calls ------------------------------------------------------
     def _caption(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:
+        import openai
+
         request = self._request(media, instruction, options)
         try:
             with self._slots:
@@ -206,6 +209,8 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
             raise self._failure(e) from None
 
     def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+        import openai
+
         loop = asyncio.get_running_loop()  # async clients and semaphores belong to one event loop
         if loop not in self._per_loop:
             self._per_loop[loop] = (
@@ -217,6 +222,8 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
     async def _acaption(
         self, media: Media, instruction: str | None, options: OpenAIOptions
     ) -> Caption:
+        import openai
+
         client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
         try:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 from ...errors import AnyCapError, ManifestError, NoInputsError, OutputIsInputError, StorageError
 from ...storage import Storage, canonical, is_url

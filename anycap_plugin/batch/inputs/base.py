@@ -7,8 +7,9 @@ store is an fsspec protocol, which every format then reads.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from ...storage import Storage
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from ...media.kinds import MEDIA_EXTENSIONS
 from .base import InputFormat, ReadContext, Source, name_of

@@ -4,7 +4,7 @@ Media columns are read undecoded (`{bytes, path}`), so the original file bytes a
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 from ...errors import OptionsError
 from .base import InputFormat, ReadContext, Source

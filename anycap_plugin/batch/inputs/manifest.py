@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ...storage import join, parent_of
 from ..keys import SEP, Occurrences, item_key

@@ -9,7 +9,8 @@ Columns: `media_column` (default: the first of image, media, video, audio, path,
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from ...errors import OptionsError
 from ...storage import is_url, join, parent_of
@@ -63,7 +64,7 @@ class _parquet:
     def __enter__(self) -> Any:
         return self.table
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._file.close()
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ...media.kinds import MEDIA_EXTENSIONS
 from ...storage import is_url

@@ -25,11 +25,11 @@ def parse_content_reply(text: str, n_points: int) -> list[int]:
     data = extract_json(text)
     entries = data.get("key_points")
     if not isinstance(entries, list):
-        raise ValueError("'key_points' must be a list")
+        raise ValueError("'key_points' must be a list")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
     flags: dict[int, int] = {}
     for entry in entries:
         if not isinstance(entry, dict):
-            raise ValueError("each key point entry must be an object")
+            raise ValueError("each key point entry must be an object")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
         index, matched = entry.get("index"), entry.get("matched")
         if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= n_points:
             raise ValueError(f"index {index!r} is not in 1..{n_points}")

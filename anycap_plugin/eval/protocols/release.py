@@ -94,7 +94,7 @@ def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     evaluation = data.get("caption_evaluation")
     scores = evaluation.get("key_points_scores") if isinstance(evaluation, dict) else None
     if not isinstance(scores, dict):
-        raise ValueError("no 'caption_evaluation.key_points_scores' object")
+        raise ValueError("no 'caption_evaluation.key_points_scores' object")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
     index = key_point_index(key_points)
     flags: list[int | None] = [None] * len(key_points)
     for key, value in scores.items():
@@ -133,7 +133,7 @@ class ReleaseProtocol(JudgeProtocol):
     @classmethod
     def from_folder(
         cls, folder: str | Path | None, needed: set[tuple[str, str]] | None = None
-    ) -> "ReleaseProtocol":
+    ) -> ReleaseProtocol:
         if folder is None:
             raise PromptFilesError(
                 "The release protocol needs the release's judge instructions (--prompts DIR).",

@@ -35,9 +35,9 @@ def import_lmms_eval() -> ModuleType:
         try:
             with restored():
                 import lmms_eval
-                import lmms_eval.api.instance  # noqa: F401
-                import lmms_eval.api.model  # noqa: F401
-                import lmms_eval.protocol  # noqa: F401
+                import lmms_eval.api.instance
+                import lmms_eval.api.model
+                import lmms_eval.protocol
         except ImportError as e:
             raise LmmsEvalNotInstalled(
                 f"lmms-eval could not be imported: {e}.", hint=INSTALL_HINT

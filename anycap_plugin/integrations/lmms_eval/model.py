@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Self
 
 from ...errors import AnyCapError, MediaError, OptionsError
 from ..media_items import MEDIA_TYPES, media_of
@@ -22,8 +22,8 @@ from ._containment import import_lmms_eval
 
 import_lmms_eval()
 
-from lmms_eval.api.model import lmms  # noqa: E402
-from lmms_eval.protocol import ChatMessages  # noqa: E402
+from lmms_eval.api.model import lmms
+from lmms_eval.protocol import ChatMessages
 
 log = logging.getLogger(__name__)
 GEN_OPTIONS = (
@@ -37,7 +37,7 @@ _SECRET_ARGS = ("api_key", "key", "token", "secret", "password")
 class FailedCaption(str):
     """The answer for a sample that got no caption: empty text, with the reason kept beside it."""
 
-    def __new__(cls, reason: str) -> "FailedCaption":
+    def __new__(cls, reason: str) -> Self:
         obj = super().__new__(cls, "")
         obj.reason = reason
         return obj

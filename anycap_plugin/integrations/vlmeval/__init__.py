@@ -13,7 +13,7 @@ from typing import Any
 
 from ._containment import import_vlmeval, redact
 
-__all__ = ["register", "import_vlmeval", "redact", "AnyCapVLM", "trust_local_tsv"]
+__all__ = ["AnyCapVLM", "import_vlmeval", "redact", "register", "trust_local_tsv"]
 
 
 def __getattr__(name: str) -> Any:  # each of these imports vlmeval

@@ -41,13 +41,13 @@ _KEY_PATTERNS = [  # (pattern, replacement): keys we were not told about still l
     (
         re.compile(
             r"\b((?:api[_ -]?)?key|authorization|token|secret)(['\"]?\s*[:=]\s*['\"]?)(?!\*\*\*)[^\s'\",;}]{6,}",
-            re.I,
+            re.IGNORECASE,
         ),
         r"\1\2***",
     ),
-    (re.compile(r"\b(bearer\s+)(?!\*\*\*)[^\s'\",;}]{6,}", re.I), r"\1***"),
+    (re.compile(r"\b(bearer\s+)(?!\*\*\*)[^\s'\",;}]{6,}", re.IGNORECASE), r"\1***"),
 ]
-_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.I)
+_SECRET_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSWORD", re.IGNORECASE)
 _secrets: set[str] = set()
 _lock = threading.Lock()
 _module: ModuleType | None = None
@@ -131,8 +131,8 @@ def import_vlmeval() -> ModuleType:
                 kept_env=lambda: _env_file_keys(env_file), log_filter=_DropDotenvError()
             ) as changed:
                 import vlmeval
-                import vlmeval.config  # noqa: F401  (the model registry; imports vlmeval.vlm)
-                import vlmeval.dataset  # noqa: F401
+                import vlmeval.config
+                import vlmeval.dataset
         except ImportError as e:
             raise VLMEvalNotInstalled(
                 f"VLMEvalKit could not be imported: {e}.", hint=INSTALL_HINT

@@ -29,15 +29,15 @@ from ._containment import import_vlmeval
 
 import_vlmeval()
 
-from vlmeval.dataset.image_base import ImageBaseDataset  # noqa: E402
-from vlmeval.dataset.video_base import VideoBaseDataset  # noqa: E402
-from vlmeval.inference import FAIL_MSG  # noqa: E402
-from vlmeval.smp import LMUDataRoot, dump, load  # noqa: E402
-from vlmeval.smp.file import INFER_FAIL_MSG, get_intermediate_file_path  # noqa: E402
+from vlmeval.dataset.image_base import ImageBaseDataset
+from vlmeval.dataset.video_base import VideoBaseDataset
+from vlmeval.inference import FAIL_MSG
+from vlmeval.smp import LMUDataRoot, dump, load
+from vlmeval.smp.file import INFER_FAIL_MSG, get_intermediate_file_path
 
-from ...errors import AnyCapError  # noqa: E402
-from ...eval import vidcapbench as vcb  # noqa: E402
-from ...eval.references import EvalItem, load_references  # noqa: E402
+from ...errors import AnyCapError
+from ...eval import vidcapbench as vcb
+from ...eval.references import EvalItem, load_references
 
 ROOTS: dict[str, str | None] = {"AnyCapEval": None, "VidCapBench": None}  # set by `register`
 

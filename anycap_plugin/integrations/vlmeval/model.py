@@ -20,8 +20,8 @@ from ._containment import import_vlmeval
 
 import_vlmeval()
 
-from vlmeval.inference import FAIL_MSG  # noqa: E402
-from vlmeval.vlm.base import BaseModel  # noqa: E402
+from vlmeval.inference import FAIL_MSG
+from vlmeval.vlm.base import BaseModel
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ class AnyCapVLM(BaseModel):
 
     INTERLEAVE = False
     VIDEO_LLM = True  # takes the video file and samples frames itself
-    allowed_types = ["text", "image", "video", "audio"]
+    allowed_types = ["text", "image", "video", "audio"]  # noqa: RUF012 - VLMEvalKit reads it
     is_api = False  # item by item; `concurrent=True` takes VLMEvalKit's threaded API path instead
 
     def __init__(

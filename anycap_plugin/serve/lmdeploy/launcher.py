@@ -34,7 +34,7 @@ INSTALL_HINT = (
 def enable_acm() -> dict[str, Any]:
     """Make this process's LMDeploy serve ACM; returns PytorchEngineConfig options."""
     try:
-        import lmdeploy.archs as archs
+        from lmdeploy import archs
     except ImportError:
         raise OptionsError("LMDeploy is not installed.", hint=INSTALL_HINT) from None
     from . import preprocessor  # noqa: F401  (registers the VISION_MODELS entry)
@@ -162,20 +162,20 @@ def server_options(
 ) -> dict[str, Any]:
     """`lmdeploy.serve.openai.api_server.serve` arguments (the engine config aside) with our defaults."""
     served = served or acm_source(spec)
-    return dict(
-        model_path=served.model_path,
-        model_name=model_name or "acm",
-        backend="pytorch",
-        server_name=host,
-        server_port=port,
-        log_level="WARNING",
-        trust_remote_code=served.trust_remote_code,
+    return {
+        "model_path": served.model_path,
+        "model_name": model_name or "acm",
+        "backend": "pytorch",
+        "server_name": host,
+        "server_port": port,
+        "log_level": "WARNING",
+        "trust_remote_code": served.trust_remote_code,
         # a list: LMDeploy 0.18 iterates `api_keys`, so a bare string would make each of its
         # characters a valid key on its own
-        api_keys=[api_key] if api_key else None,
-        allow_origins=[],  # no CORS: web pages in a browser on this machine may not call the server
-        disable_fastapi_docs=True,
-    )
+        "api_keys": [api_key] if api_key else None,
+        "allow_origins": [],  # no CORS: web pages in a browser on this machine may not call the server
+        "disable_fastapi_docs": True,
+    }
 
 
 def engine_options(spec: str, served: ServedModel | None = None) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def launch_config(
     session_len: int = 8192,
     tp: int = 1,
     max_body_bytes: int = 64 * 2**20,
-    media_policy: MediaPolicy = MediaPolicy(),
+    media_policy: MediaPolicy = MediaPolicy(),  # noqa: B008 - frozen, so one shared default is safe
     trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Everything `serve` hands LMDeploy, as JSON (`anycap serve ... --print-config`): nothing starts.
@@ -254,7 +254,7 @@ def serve(
     session_len: int = 8192,
     tp: int = 1,
     max_body_bytes: int = 64 * 2**20,
-    media_policy: MediaPolicy = MediaPolicy(),
+    media_policy: MediaPolicy = MediaPolicy(),  # noqa: B008 - frozen, so one shared default is safe
     trust_remote_code: bool = False,
 ) -> None:
     """Blocks, serving until interrupted."""
