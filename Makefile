@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.anycap-installed
 ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
-.PHONY: demo test bench venv clean gpu-check gpu-prepare
+.PHONY: demo test lint bench venv clean gpu-check gpu-prepare
 
 venv: $(STAMP)
 
@@ -29,10 +29,17 @@ $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.t
 demo: $(STAMP)
 	$(BIN)/anycap demo --output out/demo.jsonl
 
-test: $(STAMP)
+# Lint and types first (pinned ruff and mypy; settings in pyproject.toml), then the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check anycap_plugin adapters tests
+	$(BIN)/ruff format --check anycap_plugin adapters tests
+	$(BIN)/mypy anycap_plugin
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/runner_overhead.py
 	$(BIN)/python benchmarks/api_throughput.py
 	$(BIN)/python benchmarks/local_batching.py

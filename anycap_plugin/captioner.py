@@ -20,6 +20,7 @@ from typing import (
     ClassVar,
     Generic,
     TypeVar,
+    cast,
     get_args,
     get_origin,
 )
@@ -82,9 +83,12 @@ class CaptionOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
-def _validate_options(
-    options_cls: type[CaptionOptions], owner: str, options: dict[str, Any]
-) -> CaptionOptions:
+_Opts = TypeVar("_Opts", bound=CaptionOptions)
+
+
+def validate_options(options_cls: type[_Opts], owner: str, options: dict[str, Any]) -> _Opts:
+    """`options` checked against `options_cls`, as the named captioner takes them: the one place
+    per-call options are validated (unknown names are an `OptionsError` listing the allowed)."""
     try:
         return options_cls(**options)
     except ValidationError as e:
@@ -139,8 +143,8 @@ class _Stage(ABC, Generic[O]):
         if declared is None:
             cls.Options = named
 
-    def _prepare(self, media: MediaLike, options: dict[str, Any]) -> tuple[Media, CaptionOptions]:
-        return self._load_checked(media), _validate_options(self.Options, self.id, options)
+    def _prepare(self, media: MediaLike, options: dict[str, Any]) -> tuple[Media, O]:
+        return self._load_checked(media), cast(O, validate_options(self.Options, self.id, options))
 
     def _load_checked(self, media: MediaLike) -> Media:
         from .media import Media
@@ -241,7 +245,7 @@ class BaseCaptioner(_Stage[O]):
         return [self._caption(m, i, options) for m, i in zip(media, instructions)]
 
     def _captions(
-        self, media: list[Media], instructions: list[str | None], options: CaptionOptions
+        self, media: list[Media], instructions: list[str | None], options: O
     ) -> list[Caption]:
         t0 = time.perf_counter()
         out = self._caption_batch(media, instructions, options)
@@ -263,7 +267,7 @@ class BaseCaptioner(_Stage[O]):
         """Like `caption_batch`, but never raises for an item: each gets its `Caption` or its exception.
 
         What batch runners and servers call (invalid options still raise, before any work)."""
-        opts = _validate_options(self.Options, self.id, options)
+        opts = cast(O, validate_options(self.Options, self.id, options))
         instr = instructions_for(len(media), instructions)
 
         return _each(
@@ -279,7 +283,7 @@ class BaseCaptioner(_Stage[O]):
         **options: Any,
     ) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
-        opts = _validate_options(self.Options, self.id, options)
+        opts = cast(O, validate_options(self.Options, self.id, options))
         return self._captions(prepared, instructions_for(len(prepared), instructions), opts)
 
     async def _acaption(self, media: Media, instruction: str | None, options: O) -> Caption:
@@ -331,7 +335,7 @@ class PostProcessor(_Stage[O]):
         media: list[Media],
         instructions: list[str | None],
         captions: list[Caption],
-        options: CaptionOptions,
+        options: O,
     ) -> list[Caption]:
         t0 = time.perf_counter()
         out = self._refine_batch(media, instructions, captions, options)
@@ -355,7 +359,7 @@ class PostProcessor(_Stage[O]):
         **options: Any,
     ) -> list[Caption]:
         prepared = [self._prepare(x, {})[0] for x in media]
-        opts = _validate_options(self.Options, self.id, options)
+        opts = cast(O, validate_options(self.Options, self.id, options))
         return self._refinements(
             prepared, instructions_for(len(prepared), instructions), list(captions), opts
         )
@@ -368,7 +372,7 @@ class PostProcessor(_Stage[O]):
         **options: Any,
     ) -> list[Outcome]:
         """Like `refine_batch`, but each item gets its refined `Caption` or its exception."""
-        opts = _validate_options(self.Options, self.id, options)
+        opts = cast(O, validate_options(self.Options, self.id, options))
         instr = instructions_for(len(media), instructions)
 
         return _each(
@@ -406,7 +410,7 @@ class WrappedCaptioner(BaseCaptioner):
         self, base: BaseCaptioner, post: PostProcessor, post_options: dict[str, Any] | None = None
     ) -> None:
         self.base, self.post = base, post
-        self.post_options = _validate_options(post.Options, post.id, post_options or {})
+        self.post_options = validate_options(post.Options, post.id, post_options or {})
         self.id = f"{base.id}+{post.id}"
         self.modalities = frozenset(base.modalities & post.modalities)  # type: ignore[misc]
         self.Options = base.Options  # type: ignore[misc]

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "anycap"
 LOAD_ENV = "ANYCAP_LOAD_PLUGINS"
 Kind = Literal["captioner", "post-processor", "benchmark"]
-_HOOK_FOR_KIND = {
+_HOOK_FOR_KIND: dict[Kind, str] = {
     "captioner": "register_captioners",
     "post-processor": "register_post_processors",
     "benchmark": "register_benchmarks",
@@ -343,7 +343,7 @@ def check_spec(
     (`preflight`: a key, a model folder), raising what building it would raise. `post`: the
     post-processor's spec given apart (else it is read off a `base+post` chain). `kwargs` are the
     base captioner's constructor options."""
-    from .captioner import _validate_options
+    from .captioner import validate_options
 
     base_spec, post_spec = (spec, post) if post is not None else _split_chain(spec)
     for kind, part, kw in (("captioner", base_spec, kwargs), ("post-processor", post_spec, {})):
@@ -354,7 +354,7 @@ def check_spec(
             registration.preflight(model or None, **kw)
         options_class = registration.options_class() if kind == "captioner" and options else None
         if options_class is not None:
-            _validate_options(options_class, spec, options or {})
+            validate_options(options_class, spec, options or {})
 
 
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
@@ -364,7 +364,7 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     if captioner is None:
         kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
         adapters = sorted(
-            {pm.get_name(impl.plugin) for impl in pm.hook.adapt_captioner.get_hookimpls()}
+            {pm.get_name(impl.plugin) or "?" for impl in pm.hook.adapt_captioner.get_hookimpls()}
         )
         raise OptionsError(
             f"No installed adapter takes a {kind} object.",

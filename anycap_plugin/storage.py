@@ -30,7 +30,7 @@ _PROTOCOL_ALIASES = {"s3a": "s3", "gcs": "gs", "abfss": "abfs", "az": "abfs"}
 def is_url(path: str) -> bool:
     """A location read through fsspec (`file://` counts as a local path)."""
     m = _SCHEME.match(path)
-    return bool(m) and m.group(1).lower() != "file"
+    return m is not None and m.group(1).lower() != "file"
 
 
 def protocol_of(url: str) -> str:

@@ -135,9 +135,15 @@ main()
 def test_demo_runs_offline_on_sample_media(tmp_path):
     result = anycap("demo", "--output", str(tmp_path / "demo.jsonl"))
     assert result.returncode == 0, result.stderr
-    for label in ("[image]", "[video]", "[audio]", "base:", "refined:"):
+    for label in ("[image]", "[video]", "[audio]", "base  stats", "post  acm:", "tokens in"):
         assert label in result.stdout
-    assert len((tmp_path / "demo.jsonl").read_text().splitlines()) == 3
+    assert "A 512x512 square image" in result.stdout  # the base caption, shown
+    assert "random weights" in result.stdout and "complies" not in result.stdout
+    records = [json.loads(x) for x in (tmp_path / "demo.jsonl").read_text().splitlines()]
+    assert len(records) == 3
+    for r in records:  # the noise is kept in the record, marked, and not judged
+        assert r["meta"]["random_weights"] is True and r["meta"]["complies"] is None
+        assert r["caption"] not in result.stdout
 
 
 def test_a_caption_run_needs_no_test_helpers(tmp_path, media_dir):

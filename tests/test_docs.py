@@ -89,3 +89,67 @@ def test_docs_name_files_that_exist(doc):
         if not target.exists() and not any(ROOT.glob(path)):
             missing.append(path)
     assert missing == []
+
+
+def shown_command_lines() -> list[tuple[str, str]]:
+    """Each `anycap ...` command line in the docs' code blocks, with its indented continuation
+    lines, comments cut: (doc name, line)."""
+    found = []
+    for doc, block in code_blocks():
+        current: list[str] = []
+        for line in [*block.splitlines(), "<end>"]:
+            text = line.split(" #")[0].rstrip().rstrip("\\")
+            if current and line[:1].isspace() and not text.strip().startswith("anycap "):
+                current.append(text)
+                continue
+            if current:
+                found.append((doc.name, " ".join(current)))
+                current = []
+            if re.match(r"^\s*(?:\$\s*)?anycap [a-z]", text):
+                current = [text]
+    return found
+
+
+def test_every_option_the_docs_show_exists(monkeypatch):
+    """An option shown on a command line in the docs is one its command takes (`--help` lists it)."""
+    from anycap_plugin import plugins
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")
+    plugins.reset()
+    plugins.plugin_manager().hook.register_commands(cli=cli)
+    lines = shown_command_lines()
+    assert len(lines) > 20
+    missing = []
+    for doc, line in lines:
+        words = re.findall(
+            r"(?<![\w-])(--[a-z][a-z0-9-]*|[a-z][a-z0-9.-]*)", line.split("anycap ", 1)[1]
+        )
+        command = cli.commands.get(words[0])
+        if command is None:
+            continue  # test_every_command_the_docs_show_answers_help names it
+        if len(words) > 1 and words[1] in getattr(command, "commands", {}):
+            command = command.commands[words[1]]
+        taken = {o for p in command.params for o in (*p.opts, *p.secondary_opts)}
+        missing += [
+            f"{doc}: anycap {words[0]} {o}"
+            for o in words
+            if o.startswith("--") and o not in taken and o != "--help"
+        ]
+    assert missing == [], missing
+
+
+def test_every_command_and_subcommand_has_help_text(monkeypatch):
+    from anycap_plugin import plugins
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")
+    plugins.reset()
+    plugins.plugin_manager().hook.register_commands(cli=cli)
+    silent, todo = [], [("anycap", cli)]
+    while todo:
+        name, command = todo.pop()
+        if not (command.help or command.short_help or "").strip():
+            silent.append(name)
+        todo += [(f"{name} {n}", c) for n, c in getattr(command, "commands", {}).items()]
+    assert silent == []

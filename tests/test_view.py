@@ -209,6 +209,7 @@ def test_a_caption_run_filtered_searched_sorted_and_read_with_the_keyboard(runs,
         assert "bunny" in page.inner_text("#detail h2")
         assert page.locator("#detail mark.ins").count() > 0  # the words the ACM changed
         assert "base caption" in page.inner_text("#detail").lower()
+        assert "random: a smoke-test model" in page.inner_text("#detail")  # a tiny ACM made it
         shot(page, "run-video-detail")
         page.keyboard.press("j")
         page.keyboard.press("j")

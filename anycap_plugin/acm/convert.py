@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ConversionError, ModelNotFoundError
 from .convert_tokenizer import load_tokenizer
@@ -256,8 +256,12 @@ def weight_targets(
         new = _rename(key, _VISION_RENAMES)
         if ".attention.qkv." in new:
             dim = config["vision_config"]["hidden_size"]
+            # cast: mypy cannot type a lambda whose extra parameter has a default
             return [
-                (new.replace(".qkv.", f".{p}_proj."), lambda t, i=i: t[i * dim : (i + 1) * dim])
+                (
+                    new.replace(".qkv.", f".{p}_proj."),
+                    cast(Slicer, lambda t, i=i: t[i * dim : (i + 1) * dim]),
+                )
                 for i, p in enumerate("qkv")
             ]
         return [(new, _same)]
@@ -272,7 +276,7 @@ def weight_targets(
             return [
                 (
                     new.replace(".attention.wqkv.", f".self_attn.{p}_proj."),
-                    lambda t, i=i: split_wqkv(t, config)[i],
+                    cast(Slicer, lambda t, i=i: split_wqkv(t, config)[i]),  # as above
                 )
                 for i, p in enumerate("qkv")
             ]
@@ -293,7 +297,7 @@ def _expert_piece(match: re.Match, llm: dict[str, Any]) -> tuple[str, Piece]:
     """`...experts.E.{gate,up}_proj` -> rows of `...experts.gate_up_proj[E]`; `down_proj` -> `...experts.down_proj[E]`."""
     prefix, index, kind = match.group(1), int(match.group(2)), match.group(3)
     experts, rows = (
-        llm.get("num_experts", llm.get("num_local_experts")),
+        cast(int, llm.get("num_experts", llm.get("num_local_experts"))),  # a MoE config has one
         llm["moe_intermediate_size"],
     )
     if kind == "down":

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +101,7 @@ def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = N
             if p.type in (_SP_TYPES["control"], _SP_TYPES["unknown"], _SP_TYPES["byte"])
         ]
         multi = [s for s in user_defined if len(s) > 1]
-        model = models.BPE(
+        model: models.Model = models.BPE(
             vocab,
             generate_merges(vocab, None, skip_tokens=skip),
             unk_token=unk,
@@ -122,7 +123,7 @@ def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = N
             hint="Only BPE and unigram models convert.",
         )
     tok = Tokenizer(model)
-    steps = []
+    steps: list[normalizers.Normalizer] = []
     if spec.precompiled_charsmap:
         steps.append(normalizers.Precompiled(spec.precompiled_charsmap))
     if spec.remove_extra_whitespaces:
@@ -172,7 +173,9 @@ def sentencepiece_to_fast(model_file: Path, config: dict, added: dict | None = N
     return fast
 
 
-def verify_against_sentencepiece(fast: Any, model_file: Path, user_defined: list[str] = ()) -> None:
+def verify_against_sentencepiece(
+    fast: Any, model_file: Path, user_defined: Sequence[str] = ()
+) -> None:
     """Encode probe texts with sentencepiece itself and with `fast`; any difference stops the conversion."""
     import sentencepiece as spm
 
@@ -231,7 +234,8 @@ def _read_proto(model_file: Path) -> Any:
             f"Reading {model_file.name} needs sentencepiece and protobuf ({e}).",
             hint="pip install 'anycap-plugin[hf]' (or: pip install sentencepiece protobuf)",
         ) from None
-    proto = sentencepiece_model_pb2.ModelProto()
+    # the module builds its message classes at import time, so its stubs do not list them
+    proto = sentencepiece_model_pb2.ModelProto()  # type: ignore[attr-defined]
     try:
         proto.ParseFromString(model_file.read_bytes())
     except Exception as e:

@@ -95,8 +95,8 @@ class ACMImageProcessor(BaseImageProcessor):
         if tile.mode != "RGB":
             tile = tile.convert("RGB")
         if tile.size != (self.image_size, self.image_size):
-            tile = tile.resize((self.image_size, self.image_size), Image.BICUBIC)
-        x = np.asarray(tile, dtype=np.float32) / 255.0
+            tile = tile.resize((self.image_size, self.image_size), Image.Resampling.BICUBIC)
+        x: np.ndarray = np.asarray(tile, dtype=np.float32) / 255.0
         x = (x - np.asarray(self.image_mean, dtype=np.float32)) / np.asarray(
             self.image_std, dtype=np.float32
         )

@@ -116,6 +116,7 @@ class MediaFeatures:
             pixel_values=pixel_values.to(self._media_dtype()), output_hidden_states=layer != -1
         )
         hidden = (out.last_hidden_state if layer == -1 else out.hidden_states[layer])[:, 1:, :]
+        assert self.vision_projector is not None  # built together with the vision model
         return self.vision_projector(
             pixel_shuffle(
                 hidden, self.config.downsample_ratio, getattr(self.config, "ps_version", "v2")
@@ -132,6 +133,7 @@ class MediaFeatures:
         hidden = self.audio_encoder.encode(audio_values.to(self._media_dtype()))
         b, t, h = hidden.shape
         merged = hidden.reshape(b, t // self.config.audio_pool, h * self.config.audio_pool)
+        assert self.audio_projector is not None  # built together with the audio encoder
         return self.audio_projector(merged)
 
 
@@ -232,6 +234,7 @@ class ACMForConditionalGeneration(MediaFeatures, ACMPreTrainedModel, GenerationM
         hidden = decoder(
             inputs_embeds=inputs_embeds, attention_mask=attention_mask, **kwargs
         ).last_hidden_state
+        assert labels is not None  # a separate decoder is only taken when labels are given
         targets = labels[:, 1:]
         keep = targets != -100
         logits = self.get_output_embeddings()(hidden[:, :-1][keep])

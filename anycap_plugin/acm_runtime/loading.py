@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import CheckpointError
 from ..hf import choose_device, choose_dtype, generated_lengths, load_pretrained
+from ..media import Modality
 
 
 class LoadedACM:
@@ -43,12 +44,11 @@ class LoadedACM:
         self.config = self.model.config
 
     @property
-    def modalities(self) -> frozenset[str]:
+    def modalities(self) -> frozenset[Modality]:
         cfg = self.config
-        return frozenset(
-            (["image", "video"] if cfg.vision_config is not None else [])
-            + (["audio"] if cfg.audio_config is not None else [])
-        )
+        vision: list[Modality] = ["image", "video"] if cfg.vision_config is not None else []
+        audio: list[Modality] = ["audio"] if cfg.audio_config is not None else []
+        return frozenset(vision + audio)
 
     def generate(self, inputs: Any, **generate_kwargs: Any) -> list[tuple[str, int, int]]:
         """(text, prompt tokens, completion tokens) per row of a processor batch."""

@@ -72,6 +72,7 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
             self.acm.model,
             self.acm.device,
         )
+        # per instance: BaseCaptioner declares `modalities` a ClassVar
         self.modalities = self.acm.modalities  # type: ignore[misc]
 
     def check_modality(self, media: Media) -> None:
@@ -119,11 +120,16 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
         captions: list[Caption],
         options: ACMOptions,
     ) -> list[Caption]:
+        random = bool(getattr(self.model.config, "anycap_random_weights", False))
+        if random:  # noise is not judged against a constraint, nor asked again
+            options = options.model_copy(update={"check_constraints": False})
         refined = _refine_with_checks(self, media, instructions, captions, options)
         for m, caption in zip(media, refined):
             used = self.video_inputs(m, options)
             if used is not None:
                 caption.meta["video_inputs"] = used
+            if random:
+                caption.meta["random_weights"] = True
         return refined
 
 
@@ -146,7 +152,7 @@ def _refine_with_checks(
         redo = [k for k, c in enumerate(constraints) if c is not None and not c.check(texts[k]).ok]
         if not redo:
             break
-        asks = []
+        asks: list[str | None] = []
         for k in redo:
             check = constraints[k].check(texts[k])  # type: ignore[union-attr]
             asks.append(
@@ -163,11 +169,11 @@ def _refine_with_checks(
             }
     out = []
     for k, text in enumerate(texts):
-        c = constraints[k]
+        constraint = constraints[k]
         meta: dict[str, Any] = {"attempts": attempts[k]}
-        if c is not None:
-            check = c.check(text)
-            meta.update(complies=check.ok, length=check.count, constraint=c.describe())
+        if constraint is not None:
+            check = constraint.check(text)
+            meta.update(complies=check.ok, length=check.count, constraint=constraint.describe())
         else:
             meta["complies"] = None  # no constraint stated, or checking switched off
         out.append(Caption(text=text, usage=usage[k], meta=meta))

@@ -11,6 +11,7 @@ chat template and media placeholders.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Literal, cast
 
 from ..acm.prompt import question as remote_prompt
 from ..errors import CaptionerError, OptionsError
@@ -19,6 +20,9 @@ from ..media.chat_parts import media_parts
 from ..openai_compat import api_key as resolve_key
 from ..openai_compat import failure, reply_text
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 
 class RemoteACM(ConstraintCheckedRefiner):
@@ -33,7 +37,7 @@ class RemoteACM(ConstraintCheckedRefiner):
         timeout: float = 120.0,
         max_retries: int = 3,
         concurrency: int = 8,
-        audio_part: str = "input_audio",
+        audio_part: Literal["input_audio", "audio_url"] = "input_audio",
     ) -> None:
         """`audio_part="audio_url"` for an ACM served by LMDeploy (`anycap serve --backend lmdeploy`)."""
         try:
@@ -67,7 +71,10 @@ class RemoteACM(ConstraintCheckedRefiner):
         try:
             reply = self.client.chat.completions.create(
                 model=self.model_name,
-                messages=[{"role": "user", "content": content}],
+                # cast: the parts are plain dicts (LMDeploy's `audio_url` is not in openai's types)
+                messages=cast(
+                    "list[ChatCompletionMessageParam]", [{"role": "user", "content": content}]
+                ),
                 max_tokens=options.max_new_tokens,
                 temperature=1.0 if options.do_sample else 0.0,
             )
@@ -90,5 +97,5 @@ class RemoteACM(ConstraintCheckedRefiner):
     ) -> list[tuple[str, int, int]]:
         with ThreadPoolExecutor(min(self.concurrency, max(len(media), 1))) as pool:
             return list(
-                pool.map(lambda a: self._one(*a, options), zip(media, instructions, existing))
+                pool.map(lambda m, i, e: self._one(m, i, e, options), media, instructions, existing)
             )

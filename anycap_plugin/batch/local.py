@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, as_c
 from typing import Any
 
 from .. import storage
-from ..captioner import BaseCaptioner, _validate_options
+from ..captioner import BaseCaptioner, validate_options
 from ..errors import AnyCapError, MediaError, MediaNotFoundError
 from ..media import Media
 from ..storage import is_url
@@ -113,7 +113,7 @@ def run(
     if batch_size < 1 or concurrency < 1:
         raise ValueError("batch_size and concurrency must be at least 1")
     options = options or {}
-    _validate_options(captioner.Options, captioner.id, options)  # bad options fail before any work
+    validate_options(captioner.Options, captioner.id, options)  # bad options fail before any work
     if total is None and isinstance(items, list):
         count = len(items)
         total = lambda: count

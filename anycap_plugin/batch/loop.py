@@ -4,6 +4,7 @@ whole, count, close, time. The local and Ray engines, `anycap synth` and `capflo
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -58,7 +59,7 @@ class BatchRun:
 
     def __init__(
         self,
-        output: str | Path,
+        output: str | os.PathLike[str],
         *,
         layout: Layout = CAPTIONS,
         on_record: Callable[[dict[str, Any]], None] | None = None,

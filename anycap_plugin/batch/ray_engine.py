@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +81,7 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> Any:
             include_dashboard=False,
             log_to_driver=False,
             ignore_reinit_error=True,
-            logging_level="ERROR",
+            logging_level="ERROR",  # type: ignore[arg-type]  # ray's stubs say int; names work
             **kwargs,
         )
     except Exception as e:
@@ -149,7 +150,10 @@ def _ledger() -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    return ray.remote(num_cpus=0, scheduling_strategy=here)(_AttemptLedger).remote()
+    # ray's overloads list only some scheduling strategies; node affinity is one it takes
+    return ray.remote(  # type: ignore[call-overload]
+        num_cpus=0, scheduling_strategy=here
+    )(_AttemptLedger).remote()
 
 
 class CaptionActor:
@@ -293,6 +297,7 @@ class CaptionActor:
 
         columns = self.columns or {}
         media, id_col, instr_col = columns["media"], columns.get("id"), columns.get("instruction")
+        assert media is not None  # caption_dataset's pick_columns always names one
         item_id = row.get(id_col) if id_col else None
         rest = json.dumps(
             {k: v for k, v in row.items() if k != media}, sort_keys=True, default=repr
@@ -390,7 +395,7 @@ def _map(
     """`num_cpus` per actor: below 1 for API captioners, which wait on the network, not the CPU."""
     import ray
 
-    size = (
+    size: dict[str, Any] = (  # ActorPoolStrategy's size, or its min_size and max_size
         {"size": concurrency}
         if isinstance(concurrency, int)
         else dict(zip(("min_size", "max_size"), concurrency))
@@ -461,7 +466,8 @@ def run_on_ray(
                 _done_sets(batch.journal, batch.taken)
             )  # again: what this run recorded is done too
             items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                read_sources,
+                # ray's types want a one-argument function; fn_kwargs gives the rest
+                read_sources,  # type: ignore[arg-type]
                 batch_size=1,
                 batch_format="pyarrow",
                 fn_kwargs={
@@ -513,7 +519,7 @@ def _quiet_ray_data() -> None:
 
 
 def _done_sets(
-    journal: Journal, taken: set[str] = frozenset()
+    journal: Journal, taken: AbstractSet[str] = frozenset()
 ) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(journal.done | taken), frozenset(journal.done_before_keys)
 

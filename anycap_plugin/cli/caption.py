@@ -123,7 +123,7 @@ def caption(
     from .. import storage
     from ..batch import plan_inputs, run
     from ..batch.outputs import finish_outputs, journal_for, probe_writable, run_files
-    from ..captioner import _validate_options
+    from ..captioner import validate_options
     from ..plugins import check_spec, join_spec
     from ..wrapping import build_captioner
 
@@ -172,7 +172,7 @@ def caption(
         )
     else:
         captioner = build_captioner(model, post)
-        _validate_options(captioner.Options, captioner.id, parsed)
+        validate_options(captioner.Options, captioner.id, parsed)
         summary = run(
             captioner,
             plan.items(),

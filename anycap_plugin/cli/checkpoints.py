@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -85,8 +86,8 @@ def train(
     learning_rate: float,
     max_length: int,
     media_root: str | None,
-    missing_media: str,
-    on_bad_line: str,
+    missing_media: Literal["error", "skip", "text"],  # click.Choice gives one of these
+    on_bad_line: Literal["skip", "raise"],
     eval_steps: int,
     resume: bool,
 ) -> None:
@@ -118,5 +119,5 @@ def train(
             save_steps=eval_steps,
             resume=resume,
         )
-    )  # type: ignore[arg-type]
+    )
     click.echo(json.dumps(result, indent=2))

@@ -211,7 +211,12 @@ def vidcapbench_command(
 
 
 def _audio_benchmark(name: str, layout: str) -> None:
-    @eval_group.command(name)
+    about = (
+        f"Score audio captions on {name} with the classic caption metrics (BLEU, METEOR, ROUGE-L, "
+        "CIDEr-D, SPICE, SPIDEr) and Sentence-BERT similarity."
+    )
+
+    @eval_group.command(name, help=about)
     @click.option(
         "--refs",
         required=True,
@@ -268,11 +273,6 @@ def _audio_benchmark(name: str, layout: str) -> None:
         for path in ac.write_report(report, output):
             click.echo(f"wrote {path}", err=True)
         click.echo(ac.markdown(report))
-
-    command.__doc__ = (
-        f"Score audio captions on {name} with the classic caption metrics (BLEU, METEOR, ROUGE-L, "
-        "CIDEr-D, SPICE, SPIDEr) and Sentence-BERT similarity."
-    )
 
 
 _audio_benchmark("audiocaps", "AudioCaps test.csv (audiocap_id,youtube_id,start_time,caption)")

@@ -27,7 +27,7 @@ def click_error(error: AnyCapError, ctx: click.Context | None = None) -> click.C
     if exit_code(error) == USAGE:
         return click.UsageError(str(error), ctx=ctx)
     failure = click.ClickException(str(error))
-    failure.exit_code = FAILED
+    failure.exit_code = FAILED  # type: ignore[misc]  # click types it as a ClassVar; we override
     return failure
 
 

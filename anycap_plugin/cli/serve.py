@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, TypedDict
 
 import click
 
 from .exit_codes import AnyCapCommand
+
+if TYPE_CHECKING:
+    from ..serve.policy import MediaPolicy
+
+    class _LaunchOptions(TypedDict):
+        """The keyword arguments `anycap serve --backend lmdeploy` gives the LMDeploy launcher."""
+
+        host: str
+        port: int
+        api_key: str | None
+        model_name: str | None
+        max_batch_size: int
+        max_body_bytes: int
+        media_policy: MediaPolicy
+        trust_remote_code: bool
 
 
 @click.command("serve", cls=AnyCapCommand)
@@ -129,7 +145,7 @@ def serve(
     if backend == "lmdeploy":
         from ..serve.lmdeploy import launcher
 
-        options = {
+        options: _LaunchOptions = {
             "host": host,
             "port": port,
             "api_key": api_key,

@@ -123,12 +123,13 @@ def synth_command(
     # inputs that name nothing, or name this run's own files, are refused before any call
     plan = plan_inputs(list(inputs), run_files=run_files(str(output)) | {str(cache.resolve())})
     type_keys = tuple(instruction_type(t).key for t in types.split(",")) if types else None
-    prices = {"price_in": price_in, "price_out": price_out}
     engine = CallEngine(
         {"default": Endpoint(base_url=base_url, api_key_env=api_key_env, concurrency=concurrency)},
         {
-            WRITER: Role(model, temperature=0.7, **prices),
-            DEGRADER: Role(degrader_model or model, temperature=0.7, **prices),
+            WRITER: Role(model, temperature=0.7, price_in=price_in, price_out=price_out),
+            DEGRADER: Role(
+                degrader_model or model, temperature=0.7, price_in=price_in, price_out=price_out
+            ),
         },
         cache=cache,
     )

@@ -86,7 +86,7 @@ async def evaluate_async(
         if item.key not in captions and item.key not in skipped:
             missing[(item.modality, item.axis, item.dimension)] += 1
     for item, verdicts in results:
-        g = (item.modality, item.axis, item.dimension)
+        g: tuple[str, str, str] = (item.modality, item.axis, item.dimension)
         if isinstance(verdicts, AnyCapError):
             failed[g] += 1
             failures.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from ..errors import AnyCapError, JudgeError
 from ..openai_compat import api_key as resolve_key
@@ -45,6 +45,15 @@ class Judge(Protocol):
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
+class _ClientArgs(TypedDict):
+    """What `ChatJudge` passes to `openai.AsyncOpenAI`."""
+
+    base_url: str | None
+    api_key: str
+    timeout: float
+    max_retries: int
+
+
 class ChatJudge:
     """Any chat-completions endpoint asked for verdicts; async, with a concurrency limit.
 
@@ -72,7 +81,7 @@ class ChatJudge:
             hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.",
         )
         self.model = model
-        self._client_args = {
+        self._client_args: _ClientArgs = {
             "base_url": base_url,
             "api_key": key,
             "timeout": timeout,

@@ -16,7 +16,7 @@ from typing import Literal
 from ..errors import EvalDataError
 from ..instructions import LengthConstraint
 from ..jsonl import read_jsonl
-from ..media import Modality
+from ..media import MODALITIES, Modality
 from .length_rules import release_constraint
 
 Axis = Literal["content", "style"]
@@ -48,7 +48,7 @@ class EvalItem:
 
 
 def _item(row: dict, where: str) -> EvalItem:
-    modality = next((m for m in ("image", "video", "audio") if m in row), None)
+    modality = next((m for m in MODALITIES if m in row), None)
     try:
         if modality is None:
             raise KeyError("no 'image', 'video' or 'audio' field")

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Union, cast
 
 from ..errors import (
     CorruptMediaError,
@@ -76,9 +76,9 @@ class Media:
         if isinstance(obj, (bytes, bytearray, memoryview)):
             return cls.from_bytes(bytes(obj), modality=modality)
         if _instance_of(obj, "PIL.Image", "Image"):
-            return cls.from_image(obj)
+            return cls.from_image(cast("Image.Image", obj))
         if _instance_of(obj, "numpy", "ndarray"):
-            return cls.from_array(obj)
+            return cls.from_array(cast("np.ndarray", obj))
         raise UnsupportedMediaError(
             f"Cannot load media from a {type(obj).__name__}.",
             hint="Pass a file path, bytes, a PIL.Image or a numpy array.",

@@ -152,13 +152,16 @@ class _PinnedConnection(http.client.HTTPSConnection):
     def __init__(
         self, scheme: str, host: str, port: int, address: str, timeout: float, connector: Connector
     ):
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=context)
         self._scheme, self._address, self._connector = scheme, address, connector
+        self._tls = context  # the one the base class keeps as its private `_context`
 
     def connect(self) -> None:
+        assert self.timeout is not None  # always a number: __init__ takes a float
         sock = self._connector((self._address, self.port), self.timeout)
         self.sock = (
-            self._context.wrap_socket(sock, server_hostname=self.host)
+            self._tls.wrap_socket(sock, server_hostname=self.host)
             if self._scheme == "https"
             else sock
         )

@@ -164,6 +164,7 @@ class PromptSet:
     def question(self, modality: str, itype: InstructionType, key: str, constraint: str) -> Prompt:
         path = self._release(_QC_DIR, modality, itype, key)
         if path is not None:
+            assert self.root is not None  # _release finds files under root only
             return Prompt(
                 path.read_text(encoding="utf-8")
                 + "\n\n"
@@ -188,6 +189,7 @@ class PromptSet:
             text = fill(text, question=question, standard_caption=answer)
         else:  # the others have two bare `{}`: question, then answer
             text = text.replace("{}", question, 1).replace("{}", answer, 1)
+        assert self.root is not None  # _release finds files under root only
         return Prompt(text, str(path.relative_to(self.root)))
 
 

@@ -73,7 +73,7 @@ class ChatCompletionsServer:
         self._httpd: ThreadingHTTPServer | None = None
 
     # ---- lifecycle -----------------------------------------------------------------
-    def start(self) -> ChatCompletionsServer:
+    def start(self) -> Self:
         server = self
 
         class Handler(BaseHTTPRequestHandler):

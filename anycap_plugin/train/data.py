@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -63,7 +64,7 @@ def parse_record(row: dict, where: str) -> Example:
 
 
 def read_acd(
-    paths: list[str | Path], on_error: Literal["skip", "raise"] = "skip"
+    paths: Sequence[str | Path], on_error: Literal["skip", "raise"] = "skip"
 ) -> tuple[list[Example], list[str]]:
     """Examples and the problems found (one line each, with file and line number)."""
     examples, problems = [], []

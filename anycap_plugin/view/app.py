@@ -268,6 +268,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         path, problem = media_path(request)
         if problem is not None:
             return problem
+        assert path is not None  # media_path gives the path or the problem
         return FileResponse(
             path,
             headers={
@@ -280,6 +281,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         path, problem = media_path(request)
         if problem is not None:
             return problem
+        assert path is not None  # media_path gives the path or the problem
         try:
             data = cached_picture(
                 request.path_params["run"], int(request.path_params["n"]), path.stat().st_mtime
@@ -294,6 +296,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
         if runs.report is None:
             return JSONResponse({"error": "Not an evaluation run."}, 404)
         report = {k: v for k, v in runs.report.items() if k != "items"}
+        assert runs.report_dir is not None  # open_runs sets it with the report
         radars = sorted(p.stem.removeprefix("radar_") for p in runs.report_dir.glob("radar_*.png"))
         return JSONResponse(
             {"report": report, "radars": radars, "items": len(runs.report.get("items") or [])}

@@ -53,7 +53,8 @@ def _synth_fields(record: dict[str, Any]) -> dict[str, Any]:
 def display(record: dict[str, Any], line: int) -> dict[str, Any]:
     """The record as the page shows it (every field the record has, in one shape)."""
     fields = _synth_fields(record) if "conversations" in record and "caption" not in record else {}
-    meta = record.get("meta") if isinstance(record.get("meta"), dict) else {}
+    raw_meta = record.get("meta")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     error = record.get("error") if isinstance(record.get("error"), dict) else None
     caption = fields.get("caption", record.get("caption"))
     timings = record.get("timings") if isinstance(record.get("timings"), dict) else {}

@@ -26,8 +26,8 @@ def export_page(
         d = index.display(n)
         items.append(d)
         try:
-            data = picture(resolve(d["media"], roots), d["modality"])
-            pictures[n] = "data:image/jpeg;base64," + base64.b64encode(data).decode()
+            jpeg = picture(resolve(d["media"], roots), d["modality"])
+            pictures[n] = "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
         except Exception:  # noqa: S112 - a missing, refused or undecodable file: no picture
             continue
     data = {

@@ -156,6 +156,7 @@ class RunIndex:
 
     def _row(self, n: int, offset: int, record: dict[str, Any] | None) -> tuple[Any, ...]:
         """The column values of one row, in `_COLUMNS` order."""
+        d: dict[str, Any]
         if record is None:
             d = {
                 "status": "unreadable",

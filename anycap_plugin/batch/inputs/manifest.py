@@ -53,6 +53,7 @@ class Manifest(InputFormat):
                 if isinstance(row, dict)
                 else ctx.instruction
             )
+            aliases: tuple[str, ...]
             if item_id is not None:
                 name, occurrence = ids.place(item_id)
                 place, aliases = f"manifest:{path}#id={name}", ()

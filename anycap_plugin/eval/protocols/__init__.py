@@ -10,6 +10,7 @@ A protocol is named, with a hash of each prompt it uses, in every report (`meta.
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,7 +59,9 @@ class JudgeProtocol:
 
 
 def make_protocol(
-    name: str, prompts: str | Path | None = None, needed: set[tuple[str, str]] | None = None
+    name: str,
+    prompts: str | Path | None = None,
+    needed: AbstractSet[tuple[str, str]] | None = None,
 ) -> JudgeProtocol:
     """`anycap` or `release` (which reads `prompts`; `needed` = the (modality, axis) pairs to check)."""
     from ...errors import AnyCapError

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ class ReleaseProtocol(JudgeProtocol):
 
     @classmethod
     def from_folder(
-        cls, folder: str | Path | None, needed: set[tuple[str, str]] | None = None
+        cls, folder: str | Path | None, needed: AbstractSet[tuple[str, str]] | None = None
     ) -> ReleaseProtocol:
         if folder is None:
             raise PromptFilesError(

@@ -37,6 +37,8 @@ _SECRET_ARGS = ("api_key", "key", "token", "secret", "password")
 class FailedCaption(str):
     """The answer for a sample that got no caption: empty text, with the reason kept beside it."""
 
+    reason: str
+
     def __new__(cls, reason: str) -> Self:
         obj = super().__new__(cls, "")
         obj.reason = reason

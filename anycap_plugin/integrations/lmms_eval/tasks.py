@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +198,7 @@ def _metric(report: dict[str, Any], spec: dict[str, Any], metric: str) -> float 
 def write_tasks(
     output: Path,
     *,
-    anycapeval_refs: list[Path] = (),
+    anycapeval_refs: Sequence[Path] = (),
     media_root: Path | None = None,
     judge: dict[str, Any] | None = None,
     judge_sees_media: bool = False,

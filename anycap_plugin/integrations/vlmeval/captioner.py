@@ -15,7 +15,7 @@ from typing import Any
 
 from ...captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
 from ...errors import CaptionerError, ModalityNotSupportedError, OptionsError
-from ...media import Media
+from ...media import Media, Modality
 from ._containment import import_vlmeval
 
 
@@ -38,9 +38,11 @@ class VLMEvalCaptioner(BaseCaptioner[VLMEvalOptions]):
         self.vlm = model
         self.id = f"vlmeval:{name or type(model).__name__}"
         allowed = set(getattr(model, "allowed_types", ["text", "image"]))
-        self.modalities = frozenset(
-            {"image", "video"} | ({"audio"} if "audio" in allowed else set())
-        )  # type: ignore[misc]
+        modalities: set[Modality] = {"image", "video"}
+        if "audio" in allowed:
+            modalities.add("audio")
+        # per instance: BaseCaptioner declares `modalities` a ClassVar
+        self.modalities = frozenset(modalities)  # type: ignore[misc]
         self._markers = failure_markers()
 
     def message(

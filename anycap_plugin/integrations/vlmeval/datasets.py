@@ -85,6 +85,7 @@ class _AnyCapEval:
 
     TYPE = "Caption"
     ANYCAP_MODALITY: ClassVar[str] = "image"
+    data: pd.DataFrame  # set by each dataset class's __init__ (`_frame()`)
     MEDIA_TYPE: ClassVar[str] = "image"
 
     @classmethod

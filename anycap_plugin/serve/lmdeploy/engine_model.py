@@ -109,6 +109,7 @@ class ACMForLMDeploy(MediaFeatures, nn.Module, DeployModelMixinV1, CudaGraphMixi
         ):
             if values is not None:
                 features = encode(values).reshape(-1, embeds.shape[-1]).to(embeds.dtype)
+                assert mask is not None  # a mask comes with its values
                 embeds = embeds.masked_scatter(mask[..., None], features)
         return embeds
 
@@ -145,6 +146,7 @@ class ACMForLMDeploy(MediaFeatures, nn.Module, DeployModelMixinV1, CudaGraphMixi
         inputs_embeds: torch.Tensor | None = None,
         context: StepContext | None = None,
     ) -> dict[str, Any]:
+        assert context is not None  # LMDeploy's model agent always passes the step context
         if context.input_embeddings is not None and len(context.input_embeddings):
             # only a request side that encodes media itself hands the engine embeddings; ours hands it pixels
             raise NotImplementedError(
