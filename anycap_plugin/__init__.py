@@ -19,7 +19,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .plugins import get_captioner, get_post_processor, list_captioners, list_post_processors
-from .wrapping import wrap
+from .wrapping import Chain, wrap
 
 if TYPE_CHECKING:
     from .media import AudioClip, Media, VideoFrames
@@ -43,6 +43,7 @@ __all__ = [
     "Caption",
     "CaptionOptions",
     "CaptionerError",
+    "Chain",
     "Media",
     "MediaError",
     "ModalityNotSupportedError",

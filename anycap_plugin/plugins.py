@@ -269,7 +269,7 @@ def _registration(kind: Kind, name: str) -> Registration:
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
-    """`name:model` -> (name, model); a chain's base part is `_split_chain`'s."""
+    """`name:model` -> (name, model); a chain's base part is `split_chain`'s."""
     name, _, model = spec.strip().partition(":")
     return name, model
 
@@ -282,7 +282,7 @@ def join_spec(base: str, post: str | None) -> str:
 def spec_name(spec: str) -> str:
     """The registered name a spec (or a chain's base) starts with: `acm` for `acm:/m`, `qwen2.5-vl` for
     `qwen2.5-vl:/q+acm:/m`."""
-    return parse_spec(_split_chain(spec)[0])[0]
+    return parse_spec(split_chain(spec)[0])[0]
 
 
 def _checked(kind: Kind, spec: str) -> tuple[Registration, str]:
@@ -315,7 +315,7 @@ def _resolve(kind: Kind, spec: str, kwargs: dict[str, Any]) -> Any:
         ) from None
 
 
-def _split_chain(spec: str) -> tuple[str, str | None]:
+def split_chain(spec: str) -> tuple[str, str | None]:
     """`base+post` at the last `+` that starts a registered post-processor name."""
     posts = registrations("post-processor")
     for i in range(len(spec) - 1, 0, -1):
@@ -330,31 +330,40 @@ def get_captioner(spec: str, **kwargs: Any) -> Any:
     """Build a captioner from a spec: `name`, `name:model`, or `name:model+post:model`."""
     from .captioner import WrappedCaptioner
 
-    base_spec, post_spec = _split_chain(spec)
+    base_spec, post_spec = split_chain(spec)
     base = _resolve("captioner", base_spec, kwargs)
     return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
 
 
 def check_spec(
-    spec: str, options: dict[str, Any] | None = None, *, post: str | None = None, **kwargs: Any
+    spec: str,
+    options: dict[str, Any] | None = None,
+    *,
+    post: str | None = None,
+    post_options: dict[str, Any] | None = None,
+    **kwargs: Any,
 ) -> None:
     """Check a spec without building it (nothing is loaded): its names (`UnknownCaptionerError`),
     its model parts, the base captioner's per-call `options`, and what each part needs first
     (`preflight`: a key, a model folder), raising what building it would raise. `post`: the
-    post-processor's spec given apart (else it is read off a `base+post` chain). `kwargs` are the
-    base captioner's constructor options."""
+    post-processor's spec given apart (else it is read off a `base+post` chain; "": none), and
+    `post_options` its per-call options. `kwargs` are the base captioner's constructor options."""
     from .captioner import validate_options
 
-    base_spec, post_spec = (spec, post) if post is not None else _split_chain(spec)
-    for kind, part, kw in (("captioner", base_spec, kwargs), ("post-processor", post_spec, {})):
+    base_spec, post_spec = (spec, post or None) if post is not None else split_chain(spec)
+    parts: tuple[tuple[Kind, str | None, dict[str, Any], dict[str, Any] | None], ...] = (
+        ("captioner", base_spec, kwargs, options),
+        ("post-processor", post_spec, {}, post_options),
+    )
+    for kind, part, kw, per_call in parts:
         if part is None:
             continue
-        registration, model = _checked(kind, part)  # type: ignore[arg-type]
+        registration, model = _checked(kind, part)
         if registration.preflight is not None:
             registration.preflight(model or None, **kw)
-        options_class = registration.options_class() if kind == "captioner" and options else None
+        options_class = registration.options_class() if per_call else None
         if options_class is not None:
-            validate_options(options_class, spec, options or {})
+            validate_options(options_class, part, per_call or {})
 
 
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:

@@ -4,11 +4,19 @@ neither it nor each other in a cycle."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from .captioner import BaseCaptioner, IdentityPostProcessor, PostProcessor, WrappedCaptioner
 from .errors import OptionsError
-from .plugins import adapt_captioner, get_captioner, get_post_processor
+from .plugins import (
+    adapt_captioner,
+    check_spec,
+    get_captioner,
+    get_post_processor,
+    join_spec,
+    split_chain,
+)
 
 
 def wrap(
@@ -41,19 +49,66 @@ def wrap(
     return WrappedCaptioner(b, p, post_options or {})
 
 
+@dataclass(frozen=True)
+class Chain:
+    """A chain as a value: the base captioner's spec and per-call options, the post-processor's
+    spec and options. The CLI, `anycap serve`, the Ray engine (which ships this value to its
+    actors, each building it once), VLMEvalKit and lmms-eval all build from one."""
+
+    base: str
+    post: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    post_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.post_options and self.post is None:
+            raise OptionsError(
+                f"Post-processor options given ({sorted(self.post_options)}), but {self.spec!r} "
+                "names no post-processor.",
+                hint="Add one (--post acm:PATH, or base+acm:PATH), or drop the options.",
+            )
+
+    @classmethod
+    def parse(
+        cls,
+        spec: str,
+        post: str | None = None,
+        *,
+        options: dict[str, Any] | None = None,
+        post_options: dict[str, Any] | None = None,
+    ) -> Chain:
+        """`spec` is `base` or `base+post`; `post` names the post-processor apart (not both)."""
+        base, chained = split_chain(spec)
+        if post and chained:
+            raise OptionsError(
+                f"{spec!r} already chains the post-processor {chained!r}; a second one was given "
+                f"({post!r}).",
+                hint="Name the post-processor once: in the spec (base+post), or on its own.",
+            )
+        return cls(base, post or chained, dict(options or {}), dict(post_options or {}))
+
+    @property
+    def spec(self) -> str:
+        """The chain as one spec string, `base+post`."""
+        return join_spec(self.base, self.post)
+
+    def check(self) -> None:
+        """Everything that can be refused without loading a model: the names, model parts, what
+        each part needs first (a key, a folder), and both sets of options (`validate_options`)."""
+        check_spec(self.base, self.options, post=self.post or "", post_options=self.post_options)
+
+    def build(self) -> BaseCaptioner:
+        captioner = get_captioner(self.base)
+        if self.post is None:
+            return captioner
+        return WrappedCaptioner(captioner, get_post_processor(self.post), self.post_options)
+
+    __call__ = build  # a zero-argument builder, as the Ray engine's actors take one
+
+
 def build_captioner(
     spec: str, post: str | None = None, post_options: dict[str, Any] | None = None
 ) -> BaseCaptioner:
-    """The captioner `spec` names (a chain `base+post:MODEL` included), `post` chained after it, and the
-    post-processor's options fixed: what the CLI, `anycap serve` and the harness entries build."""
-    captioner = get_captioner(spec)
-    if post:
-        return wrap(captioner, post, post_options=post_options)
-    if post_options:
-        if not isinstance(captioner, WrappedCaptioner):
-            raise OptionsError(
-                f"Post-processor options given, but {spec!r} names no post-processor.",
-                hint="Chain one in the spec (base+acm:PATH), or drop the post-processor options.",
-            )
-        return WrappedCaptioner(captioner.base, captioner.post, post_options)
-    return captioner
+    """The captioner `spec` names (a chain `base+post:MODEL` included), `post` chained after it, and
+    the post-processor's options fixed (`Chain.parse(...).build()`)."""
+    return Chain.parse(spec, post, post_options=post_options).build()

@@ -313,3 +313,24 @@ def test_a_video_goes_in_with_its_sound_where_the_acm_can_hear(
         video_path, "What happens?", base, max_new_tokens=4, num_frames=2, check_constraints=False
     )
     assert deaf.meta["video_inputs"] == "frames only: this ACM has no audio branch"
+
+
+def test_post_processor_options_from_the_command_line(tiny_acm, image_path, tmp_path):
+    """`-P KEY=VALUE` reaches the post-processor of `anycap caption`, run as a user runs it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "caps.jsonl"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("anycap")), "caption", str(image_path), "-m", "stats"]
+        + ["-p", f"acm:{tiny_acm}", "-P", "max_new_tokens=3", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ANYCAP_LOAD_PLUGINS": ""},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 0 < record["usage"]["post"]["completion_tokens"] <= 3

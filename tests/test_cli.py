@@ -82,6 +82,18 @@ def test_caption_exit_codes_and_output(tmp_path, media_dir):
             "Allowed options: num_frames",
         ),
         (["caption", "x.png", "-m", "stats"], "Missing option '--output'"),
+        (
+            ["caption", "x.png", "-m", "stats", "-p", "identity", "-P", "beam=2", "-o", "o.jsonl"],
+            "Invalid options for identity",
+        ),
+        (
+            ["caption", "x.png", "-m", "stats", "-P", "beam=2", "-o", "o.jsonl"],
+            "names no post-processor",
+        ),
+        (
+            ["caption", "x.png", "-m", "stats+identity", "-p", "identity", "-o", "o.jsonl"],
+            "already chains the post-processor 'identity'",
+        ),
     ],
 )
 def test_usage_errors_exit_2(tmp_path, args, message):

@@ -113,6 +113,7 @@ import os, warnings, json
 import anycap_plugin, anycap_plugin.cli
 import sys
 assert "lmms_eval" not in sys.modules, "anycap imports lmms-eval only when used"
+import numpy, torch  # their own imports add warning filters (anycap loads them on first use)
 env, filters = dict(os.environ), list(warnings.filters)
 from anycap_plugin.integrations.lmms_eval.model import AnyCapLMMS
 assert dict(os.environ) == env, sorted(k for k in set(os.environ) ^ set(env))

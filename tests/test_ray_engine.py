@@ -152,9 +152,12 @@ def test_cli_engine_ray_and_an_unreachable_cluster(media_dir, tmp_path):
         "2",
         "-O",
         "num_frames=2",
+        "-p",
+        "identity",  # the chain goes to the actors as a value (wrapping.Chain), built there once
     )
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "4 captioned, 0 failed" in ok.stderr and len(_rows(out)) == 4
+    assert all(r["models"] == {"base": "stats", "post": "identity"} for r in _rows(out))
     assert "Warning" not in ok.stderr and "deprecated" not in ok.stderr, ok.stderr
 
 

@@ -159,7 +159,8 @@ def _ledger() -> Any:
 class CaptionActor:
     """One captioner per actor process, built once; batches of rows in, records out (Arrow).
 
-    `captioner` is a spec (`model` or `model+post`) or a zero-argument function that builds one.
+    `captioner` is a `wrapping.Chain` (shipped as a value), a spec (`model` or `model+post`), or
+    any zero-argument function that builds a captioner.
     `columns` None: rows are items from `ray_read.read_sources`; else the media, id and instruction
     columns of a user's Dataset (`caption_dataset`), whose rows in `done` (ids or keys) are dropped."""
 
@@ -331,9 +332,9 @@ def _records_schema() -> Any:
 
 
 def _from_spec(spec: str) -> Any:
-    from ..plugins import get_captioner
+    from ..wrapping import Chain
 
-    return get_captioner(spec)
+    return Chain.parse(spec).build()
 
 
 def caption_dataset(

@@ -50,6 +50,14 @@ from .exit_codes import AnyCapCommand, finish
     help="Per-call captioner option.",
 )
 @click.option(
+    "--post-option",
+    "-P",
+    "post_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Post-processor option, e.g. max_new_tokens=128.",
+)
+@click.option(
     "--media-root",
     help="Where relative media paths of conversation JSON start (default: its folder).",
 )
@@ -104,6 +112,7 @@ def caption(
     concurrency: int,
     batch_size: int,
     options: tuple[str, ...],
+    post_options: tuple[str, ...],
     media_root: str | None,
     media_column: str | None,
     id_column: str | None,
@@ -123,11 +132,11 @@ def caption(
     from .. import storage
     from ..batch import plan_inputs, run
     from ..batch.outputs import finish_outputs, journal_for, probe_writable, run_files
-    from ..captioner import validate_options
-    from ..plugins import check_spec, join_spec
-    from ..wrapping import build_captioner
+    from ..wrapping import Chain
 
-    parsed = parse_options(options)
+    chain = Chain.parse(
+        model, post, options=parse_options(options), post_options=parse_options(post_options)
+    )
     store = storage.Storage(storage.parse_options(storage_options))
     storage.use(store)
     remote = storage.is_url(output)
@@ -138,8 +147,7 @@ def caption(
         )
     # everything that can be refused is refused before any work, on either engine: the spec and its
     # options (nothing loaded), the inputs, the output; then the model loads
-    check_spec(model, parsed, post=post)
-    spec = join_spec(model, post)
+    chain.check()
     plan = plan_inputs(
         inputs,
         instruction,
@@ -160,26 +168,24 @@ def caption(
 
         connect(ray_address)  # an unreachable cluster fails here, before any work
         summary = run_on_ray(
-            spec,
+            chain,  # shipped as a value; each actor builds it once
             plan,
             journal,
             batch_size=batch_size,
             concurrency=concurrency,
             num_gpus=gpus_per_actor,
             num_cpus=cpus_per_actor,
-            options=parsed,
+            options=chain.options,
             progress=progress,
         )
     else:
-        captioner = build_captioner(model, post)
-        validate_options(captioner.Options, captioner.id, parsed)
         summary = run(
-            captioner,
+            chain.build(),
             plan.items(),
             journal,
             batch_size=batch_size,
             concurrency=concurrency,
-            options=parsed,
+            options=chain.options,
             progress=progress,
             total=plan.count,
         )

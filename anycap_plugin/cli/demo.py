@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .common import parse_options
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -24,20 +25,31 @@ from .exit_codes import AnyCapCommand, finish
     "--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM)."
 )
 @click.option(
+    "--post-option",
+    "-P",
+    "post_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Post-processor option, e.g. max_new_tokens=64.",
+)
+@click.option(
     "--instruction",
     "-i",
     default="Describe the content in at most two sentences.",
     show_default=True,
 )
-def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
+def demo(
+    output: Path, model: str, post: str | None, post_options: tuple[str, ...], instruction: str
+) -> None:
     """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
     from ..batch import WorkItem, run
     from ..cache import cache_dir
+    from ..plugins import split_chain
     from ..testing.samples import sample_media
     from ..testing.tiny_models import build_tiny_acm
-    from ..wrapping import build_captioner
+    from ..wrapping import Chain
 
-    smoke = post is None
+    smoke = post is None and split_chain(model)[1] is None  # none named: the tiny one
     started = time.perf_counter()
     if smoke:  # built once, then reused
         # v2: the published prompt and tiling; v3: its config says its weights are random
@@ -46,7 +58,9 @@ def demo(output: Path, model: str, post: str | None, instruction: str) -> None:
             click.echo(f"building a tiny random-weight ACM in {folder} ...", err=True)
             build_tiny_acm(folder, init_std=0.5)  # a wide init, so the noise is visible text
         post = f"acm:{folder}"
-    captioner = build_captioner(model, post)
+    chain = Chain.parse(model, post, post_options=parse_options(post_options))
+    chain.check()
+    captioner = chain.build()
     loaded = time.perf_counter() - started
     media = sample_media(output.parent / "samples")
     items = [WorkItem(str(p), instruction) for p in media.values()]

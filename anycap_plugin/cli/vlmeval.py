@@ -91,9 +91,14 @@ def vlmeval_command(
 ) -> None:
     """Run VLMEvalKit's inference and evaluation with an AnyCap captioner as the model."""
     from ..integrations.vlmeval.launcher import run as run_vlmeval
-    from ..plugins import check_spec
+    from ..wrapping import Chain
 
-    check_spec(spec)  # an unknown name is a usage error before VLMEvalKit starts
+    # unknown names and bad options are usage errors before VLMEvalKit starts
+    Chain.parse(
+        spec,
+        options=parse_options(options),
+        post_options=parse_options(post_options, "--post-option"),
+    ).check()
     statuses = run_vlmeval(
         spec,
         list(data),

@@ -18,7 +18,7 @@ from ..errors import (
     OptionsError,
     RequestError,
 )
-from ..plugins import get_captioner, get_post_processor, registrations, spec_name
+from ..plugins import get_post_processor, registrations, spec_name
 from .protocol import CaptionRequest
 
 CLIENT_ERRORS = (
@@ -37,7 +37,9 @@ class ServedModel:
         if kind in registrations("post-processor"):
             self.target = get_post_processor(spec)
         else:
-            self.target = get_captioner(spec)
+            from ..wrapping import Chain
+
+            self.target = Chain.parse(spec).build()
         self.spec = spec
         self.name = name or kind  # what clients put in `model`: `acm`, or the chain's base name
         self.is_post_processor = isinstance(self.target, PostProcessor)

@@ -63,8 +63,7 @@ class AnyCapLMMS(lmms):
         device: Any = None,
         **unknown: Any,
     ) -> None:
-        from ...plugins import join_spec
-        from ...wrapping import build_captioner
+        from ...wrapping import Chain
 
         super().__init__()
         secret = sorted(k for k in unknown if any(s in k.lower() for s in _SECRET_ARGS))
@@ -79,11 +78,14 @@ class AnyCapLMMS(lmms):
                 f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
                 hint="Use spec=, post=, options=, post_options=, batch_size=.",
             )
-        self.spec = join_spec(str(spec), post)
-        self.options = _json_object(options, "options")
-        self.captioner = build_captioner(
-            str(spec), post, _json_object(post_options, "post_options")
+        chain = Chain.parse(
+            str(spec),
+            post,
+            options=_json_object(options, "options"),
+            post_options=_json_object(post_options, "post_options"),
         )
+        chain.check()
+        self.spec, self.options, self.captioner = chain.spec, chain.options, chain.build()
         self.batch_size = _batch_size(batch_size)
         self.failures: list[dict[str, Any]] = []
 
