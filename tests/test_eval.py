@@ -12,7 +12,7 @@ from anycap_plugin.errors import JudgeError
 from anycap_plugin.eval import JudgeCache, OpenAIJudge, evaluate, load_captions, load_references
 from anycap_plugin.eval.protocols.anycap import parse_content_reply, parse_style_reply
 from anycap_plugin.eval.references import EvalItem
-from anycap_plugin.eval.replies import extract_json
+from anycap_plugin.openai_compat import json_object
 from anycap_plugin.testing.server import ChatCompletionsServer, Fault
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "anycapeval"
@@ -157,7 +157,7 @@ def test_style_reply_range():
     ):
         with pytest.raises(ValueError):
             parse_style_reply(bad)
-    assert extract_json('a {broken then {"score": 1}') == {"score": 1}
+    assert json_object('a {broken then {"score": 1}') == {"score": 1}
 
 
 class ReplyScript:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -42,7 +43,12 @@ def test_sdist_and_wheels_install_into_a_fresh_environment_and_run(tmp_path):
         tar.extractall(tmp_path / "src", filter="data")
     (unpacked,) = (tmp_path / "src").iterdir()
     assert (unpacked / "LICENSE").exists()
-    adapters = sorted(p.parent for p in (ROOT / "adapters").glob("*/pyproject.toml"))
+    adapters = []  # built from copies: a build leaves build/ and egg-info behind
+    for project in sorted(p.parent for p in (ROOT / "adapters").glob("*/pyproject.toml")):
+        ignored = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        adapters.append(
+            shutil.copytree(project, tmp_path / "adapters" / project.name, ignore=ignored)
+        )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     build = [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist]
     run(*build, unpacked, *adapters)

@@ -19,7 +19,6 @@ from ..openai_compat import failure, reask, reply_text
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
-from .replies import extract_json
 
 __all__ = [
     "PROMPT_VERSION",
@@ -28,7 +27,6 @@ __all__ = [
     "JudgeError",
     "OpenAIJudge",
     "anycapeval_judge",
-    "extract_json",
 ]
 
 

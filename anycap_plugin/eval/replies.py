@@ -1,15 +1,9 @@
-"""Reading a judge's reply: the first JSON object in it, bare, fenced, or inside prose."""
+"""Reading a judge's verdict, once `openai_compat.json_object` has found the JSON object in the
+reply."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from ..openai_compat import json_object
-
-
-def extract_json(text: str) -> Any:
-    """The first JSON object in a reply, whether bare, fenced, or inside prose (`openai_compat.json_object`)."""
-    return json_object(text)
 
 
 def rubric_score(data: dict[str, Any]) -> int:

@@ -29,8 +29,9 @@ from typing import Any
 
 from ..errors import EvalDataError, JudgeError, ModelNotFoundError
 from ..jsonl import read_jsonl
+from ..openai_compat import json_object
 from .cache import JudgeCache
-from .judges import ChatJudge, extract_json
+from .judges import ChatJudge
 
 CATEGORIES = {  # the release's sub-category -> category map
     "video aesthetics": ("cinematography", "composition", "lighting", "color", "style"),
@@ -115,7 +116,7 @@ def load_qa(path: str | Path) -> dict[str, list[QAPair]]:
 def parse_grade(text: str) -> int:
     """The judge's score, -1..2, from `{"score": s}` (single-quoted dicts, as the release's prompt shows, too)."""
     try:
-        score = extract_json(text).get("score")
+        score = json_object(text).get("score")
     except ValueError:
         m = re.search(r"""['"]?score['"]?\s*[:=]\s*['"]?(-?\d)""", text, re.IGNORECASE)
         score = int(m.group(1)) if m else None

@@ -105,11 +105,6 @@ class RunIndex:
             self._thread.join(timeout)
         return self.done
 
-    def wait_rows(self, rows: int, timeout: float) -> None:
-        """Until `rows` rows are indexed, the index is done, or `timeout` seconds passed."""
-        with self._grown:
-            self._grown.wait_for(lambda: self.done or self.count >= rows, timeout)
-
     @property
     def count(self) -> int:
         return len(self._columns["status"])

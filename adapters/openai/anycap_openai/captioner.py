@@ -26,7 +26,7 @@ from anycap_plugin import (
 from anycap_plugin.captioner import instructions_for, prompt_for
 from anycap_plugin.media import Modality, audio_part, encoded, image_data_url, image_url_part
 from anycap_plugin.openai_compat import api_key as resolve_key
-from anycap_plugin.openai_compat import failure, redact
+from anycap_plugin.openai_compat import failure
 
 if TYPE_CHECKING:  # the SDK loads when a captioner is built, not when the plugin registers
     import openai
@@ -190,9 +190,6 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
             429: "Lower --concurrency or raise the rate limit.",
         }.get(status or 0)
         return CaptionerError(f"{self.id} failed {what}", hint=hint)
-
-    def _redact(self, text: str) -> str:
-        return redact(text, self._key)
 
     # ---- sync and async calls ------------------------------------------------------
     def _caption(self, media: Media, instruction: str | None, options: OpenAIOptions) -> Caption:

@@ -27,6 +27,9 @@ _HINT = "Re-create the shard, or leave it out; the other shards go on."
 
 
 _STREAM_BLOCK = 32 << 20  # bytes fetched per range request while streaming a shard from a store
+# tarfile's stream reader refills its buffer `bufsize` bytes at a time (default 10 KB): members of
+# images and clips take many refills each; larger buffers make each refill join more bytes
+_TAR_BUFFER = 128 << 10
 
 
 def sidecar_path(shard: str, directory: Path | None = None) -> Path:
@@ -81,7 +84,10 @@ def shard_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
     key: str | None = None
     keys = Occurrences()
     try:
-        with _open(source, ctx) as f, tarfile.open(fileobj=f, mode="r|*") as tar:
+        with (
+            _open(source, ctx) as f,
+            tarfile.open(fileobj=f, mode="r|*", bufsize=_TAR_BUFFER) as tar,
+        ):
             for member in tar:
                 if not member.isfile():
                     continue

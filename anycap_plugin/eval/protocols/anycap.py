@@ -13,8 +13,9 @@ from typing import Any
 
 from ...media import Media
 from ...media.chat_parts import media_parts
+from ...openai_compat import json_object
 from ..references import EvalItem
-from ..replies import extract_json, rubric_score
+from ..replies import rubric_score
 from . import JudgeProtocol
 
 PROMPT_VERSION = "anycapeval-judge-v1"
@@ -22,7 +23,7 @@ PROMPT_VERSION = "anycapeval-judge-v1"
 
 def parse_content_reply(text: str, n_points: int) -> list[int]:
     """Matched flags in key-point order; every point answered exactly once, flags 0 or 1."""
-    data = extract_json(text)
+    data = json_object(text)
     entries = data.get("key_points")
     if not isinstance(entries, list):
         raise ValueError("'key_points' must be a list")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
@@ -47,7 +48,7 @@ def parse_content_reply(text: str, n_points: int) -> list[int]:
 
 
 def parse_style_reply(text: str) -> int:
-    return rubric_score(extract_json(text))
+    return rubric_score(json_object(text))
 
 
 CONTENT_PROMPT = """You check whether a caption states given key points about a piece of media.

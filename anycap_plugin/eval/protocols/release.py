@@ -26,8 +26,9 @@ from typing import Any
 from ...errors import PromptFilesError
 from ...media import Media
 from ...media.chat_parts import media_parts
+from ...openai_compat import json_object
 from ..references import EvalItem
-from ..replies import extract_json, rubric_score
+from ..replies import rubric_score
 from . import JudgeProtocol
 
 PLACEHOLDERS = {
@@ -91,9 +92,10 @@ def key_point_index(key_points: tuple[str, ...]) -> dict[str, int]:
 
 def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     """Flags in key-point order from a release-format reply; ValueError unless each point is scored once."""
-    data = extract_json(text)
+    data = json_object(text)
     evaluation = data.get("caption_evaluation")
-    scores = evaluation.get("key_points_scores") if isinstance(evaluation, dict) else None
+    evaluation = evaluation if isinstance(evaluation, dict) else {}
+    scores = evaluation.get("key_points_scores")
     if not isinstance(scores, dict):
         raise ValueError("no 'caption_evaluation.key_points_scores' object")  # noqa: TRY004 - a malformed reply: the re-ask loop catches ValueError
     index = key_point_index(key_points)
@@ -115,7 +117,7 @@ def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     missing = [i + 1 for i, f in enumerate(flags) if f is None]
     if missing:
         raise ValueError(f"key points {missing} not scored")
-    total = evaluation.get("total_score")
+    total = evaluation.get("total_score")  # a dict: scores came out of it
     if total is not None and (isinstance(total, bool) or total != sum(flags)):  # type: ignore[arg-type]
         raise ValueError(f"total_score {total!r} is not the sum of the key point scores")
     return flags  # type: ignore[return-value]
@@ -192,7 +194,7 @@ class ReleaseProtocol(JudgeProtocol):
         return fill_style(self._template(item), item.dimension, caption, item.reference)
 
     def parse_style(self, text: str) -> int:
-        return rubric_score(extract_json(text))
+        return rubric_score(json_object(text))
 
     def style_media(self, media: Media, send_audio: bool) -> list[dict[str, Any]]:
         return media_parts(media, VIDEO_FRAMES, JPEG_QUALITY, own_bytes=True, spread="ends")

@@ -147,10 +147,6 @@ def _remote_code(folder: Path) -> tuple[str, ...]:
     return tuple(named)
 
 
-def acm_folder(spec: str) -> str:
-    return acm_source(spec).model_path
-
-
 def server_options(
     spec: str,
     *,
