@@ -177,6 +177,7 @@ def test_a_caption_run_filtered_searched_sorted_and_read_with_the_keyboard(runs,
         page.goto(page.url)
         page.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
         page.select_option("#f-status", "")
+        page.wait_for_function("document.querySelectorAll('#rows tr').length === 7")  # not stale
         # search: the instruction with markup, shown as text
         page.keyboard.press("/")
         page.keyboard.type("window.__xss")
