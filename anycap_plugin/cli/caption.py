@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from .common import parse_options
+from .common import base_option_flag, parse_options, post_option_flag
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -41,22 +41,8 @@ from .exit_codes import AnyCapCommand, finish
     type=click.IntRange(1),
     help="Items per model call (local models).",
 )
-@click.option(
-    "--option",
-    "-O",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Per-call captioner option.",
-)
-@click.option(
-    "--post-option",
-    "-P",
-    "post_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Post-processor option, e.g. max_new_tokens=128.",
-)
+@base_option_flag
+@post_option_flag
 @click.option(
     "--media-root",
     help="Where relative media paths of conversation JSON start (default: its folder).",

@@ -1,5 +1,6 @@
-"""What several commands parse the same way: `KEY=VALUE` options, and options renamed in 0.2
-(old names kept as hidden aliases that warn)."""
+"""What several commands parse the same way: `KEY=VALUE` options (`-O` for the base captioner,
+`-P` for the post-processor, one definition each), and options renamed in 0.2 (old names kept as
+hidden aliases that warn)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,23 @@ import json
 from typing import Any
 
 import click
+
+base_option_flag = click.option(
+    "--option",
+    "-O",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Per-call option of the base captioner, e.g. num_frames=4.",
+)
+post_option_flag = click.option(
+    "--post-option",
+    "-P",
+    "post_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Per-call option of the post-processor, e.g. max_new_tokens=128.",
+)
 
 
 def parse_options(pairs: tuple[str, ...], flag: str = "--option") -> dict[str, Any]:

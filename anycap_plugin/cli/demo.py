@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import parse_options
+from .common import parse_options, post_option_flag
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -24,14 +24,7 @@ from .exit_codes import AnyCapCommand, finish
 @click.option(
     "--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM)."
 )
-@click.option(
-    "--post-option",
-    "-P",
-    "post_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Post-processor option, e.g. max_new_tokens=64.",
-)
+@post_option_flag
 @click.option(
     "--instruction",
     "-i",

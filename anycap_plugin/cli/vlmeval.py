@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import parse_options
+from .common import base_option_flag, parse_options, post_option_flag
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -57,22 +57,8 @@ from .exit_codes import AnyCapCommand, finish
     help="Call the captioner from --api-nproc threads (API captioners).",
 )
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items of each dataset.")
-@click.option(
-    "--option",
-    "-O",
-    "options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Per-call captioner option.",
-)
-@click.option(
-    "--post-option",
-    "-P",
-    "post_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Post-processor option, e.g. max_new_tokens=128.",
-)
+@base_option_flag
+@post_option_flag
 def vlmeval_command(
     spec: str,
     model_name: str,
