@@ -7,7 +7,6 @@ caption = captioner.caption("photo.jpg", instruction="Describe only the backgrou
 
 from typing import TYPE_CHECKING, Any
 
-from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor, prompt_for
 from .errors import (
     AnyCapError,
     CaptionerError,
@@ -17,22 +16,33 @@ from .errors import (
     PluginError,
     UnknownCaptionerError,
 )
-from .hookspecs import hookimpl
-from .plugins import get_captioner, get_post_processor, list_captioners, list_post_processors
-from .wrapping import Chain, wrap
+from .hookspecs import Deferred, hookimpl
+from .plugins import get_post_processor, list_captioners, list_post_processors
 
 if TYPE_CHECKING:
+    from .captioner import BaseCaptioner, Caption, CaptionOptions, PostProcessor, prompt_for
     from .media import AudioClip, Media, VideoFrames
+    from .wrapping import Chain, get_captioner, wrap
 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> Any:
-    """`Media`, `VideoFrames` and `AudioClip` load numpy and PIL: on first use, not on import."""
-    if name in ("Media", "VideoFrames", "AudioClip"):
-        from . import media
+_LAZY = {
+    # pydantic and asyncio (captioner, wrapping), numpy and PIL (media) load on first use: a plugin
+    # importing `hookimpl` from here, and `anycap --help`, pay for none of them
+    **dict.fromkeys(
+        ("BaseCaptioner", "Caption", "CaptionOptions", "PostProcessor", "prompt_for"), "captioner"
+    ),
+    **dict.fromkeys(("Media", "VideoFrames", "AudioClip"), "media"),
+    **dict.fromkeys(("Chain", "get_captioner", "wrap"), "wrapping"),
+}
 
-        return getattr(media, name)
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,6 +54,7 @@ __all__ = [
     "CaptionOptions",
     "CaptionerError",
     "Chain",
+    "Deferred",
     "Media",
     "MediaError",
     "ModalityNotSupportedError",

@@ -1,344 +1,41 @@
-"""Shared transformers plumbing for local-model adapters: loading with typed errors, device
-and dtype choice, left-padded batched generation, and per-item token usage.
+"""The names plugin authors import for local transformers models, as docs/plugins.md lists them.
 
-Adapters subclass `HFChatCaptioner` and say only how one item becomes a prompt and its
-pixels (`build_prompt`); everything a batch needs is here once.
+Kept for plugins written against it; they live in `model_loading` (checkpoints: device, dtype,
+safetensors-only loading) and `transformers_captioner` (the `HFChatCaptioner` base).
 """
 
-from __future__ import annotations
-
-from abc import abstractmethod
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
-
-from .captioner import BaseCaptioner, Caption, CaptionOptions
-from .errors import AnyCapError, CheckpointError, ModelNotFoundError, OptionsError
-from .media import Media
-
-
-class GenerationOptions(CaptionOptions):
-    max_new_tokens: int = 128
-    do_sample: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    num_frames: int = 8
-
-    def generate_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.do_sample:
-            kw.update(
-                {
-                    k: v
-                    for k, v in (
-                        ("temperature", self.temperature),
-                        ("top_p", self.top_p),
-                        ("top_k", self.top_k),
-                    )
-                    if v is not None
-                }
-            )
-        return kw
-
-
-GO = TypeVar(
-    "GO", bound=GenerationOptions
-)  # an HF adapter's options: GenerationOptions or a subclass of it
-
-
-def choose_device(device: str | None = None) -> str:
-    """`cuda` when a GPU is present, else `cpu`, unless the user says otherwise."""
-    import torch
-
-    return device or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def choose_dtype(dtype: Any = None, device: str = "cpu") -> Any:
-    """bfloat16 on GPUs, float32 on CPU (CPU bf16 matmuls are slow and less exact)."""
-    import torch
-
-    if dtype is None:
-        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-    if isinstance(dtype, str):
-        if not isinstance(getattr(torch, dtype, None), torch.dtype):
-            raise AnyCapError(f"Unknown dtype {dtype!r}.", hint="Use float32, bfloat16 or float16.")
-        return getattr(torch, dtype)
-    return dtype
-
-
-def looks_like_path(name: str) -> bool:
-    """A local folder rather than a hub id ('org/name')."""
-    return (
-        Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
-    )
-
-
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-CONVERT_HINT = (
-    "Weights are read from safetensors only: pickles are never loaded (one can run code). Convert the folder once, "
-    "where you trust the file: `from transformers import AutoModel; AutoModel.from_pretrained(SRC, "
-    "use_safetensors=False).save_pretrained(DST)` writes safetensors; or download the safetensors files "
-    "the model's publisher provides."
+from .model_loading import (
+    CONVERT_HINT,
+    PICKLE_SUFFIXES,
+    check_model_folder,
+    choose_device,
+    choose_dtype,
+    load_pretrained,
+    looks_like_path,
+    preflight_model,
+    require_safetensors,
+)
+from .transformers_captioner import (
+    SAMPLING_RATE,
+    GenerationOptions,
+    HFChatCaptioner,
+    fit_audio,
+    generated_lengths,
 )
 
-
-def require_safetensors(folder: str | Path, error: type[AnyCapError] | None = None) -> list[Path]:
-    """The folder's `*.safetensors` files; a folder without any is refused with `error` (default
-    `CheckpointError`), naming the pickles it holds (nothing is unpickled, ever)."""
-    path = Path(folder)
-    files = sorted(path.glob("*.safetensors"))
-    if files:
-        return files
-    pickles = (
-        sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
-        if path.is_dir()
-        else []
-    )
-    raise (error or CheckpointError)(
-        f"No safetensors weights in {str(path)!r}"
-        + (f" (found {', '.join(pickles)})" if pickles else "")
-        + ".",
-        hint=CONVERT_HINT,
-    )
-
-
-def check_model_folder(path: Path, config: bool = True, weights: bool = True) -> None:
-    """A local model folder as loading needs it: there, with its config.json and safetensors weights."""
-    if not path.is_dir():
-        raise ModelNotFoundError(
-            f"No model folder at {str(path)!r}.",
-            hint="Pass a folder saved with save_pretrained, or a hub id like 'org/name'.",
-        )
-    if config and not (path / "config.json").exists():
-        raise CheckpointError(
-            f"{str(path)!r} has no config.json.", hint="Is this the model folder itself?"
-        )
-    if weights:
-        require_safetensors(path)
-
-
-def preflight_model(name: str | None, spec_name: str) -> None:
-    """What a local-model captioner checks before loading: a model named, and a local folder that
-    holds one (a hub id is fetched, or found in the cache, when the model loads)."""
-    if not name:
-        raise ModelNotFoundError(
-            f"The {spec_name} captioner needs a model folder or hub id.",
-            hint=f"Use a spec like '{spec_name}:/path/to/model'.",
-        )
-    if looks_like_path(name):
-        check_model_folder(Path(name).expanduser())
-
-
-def loads_weights(loader: Any) -> bool:
-    """Model classes and AutoModel* read weights; tokenizers, processors and configs do not."""
-    from transformers import PreTrainedModel
-
-    return getattr(loader, "__name__", "").startswith("AutoModel") or (
-        isinstance(loader, type) and issubclass(loader, PreTrainedModel)
-    )
-
-
-def load_pretrained(loader: Any, name_or_path: str, **kwargs: Any) -> Any:
-    """`loader.from_pretrained` with errors that say whether the folder, the id or the files are wrong.
-
-    Weights come from safetensors only: a local folder without them is refused before loading, and
-    transformers is told `use_safetensors=True`, so a hub id never falls back to a pickle."""
-    path = Path(name_or_path).expanduser()
-    local = looks_like_path(name_or_path)
-    if local:
-        check_model_folder(
-            path, config=loader.__name__ != "AutoTokenizer", weights=loads_weights(loader)
-        )
-    if loads_weights(loader):
-        kwargs["use_safetensors"] = True
-    try:
-        return loader.from_pretrained(str(path) if local else name_or_path, **kwargs)
-    except OSError as e:
-        if local:
-            raise CheckpointError(
-                f"Cannot load {str(path)!r}: {e}", hint="Re-download or re-save the model."
-            ) from None
-        raise ModelNotFoundError(
-            f"Cannot load {name_or_path!r}: {e}",
-            hint="Check the hub id; offline, pass a local folder instead.",
-        ) from None
-    except Exception as e:  # safetensors header errors, shape mismatches, bad configs
-        raise CheckpointError(
-            f"Cannot load {name_or_path!r}: {type(e).__name__}: {e}",
-            hint="The checkpoint looks corrupt or incomplete: re-download or re-save it.",
-        ) from None
-
-
-class HFChatCaptioner(BaseCaptioner[GO]):
-    """A transformers image-text-to-text model driven through its processor, batched for real."""
-
-    Options = GenerationOptions
-    modalities = frozenset({"image", "video"})
-    spec_name = "hf"
-
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        device: str | None = None,
-        dtype: Any = None,
-        **model_kwargs: Any,
-    ) -> None:
-        from transformers import AutoProcessor
-
-        self.preflight(model)
-        assert model is not None
-        self.id = f"{self.spec_name}:{model}"
-        self.device = choose_device(device)
-        self.dtype = choose_dtype(dtype, self.device)
-        self.processor = load_pretrained(AutoProcessor, model)
-        self.processor.tokenizer.padding_side = "left"
-        self.model = self.load_model(model, dtype=self.dtype, **model_kwargs).to(self.device).eval()
-
-    def load_model(self, model: str, **kwargs: Any) -> Any:
-        """The model itself (image-text-to-text models through the Auto class; others override this)."""
-        from transformers import AutoModelForImageTextToText
-
-        return load_pretrained(AutoModelForImageTextToText, model, **kwargs)
-
-    @classmethod
-    def preflight(cls, model: str | None, **_: Any) -> None:
-        preflight_model(model, cls.spec_name)
-
-    @classmethod
-    def claim(
-        cls, obj: Any, options: dict[str, Any], *model_classes: str
-    ) -> HFChatCaptioner | None:
-        """What an adapter's `adapt_captioner` returns: this captioner around `obj` when it is one of the
-        named transformers classes, else None. A loaded transformers model means transformers is
-        imported, so nothing is imported for objects of other frameworks."""
-        import sys
-
-        if "transformers" not in sys.modules:
-            return None
-        transformers = sys.modules["transformers"]
-        classes = tuple(getattr(transformers, name) for name in model_classes)
-        return cls.from_loaded(obj, **options) if isinstance(obj, classes) else None
-
-    @classmethod
-    def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> HFChatCaptioner:
-        """A model the user already holds, with its processor: nothing is loaded, moved or cast.
-
-        The processor is copied (batching needs left padding; the user's own is left as it is)."""
-        import copy
-
-        if unknown:
-            raise OptionsError(
-                f"wrap() of a {type(model).__name__} takes processor=... only; got {sorted(unknown)}.",
-                hint="Per-call options (max_new_tokens, num_frames, ...) go to caption().",
-            )
-        if processor is None:
-            raise OptionsError(
-                f"wrap() of a {type(model).__name__} needs its processor.",
-                hint="wrap(model, processor=AutoProcessor.from_pretrained(...)).",
-            )
-        self = cls.__new__(cls)
-        self.id = f"{cls.spec_name}:{getattr(model, 'name_or_path', '') or type(model).__name__}"
-        self.device, self.dtype = model.device, model.dtype
-        self.processor = copy.deepcopy(processor)
-        self.processor.tokenizer.padding_side = "left"
-        self.model = model.eval()
-        return self
-
-    @abstractmethod
-    def build_prompt(
-        self, media: Media, instruction: str | None, options: GenerationOptions
-    ) -> tuple[str, dict[str, Any]]:
-        """The prompt text for one item and its inputs: {"images": [...]}, {"videos": [...]} and/or {"audio":
-        [16 kHz samples]}; "meta" says what went in (stamped on its `Caption.meta`)."""
-
-    def _caption_batch(
-        self, media: list[Media], instructions: list[str | None], options: GO
-    ) -> list[Caption]:
-        # decoding (PIL, PyAV) releases the GIL: build the batch's prompts in parallel
-        with ThreadPoolExecutor(min(len(media), 4)) as pool:
-            prompts = list(
-                pool.map(
-                    lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)
-                )
-            )
-        return self.generate(prompts, options)
-
-    def generate(
-        self,
-        prompts: list[tuple[str, dict[str, Any]]],
-        options: GenerationOptions,
-        processor_kwargs: dict[str, Any] | None = None,
-        generate_kwargs: dict[str, Any] | None = None,
-    ) -> list[Caption]:
-        """One left-padded `generate` for the batch's prompts (`build_prompt`'s output)."""
-        import torch
-
-        texts, images, videos, audio = [], [], [], []
-        for text, parts in prompts:
-            texts.append(text)
-            images += parts.get("images", [])
-            videos += parts.get("videos", [])
-            audio += parts.get("audio", [])
-        extra = dict(processor_kwargs or {})
-        if audio:
-            extra.update(audio=audio, sampling_rate=SAMPLING_RATE)
-        inputs = self.processor(
-            text=texts,
-            images=images or None,
-            videos=videos or None,
-            return_tensors="pt",
-            padding=True,
-            **extra,
-        )
-        inputs = inputs.to(self.device, dtype=self.dtype)
-        with torch.inference_mode():
-            out = self.model.generate(
-                **inputs,
-                **options.generate_kwargs(),
-                **(generate_kwargs or {}),
-                pad_token_id=self.processor.tokenizer.pad_token_id,
-            )
-        new = out[:, inputs["input_ids"].shape[1] :]
-        decoded = self.processor.batch_decode(new, skip_special_tokens=True)
-        prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-        completion_tokens = generated_lengths(
-            new, self.model.generation_config.eos_token_id, self.processor.tokenizer.pad_token_id
-        )
-        return [
-            Caption(
-                text=t.strip(),
-                usage={"prompt_tokens": int(p), "completion_tokens": int(c)},
-                meta=dict(parts.get("meta", {})),
-            )
-            for t, p, c, (_, parts) in zip(decoded, prompt_tokens, completion_tokens, prompts)
-        ]
-
-
-SAMPLING_RATE = 16000  # what the Whisper-style feature extractors of the audio models take
-
-
-def fit_audio(samples: Any, feature_extractor: Any, family: str) -> tuple[Any, dict[str, Any]]:
-    """Audio as long as the model's feature extractor takes (its window: 30 s for Qwen2-Audio), cut
-    there, never silently: the returned meta says how much was heard."""
-    window = int(getattr(feature_extractor, "n_samples", 0) or 0)
-    seconds = len(samples) / SAMPLING_RATE
-    if window and len(samples) > window:
-        heard = window / SAMPLING_RATE
-        return samples[:window], {
-            "audio": f"the first {heard:.1f} s of {seconds:.1f} s ({family} hears {heard:.0f} s "
-            "at most)"
-        }
-    return samples, {}
-
-
-def generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
-    """Tokens generated per row: up to and including the first end-of-sequence token; a row that
-    never stopped counts its tokens that are not padding (a batch pads rows that ended early)."""
-    eos_ids = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
-    lengths = []
-    for row in new_tokens.tolist():
-        n = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
-        lengths.append(n if n is not None else sum(1 for t in row if t != pad))
-    return lengths
+__all__ = [
+    "CONVERT_HINT",
+    "PICKLE_SUFFIXES",
+    "SAMPLING_RATE",
+    "GenerationOptions",
+    "HFChatCaptioner",
+    "check_model_folder",
+    "choose_device",
+    "choose_dtype",
+    "fit_audio",
+    "generated_lengths",
+    "load_pretrained",
+    "looks_like_path",
+    "preflight_model",
+    "require_safetensors",
+]

@@ -10,6 +10,7 @@ A plugin is a module with functions marked `@anycap_plugin.hookimpl`, named in t
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pluggy
@@ -18,6 +19,30 @@ hookspec = pluggy.HookspecMarker("anycap")
 hookimpl = pluggy.HookimplMarker("anycap")
 
 Register = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """A captioner or post-processor class registered without importing it.
+
+    `load()` imports and returns the class when it is first built, its options are shown, or its
+    preflight runs; registering costs no import, so `anycap --help` stays light with every plugin
+    installed. Give `register` what the class would declare (`needs_model`, `modalities`):
+    `register("mine", Deferred(load_mine), needs_model=True, modalities=("image",))`.
+    """
+
+    load: Callable[[], Any]  # returns the class
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
+
+    def options(self) -> type:
+        return self.load().Options
+
+    def preflight(self, model: str | None, **kwargs: Any) -> None:
+        check = getattr(self.load(), "preflight", None)
+        if check is not None:
+            check(model, **kwargs)
 
 
 @hookspec
@@ -30,7 +55,8 @@ def register_captioners(register: Register) -> None:
     `"gpt-4o-mini"`). The host checks the spec against `needs_model` before building: a missing
     or unexpected model is one `OptionsError`; `needs_model=False` factories are called without
     it. `options` (the per-call options class) and `modalities` default to the class's `Options`
-    and `modalities`, and `anycap models --options NAME` shows them. `preflight(model, **kwargs)`
+    and `modalities`, and `anycap models --options NAME` shows them. A `Deferred` factory imports
+    its class only when needed (its options and preflight come from that class). `preflight(model, **kwargs)`
     (default: the class's `preflight` classmethod) raises what building would raise for what the
     captioner needs first (a key, a model folder) without loading anything: `--engine ray` calls it
     on the driver before any worker starts.

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import importlib
 import logging
 import os
 import threading
@@ -22,7 +21,7 @@ from typing import Any, Literal
 
 import pluggy
 
-from . import hookspecs
+from . import default_plugins, hookspecs
 from .errors import OptionsError, PluginError, UnknownCaptionerError
 
 log = logging.getLogger(__name__)
@@ -68,12 +67,15 @@ class Registration:
 def _metadata(
     factory: Any,
     needs_model: bool | None,
-    options: type | None,
+    options: Any,
     modalities: Any,
     preflight: Callable[..., None] | None,
 ) -> tuple[Any, ...]:
     """Explicit metadata, else what a captioner class declares (`needs_model`, `Options`, `modalities`,
     `preflight`)."""
+    if isinstance(factory, hookspecs.Deferred):
+        options = options or factory.options
+        preflight = preflight or factory.preflight
     if isinstance(factory, type):
         needs_model = getattr(factory, "needs_model", None) if needs_model is None else needs_model
         options = options or getattr(factory, "Options", None)
@@ -143,28 +145,25 @@ def _load_entry_point(pm: pluggy.PluginManager, ep: metadata.EntryPoint) -> Plug
     return info
 
 
-DEFAULT_PLUGIN = "anycap_plugin.builtin_captioners"
-
-
 def plugin_manager() -> pluggy.PluginManager:
-    """The loaded plugin manager; the first call loads the built-ins and the entry points."""
+    """The loaded plugin manager; the first call loads the default plugins and the entry points."""
     with _host.lock:
         if _host.pm is not None:
             return _host.pm
         pm = pluggy.PluginManager("anycap")
         pm.add_hookspecs(hookspecs)
-        # the built-ins are a default plugin loaded by name, as installed ones are (and as llm does):
-        # they import the integrations, which build captioners through this module
-        builtin_plugin = importlib.import_module(DEFAULT_PLUGIN)
-        pm.register(builtin_plugin, name="anycap_plugin.builtins")
-        _host.plugins = {
-            "builtins": PluginInfo(
-                "builtins",
+        _host.plugins = {}
+        for (
+            module
+        ) in default_plugins.PLUGINS:  # registered like any plugin, before the installed ones
+            name = "builtins." + module.__name__.rpartition(".")[2]
+            pm.register(module, name=name)
+            _host.plugins[name] = PluginInfo(
+                name,
                 "anycap-plugin",
                 _own_version(),
-                sorted(c.name for c in pm.get_hookcallers(builtin_plugin) or []),
+                sorted(c.name for c in pm.get_hookcallers(module) or []),
             )
-        }
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in _host.plugins or not _wanted(ep):
                 continue
@@ -326,13 +325,10 @@ def split_chain(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def get_captioner(spec: str, **kwargs: Any) -> Any:
-    """Build a captioner from a spec: `name`, `name:model`, or `name:model+post:model`."""
-    from .captioner import WrappedCaptioner
-
-    base_spec, post_spec = split_chain(spec)
-    base = _resolve("captioner", base_spec, kwargs)
-    return WrappedCaptioner(base, get_post_processor(post_spec), {}) if post_spec else base
+def get_base_captioner(spec: str, **kwargs: Any) -> Any:
+    """The one registered captioner `spec` names (`name` or `name:model`), built with `kwargs`.
+    Chains (`base+post`) are built by `wrapping.Chain`, the one place that joins two stages."""
+    return _resolve("captioner", spec, kwargs)
 
 
 def check_spec(

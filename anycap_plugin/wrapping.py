@@ -12,7 +12,7 @@ from .errors import OptionsError
 from .plugins import (
     adapt_captioner,
     check_spec,
-    get_captioner,
+    get_base_captioner,
     get_post_processor,
     join_spec,
     split_chain,
@@ -97,13 +97,20 @@ class Chain:
         each part needs first (a key, a folder), and both sets of options (`validate_options`)."""
         check_spec(self.base, self.options, post=self.post or "", post_options=self.post_options)
 
-    def build(self) -> BaseCaptioner:
-        captioner = get_captioner(self.base)
+    def build(self, **base_kwargs: Any) -> BaseCaptioner:
+        """The chain, its base built with `base_kwargs` (constructor options: a key, a device)."""
+        captioner = get_base_captioner(self.base, **base_kwargs)
         if self.post is None:
             return captioner
         return WrappedCaptioner(captioner, get_post_processor(self.post), self.post_options)
 
     __call__ = build  # a zero-argument builder, as the Ray engine's actors take one
+
+
+def get_captioner(spec: str, **kwargs: Any) -> BaseCaptioner:
+    """A captioner from a spec: `name`, `name:model`, or a chain `name:model+post:model`; `kwargs`
+    are the base captioner's constructor options."""
+    return Chain.parse(spec).build(**kwargs)
 
 
 def build_captioner(

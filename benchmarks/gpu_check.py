@@ -135,7 +135,7 @@ def golden_bf16(timeout: float, oracle: Path) -> dict[str, Any]:
         convert_internvl_chat(oracle / "checkpoint", folder)
         acm = get_post_processor(f"acm:{folder}", device=DEVICE, dtype=DTYPE)
         try:
-            from anycap_internvl import InternVLChatCaptioner
+            from anycap_internvl.captioner import InternVLChatCaptioner
 
             internvl = InternVLChatCaptioner(str(folder), device=DEVICE, dtype=DTYPE)
         except ImportError:

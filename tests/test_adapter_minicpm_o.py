@@ -54,7 +54,7 @@ def only_minicpmo(monkeypatch):
 
 
 def test_refuses_remote_code_without_opt_in(tiny_minicpmo):
-    from anycap_minicpm_o import RemoteCodeNotTrustedError
+    from anycap_minicpm_o.captioner import RemoteCodeNotTrustedError
 
     with pytest.raises(RemoteCodeNotTrustedError, match="ANYCAP_TRUST_REMOTE_CODE=1") as err:
         get_captioner(f"minicpm-o:{tiny_minicpmo}")

@@ -199,7 +199,7 @@ def test_anycapeval_tasks_through_lmms_eval_equal_anycap_eval(
             "anycapeval_audio",
         }
         # the captions lmms-eval logged are the chain's, batch for batch
-        from anycap_plugin.plugins import get_captioner
+        from anycap_plugin.wrapping import get_captioner
 
         chain = get_captioner(spec)
         options = {

@@ -63,7 +63,12 @@ def test_builtins_load_even_with_plugins_disabled():
         "vlmeval",
     ]  # vlmeval: VLMEvalKit ships with the core
     assert plugins.list_post_processors() == ["acm", "identity"]
-    assert [p.name for p in plugins.plugins()] == ["builtins"]
+    assert [p.name for p in plugins.plugins()] == [
+        "builtins.offline",
+        "builtins.acm",
+        "builtins.vlmeval",
+        "builtins.lmdeploy",
+    ]
 
 
 def test_third_party_plugin_found_through_its_entry_point(
@@ -209,7 +214,7 @@ def test_models_lists_an_adapters_options(monkeypatch):
         "post-processor acm:MODEL" in CliRunner().invoke(cli, ["models", "--options", "acm"]).output
     )
     assert (
-        "captioner stats  [builtins]"
+        "captioner stats  [builtins.offline]"
         in CliRunner().invoke(cli, ["models", "--options", "stats"]).output
     )
     missing = CliRunner().invoke(

@@ -420,7 +420,9 @@ def test_acm_and_hf_folders_with_pickles_only_are_refused(tmp_path, no_unpicklin
         get_post_processor(f"acm:{acm}")
     assert "save_pretrained" in str(e.value)
     qwen = to_pickle_only(testing.build_tiny_qwen2_5_vl(tmp_path / "qwen"))
-    from anycap_qwen2_5_vl import Qwen25VLCaptioner  # an HFChatCaptioner, as InternVL's -hf path
+    from anycap_qwen2_5_vl.captioner import (
+        Qwen25VLCaptioner,
+    )  # an HFChatCaptioner, as InternVL's -hf path
 
     with pytest.raises(CheckpointError, match="No safetensors weights"):
         Qwen25VLCaptioner(str(qwen))

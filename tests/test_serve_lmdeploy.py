@@ -464,7 +464,7 @@ def test_pipeline_captioner_messages_read_by_lmdeploys_request_side(
     """What `wrap(lmdeploy.pipeline(...))` sends: LMDeploy's own request side reads it (the engine is GPU-only)."""
     import asyncio
 
-    from anycap_plugin.integrations.lmdeploy_pipeline import messages
+    from anycap_plugin.default_plugins.lmdeploy_captioner import messages
     from anycap_plugin.media import Media
 
     image = messages(Media.load(image_path), "Describe it.", num_frames=4)

@@ -24,6 +24,10 @@ HEAVY = {
     "numpy",
     "PIL",
     "av",
+    # not heavy, but together 90 ms of `anycap --help`'s budget (4x a bare click + pluggy):
+    # options classes and the async runner load when a captioner is built
+    "pydantic",
+    "asyncio",
 }
 
 

@@ -109,7 +109,7 @@ print(json.dumps(dict(
 
 
 def test_env_file_beside_vlmeval_is_named_not_hidden(tmp_path):
-    from anycap_plugin.integrations.vlmeval._containment import _env_file_keys, redact
+    from anycap_plugin.contained.vlmeval import _env_file_keys, redact
 
     init = tmp_path / "site" / "vlmeval" / "__init__.py"
     init.parent.mkdir(parents=True)

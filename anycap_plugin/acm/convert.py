@@ -326,7 +326,7 @@ def split_wqkv(weight: Any, config: dict[str, Any]) -> tuple[Any, Any, Any]:
 
 
 def source_files(src: Path) -> list[Path]:
-    from ..hf import require_safetensors
+    from ..model_loading import require_safetensors
 
     return require_safetensors(src, ConversionError)
 
@@ -717,7 +717,7 @@ def download(repo_id: str) -> tuple[Path, str]:
 
 def convert(src: str, dst: str | Path) -> ConversionReport:
     """Convert a local InternVL-chat folder or a hub id into `dst` (what `anycap convert` runs)."""
-    from ..hf import looks_like_path
+    from ..model_loading import looks_like_path
 
     if looks_like_path(src):
         return convert_internvl_chat(Path(src).expanduser(), dst)

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CheckpointError
-from ..hf import choose_device, choose_dtype, generated_lengths, load_pretrained
 from ..media import Modality
+from ..model_loading import choose_device, choose_dtype, load_pretrained
+from ..transformers_captioner import generated_lengths
 
 
 class LoadedACM:

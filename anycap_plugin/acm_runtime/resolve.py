@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..cache import cache_dir
 from ..errors import ModelNotFoundError
-from ..hf import looks_like_path
+from ..model_loading import looks_like_path
 
 
 def fingerprint(folder: Path) -> str:

@@ -108,9 +108,9 @@ def synth_command(
     from ..batch import plan_inputs
     from ..call_engine import CallEngine, Endpoint, Role
     from ..instructions import instruction_type
-    from ..plugins import get_captioner
     from ..synth.pipeline import DEGRADER, WRITER, SynthConfig, Synthesizer
     from ..synth.prompts import PromptSet
+    from ..wrapping import get_captioner
 
     model = renamed("--model", "--writer-model", old_model, writer_model)
     if not model:

@@ -180,7 +180,7 @@ def _resume_point(cfg: TrainConfig) -> str | None:
     and plain containers and runs no code."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    from ..hf import require_safetensors
+    from ..model_loading import require_safetensors
 
     if not cfg.resume or not Path(cfg.output_dir).is_dir():
         return None
@@ -196,7 +196,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     from .. import acm  # noqa: F401  (registers the Auto classes)
     from ..acm.processing_acm import PROCESSOR_KWARGS, quiet_feature_extractor
-    from ..hf import load_pretrained
+    from ..model_loading import load_pretrained
 
     train_set, val_set, problems = load_examples(cfg)
     with quiet_feature_extractor():

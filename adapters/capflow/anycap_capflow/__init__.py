@@ -1,15 +1,22 @@
 """AnyCap plugin: CapFlow workflow captioning (route, specialist agents, summary, quality filter)
 on OpenAI-compatible endpoints. See `captioner.py` for the specs and `default_workflow.yaml`."""
 
+from __future__ import annotations
+
 from pathlib import Path
 from typing import Any
 
-from anycap_plugin import hookimpl
+from anycap_plugin import Deferred, hookimpl
 
-from .captioner import CapFlowCaptioner, CapFlowFilter, build_flow
-from .flow import CapFlow
-from .workflow import Workflow, WorkflowError, load_workflow
-
+_HOMES = {
+    "CapFlow": "flow",
+    "CapFlowCaptioner": "captioner",
+    "CapFlowFilter": "captioner",
+    "Workflow": "workflow",
+    "WorkflowError": "workflow",
+    "build_flow": "captioner",
+    "load_workflow": "workflow",
+}
 __all__ = [
     "CapFlow",
     "CapFlowCaptioner",
@@ -21,12 +28,34 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> Any:
+    """The flow loads on first use: registering the plugin imports neither pydantic nor the engine."""
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _captioner() -> type:
+    from .captioner import CapFlowCaptioner
+
+    return CapFlowCaptioner
+
+
+def _filter() -> type:
+    from .captioner import CapFlowFilter
+
+    return CapFlowFilter
+
+
 @hookimpl
 def register_captioners(register: Any) -> None:
     register(
         "capflow",
-        CapFlowCaptioner,
+        Deferred(_captioner),
         needs_model=True,
+        modalities=("image", "video"),
         description="CapFlow workflow: route, specialist agents, summary, filter (capflow:MODEL or capflow:workflow.yaml)",
     )
 
@@ -35,7 +64,8 @@ def register_captioners(register: Any) -> None:
 def register_post_processors(register: Any) -> None:
     register(
         "capflow-filter",
-        CapFlowFilter,
+        Deferred(_filter),
+        modalities=("image", "video"),
         description="CapFlow's quality filter on the caption before it (capflow-filter:MODEL or :workflow.yaml)",
     )
 
@@ -86,6 +116,7 @@ def register_commands(cli: Any) -> None:
         num_frames: int,
     ) -> None:
         """Score existing captions with CapFlow's quality filter; each record gains `filter`."""
+        from .captioner import build_flow
         from .filtering import filter_file
 
         _, flow = build_flow(spec, base_url=base_url, concurrency=concurrency)

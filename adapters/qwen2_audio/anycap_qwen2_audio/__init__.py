@@ -8,43 +8,25 @@ the input is read as audio (`Media.load(video).as_modality("audio")`); video inp
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from anycap_plugin import hookimpl, prompt_for
-from anycap_plugin.hf import GenerationOptions, HFChatCaptioner, fit_audio, load_pretrained
-from anycap_plugin.media import Media
+from anycap_plugin import Deferred, hookimpl
 
 
-class Qwen2AudioCaptioner(HFChatCaptioner):
-    spec_name = "qwen2-audio"
-    modalities = frozenset({"audio"})
+def _captioner() -> type:
+    from .captioner import Qwen2AudioCaptioner
 
-    def load_model(self, model: str, **kwargs: Any) -> Any:
-        from transformers import Qwen2AudioForConditionalGeneration
-
-        return load_pretrained(Qwen2AudioForConditionalGeneration, model, **kwargs)
-
-    def build_prompt(
-        self, media: Media, instruction: str | None, options: GenerationOptions
-    ) -> tuple[str, dict]:
-        text = prompt_for(media, instruction)
-        prompt = self.processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "audio"}, {"type": "text", "text": text}]}],
-            add_generation_prompt=True,
-            tokenize=False,
-        )
-        samples, meta = fit_audio(
-            media.audio().samples, self.processor.feature_extractor, "Qwen2-Audio"
-        )
-        return prompt, {"audio": [samples], "meta": meta}
+    return Qwen2AudioCaptioner
 
 
 @hookimpl
 def register_captioners(register: Any) -> None:
     register(
         "qwen2-audio",
-        Qwen2AudioCaptioner,
+        Deferred(_captioner),
         needs_model=True,
+        modalities=("audio",),
         description="Qwen2-Audio via transformers (audio); model = local folder or hub id",
     )
 
@@ -52,4 +34,6 @@ def register_captioners(register: Any) -> None:
 @hookimpl
 def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded `Qwen2AudioForConditionalGeneration`: `wrap(model, processor=processor)`."""
-    return Qwen2AudioCaptioner.claim(obj, options, "Qwen2AudioForConditionalGeneration")
+    if "transformers" not in sys.modules:
+        return None
+    return _captioner().claim(obj, options, "Qwen2AudioForConditionalGeneration")

@@ -16,9 +16,9 @@ import json
 import logging
 from typing import Any, Self
 
+from ...contained.lmms_eval import import_lmms_eval
 from ...errors import AnyCapError, MediaError, OptionsError
 from ..media_items import MEDIA_TYPES, media_of
-from ._containment import import_lmms_eval
 
 import_lmms_eval()
 

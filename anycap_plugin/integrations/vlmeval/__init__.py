@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._containment import import_vlmeval, redact
+from ...contained.vlmeval import import_vlmeval, redact
 
 __all__ = ["AnyCapVLM", "import_vlmeval", "redact", "register", "trust_local_tsv"]
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ._containment import import_vlmeval
+from ...contained.vlmeval import import_vlmeval
 
 import_vlmeval()
 

@@ -43,7 +43,7 @@ def run(
     concurrent: bool = False,
 ) -> dict[str, Any]:
     """Run (infer and/or evaluate) `spec` on VLMEvalKit datasets; returns the run's status per dataset."""
-    from ._containment import add_env_secrets, import_vlmeval
+    from ...contained.vlmeval import add_env_secrets, import_vlmeval
     from .registry import register
 
     if data_root is not None:

@@ -14,9 +14,9 @@ import logging
 import os
 from typing import Any
 
+from ...contained.vlmeval import import_vlmeval
 from ...errors import AnyCapError, MediaError
 from ..media_items import MEDIA_TYPES, media_of
-from ._containment import import_vlmeval
 
 import_vlmeval()
 

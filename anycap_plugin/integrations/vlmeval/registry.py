@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ._containment import import_vlmeval
+from ...contained.vlmeval import import_vlmeval
 
 log = logging.getLogger(__name__)
 

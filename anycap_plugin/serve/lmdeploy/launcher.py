@@ -68,7 +68,7 @@ def acm_source(spec: str, trust_remote_code: bool = False) -> ServedModel:
     """The folder LMDeploy loads for `acm:PATH` or `acm:HUB_ID` (see the module docstring)."""
     from ...acm.convert import is_internvl_chat
     from ...acm_runtime.resolve import resolve_model
-    from ...hf import looks_like_path, require_safetensors
+    from ...model_loading import looks_like_path, require_safetensors
 
     name, _, path = spec.partition(":")
     if name != "acm" or not path or path.startswith(("http://", "https://")) or "+" in spec:

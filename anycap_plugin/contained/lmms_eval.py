@@ -14,8 +14,8 @@ from __future__ import annotations
 import threading
 from types import ModuleType
 
-from ...errors import LmmsEvalNotInstalled
-from ..process_state import restored
+from ..errors import LmmsEvalNotInstalled
+from .process_state import restored
 
 INSTALL_HINT = (
     "pip install 'anycap-plugin[lmms-eval]' (or, to keep your torch: "

@@ -26,8 +26,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ...errors import VLMEvalNotInstalled
-from ..process_state import restored
+from ..errors import VLMEvalNotInstalled
+from .process_state import restored
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..captioner import BaseCaptioner, Caption, prompt_for
 from ..errors import CaptionerError, OptionsError
-from ..hf import GenerationOptions
 from ..media import Media
 from ..media.chat_parts import media_parts
+from ..transformers_captioner import GenerationOptions
 
 
 def messages(media: Media, instruction: str | None, num_frames: int) -> list[dict[str, Any]]:

@@ -13,10 +13,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ...captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
-from ...errors import CaptionerError, ModalityNotSupportedError, OptionsError
-from ...media import Media, Modality
-from ._containment import import_vlmeval
+from ..captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
+from ..contained.vlmeval import import_vlmeval
+from ..errors import CaptionerError, ModalityNotSupportedError, OptionsError
+from ..media import Media, Modality
 
 
 class VLMEvalOptions(CaptionOptions):
