@@ -1,4 +1,5 @@
-"""What core registers through its own hooks: offline captioners and the identity post-processor."""
+"""What core registers through its own hooks: offline captioners, the identity and ACM
+post-processors, and the built-in benchmarks (`eval/benchmarks/`)."""
 
 from __future__ import annotations
 
@@ -95,3 +96,11 @@ def acm_preflight(model: str | None, **_: Any) -> None:
         from .acm_runtime.resolve import preflight_source
 
         preflight_source(model)
+
+
+@hookimpl
+def register_benchmarks(register: Register) -> None:
+    from .eval.benchmarks import builtin
+
+    for benchmark in builtin():
+        register(benchmark)

@@ -185,8 +185,8 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
         plugin = impl.plugin_name.removeprefix("anycap_plugin.")
 
         def register(
-            name: str,
-            factory: Callable[..., Any],
+            name: Any,
+            factory: Callable[..., Any] | None = None,
             description: str = "",
             *,
             needs_model: bool | None = None,
@@ -195,6 +195,10 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
             preflight: Callable[..., None] | None = None,
             _p: str = plugin,
         ) -> None:
+            if kind == "benchmark" and not isinstance(name, str):  # a Benchmark (eval.registry)
+                name, factory, description = name.name, name, name.description
+            if factory is None:
+                raise TypeError(f"register({name!r}) needs a factory")
             if name in registry and registry[name].plugin != _p:
                 log.warning(
                     "%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin

@@ -71,14 +71,6 @@ def _judge_settings(judge_kwargs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        f"{prefix}|{k}": v
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
-    }
-
-
 # ---- AnyCapEval ----------------------------------------------------------------------------
 class _AnyCapEval:
     """What the three AnyCapEval modalities share: rows from references, our evaluator, our report."""
@@ -311,7 +303,7 @@ class VidCapBench(_VideoFolder):
         return path
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
-        from ...eval import JudgeCache
+        from ...eval.benchmarks.vidcapbench import flat_scores, score
 
         predictions = _predictions(eval_file)
         captions = {
@@ -320,40 +312,20 @@ class VidCapBench(_VideoFolder):
             if i in predictions
         }
         settings = _judge_settings(judge_kwargs)
-        judge = vcb.VidCapBenchJudge(settings.pop("model"), **settings)
-        counter, unit = vcb.length_counter(judge_kwargs.get("tokenizer"))
         stem = str(Path(eval_file).with_suffix(""))
-        with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
-            report = vcb.evaluate(
-                self.qa,
-                captions,
-                judge,
-                cache=cache,
-                token_counter=counter,
-                token_unit=unit,
-                concurrency=settings["concurrency"],
-            )
+        report = score(
+            self.qa,
+            captions,
+            judge_model=settings["model"],
+            judge_base_url=settings["base_url"],
+            api_key=settings["api_key"],
+            tokenizer=judge_kwargs.get("tokenizer"),
+            concurrency=settings["concurrency"],
+            cache_path=Path(f"{stem}_judge_cache.sqlite"),
+        )
         Path(f"{stem}_vidcapbench.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False)
         )
-        scores: dict[str, Any] = {}
-        for category in ("overall", *vcb.CATEGORIES):
-            scores.update(
-                _flat(
-                    category,
-                    {
-                        k: report[category][k]
-                        for k in ("accuracy", "precision", "coverage", "conciseness")
-                    },
-                )
-            )
-        scores["failed"], scores["missing_captions"] = (
-            report["meta"]["failed"],
-            report["meta"]["missing_captions"],
-        )
+        scores = flat_scores(report)
         dump(scores, get_intermediate_file_path(eval_file, "_score", "json"))
         return scores
-
-
-IMAGE_CLASSES = [AnyCapEvalImage, AnyCapEvalAudio]
-VIDEO_CLASSES = [AnyCapEvalVideo, VidCapBench]
