@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,20 +19,29 @@ if TYPE_CHECKING:
 class BenchmarkGroup(AnyCapGroup):
     """A subcommand per registered benchmark (`eval/registry.py`), beside the group's own commands."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    _own: MutableMapping[str, click.Command]
+    _made: set[str]
+
+    @property
+    def commands(self) -> MutableMapping[str, click.Command]:
+        """The group's own commands and one per registered benchmark, as the registry has them now
+        (plugins may be reloaded); the same dict each time, so `add_command` keeps working."""
         from ..eval.registry import benchmarks
 
-        mine = [name for name, b in benchmarks().items() if b.run is not None]
-        return sorted({*super().list_commands(ctx), *mine})
+        current = {n: b for n, b in benchmarks().items() if b.run is not None}
+        for name in self._made - set(current):
+            self._own.pop(name, None)
+        made = set()
+        for name, benchmark in current.items():
+            if name in self._made or name not in self._own:  # the group's own commands win
+                self._own[name] = benchmark_command(benchmark)
+                made.add(name)
+        self._made = made
+        return self._own
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        from ..eval.registry import benchmarks
-
-        found = super().get_command(ctx, cmd_name)
-        benchmark = benchmarks().get(cmd_name)
-        if found is None and benchmark is not None and benchmark.run is not None:
-            return benchmark_command(benchmark)
-        return found
+    @commands.setter
+    def commands(self, value: MutableMapping[str, click.Command]) -> None:
+        self._own, self._made = value, set()
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         from ..eval.registry import benchmarks
