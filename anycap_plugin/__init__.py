@@ -24,8 +24,7 @@ if TYPE_CHECKING:
     from .media import AudioClip, Media, VideoFrames
     from .wrapping import Chain, get_captioner, wrap
 
-__version__ = "0.1.0"
-
+from .version import __version__ as __version__
 
 _LAZY = {
     # pydantic and asyncio (captioner, wrapping), numpy and PIL (media) load on first use: a plugin

@@ -84,9 +84,11 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
 
 @hookspec
 def register_benchmarks(register: Register) -> None:
-    """Register benchmarks: `register(name, run, description="")`.
+    """Register benchmarks: `register(benchmark)` or `register(name, run, description="")`.
 
-    `run(captioner, **kwargs)` evaluates a captioner and returns a JSON-serialisable dict.
+    A `benchmark` (`anycap_plugin.eval.registry.Benchmark`) scores captions from files: it becomes
+    `anycap eval NAME`, VLMEvalKit datasets and lmms-eval tasks. `run(captioner, **kwargs)`
+    evaluates a captioner and returns a JSON-serialisable dict (`anycap bench NAME -m SPEC`).
     """
 
 

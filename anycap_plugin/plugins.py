@@ -184,8 +184,8 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
         plugin = impl.plugin_name.removeprefix("anycap_plugin.")
 
         def register(
-            name: str,
-            factory: Callable[..., Any],
+            name: Any,
+            factory: Callable[..., Any] | None = None,
             description: str = "",
             *,
             needs_model: bool | None = None,
@@ -194,6 +194,10 @@ def _collect(pm: pluggy.PluginManager, kind: Kind, hook_name: str) -> None:
             preflight: Callable[..., None] | None = None,
             _p: str = plugin,
         ) -> None:
+            if kind == "benchmark" and not isinstance(name, str):  # a Benchmark (eval.registry)
+                name, factory, description = name.name, name, name.description
+            if factory is None:
+                raise TypeError(f"register({name!r}) needs a factory")
             if name in registry and registry[name].plugin != _p:
                 log.warning(
                     "%s %r from %s replaces the one from %s", kind, name, _p, registry[name].plugin
@@ -381,6 +385,19 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
 
 def get_post_processor(spec: str, **kwargs: Any) -> Any:
     return _resolve("post-processor", spec, kwargs)
+
+
+def benchmarks() -> dict[str, Any]:
+    """Every registered `eval.registry.Benchmark` by name (the built-ins, then what plugins
+    register), in name order: what `anycap eval`, the VLMEvalKit datasets and the lmms-eval tasks
+    are built from. (`anycap bench` also runs the plain `run(captioner)` kind.)"""
+    from .eval.registry import Benchmark
+
+    found: dict[str, Benchmark] = {}
+    for registration in registrations("benchmark").values():
+        if isinstance(registration.factory, Benchmark):
+            found[registration.factory.name] = registration.factory
+    return dict(sorted(found.items()))
 
 
 def get_benchmark(name: str) -> Registration:

@@ -68,6 +68,7 @@ def test_builtins_load_even_with_plugins_disabled():
         "builtins.acm",
         "builtins.vlmeval",
         "builtins.lmdeploy",
+        "builtins.benchmarks",
     ]
 
 

@@ -308,7 +308,7 @@ def test_vidcapbench_metrics_by_hand():
 
 
 def test_vidcapbench_on_the_shared_real_captions(vlmeval, data_root, tmp_path):
-    from anycap_plugin.integrations.vlmeval.datasets import VidCapBench
+    from anycap_plugin.eval.vlmeval_datasets import VidCapBench
     from anycap_plugin.integrations.vlmeval.registry import register
 
     (data_root / "VidCapBench").mkdir()
@@ -427,7 +427,7 @@ def test_vidcapbench_inference_on_real_videos_through_vlmeval(
     grades = Counter(rule_score(p["question"]) for r in qa for p in r["QA_pairs"])
     assert scores["overall|accuracy"] == pytest.approx(100 * grades[2] / 3, abs=1e-4)
     # models that are not video LLMs get frames from our decoder
-    from anycap_plugin.integrations.vlmeval.datasets import VidCapBench
+    from anycap_plugin.eval.vlmeval_datasets import VidCapBench
 
     message = VidCapBench("VidCapBench-HE").build_prompt(1, video_llm=False)
     frames = [m["value"] for m in message if m["type"] == "image"]

@@ -1,8 +1,10 @@
-"""`anycap lmms-eval-tasks`: write an lmms-eval task folder for your benchmark data."""
+"""`anycap lmms-eval-tasks`: write an lmms-eval task folder for your benchmark data (every
+benchmark of `eval.registry` that has lmms-eval tasks)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,7 +13,24 @@ from .exit_codes import AnyCapCommand
 _path = click.Path(exists=True, path_type=Path)
 
 
-@click.command("lmms-eval-tasks", cls=AnyCapCommand)
+class LmmsTasksCommand(AnyCapCommand):
+    """Its options below, then those registered benchmarks add for their data (`eval.registry`)."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        from ..plugins import benchmarks
+
+        params = super().get_params(ctx)
+        names = {p.name for p in params}
+        for benchmark in benchmarks().values():
+            for option in benchmark.lmms_eval.options if benchmark.lmms_eval else ():
+                for param in getattr(option(lambda: None), "__click_params__", []):
+                    if param.name not in names:
+                        names.add(param.name)
+                        params.insert(-1, param)  # before --help
+        return params
+
+
+@click.command("lmms-eval-tasks", cls=LmmsTasksCommand)
 @click.option(
     "--output",
     "-o",
@@ -91,58 +110,16 @@ _path = click.Path(exists=True, path_type=Path)
 @click.option(
     "--audio-instruction", default=None, help="The instruction audio clips are captioned with."
 )
-def lmms_eval_tasks_command(
-    output: Path,
-    anycapeval_refs: tuple[Path, ...],
-    media_root: Path | None,
-    judge_model: str | None,
-    judge_base_url: str | None,
-    protocol: str,
-    prompts: str | None,
-    temperature: float | None,
-    repeats: int,
-    concurrency: int,
-    judge_sees_media: bool,
-    judge_audio: bool,
-    max_media_mb: float,
-    audiocaps: tuple[Path, Path] | None,
-    clotho: tuple[Path, Path] | None,
-    audio_protocol: str,
-    sbert: Path | None,
-    corenlp_dir: Path | None,
-    audio_instruction: str | None,
-) -> None:
-    """Write AnyCapEval, AudioCaps and Clotho as lmms-eval tasks scored by AnyCap's evaluators.
+def lmms_eval_tasks_command(output: Path, **values: Any) -> None:
+    """Write AnyCapEval, AudioCaps, Clotho, VidCapBench (and the benchmarks plugins register) as
+    lmms-eval tasks scored by AnyCap's evaluators.
 
     The folder holds each task's YAML and samples and the scorers' settings; run it with
     `lmms-eval --model anycap --model_args spec=... --tasks anycapeval --include_path OUTPUT`.
     """
-    from ..integrations.lmms_eval.tasks import AUDIO_PROMPT, write_tasks
+    from ..integrations.lmms_eval.tasks import write_tasks
 
-    judge = {
-        "model": judge_model,
-        "base_url": judge_base_url,
-        "protocol": protocol,
-        "prompts": prompts,
-        "temperature": temperature,
-        "concurrency": concurrency,
-        "audio": judge_audio,
-        "max_media_mb": max_media_mb,
-    }
-    audio = {name: pair for name, pair in (("audiocaps", audiocaps), ("clotho", clotho)) if pair}
-    settings = write_tasks(
-        output,
-        anycapeval_refs=list(anycapeval_refs),
-        media_root=media_root,
-        judge=judge,
-        judge_sees_media=judge_sees_media,
-        repeats=repeats,
-        audio=audio,
-        audio_protocol=audio_protocol,
-        sbert=sbert,
-        corenlp_dir=corenlp_dir,
-        audio_instruction=audio_instruction or AUDIO_PROMPT,
-    )
+    settings = write_tasks(output, values)
     for name, task in settings["tasks"].items():
         extra = (
             f", {task['clips_without_audio']} clips without audio left out"

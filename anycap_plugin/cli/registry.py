@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..errors import UnknownCaptionerError
+from ..errors import OptionsError, UnknownCaptionerError
 from ..plugins import plugins, registrations
 from .common import parse_options
 from .exit_codes import AnyCapCommand
@@ -45,19 +45,30 @@ def models(pattern: str, options_of: str | None) -> None:
 def bench_command(name: str | None, model: str | None, args: tuple[str, ...]) -> None:
     """Run a benchmark a plugin registered (`register_benchmarks`) on a captioner and print its JSON
     result; without NAME, list the registered benchmarks."""
+    from ..eval.registry import Benchmark
     from ..plugins import get_benchmark
     from ..wrapping import build_captioner
 
     if name is None:
         rows = sorted(registrations("benchmark").items())
         for n, r in rows:
-            click.echo(f"  {n:<16} {r.description}  [{r.plugin}]")
+            how = (
+                "  (scores caption files: see anycap eval --help)"
+                if isinstance(r.factory, Benchmark)
+                else ""
+            )
+            click.echo(f"  {n:<16} {r.description}  [{r.plugin}]{how}")
         if not rows:
             click.echo("  (no benchmarks registered)")
         return
+    benchmark = get_benchmark(name)
+    if isinstance(benchmark.factory, Benchmark):
+        raise OptionsError(
+            f"{name!r} scores captions from files; it does not run a captioner.",
+            hint="Caption its references with `anycap caption`; `anycap eval --help` says where it is scored.",
+        )
     if not model:
         raise click.UsageError("Name the captioner to benchmark: --model SPEC.")
-    benchmark = get_benchmark(name)
     captioner = build_captioner(model)
     click.echo(
         json.dumps(

@@ -5,6 +5,6 @@ each under its own name. A module here imports nothing heavy: each captioner's c
 framework load when it is built or when `wrap()` meets one of its objects.
 """
 
-from . import acm, lmdeploy, offline, vlmeval
+from . import acm, benchmarks, lmdeploy, offline, vlmeval
 
-PLUGINS = (offline, acm, vlmeval, lmdeploy)
+PLUGINS = (offline, acm, vlmeval, lmdeploy, benchmarks)

@@ -1,12 +1,32 @@
-"""AnyCapEval: content (key-point density) and style (0-4 rubric), with judges, cache, reports."""
+"""Evaluation: the benchmark registry (`registry`, `benchmarks/`), AnyCapEval's evaluator, judges,
+cache and reports, VidCapBench, and the audio caption metrics.
 
-from .anycapeval import evaluate, evaluate_async
-from .cache import JudgeCache
-from .judges import PROMPT_VERSION, Judge, OpenAIJudge
-from .protocols import PROTOCOLS, make_protocol
-from .references import EvalItem, load_captions, load_references
-from .report import comparability_warnings, compare, write_report
+Importing this package is light (the benchmark registry is read by `anycap --help`): each name
+below loads its module, and with it numpy or the judges' clients, on first use.
+"""
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_HOMES = {
+    "evaluate": "anycapeval",
+    "evaluate_async": "anycapeval",
+    "JudgeCache": "cache",
+    "PROMPT_VERSION": "judges",
+    "Judge": "judges",
+    "OpenAIJudge": "judges",
+    "OfflineJudge": "offline",  # torch and transformers
+    "PROTOCOLS": "protocols",
+    "make_protocol": "protocols",
+    "EvalItem": "references",
+    "load_captions": "references",
+    "load_references": "references",
+    "comparability_warnings": "report",
+    "compare": "report",
+    "write_report": "report",
+}
 __all__ = [
     "PROMPT_VERSION",
     "PROTOCOLS",
@@ -26,9 +46,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the offline judge loads torch and transformers: only on demand
-    if name == "OfflineJudge":
-        from .offline import OfflineJudge
-
-        return OfflineJudge
-    raise AttributeError(name)
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)

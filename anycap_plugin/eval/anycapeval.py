@@ -12,8 +12,8 @@ from collections import Counter, defaultdict
 from statistics import mean
 from typing import Any
 
-from .. import __version__
 from ..errors import AnyCapError
+from ..version import __version__
 from .cache import JudgeCache, verdict_key
 from .judges import Judge
 from .length_rules import COUNTING_RULE

@@ -325,3 +325,47 @@ def load_captions(rows: Iterable[dict[str, Any]]) -> dict[str, str]:
         if video is not None and isinstance(caption, str):
             out[Path(str(video)).name] = caption
     return out
+
+
+SCORES = ("accuracy", "precision", "coverage", "conciseness")
+
+
+def score(
+    qa: Any,
+    captions: dict[str, str],
+    *,
+    judge_model: str,
+    judge_base_url: str | None,
+    api_key: str | None = None,
+    tokenizer: str | None,
+    concurrency: int,
+    cache_path: Path,
+) -> dict[str, Any]:
+    """The report of these captions (video -> caption), as every harness computes it."""
+    counter, unit = length_counter(tokenizer)
+    judge = VidCapBenchJudge(
+        judge_model, base_url=judge_base_url, api_key=api_key, concurrency=concurrency
+    )
+    with JudgeCache(cache_path) as cache:
+        return evaluate(
+            qa,
+            captions,
+            judge,
+            cache=cache,
+            token_counter=counter,
+            token_unit=unit,
+            concurrency=concurrency,
+        )
+
+
+def flat_scores(report: dict[str, Any]) -> dict[str, Any]:
+    """`CATEGORY|METRIC` figures and the counts, as the harnesses list them."""
+    scores: dict[str, Any] = {
+        f"{category}|{k}": report[category][k]
+        for category in ("overall", *CATEGORIES)
+        for k in SCORES
+        if isinstance(report[category][k], (int, float))
+    }
+    scores["failed"] = report["meta"]["failed"]
+    scores["missing_captions"] = report["meta"]["missing_captions"]
+    return scores

@@ -48,6 +48,13 @@ def trust_local_tsv(dataset: str) -> bool:
     return True
 
 
+def dataset_classes() -> list[Any]:
+    """The VLMEvalKit dataset classes of every registered benchmark (`eval.registry`) that has them."""
+    from ...plugins import benchmarks
+
+    return [cls for b in benchmarks().values() if b.vlmeval is not None for cls in b.vlmeval()]
+
+
 def register(
     models: dict[str, str] | None = None,
     *,
@@ -59,7 +66,9 @@ def register(
 ) -> list[str]:
     """Add `models` ({VLMEvalKit name: AnyCap spec}) and our datasets to VLMEvalKit's registries.
 
-    Datasets: AnyCapEval_Image, AnyCapEval_Video, AnyCapEval_Audio, VidCapBench-AE, VidCapBench-HE.
+    Datasets: those of every registered benchmark (`dataset_classes`): AnyCapEval_Image,
+    AnyCapEval_Video, AnyCapEval_Audio, VidCapBench-AE, VidCapBench-HE, MIA-Bench (VLMEvalKit's own
+    class), and what plugins register.
     `model_options` are per-call options of the base captioner of every registered model, `post_options`
     those of its post-processor; `concurrent` see `AnyCapVLM`. Idempotent.
     Returns the dataset names added.
@@ -68,7 +77,7 @@ def register(
     import vlmeval.dataset as vds
     from vlmeval.config import supported_VLM
 
-    from . import datasets as ours
+    from ...eval import vlmeval_datasets as ours
     from .model import AnyCapVLM
 
     for name, spec in (models or {}).items():
@@ -80,10 +89,8 @@ def register(
     if vidcapbench_root is not None:
         ours.ROOTS["VidCapBench"] = str(vidcapbench_root)
     names: list[str] = []
-    for cls, group in [
-        *((c, vds.IMAGE_DATASET) for c in ours.IMAGE_CLASSES),
-        *((c, vds.VIDEO_DATASET) for c in ours.VIDEO_CLASSES),
-    ]:
+    for cls in dataset_classes():
+        group = vds.VIDEO_DATASET if getattr(cls, "MODALITY", "") == "VIDEO" else vds.IMAGE_DATASET
         if cls not in vds.DATASET_CLASSES:
             vds.DATASET_CLASSES.insert(0, cls)  # before VLMEvalKit's catch-all custom classes
             group.append(cls)

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from ...contained.vlmeval import import_vlmeval
+from ..contained.vlmeval import import_vlmeval
 
 import_vlmeval()
 
@@ -35,9 +35,9 @@ from vlmeval.inference import FAIL_MSG
 from vlmeval.smp import LMUDataRoot, dump, load
 from vlmeval.smp.file import INFER_FAIL_MSG, get_intermediate_file_path
 
-from ...errors import AnyCapError
-from ...eval import vidcapbench as vcb
-from ...eval.references import EvalItem, load_references
+from ..errors import AnyCapError
+from . import vidcapbench as vcb
+from .references import EvalItem, load_references
 
 ROOTS: dict[str, str | None] = {"AnyCapEval": None, "VidCapBench": None}  # set by `register`
 
@@ -68,14 +68,6 @@ def _judge_settings(judge_kwargs: dict[str, Any]) -> dict[str, Any]:
         "base_url": base,
         "api_key": judge_kwargs.get("key"),
         "concurrency": int(judge_kwargs.get("nproc") or 16),
-    }
-
-
-def _flat(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        f"{prefix}|{k}": v
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
 
 
@@ -133,8 +125,8 @@ class _AnyCapEval:
         ]
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
-        from ...eval import JudgeCache, evaluate, make_protocol, write_report
-        from ...eval.judges import anycapeval_judge
+        from . import JudgeCache, evaluate, make_protocol, write_report
+        from .judges import anycapeval_judge
 
         predictions = _predictions(eval_file)
         items = self._items()
@@ -235,7 +227,7 @@ class _VideoFolder(VideoBaseDataset):
 
     def frames(self, line: Any) -> list[str]:
         """JPEG frames of the row's video, sampled (and cached) by AnyCap's decoder."""
-        from ...media import Media
+        from ..media import Media
 
         folder = Path(self.frame_root) / line["video"]
         n = self.nframe or 8
@@ -311,7 +303,7 @@ class VidCapBench(_VideoFolder):
         return path
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> dict[str, Any]:
-        from ...eval import JudgeCache
+        from .vidcapbench import flat_scores, score
 
         predictions = _predictions(eval_file)
         captions = {
@@ -320,40 +312,20 @@ class VidCapBench(_VideoFolder):
             if i in predictions
         }
         settings = _judge_settings(judge_kwargs)
-        judge = vcb.VidCapBenchJudge(settings.pop("model"), **settings)
-        counter, unit = vcb.length_counter(judge_kwargs.get("tokenizer"))
         stem = str(Path(eval_file).with_suffix(""))
-        with JudgeCache(f"{stem}_judge_cache.sqlite") as cache:
-            report = vcb.evaluate(
-                self.qa,
-                captions,
-                judge,
-                cache=cache,
-                token_counter=counter,
-                token_unit=unit,
-                concurrency=settings["concurrency"],
-            )
+        report = score(
+            self.qa,
+            captions,
+            judge_model=settings["model"],
+            judge_base_url=settings["base_url"],
+            api_key=settings["api_key"],
+            tokenizer=judge_kwargs.get("tokenizer"),
+            concurrency=settings["concurrency"],
+            cache_path=Path(f"{stem}_judge_cache.sqlite"),
+        )
         Path(f"{stem}_vidcapbench.json").write_text(
             json.dumps(report, indent=2, ensure_ascii=False)
         )
-        scores: dict[str, Any] = {}
-        for category in ("overall", *vcb.CATEGORIES):
-            scores.update(
-                _flat(
-                    category,
-                    {
-                        k: report[category][k]
-                        for k in ("accuracy", "precision", "coverage", "conciseness")
-                    },
-                )
-            )
-        scores["failed"], scores["missing_captions"] = (
-            report["meta"]["failed"],
-            report["meta"]["missing_captions"],
-        )
+        scores = flat_scores(report)
         dump(scores, get_intermediate_file_path(eval_file, "_score", "json"))
         return scores
-
-
-IMAGE_CLASSES = [AnyCapEvalImage, AnyCapEvalAudio]
-VIDEO_CLASSES = [AnyCapEvalVideo, VidCapBench]
