@@ -1,13 +1,23 @@
-"""What several commands parse the same way: `KEY=VALUE` options (`-O` for the base captioner,
-`-P` for the post-processor, one definition each), and options renamed in 0.2 (old names kept as
-hidden aliases that warn)."""
+"""One vocabulary for every command (docs/cli.md, "One vocabulary"): the chain (`-m/-p/-O/-P`,
+`--num-frames`), the judge (`--judge-model/--judge-base-url/--judge-option`), `-c/--concurrency`,
+each declared once here; and the one way an old name lives on (`renamed_option`: hidden, still
+works, warns on stderr naming the new one)."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
+
+from ..errors import OptionsError
+
+if TYPE_CHECKING:
+    from ..wrapping import Chain
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 base_option_flag = click.option(
     "--option",
@@ -15,7 +25,7 @@ base_option_flag = click.option(
     "options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Per-call option of the base captioner, e.g. num_frames=4.",
+    help="Per-call option of the base captioner, e.g. num_frames=4 (repeatable).",
 )
 post_option_flag = click.option(
     "--post-option",
@@ -23,7 +33,7 @@ post_option_flag = click.option(
     "post_options",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Per-call option of the post-processor, e.g. max_new_tokens=128.",
+    help="Per-call option of the post-processor, e.g. max_new_tokens=128 (repeatable).",
 )
 
 
@@ -41,11 +51,271 @@ def parse_options(pairs: tuple[str, ...], flag: str = "--option") -> dict[str, A
     return out
 
 
-def renamed(old: str, new: str, old_value: Any, new_value: Any) -> Any:
-    """An option's value given under its old name: used, with a warning that names the new one."""
-    if old_value in (None, ()):
-        return new_value
-    if new_value not in (None, ()):
-        raise click.UsageError(f"{old} is the old name of {new}: give one of them.")
+# ---- old names ----------------------------------------------------------------------------------
+
+
+def warn_renamed(old: str, new: str) -> None:
+    """The one line an old name prints when used."""
     click.echo(f"warning: {old} is now {new} (the old name still works, for now).", err=True)
-    return old_value
+
+
+class _Renamed:
+    """What an old name does when given: fill the new parameter `target` (through `convert` where
+    it took another form) and warn; given with the new one, a usage error."""
+
+    new: str
+    target: str
+    convert: Callable[[Any], Any] | None
+
+    def handle_parse_result(
+        self, ctx: click.Context, opts: Any, args: list[str]
+    ) -> tuple[Any, list[str]]:
+        value, args = super().handle_parse_result(ctx, opts, args)  # type: ignore[misc]
+        given = ctx.get_parameter_source(self.old_name) is ParameterSource.COMMANDLINE
+        if not given or ctx.resilient_parsing:
+            return value, args
+        if self.target in opts:  # the parser keys what it read by parameter name
+            raise click.UsageError(
+                f"{self.shown} is the old name of {self.new}: give one of them.", ctx
+            )
+        warn_renamed(self.shown, self.new)
+        ctx.params[self.target] = self.convert(value) if self.convert else value
+        ctx.set_parameter_source(self.target, ParameterSource.COMMANDLINE)
+        return value, args
+
+    @property
+    def old_name(self) -> str:
+        return str(self.name)  # type: ignore[attr-defined]
+
+    @property
+    def shown(self) -> str:
+        if isinstance(self, click.Argument):
+            return f"the positional {self.metavar}"
+        return str(self.opts[0])  # type: ignore[attr-defined]
+
+
+class RenamedOption(_Renamed, click.Option):
+    """An option's old name: hidden from --help, still works, warns. The new option must not be
+    `required=True` (click would refuse before the old name fills it)."""
+
+    def __init__(
+        self,
+        param_decls: list[str],
+        *,
+        new: str,
+        target: str,
+        convert: Callable[[Any], Any] | None = None,
+        **attrs: Any,
+    ) -> None:
+        super().__init__(param_decls, hidden=True, expose_value=False, **attrs)
+        self.new, self.target, self.convert = new, target, convert
+
+
+class RenamedArgument(_Renamed, click.Argument):
+    """A positional argument an option replaced: left out of the usage line, still works, warns."""
+
+    def __init__(
+        self,
+        param_decls: list[str],
+        *,
+        new: str,
+        target: str,
+        convert: Callable[[Any], Any] | None = None,
+        **attrs: Any,
+    ) -> None:
+        super().__init__(param_decls, required=False, expose_value=False, **attrs)
+        self.new, self.target, self.convert = new, target, convert
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def renamed_option(
+    *old: str,
+    new: str,
+    target: str,
+    convert: Callable[[Any], Any] | None = None,
+    **attrs: Any,
+) -> Callable[[F], F]:
+    """Keep `old` (e.g. "--api-nproc") working as a hidden alias of the option `new` whose parameter
+    is `target`; `attrs` say what the old one took (type, multiple, is_flag)."""
+    name = "renamed_" + old[0].lstrip("-").replace("-", "_")
+    return click.option(
+        *old, name, cls=RenamedOption, new=new, target=target, convert=convert, **attrs
+    )
+
+
+def renamed_argument(old: str, *, new: str, target: str) -> Callable[[F], F]:
+    """Keep the positional `old` (e.g. "spec") working in place of the option `new`."""
+    return click.argument(
+        "renamed_" + old, metavar=old.upper(), cls=RenamedArgument, new=new, target=target
+    )
+
+
+# ---- the chain ----------------------------------------------------------------------------------
+
+
+def chain_options(
+    model_help: str = "Base captioner spec, e.g. openai:gpt-4o-mini (BASE+POST also works).",
+    *,
+    required: bool = False,
+    default: str | None = None,
+    post_help: str = "Post-processor spec, e.g. acm:/models/acm (default: none).",
+) -> Callable[[F], F]:
+    """`-m/--model`, `-p/--post`, `-O/--option`, `-P/--post-option` and `--num-frames`, as every
+    command that builds a chain takes them; `build_chain` turns them into a `Chain`."""
+
+    def decorate(f: F) -> F:
+        for option in reversed(
+            (
+                click.option(
+                    "--model",
+                    "-m",
+                    "model",
+                    required=required,
+                    default=default,
+                    show_default=default is not None,
+                    metavar="BASE_SPEC",
+                    help=model_help,
+                ),
+                click.option("--post", "-p", "post", metavar="POST_SPEC", help=post_help),
+                base_option_flag,
+                post_option_flag,
+                num_frames_option(
+                    help="Frames sampled from each video: shorthand for -O num_frames=N (the base "
+                    "captioner must take num_frames)."
+                ),
+            )
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def num_frames_option(default: int | None = None, help: str = "") -> Callable[[F], F]:
+    """`--num-frames N`: everywhere, the frames sampled from each video for the model called."""
+    return click.option(
+        "--num-frames",
+        default=default,
+        show_default=default is not None,
+        type=click.IntRange(1),
+        help=help or "Frames sampled from each video.",
+    )
+
+
+def build_chain(
+    model: str,
+    post: str | None,
+    options: tuple[str, ...] = (),
+    post_options: tuple[str, ...] = (),
+    num_frames: int | None = None,
+) -> Chain:
+    """The chain the options name, checked (names, model parts, both sets of options) without
+    loading anything."""
+    from ..plugins import registrations, spec_name
+    from ..wrapping import Chain
+
+    base_options = parse_options(options)
+    if num_frames is not None:
+        if "num_frames" in base_options:
+            raise click.UsageError("Give the frame count once: --num-frames N or -O num_frames=N.")
+        registration = registrations("captioner").get(spec_name(model))
+        takes = registration.options_class() if registration else None
+        if registration is not None and "num_frames" not in getattr(takes, "model_fields", {}):
+            raise OptionsError(
+                f"--num-frames sets the base captioner's num_frames option, and "
+                f"{spec_name(model)} has none.",
+                hint="Drop --num-frames (this captioner picks its own frames), or pick a video "
+                "captioner (anycap models).",
+            )
+        base_options["num_frames"] = num_frames
+    chain = Chain.parse(
+        model,
+        post,
+        options=base_options,
+        post_options=parse_options(post_options, "--post-option"),
+    )
+    chain.check()
+    return chain
+
+
+# ---- the judge and concurrency -------------------------------------------------------------------
+
+# the settings of the judge's client (`eval.judges.ChatJudge`) `--judge-option` may set
+JUDGE_CLIENT_OPTIONS = ("timeout", "max_retries", "invalid_retries")
+
+
+def judge_options(
+    *,
+    required: bool = False,
+    model_help: str = "Judge model name on the endpoint.",
+    option_help: str = "A setting of the judge's client (repeatable): "
+    + ", ".join(JUDGE_CLIENT_OPTIONS)
+    + ".",
+) -> Callable[[F], F]:
+    """`--judge-model`, `--judge-base-url` and `--judge-option KEY=VALUE`, on every command that
+    runs a judge (the key always comes from OPENAI_API_KEY, never a flag)."""
+
+    def decorate(f: F) -> F:
+        for option in reversed(
+            (
+                click.option("--judge-model", required=required, help=model_help),
+                click.option(
+                    "--judge-base-url",
+                    help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).",
+                ),
+                click.option(
+                    "--judge-option",
+                    "judge_options",
+                    multiple=True,
+                    metavar="KEY=VALUE",
+                    help=option_help,
+                ),
+            )
+        ):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def parse_judge_options(
+    pairs: tuple[str, ...], allowed: tuple[str, ...] | None = JUDGE_CLIENT_OPTIONS
+) -> dict[str, Any]:
+    """`--judge-option` pairs, each key one the command's judge takes (`allowed`; None: any)."""
+    settings = parse_options(pairs, "--judge-option")
+    unknown = sorted(set(settings) - set(allowed)) if allowed is not None else []
+    if unknown:
+        raise OptionsError(
+            f"Unknown --judge-option {', '.join(unknown)}.",
+            hint=f"Allowed: {', '.join(allowed or ())}.",
+        )
+    return settings
+
+
+def judge_args_as_options(text: str) -> tuple[str, ...]:
+    """The JSON object `--judge-args` took, as the `--judge-option KEY=VALUE` pairs it now is."""
+    try:
+        settings = json.loads(text)
+    except ValueError:
+        settings = None
+    if not isinstance(settings, dict):
+        raise click.BadParameter(
+            "not a JSON object; give each setting as --judge-option KEY=VALUE",
+            param_hint="--judge-args",
+        )
+    return tuple(f"{k}={json.dumps(v)}" for k, v in settings.items())
+
+
+def concurrency_option(default: int | None, help: str) -> Callable[[F], F]:
+    """`-c/--concurrency N`: how many calls (or batches, or actors) a command keeps in flight.
+    Defaults differ per command, and `help` says why."""
+    return click.option(
+        "--concurrency",
+        "-c",
+        default=default,
+        show_default=default is not None,
+        type=click.IntRange(1),
+        help=help,
+    )

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
+from .common import concurrency_option, judge_options, parse_judge_options
 from .exit_codes import AnyCapGroup, finish
+
+_JUDGE_CONCURRENCY = (
+    "Judge calls in flight (32 by default: each waits on the network; lower it for an endpoint "
+    "that limits rates)."
+)
 
 
 @click.group("eval", cls=AnyCapGroup)
@@ -30,12 +36,7 @@ def eval_group() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Candidate JSONL: id, caption (and modality when refs mix modalities).",
 )
-@click.option(
-    "--judge-model", required=True, help="Judge model name, or 'offline' for the embedding judge."
-)
-@click.option(
-    "--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY)."
-)
+@judge_options(required=True, model_help="Judge model name, or 'offline' for the embedding judge.")
 @click.option(
     "--protocol",
     type=click.Choice(["anycap", "release"]),
@@ -55,7 +56,7 @@ def eval_group() -> None:
 )
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@concurrency_option(32, _JUDGE_CONCURRENCY)
 @click.option(
     "--media-root",
     type=click.Path(exists=True, file_okay=False),
@@ -82,6 +83,7 @@ def anycapeval_command(
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
+    judge_options: tuple[str, ...],
     protocol: str,
     prompts: str | None,
     temperature: float | None,
@@ -117,6 +119,7 @@ def anycapeval_command(
         concurrency=concurrency,
         audio=judge_audio,
         max_media_mb=max_media_mb,
+        **parse_judge_options(judge_options),
     )
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
         report = evaluate(
@@ -152,22 +155,20 @@ def anycapeval_command(
     type=click.Path(exists=True, dir_okay=False),
     help="Captions JSONL: video_dir + model_generation (the release's), or id + caption (anycap caption).",
 )
-@click.option("--judge-model", required=True, help="Judge model name.")
-@click.option(
-    "--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY)."
-)
+@judge_options(required=True)
 @click.option(
     "--tokenizer",
     help="Tokenizer for conciseness (the release: google/flan-t5-base; a local folder "
     "works offline). Default: words.",
 )
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@concurrency_option(32, _JUDGE_CONCURRENCY)
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path))
 def vidcapbench_command(
     qa: str,
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
+    judge_options: tuple[str, ...],
     tokenizer: str | None,
     concurrency: int,
     output: Path,
@@ -180,7 +181,12 @@ def vidcapbench_command(
     pairs = vcb.load_qa(qa)
     caps = vcb.load_captions(row for _, row in read_jsonl(captions) if isinstance(row, dict))
     counter, unit = vcb.length_counter(tokenizer)
-    judge = vcb.VidCapBenchJudge(judge_model, base_url=judge_base_url, concurrency=concurrency)
+    judge = vcb.VidCapBenchJudge(
+        judge_model,
+        base_url=judge_base_url,
+        concurrency=concurrency,
+        **parse_judge_options(judge_options),
+    )
     output.mkdir(parents=True, exist_ok=True)
     with JudgeCache(output / "judge_cache.sqlite") as cache:
         report = vcb.evaluate(

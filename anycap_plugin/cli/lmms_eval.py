@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .common import concurrency_option, judge_options, parse_judge_options
 from .exit_codes import AnyCapCommand
 
 _path = click.Path(exists=True, path_type=Path)
@@ -27,13 +28,7 @@ _path = click.Path(exists=True, path_type=Path)
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder the AnyCapEval references' media are in.",
 )
-@click.option(
-    "--judge-model", help="AnyCapEval judge model name, or 'offline' for the embedding judge."
-)
-@click.option(
-    "--judge-base-url",
-    help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY at run time).",
-)
+@judge_options(model_help="AnyCapEval judge model name, or 'offline' for the embedding judge.")
 @click.option(
     "--protocol", type=click.Choice(["anycap", "release"]), default="anycap", show_default=True
 )
@@ -48,7 +43,9 @@ _path = click.Path(exists=True, path_type=Path)
     help="Judge temperature (default: the protocol's).",
 )
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@concurrency_option(
+    32, "Judge calls in flight when lmms-eval scores (32 by default: each waits on the network)."
+)
 @click.option(
     "--judge-sees-media",
     is_flag=True,
@@ -97,6 +94,7 @@ def lmms_eval_tasks_command(
     media_root: Path | None,
     judge_model: str | None,
     judge_base_url: str | None,
+    judge_options: tuple[str, ...],
     protocol: str,
     prompts: str | None,
     temperature: float | None,
@@ -115,7 +113,7 @@ def lmms_eval_tasks_command(
     """Write AnyCapEval, AudioCaps and Clotho as lmms-eval tasks scored by AnyCap's evaluators.
 
     The folder holds each task's YAML and samples and the scorers' settings; run it with
-    `lmms-eval --model anycap --model_args spec=... --tasks anycapeval --include_path OUTPUT`.
+    `lmms-eval --model anycap --model_args model=... --tasks anycapeval --include_path OUTPUT`.
     """
     from ..integrations.lmms_eval.tasks import AUDIO_PROMPT, write_tasks
 
@@ -128,6 +126,7 @@ def lmms_eval_tasks_command(
         "concurrency": concurrency,
         "audio": judge_audio,
         "max_media_mb": max_media_mb,
+        **parse_judge_options(judge_options),
     }
     audio = {name: pair for name, pair in (("audiocaps", audiocaps), ("clotho", clotho)) if pair}
     settings = write_tasks(
@@ -153,6 +152,6 @@ def lmms_eval_tasks_command(
             f"{name}: {task['samples']} samples, {len(task['metrics'])} metrics{extra}", err=True
         )
     click.echo(
-        f"lmms-eval --model anycap --model_args spec=SPEC --tasks {','.join(settings['tasks'])} "
+        f"lmms-eval --model anycap --model_args model=SPEC --tasks {','.join(settings['tasks'])} "
         f"--include_path {output.resolve()}"
     )
