@@ -250,12 +250,17 @@ def judge_options(
     *,
     required: bool = False,
     model_help: str = "Judge model name on the endpoint.",
+    allowed: tuple[str, ...] | None = JUDGE_CLIENT_OPTIONS,
     option_help: str = "A setting of the judge's client (repeatable): "
     + ", ".join(JUDGE_CLIENT_OPTIONS)
     + ".",
 ) -> Callable[[F], F]:
-    """`--judge-model`, `--judge-base-url` and `--judge-option KEY=VALUE`, on every command that
-    runs a judge (the key always comes from OPENAI_API_KEY, never a flag)."""
+    """`--judge-model`, `--judge-base-url` and `--judge-option KEY=VALUE` (read into a dict, each key
+    one of `allowed`; None: any), on every command that runs a judge (the key always comes from
+    OPENAI_API_KEY, never a flag)."""
+
+    def settings(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> Any:
+        return parse_judge_options(pairs, allowed)
 
     def decorate(f: F) -> F:
         for option in reversed(
@@ -270,6 +275,7 @@ def judge_options(
                     "judge_options",
                     multiple=True,
                     metavar="KEY=VALUE",
+                    callback=settings,
                     help=option_help,
                 ),
             )
@@ -286,16 +292,16 @@ def parse_judge_options(
     """`--judge-option` pairs, each key one the command's judge takes (`allowed`; None: any)."""
     settings = parse_options(pairs, "--judge-option")
     unknown = sorted(set(settings) - set(allowed)) if allowed is not None else []
-    if unknown:
-        raise OptionsError(
-            f"Unknown --judge-option {', '.join(unknown)}.",
-            hint=f"Allowed: {', '.join(allowed or ())}.",
+    if unknown:  # read while click parses: a click error, so it exits 2 as any bad option does
+        raise click.BadParameter(
+            f"unknown setting {', '.join(unknown)}; allowed: {', '.join(allowed or ())}.",
+            param_hint="--judge-option",
         )
     return settings
 
 
-def judge_args_as_options(text: str) -> tuple[str, ...]:
-    """The JSON object `--judge-args` took, as the `--judge-option KEY=VALUE` pairs it now is."""
+def judge_args_json(text: str) -> dict[str, Any]:
+    """The JSON object the old `--judge-args` took: the settings `--judge-option` now gives one by one."""
     try:
         settings = json.loads(text)
     except ValueError:
@@ -305,7 +311,7 @@ def judge_args_as_options(text: str) -> tuple[str, ...]:
             "not a JSON object; give each setting as --judge-option KEY=VALUE",
             param_hint="--judge-args",
         )
-    return tuple(f"{k}={json.dumps(v)}" for k, v in settings.items())
+    return settings
 
 
 def concurrency_option(default: int | None, help: str) -> Callable[[F], F]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .common import concurrency_option, judge_options, parse_judge_options
+from .common import concurrency_option, judge_options
 from .exit_codes import AnyCapGroup, finish
 
 _JUDGE_CONCURRENCY = (
@@ -83,7 +84,7 @@ def anycapeval_command(
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
-    judge_options: tuple[str, ...],
+    judge_options: dict[str, Any],
     protocol: str,
     prompts: str | None,
     temperature: float | None,
@@ -119,7 +120,7 @@ def anycapeval_command(
         concurrency=concurrency,
         audio=judge_audio,
         max_media_mb=max_media_mb,
-        **parse_judge_options(judge_options),
+        **judge_options,
     )
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
         report = evaluate(
@@ -168,7 +169,7 @@ def vidcapbench_command(
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
-    judge_options: tuple[str, ...],
+    judge_options: dict[str, Any],
     tokenizer: str | None,
     concurrency: int,
     output: Path,
@@ -185,7 +186,7 @@ def vidcapbench_command(
         judge_model,
         base_url=judge_base_url,
         concurrency=concurrency,
-        **parse_judge_options(judge_options),
+        **judge_options,
     )
     output.mkdir(parents=True, exist_ok=True)
     with JudgeCache(output / "judge_cache.sqlite") as cache:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from .common import concurrency_option, judge_options, parse_judge_options
+from .common import concurrency_option, judge_options
 from .exit_codes import AnyCapCommand
 
 _path = click.Path(exists=True, path_type=Path)
@@ -94,7 +95,7 @@ def lmms_eval_tasks_command(
     media_root: Path | None,
     judge_model: str | None,
     judge_base_url: str | None,
-    judge_options: tuple[str, ...],
+    judge_options: dict[str, Any],
     protocol: str,
     prompts: str | None,
     temperature: float | None,
@@ -126,7 +127,7 @@ def lmms_eval_tasks_command(
         "concurrency": concurrency,
         "audio": judge_audio,
         "max_media_mb": max_media_mb,
-        **parse_judge_options(judge_options),
+        **judge_options,
     }
     audio = {name: pair for name, pair in (("audiocaps", audiocaps), ("clotho", clotho)) if pair}
     settings = write_tasks(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -10,9 +11,8 @@ from .common import (
     build_chain,
     chain_options,
     concurrency_option,
-    judge_args_as_options,
+    judge_args_json,
     judge_options,
-    parse_judge_options,
     renamed_option,
 )
 from .exit_codes import AnyCapCommand, finish
@@ -36,12 +36,13 @@ from .exit_codes import AnyCapCommand, finish
 )
 @judge_options(
     model_help="Judge model name (VLMEvalKit's; 'offline' for AnyCapEval's embedding judge).",
+    allowed=None,  # VLMEvalKit hands its judge kwargs to the dataset, which checks them
     option_help="A judge setting VLMEvalKit hands the dataset (repeatable), e.g. repeats=3, "
     "protocol=release, tokenizer=google/flan-t5-base (docs/vlmeval.md lists them).",
 )
 @renamed_option("--judge", new="--judge-model", target="judge_model")
 @renamed_option(
-    "--judge-args", new="--judge-option", target="judge_options", convert=judge_args_as_options
+    "--judge-args", new="--judge-option", target="judge_options", convert=judge_args_json
 )
 @click.option(
     "--work-dir", default="./outputs", show_default=True, type=click.Path(file_okay=False)
@@ -56,7 +57,7 @@ from .exit_codes import AnyCapCommand, finish
 )
 @concurrency_option(
     4,
-    "VLMEvalKit's one pool (its --api-nproc): judge calls in flight, and captioner calls with "
+    "VLMEvalKit's one pool (its api_nproc): judge calls in flight, and captioner calls with "
     "--concurrent. 4 by default, as VLMEvalKit.",
 )
 @renamed_option("--api-nproc", new="--concurrency", target="concurrency", type=click.IntRange(1))
@@ -77,7 +78,7 @@ def vlmeval_command(
     data: tuple[str, ...],
     judge_model: str | None,
     judge_base_url: str | None,
-    judge_options: tuple[str, ...],
+    judge_options: dict[str, Any],
     work_dir: str,
     data_root: str | None,
     mode: str,
@@ -90,7 +91,6 @@ def vlmeval_command(
 
     # unknown names and bad options are usage errors before VLMEvalKit starts
     chain = build_chain(model, post, options, post_options, num_frames)
-    settings = parse_judge_options(judge_options, allowed=None)  # VLMEvalKit's judge kwargs
     statuses = run_vlmeval(
         chain.spec,
         list(data),
@@ -99,7 +99,7 @@ def vlmeval_command(
         data_root=data_root,
         judge=judge_model,
         judge_base_url=judge_base_url,
-        judge_args=json.dumps(settings) if settings else None,
+        judge_args=json.dumps(judge_options) if judge_options else None,
         mode=mode,
         api_nproc=concurrency,
         limit=limit,
