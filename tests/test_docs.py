@@ -153,3 +153,55 @@ def test_every_command_and_subcommand_has_help_text(monkeypatch):
             silent.append(name)
         todo += [(f"{name} {n}", c) for n, c in getattr(command, "commands", {}).items()]
     assert silent == []
+
+
+def visible_options(command) -> set[str]:
+    return {
+        o
+        for p in command.params
+        if not getattr(p, "hidden", False)
+        for o in (*p.opts, *p.secondary_opts)
+    }
+
+
+def test_the_vocabulary_table_in_cli_md_is_what_the_commands_take(monkeypatch):
+    """docs/cli.md, "One vocabulary": each row's option is shown by `--help` of each command it names."""
+    from anycap_plugin import plugins
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")
+    plugins.reset()
+    plugins.plugin_manager().hook.register_commands(cli=cli)
+    text = (ROOT / "docs" / "cli.md").read_text()
+    rows = re.findall(r"^\| `(-[^`]+)` \| [^|]+ \| (.+) \|$", text, re.MULTILINE)
+    assert len(rows) >= 10
+    missing = []
+    for names, commands in rows:
+        flags = [f for f in re.split(r"[/ ]", names) if f.startswith("-")]
+        for shown in re.findall(r"`([a-z][a-z -]*)`", commands):
+            command = cli
+            for word in shown.split():
+                command = command.commands[word]
+            missing += [f"anycap {shown} {f}" for f in flags if f not in visible_options(command)]
+    assert missing == []
+
+
+def test_every_option_cli_md_names_exists(monkeypatch):
+    """An option docs/cli.md names anywhere (prose included) is shown by some command's `--help`."""
+    from anycap_plugin import plugins
+    from anycap_plugin.cli import cli
+
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "capflow")
+    plugins.reset()
+    plugins.plugin_manager().hook.register_commands(cli=cli)
+    shown: set[str] = set()
+    todo = [cli]
+    while todo:
+        command = todo.pop()
+        shown |= visible_options(command)
+        todo += list(getattr(command, "commands", {}).values())
+    named = set(
+        re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", (ROOT / "docs" / "cli.md").read_text())
+    )
+    old_names = {"--judge", "--judge-args", "--api-nproc"}  # named as the aliases they now are
+    assert sorted(named - shown - old_names - {"--help"}) == []

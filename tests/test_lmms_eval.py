@@ -130,15 +130,29 @@ def test_model_args_are_checked():
     from anycap_plugin.integrations.lmms_eval.model import AnyCapLMMS
 
     with pytest.raises(OptionsError, match="Keys do not go in --model_args"):
-        AnyCapLMMS.create_from_arg_string(f"spec=stats,api_key={SECRET}")
+        AnyCapLMMS.create_from_arg_string(f"model=stats,api_key={SECRET}")
     with pytest.raises(OptionsError, match="Unknown anycap model_args: colour"):
-        AnyCapLMMS.create_from_arg_string("spec=stats,colour=red")
+        AnyCapLMMS.create_from_arg_string("model=stats,colour=red")
     with pytest.raises(OptionsError, match="names no post-processor"):
-        AnyCapLMMS.create_from_arg_string("spec=stats,post_options='{\"max_new_tokens\": 8}'")
+        AnyCapLMMS.create_from_arg_string("model=stats,post_options='{\"max_new_tokens\": 8}'")
     model = AnyCapLMMS.create_from_arg_string(
-        "spec=stats,post=identity", {"batch_size": "auto", "device": None}
+        "model=stats,post=identity", {"batch_size": "auto", "device": None}
     )
     assert model.captioner.id == "stats+identity" and model.batch_size == 8
+
+
+def test_model_args_spec_is_the_old_name_of_model(caplog):
+    """`model=` / `post=` as `anycap caption -m/-p`; `spec=` still works, with a warning."""
+    from anycap_plugin.integrations.lmms_eval.model import AnyCapLMMS
+
+    with caplog.at_level("WARNING"):
+        old = AnyCapLMMS.create_from_arg_string("spec=stats,post=identity")
+    assert old.captioner.id == "stats+identity"
+    assert "spec= is now model=" in caplog.text
+    with pytest.raises(OptionsError, match="spec= is the old name of model="):
+        AnyCapLMMS.create_from_arg_string("spec=stats,model=stats")
+    with pytest.raises(OptionsError, match="Name the captioner: --model_args model=SPEC"):
+        AnyCapLMMS.create_from_arg_string("post=identity")
 
 
 def test_harness_media_items(audio_path, video_path):
@@ -191,7 +205,7 @@ def test_anycapeval_tasks_through_lmms_eval_equal_anycap_eval(
         assert made.returncode == 0, made.stderr
         assert "--include_path" in made.stdout
         results, samples = lmms_eval(
-            tmp_path, f"spec={spec}", "anycapeval", tmp_path / "tasks", tmp_path / "out"
+            tmp_path, f"model={spec}", "anycapeval", tmp_path / "tasks", tmp_path / "out"
         )
         assert results["results"].keys() >= {
             "anycapeval_image",
@@ -320,7 +334,7 @@ def test_a_failing_captioner_is_counted_not_captioned(tmp_path, video_path, audi
         env = lmms_env(tmp_path, OPENAI_BASE_URL=api.base_url, ANYCAP_LOAD_PLUGINS="openai")
         results, samples = lmms_eval(
             tmp_path,
-            "spec=openai:gpt-4o-mini",
+            "model=openai:gpt-4o-mini",
             "anycapeval_image",
             tmp_path / "tasks",
             tmp_path / "out",
@@ -367,7 +381,7 @@ def test_audiocaps_task_equals_anycap_eval_audiocaps(tmp_path, audio_path, video
     assert made.returncode == 0, made.stderr
     assert "1 clips without audio left out" in made.stderr
     results, samples = lmms_eval(
-        tmp_path, "spec=stats", "anycap_audiocaps", tmp_path / "tasks", tmp_path / "out"
+        tmp_path, "model=stats", "anycap_audiocaps", tmp_path / "tasks", tmp_path / "out"
     )
     rows = samples["anycap_audiocaps"]
     assert len(rows) == 2 and all(answer(r) for r in rows)

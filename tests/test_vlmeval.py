@@ -550,6 +550,10 @@ def test_vidcapbench_cli_on_the_release_caption_files(tmp_path, monkeypatch):
                 judge.base_url,
                 "--tokenizer",
                 str(tokenizer),
+                "-c",  # the shared vocabulary: -c and --judge-option reach the judge client
+                "4",
+                "--judge-option",
+                "max_retries=1",
                 "-o",
                 str(tmp_path / "out"),
             ],

@@ -7,14 +7,14 @@ from typing import Any
 
 import click
 
-from .common import base_option_flag, parse_options, post_option_flag
+from ..command_line import concurrency_option
+from .common import build_chain, chain_options
 from .exit_codes import AnyCapCommand, finish
 
 
 @click.command("caption", cls=AnyCapCommand)
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("--model", "-m", required=True, help="Base captioner spec, e.g. openai:gpt-4o-mini.")
-@click.option("--post", "-p", help="Post-processor spec, e.g. acm:/models/acm (default: none).")
+@chain_options(required=True)
 @click.option(
     "--instruction", "-i", help="Instruction for every input (a manifest may set its own)."
 )
@@ -25,13 +25,10 @@ from .exit_codes import AnyCapCommand, finish
     help="JSONL, or .parquet (journal: OUTPUT.journal.jsonl), local or a URL (s3://bucket/run/caps.jsonl: "
     "state kept in the store); re-running with the same output resumes.",
 )
-@click.option(
-    "--concurrency",
-    "-c",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Batches in flight at once (API captioners); actors with --engine ray.",
+@concurrency_option(
+    1,
+    "Batches in flight at once; actors with --engine ray. 1 by default: a local model runs one "
+    "batch at a time (raise it for API captioners, whose calls wait on the network).",
 )
 @click.option(
     "--batch-size",
@@ -41,8 +38,6 @@ from .exit_codes import AnyCapCommand, finish
     type=click.IntRange(1),
     help="Items per model call (local models).",
 )
-@base_option_flag
-@post_option_flag
 @click.option(
     "--media-root",
     help="Where relative media paths of conversation JSON start (default: its folder).",
@@ -99,6 +94,7 @@ def caption(
     batch_size: int,
     options: tuple[str, ...],
     post_options: tuple[str, ...],
+    num_frames: int | None,
     media_root: str | None,
     media_column: str | None,
     id_column: str | None,
@@ -118,11 +114,10 @@ def caption(
     from .. import storage
     from ..batch import plan_inputs, run
     from ..batch.outputs import finish_outputs, journal_for, probe_writable, run_files
-    from ..wrapping import Chain
 
-    chain = Chain.parse(
-        model, post, options=parse_options(options), post_options=parse_options(post_options)
-    )
+    # everything that can be refused is refused before any work, on either engine: the spec and its
+    # options (nothing loaded), the inputs, the output; then the model loads
+    chain = build_chain(model, post, options, post_options, num_frames)
     store = storage.Storage(storage.parse_options(storage_options))
     storage.use(store)
     remote = storage.is_url(output)
@@ -131,9 +126,6 @@ def caption(
             "--sidecars are written beside local runs only; write the output locally, or join "
             "the records on `shard` and `__key__`."
         )
-    # everything that can be refused is refused before any work, on either engine: the spec and its
-    # options (nothing loaded), the inputs, the output; then the model loads
-    chain.check()
     plan = plan_inputs(
         inputs,
         instruction,

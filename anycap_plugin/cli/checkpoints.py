@@ -8,7 +8,7 @@ from typing import Literal
 
 import click
 
-from .common import renamed
+from ..command_line import renamed_option
 from .exit_codes import AnyCapCommand
 
 
@@ -43,15 +43,14 @@ def convert(src: str, dst: Path) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="ACD JSONL file (repeatable).",
 )
-@click.option(
-    "--model", "-m", "old_model", hidden=True
-)  # before 0.2: --model, which elsewhere is a captioner spec
-@click.option(
+# before 0.2: --model and --data, which elsewhere are a captioner spec and a dataset name
+@renamed_option("--model", "-m", new="--acm", target="acm")
+@renamed_option(
     "--data",
     "-d",
-    "old_data",
+    new="--acd",
+    target="acd",
     multiple=True,
-    hidden=True,
     type=click.Path(exists=True, dir_okay=False),
 )
 @click.option("--output", "-o", required=True, type=click.Path(file_okay=False))
@@ -77,8 +76,6 @@ def convert(src: str, dst: Path) -> None:
 def train(
     acm: str | None,
     acd: tuple[str, ...],
-    old_model: str | None,
-    old_data: tuple[str, ...],
     output: str,
     ratio: str,
     max_steps: int,
@@ -95,8 +92,7 @@ def train(
     from ..train import TrainConfig
     from ..train import train as run_training
 
-    model = renamed("--model", "--acm", old_model, acm)
-    data = renamed("--data", "--acd", old_data, acd)
+    model, data = acm, acd
     if not model or not data:
         raise click.UsageError(
             "Give the ACM to start from (--acm FOLDER) and its data (--acd FILE.jsonl, repeatable)."

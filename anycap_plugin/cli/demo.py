@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .common import parse_options, post_option_flag
+from .common import build_chain, chain_options
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -20,11 +20,11 @@ from .exit_codes import AnyCapCommand, finish
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
 )
-@click.option("--model", "-m", default="stats", show_default=True, help="Base captioner spec.")
-@click.option(
-    "--post", "-p", default=None, help="Post-processor spec (default: a tiny random-weight ACM)."
+@chain_options(
+    "Base captioner spec.",
+    default="stats",
+    post_help="Post-processor spec (default: a tiny random-weight ACM).",
 )
-@post_option_flag
 @click.option(
     "--instruction",
     "-i",
@@ -32,7 +32,13 @@ from .exit_codes import AnyCapCommand, finish
     show_default=True,
 )
 def demo(
-    output: Path, model: str, post: str | None, post_options: tuple[str, ...], instruction: str
+    output: Path,
+    model: str,
+    post: str | None,
+    options: tuple[str, ...],
+    post_options: tuple[str, ...],
+    num_frames: int | None,
+    instruction: str,
 ) -> None:
     """Run the whole chain offline on sample media: an image, a video with sound, an audio clip."""
     from ..batch import WorkItem, run
@@ -40,7 +46,6 @@ def demo(
     from ..plugins import split_chain
     from ..testing.samples import sample_media
     from ..testing.tiny_models import build_tiny_acm
-    from ..wrapping import Chain
 
     smoke = post is None and split_chain(model)[1] is None  # none named: the tiny one
     started = time.perf_counter()
@@ -51,15 +56,16 @@ def demo(
             click.echo(f"building a tiny random-weight ACM in {folder} ...", err=True)
             build_tiny_acm(folder, init_std=0.5)  # a wide init, so the noise is visible text
         post = f"acm:{folder}"
-    chain = Chain.parse(model, post, post_options=parse_options(post_options))
-    chain.check()
+    chain = build_chain(model, post, options, post_options, num_frames)
     captioner = chain.build()
     loaded = time.perf_counter() - started
     media = sample_media(output.parent / "samples")
     items = [WorkItem(str(p), instruction) for p in media.values()]
     rows: list[dict[str, Any]] = []
     output.unlink(missing_ok=True)
-    summary = run(captioner, items, output, on_record=rows.append, progress=False)
+    summary = run(
+        captioner, items, output, options=chain.options, on_record=rows.append, progress=False
+    )
     click.echo(f"AnyCap demo: {captioner.id}, offline, on sample media")
     click.echo(f"instruction: {instruction!r}")
     click.echo(f"models ready in {loaded:.1f} s; {len(rows)} captions in {summary.seconds:.1f} s")

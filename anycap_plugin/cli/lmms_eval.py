@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..command_line import concurrency_option, judge_options
 from .exit_codes import AnyCapCommand
 
 _path = click.Path(exists=True, path_type=Path)
@@ -46,13 +47,7 @@ class LmmsTasksCommand(AnyCapCommand):
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder the AnyCapEval references' media are in.",
 )
-@click.option(
-    "--judge-model", help="AnyCapEval judge model name, or 'offline' for the embedding judge."
-)
-@click.option(
-    "--judge-base-url",
-    help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY at run time).",
-)
+@judge_options(model_help="AnyCapEval judge model name, or 'offline' for the embedding judge.")
 @click.option(
     "--protocol", type=click.Choice(["anycap", "release"]), default="anycap", show_default=True
 )
@@ -67,7 +62,9 @@ class LmmsTasksCommand(AnyCapCommand):
     help="Judge temperature (default: the protocol's).",
 )
 @click.option("--repeats", default=1, show_default=True, type=click.IntRange(1))
-@click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1))
+@concurrency_option(
+    32, "Judge calls in flight when lmms-eval scores (32 by default: each waits on the network)."
+)
 @click.option(
     "--judge-sees-media",
     is_flag=True,
@@ -115,7 +112,7 @@ def lmms_eval_tasks_command(output: Path, **values: Any) -> None:
     lmms-eval tasks scored by AnyCap's evaluators.
 
     The folder holds each task's YAML and samples and the scorers' settings; run it with
-    `lmms-eval --model anycap --model_args spec=... --tasks anycapeval --include_path OUTPUT`.
+    `lmms-eval --model anycap --model_args model=... --tasks anycapeval --include_path OUTPUT`.
     """
     from ..integrations.lmms_eval.tasks import write_tasks
 
@@ -130,6 +127,6 @@ def lmms_eval_tasks_command(output: Path, **values: Any) -> None:
             f"{name}: {task['samples']} samples, {len(task['metrics'])} metrics{extra}", err=True
         )
     click.echo(
-        f"lmms-eval --model anycap --model_args spec=SPEC --tasks {','.join(settings['tasks'])} "
+        f"lmms-eval --model anycap --model_args model=SPEC --tasks {','.join(settings['tasks'])} "
         f"--include_path {output.resolve()}"
     )

@@ -6,9 +6,9 @@ import json
 
 import click
 
+from ..command_line import parse_options
 from ..errors import OptionsError, UnknownCaptionerError
 from ..plugins import plugins, registrations
-from .common import parse_options
 from .exit_codes import AnyCapCommand
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import click
 
+from ..command_line import parse_options, renamed_argument
+from .common import build_chain, chain_options
 from .exit_codes import AnyCapCommand
 
 if TYPE_CHECKING:
@@ -26,7 +28,13 @@ if TYPE_CHECKING:
 
 
 @click.command("serve", cls=AnyCapCommand)
-@click.argument("spec")
+# before 0.2: the chain as one positional SPEC
+@renamed_argument("spec", new="-m/--model", target="model")
+@chain_options(
+    "Base captioner spec (BASE+POST also works); without one, --post is served alone and refines "
+    "the base caption each request carries.",
+    post_help="Post-processor spec, e.g. acm:/models/acm.",
+)
 @click.option(
     "--backend",
     type=click.Choice(["transformers", "lmdeploy"]),
@@ -101,7 +109,11 @@ if TYPE_CHECKING:
     help="lmdeploy: print what LMDeploy would receive, as JSON; start nothing.",
 )
 def serve(
-    spec: str,
+    model: str | None,
+    post: str | None,
+    options: tuple[str, ...],
+    post_options: tuple[str, ...],
+    num_frames: int | None,
     backend: str,
     host: str,
     port: int,
@@ -118,18 +130,24 @@ def serve(
     trust_remote_code: bool,
     print_config: bool,
 ) -> None:
-    """Serve SPEC (acm:PATH, or a chain like qwen2.5-vl:PATH+acm:PATH) as an OpenAI-compatible API.
+    """Serve a chain (-m BASE_SPEC -p POST_SPEC) or a post-processor alone (-p acm:PATH) as an
+    OpenAI-compatible API.
 
     Binding anything but loopback needs --api-key, or --no-auth to serve openly on purpose.
     """
     from ..access import auth_rule
     from ..serve.app import ServeConfig  # the web stack loads only when it starts
 
+    served, base, post_per_call = _served(model, post, options, post_options, num_frames)
+    if backend == "lmdeploy" and (base or post_per_call):
+        raise click.UsageError("-O, -P and --num-frames go with --backend transformers.")
     if allowed_media_hosts and not allow_remote_media:
         raise click.UsageError("--allowed-media-hosts narrows --allow-remote-media: pass both.")
     rule = auth_rule(host, api_key, no_auth)
     config = ServeConfig(
-        spec=spec,
+        spec=served,
+        options=base,
+        post_options=post_per_call,
         model_name=model_name,
         api_key=api_key,
         max_batch=batch_size or 8,
@@ -145,7 +163,7 @@ def serve(
     if backend == "lmdeploy":
         from ..serve.lmdeploy import launcher
 
-        options: _LaunchOptions = {
+        launch: _LaunchOptions = {
             "host": host,
             "port": port,
             "api_key": api_key,
@@ -156,10 +174,10 @@ def serve(
             "trust_remote_code": trust_remote_code,
         }
         if print_config:
-            click.echo(json.dumps(launcher.launch_config(spec, **options), indent=2))
+            click.echo(json.dumps(launcher.launch_config(served, **launch), indent=2))
             return
         click.echo(rule, err=True)
-        launcher.serve(spec, **options)
+        launcher.serve(served, **launch)
         return
     try:
         import starlette  # noqa: F401
@@ -172,3 +190,38 @@ def serve(
             "pip install 'anycap-plugin[serve]'."
         ) from None
     run_server(config, host=host, port=port, no_auth=no_auth)
+
+
+def _served(
+    model: str | None,
+    post: str | None,
+    options: tuple[str, ...],
+    post_options: tuple[str, ...],
+    num_frames: int | None,
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """What the server serves, checked before anything loads: the spec, the base captioner's
+    per-call options (a request's own settings win over them), and the post-processor's."""
+    from ..captioner import validate_options
+    from ..errors import OptionsError
+    from ..plugins import registrations, spec_name
+
+    if model is None and post is None:
+        raise click.UsageError("Name what to serve: -m BASE_SPEC [-p POST_SPEC], or -p acm:PATH.")
+    alone = post if model is None else model if post is None else None
+    if alone is not None and spec_name(alone) in registrations("post-processor"):
+        if options or num_frames is not None:
+            raise click.UsageError(
+                f"{alone} is served alone, with no base captioner: -O and --num-frames set a base "
+                "captioner's options (the post-processor's are -P)."
+            )
+        per_call = parse_options(post_options, "--post-option")
+        takes = registrations("post-processor")[spec_name(alone)].options_class()
+        if per_call and takes is None:
+            raise OptionsError(f"{alone} takes no per-call options.", hint="Drop -P.")
+        if takes is not None:
+            validate_options(takes, alone, per_call)
+        return alone, {}, per_call
+    if model is None:
+        raise click.UsageError(f"{post} is not a post-processor: name it with -m/--model.")
+    chain = build_chain(model, post, options, post_options, num_frames)
+    return chain.spec, chain.options, chain.post_options

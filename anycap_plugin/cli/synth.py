@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import renamed
+from ..command_line import concurrency_option, num_frames_option, renamed_option
 from .exit_codes import AnyCapCommand, finish
 
 
@@ -25,9 +25,8 @@ from .exit_codes import AnyCapCommand, finish
     "-w",
     help="The writer model (questions and good answers), a model name on the endpoint.",
 )
-@click.option(
-    "--model", "-m", "old_model", hidden=True
-)  # before 0.2: --model, which elsewhere is a captioner spec
+# before 0.2: --model, which elsewhere is a captioner spec
+@renamed_option("--model", "-m", new="--writer-model", target="writer_model")
 @click.option(
     "--degrader-model",
     help="The model writing the slightly inferior answers (default: --writer-model).",
@@ -41,13 +40,8 @@ from .exit_codes import AnyCapCommand, finish
 @click.option(
     "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Variable holding the key."
 )
-@click.option(
-    "--concurrency",
-    "-c",
-    default=32,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Calls in flight.",
+@concurrency_option(
+    32, "Calls in flight to the endpoint (32 by default: each waits on the network)."
 )
 @click.option(
     "--prompts",
@@ -69,7 +63,7 @@ from .exit_codes import AnyCapCommand, finish
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Records name media relative to it (what `anycap train --media-root` takes).",
 )
-@click.option("--num-frames", default=8, show_default=True, type=click.IntRange(1))
+@num_frames_option(8, "Frames sampled from each video for the writer and degrader models.")
 @click.option(
     "--cache",
     "cache_path",
@@ -89,7 +83,6 @@ def synth_command(
     inputs: tuple[str, ...],
     output: Path,
     writer_model: str | None,
-    old_model: str | None,
     degrader_model: str | None,
     weaker: str | None,
     base_url: str | None,
@@ -112,7 +105,7 @@ def synth_command(
     from ..synth.prompts import PromptSet
     from ..wrapping import get_captioner
 
-    model = renamed("--model", "--writer-model", old_model, writer_model)
+    model = writer_model
     if not model:
         raise click.UsageError(
             "Name the writer model: --writer-model MODEL (a model name on the endpoint)."

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import click
 
-from .common import base_option_flag, parse_options, post_option_flag
+from ..command_line import concurrency_option, judge_args_json, judge_options, renamed_option
+from .common import build_chain, chain_options
 from .exit_codes import AnyCapCommand, finish
 
 
 @click.command("vlmeval", cls=AnyCapCommand)
-@click.option(
-    "--model", "-m", "spec", required=True, help="Captioner spec, e.g. qwen2.5-vl:PATH+acm:PATH."
-)
+@chain_options("Base captioner spec, e.g. qwen2.5-vl:PATH (BASE+POST also works).", required=True)
 @click.option(
     "--model-name",
     default="AnyCap",
@@ -26,13 +28,16 @@ from .exit_codes import AnyCapCommand, finish
     required=True,
     help="VLMEvalKit dataset name (repeatable): MIA-Bench, VidCapBench-AE, AnyCapEval_Image, ...",
 )
-@click.option(
-    "--judge", help="Judge model name (VLMEvalKit's; 'offline' for AnyCapEval's embedding judge)."
+@judge_options(
+    model_help="Judge model name (VLMEvalKit's; 'offline' for AnyCapEval's embedding judge).",
+    allowed=None,  # VLMEvalKit hands its judge kwargs to the dataset, which checks them
+    option_help="A judge setting VLMEvalKit hands the dataset (repeatable), e.g. repeats=3, "
+    "protocol=release, tokenizer=google/flan-t5-base (docs/vlmeval.md lists them).",
 )
-@click.option(
-    "--judge-base-url", help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY)."
+@renamed_option("--judge", new="--judge-model", target="judge_model")
+@renamed_option(
+    "--judge-args", new="--judge-option", target="judge_options", convert=judge_args_json
 )
-@click.option("--judge-args", help="Extra judge settings as JSON, e.g. '{\"repeats\": 3}'.")
 @click.option(
     "--work-dir", default="./outputs", show_default=True, type=click.Path(file_okay=False)
 )
@@ -44,61 +49,56 @@ from .exit_codes import AnyCapCommand, finish
 @click.option(
     "--mode", type=click.Choice(["all", "infer", "eval"]), default="all", show_default=True
 )
-@click.option(
-    "--api-nproc",
-    default=4,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Parallel judge calls (and captioner calls with --concurrent).",
+@concurrency_option(
+    4,
+    "VLMEvalKit's one pool (its api_nproc): judge calls in flight, and captioner calls with "
+    "--concurrent. 4 by default, as VLMEvalKit.",
 )
+@renamed_option("--api-nproc", new="--concurrency", target="concurrency", type=click.IntRange(1))
 @click.option(
     "--concurrent",
     is_flag=True,
-    help="Call the captioner from --api-nproc threads (API captioners).",
+    help="Call the captioner from --concurrency threads too (API captioners; local models are "
+    "better called item by item, the default).",
 )
 @click.option("--limit", type=click.IntRange(1), help="Only the first N items of each dataset.")
-@base_option_flag
-@post_option_flag
 def vlmeval_command(
-    spec: str,
+    model: str,
+    post: str | None,
+    options: tuple[str, ...],
+    post_options: tuple[str, ...],
+    num_frames: int | None,
     model_name: str,
     data: tuple[str, ...],
-    judge: str | None,
+    judge_model: str | None,
     judge_base_url: str | None,
-    judge_args: str | None,
+    judge_options: dict[str, Any],
     work_dir: str,
     data_root: str | None,
     mode: str,
-    api_nproc: int,
-    limit: int | None,
-    options: tuple[str, ...],
-    post_options: tuple[str, ...],
+    concurrency: int,
     concurrent: bool,
+    limit: int | None,
 ) -> None:
     """Run VLMEvalKit's inference and evaluation with an AnyCap captioner as the model."""
     from ..integrations.vlmeval.launcher import run as run_vlmeval
-    from ..wrapping import Chain
 
     # unknown names and bad options are usage errors before VLMEvalKit starts
-    Chain.parse(
-        spec,
-        options=parse_options(options),
-        post_options=parse_options(post_options, "--post-option"),
-    ).check()
+    chain = build_chain(model, post, options, post_options, num_frames)
     statuses = run_vlmeval(
-        spec,
+        chain.spec,
         list(data),
         model_name=model_name,
         work_dir=work_dir,
         data_root=data_root,
-        judge=judge,
+        judge=judge_model,
         judge_base_url=judge_base_url,
-        judge_args=judge_args,
+        judge_args=json.dumps(judge_options) if judge_options else None,
         mode=mode,
-        api_nproc=api_nproc,
+        api_nproc=concurrency,
         limit=limit,
-        options=parse_options(options),
-        post_options=parse_options(post_options, "--post-option"),
+        options=chain.options,
+        post_options=chain.post_options,
         concurrent=concurrent,
     )
     failed = 0

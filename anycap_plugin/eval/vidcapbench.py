@@ -340,11 +340,16 @@ def score(
     tokenizer: str | None,
     concurrency: int,
     cache_path: Path,
+    judge_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report of these captions (video -> caption), as every harness computes it."""
     counter, unit = length_counter(tokenizer)
     judge = VidCapBenchJudge(
-        judge_model, base_url=judge_base_url, api_key=api_key, concurrency=concurrency
+        judge_model,
+        base_url=judge_base_url,
+        api_key=api_key,
+        concurrency=concurrency,
+        **(judge_options or {}),
     )
     with JudgeCache(cache_path) as cache:
         return evaluate(

@@ -34,6 +34,8 @@ log = logging.getLogger("anycap.serve")
 @dataclass
 class ServeConfig:
     spec: str
+    options: dict[str, Any] = field(default_factory=dict)  # the base captioner's, per call
+    post_options: dict[str, Any] = field(default_factory=dict)  # the post-processor's, per call
     model_name: str | None = None
     api_key: str | None = None
     max_batch: int = 8
@@ -70,7 +72,9 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
     from starlette.responses import JSONResponse, StreamingResponse
     from starlette.routing import Route
 
-    model = served or ServedModel(config.spec, config.model_name)
+    model = served or ServedModel(
+        config.spec, config.model_name, config.options, config.post_options
+    )
     policy = config.media_policy
     batcher: DynamicBatcher[CaptionRequest, Any] = DynamicBatcher(
         model.run, config.max_batch, config.batch_window

@@ -31,15 +31,28 @@ CLIENT_ERRORS = (
 
 
 class ServedModel:
-    def __init__(self, spec: str, name: str | None = None) -> None:
+    """`options` and `post_options` are per-call defaults (`anycap serve -O/-P`): a post-processor
+    served alone takes `post_options` per call, a chain fixes them and takes `options`; a request's
+    own settings win."""
+
+    def __init__(
+        self,
+        spec: str,
+        name: str | None = None,
+        options: dict[str, Any] | None = None,
+        post_options: dict[str, Any] | None = None,
+    ) -> None:
         kind = spec_name(spec)
         self.target: BaseCaptioner | PostProcessor
         if kind in registrations("post-processor"):
             self.target = get_post_processor(spec)
+            self.defaults = dict(post_options or {})
         else:
             from ..wrapping import Chain
 
-            self.target = Chain.parse(spec).build()
+            chain = Chain.parse(spec, options=options, post_options=post_options)
+            self.target = chain.build()
+            self.defaults = dict(chain.options)
         self.spec = spec
         self.name = name or kind  # what clients put in `model`: `acm`, or the chain's base name
         self.is_post_processor = isinstance(self.target, PostProcessor)
@@ -47,7 +60,7 @@ class ServedModel:
     def options(self, request: CaptionRequest) -> dict[str, Any]:
         """The request's generation settings, in the target's own option names where it has them."""
         fields = self.target.Options.model_fields
-        out: dict[str, Any] = {}
+        out: dict[str, Any] = dict(self.defaults)
         if request.max_tokens is not None and "max_new_tokens" in fields:
             out["max_new_tokens"] = request.max_tokens
         if request.temperature and "do_sample" in fields:

@@ -74,6 +74,8 @@ def register_post_processors(register: Any) -> None:
 def register_commands(cli: Any) -> None:
     import click
 
+    from anycap_plugin.command_line import concurrency_option, num_frames_option
+
     @cli.command("capflow-filter")
     @click.argument("captions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
     @click.option(
@@ -97,13 +99,10 @@ def register_commands(cli: Any) -> None:
         help="Where relative media paths start (default: as written).",
     )
     @click.option("--base-url", help="The default endpoint's URL (default: OPENAI_BASE_URL).")
-    @click.option(
-        "--concurrency",
-        "-c",
-        type=click.IntRange(1),
-        help="Calls in flight on the default endpoint.",
+    @concurrency_option(
+        None, "Calls in flight on the default endpoint (default: the workflow's own setting)."
     )
-    @click.option("--num-frames", default=8, show_default=True, type=click.IntRange(1))
+    @num_frames_option(8, "Frames sampled from each video for the filter model.")
     def capflow_filter(
         captions: Path,
         spec: str,

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ...command_line import JUDGE_CONCURRENCY_HELP, concurrency_option, judge_options
 from ..registry import Benchmark, LmmsTask, LmmsTasks
 
 
@@ -36,14 +37,8 @@ OPTIONS = (
         type=click.Path(exists=True, dir_okay=False),
         help="Candidate JSONL: id, caption (and modality when refs mix modalities).",
     ),
-    click.option(
-        "--judge-model",
-        required=True,
-        help="Judge model name, or 'offline' for the embedding judge.",
-    ),
-    click.option(
-        "--judge-base-url",
-        help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).",
+    judge_options(
+        required=True, model_help="Judge model name, or 'offline' for the embedding judge."
     ),
     click.option(
         "--protocol",
@@ -64,7 +59,7 @@ OPTIONS = (
     ),
     click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path)),
     click.option("--repeats", default=1, show_default=True, type=click.IntRange(1)),
-    click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1)),
+    concurrency_option(32, JUDGE_CONCURRENCY_HELP),
     click.option(
         "--media-root",
         type=click.Path(exists=True, file_okay=False),
@@ -96,6 +91,7 @@ def run(
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
+    judge_options: dict[str, Any],
     protocol: str,
     prompts: str | None,
     temperature: float | None,
@@ -131,6 +127,7 @@ def run(
         concurrency=concurrency,
         audio=judge_audio,
         max_media_mb=max_media_mb,
+        **judge_options,
     )
     with JudgeCache(cache_path or output / "judge_cache.sqlite") as cache:
         report = evaluate(
@@ -187,6 +184,7 @@ def lmms_tasks(values: dict[str, Any], settings: dict[str, Any]) -> list[LmmsTas
         "concurrency": values.get("concurrency", 32),
         "audio": bool(values.get("judge_audio")),
         "max_media_mb": values.get("max_media_mb", 20.0),
+        **values.get("judge_options", {}),
     }
     shown = bool(values.get("judge_sees_media")) or judge["protocol"] == "release"
     settings["judge"] = {**judge, "shows_media": shown}

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from ...command_line import JUDGE_CONCURRENCY_HELP, concurrency_option, judge_options
 from ..registry import Benchmark, LmmsTask, LmmsTasks
 
 OPTIONS = (
@@ -29,17 +30,13 @@ OPTIONS = (
         type=click.Path(exists=True, dir_okay=False),
         help="Captions JSONL: video_dir + model_generation (the release's), or id + caption (anycap caption).",
     ),
-    click.option("--judge-model", required=True, help="Judge model name."),
-    click.option(
-        "--judge-base-url",
-        help="OpenAI-compatible endpoint of the judge (key from OPENAI_API_KEY).",
-    ),
+    judge_options(required=True),
     click.option(
         "--tokenizer",
         help="Tokenizer for conciseness (the release: google/flan-t5-base; a local folder "
         "works offline). Default: words.",
     ),
-    click.option("--concurrency", default=32, show_default=True, type=click.IntRange(1)),
+    concurrency_option(32, JUDGE_CONCURRENCY_HELP),
     click.option("--output", "-o", required=True, type=click.Path(file_okay=False, path_type=Path)),
 )
 
@@ -49,6 +46,7 @@ def run(
     captions: str,
     judge_model: str,
     judge_base_url: str | None,
+    judge_options: dict[str, Any],
     tokenizer: str | None,
     concurrency: int,
     output: Path,
@@ -67,6 +65,7 @@ def run(
         judge_base_url=judge_base_url,
         tokenizer=tokenizer,
         concurrency=concurrency,
+        judge_options=judge_options,
         cache_path=output / "judge_cache.sqlite",
     )
     (output / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
@@ -139,6 +138,7 @@ def lmms_tasks(values: dict[str, Any], settings: dict[str, Any]) -> list[LmmsTas
         "judge_model": values["judge_model"],
         "judge_base_url": values.get("judge_base_url"),
         "concurrency": values.get("concurrency", 32),
+        "judge_options": values.get("judge_options", {}),
         "videos_without_file": len(qa) - len(docs),
     }
     metrics = [f"{c}|{k}" for c in ("overall", *vcb.CATEGORIES) for k in vcb.SCORES]
@@ -161,6 +161,7 @@ def lmms_report(
         judge_base_url=spec["judge_base_url"],
         tokenizer=None,
         concurrency=spec["concurrency"],
+        judge_options=spec.get("judge_options", {}),
         cache_path=Path(settings["judge_cache"]),
     )
     folder.mkdir(parents=True, exist_ok=True)

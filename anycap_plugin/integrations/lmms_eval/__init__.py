@@ -1,7 +1,7 @@
 """AnyCap in lmms-eval (the `[lmms-eval]` extra), imported only when used.
 
 - The `anycap` model: lmms-eval finds it through the `lmms_eval.models` entry point (`manifest`), so
-  `lmms-eval --model anycap --model_args spec=qwen2.5-vl:PATH,post=acm:PATH --tasks ...` runs any
+  `lmms-eval --model anycap --model_args model=qwen2.5-vl:PATH,post=acm:PATH --tasks ...` runs any
   captioner spec or chain on any generation task (`model.AnyCapLMMS`).
 - Our benchmarks as lmms-eval tasks: `anycap lmms-eval-tasks` writes a task folder for your data
   (AnyCapEval, AudioCaps, Clotho) to pass as `--include_path`; its tasks score with our evaluators

@@ -1,6 +1,6 @@
 """Any AnyCap captioner spec or chain as an lmms-eval chat model (`--model anycap`).
 
-    lmms-eval --model anycap --model_args spec=qwen2.5-vl:/models/qwen,post=acm:/models/acm --tasks ...
+    lmms-eval --model anycap --model_args model=qwen2.5-vl:/models/qwen,post=acm:/models/acm --tasks ...
 
 lmms-eval hands a chat model requests whose arguments are `(ctx, doc_to_messages, gen_kwargs, doc_id,
 task, split)`; the messages carry the media (`ChatMessages`). The user turn's text is the
@@ -46,21 +46,23 @@ class FailedCaption(str):
 
 
 class AnyCapLMMS(lmms):
-    """`spec`: a captioner spec (`qwen2.5-vl:PATH`, `openai:gpt-4o`, `stats`, or a chain `base+acm:PATH`);
-    `post`: a post-processor spec chained after it; `options` / `post_options`: JSON objects of the
+    """`model`: the base captioner's spec (`qwen2.5-vl:PATH`, `openai:gpt-4o`, `stats`, or a chain
+    `base+acm:PATH`), as `anycap caption -m` takes it (`spec=`, its old name, warns);
+    `post`: a post-processor spec chained after it (`-p`); `options` / `post_options`: JSON objects of the
     base's and the post-processor's per-call options; `batch_size`: samples per batch call."""
 
     is_simple = False
 
     def __init__(
         self,
-        spec: str,
+        model: str | None = None,
         post: str | None = None,
         options: Any = None,
         post_options: Any = None,
         batch_size: int | str | None = 8,
         max_batch_size: Any = None,
         device: Any = None,
+        spec: str | None = None,
         **unknown: Any,
     ) -> None:
         from ...wrapping import Chain
@@ -76,10 +78,23 @@ class AnyCapLMMS(lmms):
         if unknown:
             raise OptionsError(
                 f"Unknown anycap model_args: {', '.join(sorted(unknown))}.",
-                hint="Use spec=, post=, options=, post_options=, batch_size=.",
+                hint="Use model=, post=, options=, post_options=, batch_size=.",
+            )
+        if spec is not None:
+            if model is not None:
+                raise OptionsError(
+                    "spec= is the old name of model=: give one of them.", hint="Drop spec=."
+                )
+            log.warning(
+                "anycap model_args: spec= is now model= (the old name still works, for now)"
+            )
+            model = spec
+        if model is None:
+            raise OptionsError(
+                "Name the captioner: --model_args model=SPEC (e.g. model=qwen2.5-vl:PATH,post=acm:PATH)."
             )
         chain = Chain.parse(
-            str(spec),
+            str(model),
             post,
             options=_json_object(options, "options"),
             post_options=_json_object(post_options, "post_options"),
