@@ -564,3 +564,118 @@ def _save_acm(
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(folder))
     return folder
+
+
+def build_tiny_qwen3_vl(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    init_std: float = 0.02,
+    moe: bool = False,
+) -> Path:
+    """A random-weight Qwen3-VL (dense, or `moe` with 4 experts: transformers' native classes) with its
+    processor (16 px patches, video frames with their timestamps), saved to `folder`."""
+    import torch
+    from transformers import Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    if moe:
+        from transformers import Qwen3VLMoeConfig as Config
+        from transformers import Qwen3VLMoeForConditionalGeneration as Model
+    else:
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
+
+    folder = Path(folder)
+    marks = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+    tok = build_tokenizer(folder, extra_special_tokens=marks)
+    pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
+    Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=16),
+        video_processor=Qwen3VLVideoProcessor(size=pixels, cap_pixels_per_frame=True),
+        tokenizer=tok,
+        chat_template=_chat_template(
+            "<|vision_start|><|image_pad|><|vision_end|>",
+            "<|vision_start|><|video_pad|><|vision_end|>",
+        ),
+    ).save_pretrained(str(folder))
+    ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    half = hidden_size // text["num_attention_heads"] // 2
+    t = half // 4
+    text["head_dim"] = hidden_size // text["num_attention_heads"]
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 5e6,
+        "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
+        "mrope_interleaved": True,
+    }
+    if moe:
+        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=hidden_size)
+    config = Config(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+            "initializer_range": init_std,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    Model(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_audio_flamingo3(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
+    """A random-weight Audio Flamingo 3 (transformers' native class) with its processor (Whisper
+    features in 30 s windows, up to 10 minutes), saved to `folder`."""
+    import torch
+    from transformers import (
+        AudioFlamingo3Config,
+        AudioFlamingo3ForConditionalGeneration,
+        AudioFlamingo3Processor,
+        WhisperFeatureExtractor,
+    )
+
+    folder = Path(folder)
+    tok = build_tokenizer(folder, extra_special_tokens=("<sound>",))
+    AudioFlamingo3Processor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128, return_attention_mask=True),
+        tokenizer=tok,
+        chat_template=_chat_template("", "").replace(
+            "{% elif part['type'] == 'text' %}",
+            "{% elif part['type'] == 'audio' %}<sound>{% elif part['type'] == 'text' %}",
+        ),
+    ).save_pretrained(str(folder))
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    config = AudioFlamingo3Config(
+        audio_config={
+            "num_mel_bins": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "hidden_size": 16,
+            "initializer_range": init_std,
+        },
+        text_config=text,
+        audio_token_id=tok.convert_tokens_to_ids("<sound>"),
+    )
+    torch.manual_seed(seed)
+    AudioFlamingo3ForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
