@@ -190,3 +190,51 @@ def test_transformers_spec_loads_any_native_chat_model_and_refuses_what_it_canno
     assert "openai:" in refused.value.hint
     with pytest.raises(CheckpointError, match="'audioflamingo3' model"):
         get_captioner(f"transformers:{audio_flamingo_3}")
+
+
+@pytest.fixture(scope="module")
+def qwen3_omni(tmp_path_factory):
+    return testing.build_tiny_qwen3_omni(tmp_path_factory.mktemp("qwen3-omni"), init_std=0.5)
+
+
+def test_qwen3_omni_thinker_sees_and_hears_batched_as_one_by_one(
+    qwen3_omni, audio_path, video_path
+):
+    captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
+    media = [testing.sample_image("chelsea"), audio_path, video_path]
+    asks = ["Describe it.", "What is this sound?", "What happens?"]
+    alone = [captioner.caption(m, a, max_new_tokens=6, max_frames=4) for m, a in zip(media, asks)]
+    batch = captioner.caption_batch(media, asks, max_new_tokens=6, max_frames=4)
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert len({c.text for c in alone}) > 1 and batch[2].meta["frames"] == 4
+
+
+def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(
+    tmp_path, audio_path, image_path
+):
+    from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+
+    from anycap_plugin.media import Media
+
+    whole = testing.build_tiny_qwen3_omni(
+        tmp_path / "Qwen3-Omni-30B-A3B-Captioner", init_std=0.5, whole=True
+    )
+    captioner = get_captioner(f"qwen3-omni:{whole}")
+    assert isinstance(captioner.model, Qwen3OmniMoeThinkerForConditionalGeneration)
+    caption = captioner.caption(audio_path, "Describe only the background.", max_new_tokens=8)
+    samples = Media.load(audio_path).audio().samples
+    card = card_generate(captioner, {"type": "audio", "audio": samples}, None, 8)
+    assert caption.text == decoded(captioner, card)
+    assert caption.meta["instruction"].startswith("not sent")
+    with pytest.raises(ModalityNotSupportedError):
+        captioner.caption(image_path)
+
+
+def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
+    from anycap_transformers.captioner import without_reasoning
+
+    from anycap_plugin import Caption
+
+    thought = without_reasoning(Caption(text="<think>a dog, so…</think>\n\nA dog runs.", meta={}))
+    assert thought.text == "A dog runs." and thought.meta == {"reasoning": "a dog, so…"}
+    assert without_reasoning(Caption(text="A dog runs.")).text == "A dog runs."

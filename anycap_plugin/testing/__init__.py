@@ -29,6 +29,7 @@ from .tiny_models import (
     build_tiny_qwen2_5_omni,
     build_tiny_qwen2_5_vl,
     build_tiny_qwen2_audio,
+    build_tiny_qwen3_omni,
     build_tiny_qwen3_vl,
     build_tokenizer,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "build_tiny_qwen2_5_omni",
     "build_tiny_qwen2_5_vl",
     "build_tiny_qwen2_audio",
+    "build_tiny_qwen3_omni",
     "build_tiny_qwen3_vl",
     "build_tokenizer",
     "cache_dir",

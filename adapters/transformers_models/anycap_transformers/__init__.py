@@ -7,6 +7,10 @@ transformers' native classes and its processor's own chat template, batched (one
   second, at most `max_frames`) with their times.
 - `audio-flamingo-3:PATH_OR_ID`: Audio Flamingo 3; audio up to 10 minutes (longer is cut there and
   `meta["audio"]` says so); video is refused: the model has no eyes.
+- `qwen3-omni:PATH_OR_ID`: Qwen3-Omni's Thinker (a whole folder gives its Thinker): Instruct and
+  Thinking (its reasoning kept in `meta["reasoning"]`, not in the caption); the Captioner (a name
+  with "Captioner", or `captioner=True`) hears audio alone and is sent no instruction, as its card
+  says (`meta["instruction"]` says so: a post-processor makes it follow one). Video as frames.
 - `transformers:PATH_OR_ID`: any other checkpoint `AutoModelForMultimodalLM` loads with a chat
   template; it takes what its processor takes. Checkpoints that need remote code are refused.
 
@@ -33,6 +37,12 @@ def _audio_flamingo_3() -> type:
     return AudioFlamingo3Captioner
 
 
+def _qwen3_omni() -> type:
+    from .captioner import Qwen3OmniCaptioner
+
+    return Qwen3OmniCaptioner
+
+
 def _transformers() -> type:
     from .captioner import TransformersCaptioner
 
@@ -56,6 +66,14 @@ def register_captioners(register: Any) -> None:
         description="Audio Flamingo 3 via transformers (audio up to 10 min); model = folder or hub id",
     )
     register(
+        "qwen3-omni",
+        Deferred(_qwen3_omni),
+        needs_model=True,
+        modalities=("image", "video", "audio"),
+        description="Qwen3-Omni's Thinker via transformers (Instruct, Thinking; Captioner: audio, "
+        "no instruction sent); model = folder or hub id",
+    )
+    register(
         "transformers",
         Deferred(_transformers),
         needs_model=True,
@@ -70,6 +88,17 @@ def adapt_captioner(obj: Any, options: dict[str, Any]) -> Any:
     """A loaded Qwen3-VL (dense or MoE) or Audio Flamingo 3: `wrap(model, processor=processor)`."""
     if "transformers" not in sys.modules:
         return None
-    return _qwen3_vl().claim(
-        obj, options, "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"
-    ) or _audio_flamingo_3().claim(obj, options, "AudioFlamingo3ForConditionalGeneration")
+    return (
+        _qwen3_vl().claim(
+            obj, options, "Qwen3VLForConditionalGeneration", "Qwen3VLMoeForConditionalGeneration"
+        )
+        or _audio_flamingo_3().claim(obj, options, "AudioFlamingo3ForConditionalGeneration")
+        or (
+            _qwen3_omni().claim(
+                obj,
+                options,
+                "Qwen3OmniMoeThinkerForConditionalGeneration",
+                "Qwen3OmniMoeForConditionalGeneration",
+            )
+        )
+    )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from anycap_plugin import Caption
 from anycap_plugin.errors import CheckpointError, ModelNotFoundError
 from anycap_plugin.model_loading import load_pretrained, looks_like_path
 from anycap_plugin.transformers_captioner import ChatTemplateCaptioner
@@ -32,6 +34,46 @@ class AudioFlamingo3Captioner(ChatTemplateCaptioner):
     family = "Audio Flamingo 3"
     modalities = frozenset({"audio"})
     model_class = "AudioFlamingo3ForConditionalGeneration"
+
+
+class Qwen3OmniCaptioner(ChatTemplateCaptioner):
+    """Qwen3-Omni's Thinker (text out; a whole folder gives its Thinker, never its talker): Instruct,
+    Thinking (its reasoning goes to `meta["reasoning"]`, not the caption) and Captioner, which hears
+    audio alone and takes no text, as its card says (`captioner=None`: a name with "Captioner")."""
+
+    spec_name = "qwen3-omni"
+    family = "Qwen3-Omni"
+    modalities = frozenset({"image", "video", "audio"})
+    model_class = "Qwen3OmniMoeThinkerForConditionalGeneration"
+
+    def __init__(
+        self, model: str | None = None, *, captioner: bool | None = None, **kw: Any
+    ) -> None:
+        super().__init__(model, **kw)
+        self._as_captioner(captioner, model)
+
+    @classmethod
+    def from_loaded(cls, model: Any, processor: Any = None, **unknown: Any) -> Any:
+        self = super().from_loaded(getattr(model, "thinker", model), processor, **unknown)
+        self._as_captioner(None, self.id)
+        return self
+
+    def _as_captioner(self, captioner: bool | None, name: str | None) -> None:
+        if captioner if captioner is not None else "captioner" in str(name).lower():
+            self.sends_instruction = False
+            self.modalities = frozenset({"audio"})  # type: ignore[misc]
+
+    def generate(self, prompts: Any, options: Any, *args: Any, **kwargs: Any) -> list[Caption]:
+        return [without_reasoning(c) for c in super().generate(prompts, options, *args, **kwargs)]
+
+
+def without_reasoning(caption: Caption) -> Caption:
+    """A Thinking model's `<think>...</think>` goes to `meta["reasoning"]`; the caption is the answer."""
+    thought, sep, answer = caption.text.partition("</think>")
+    if not sep:
+        return caption
+    reasoning = thought.replace("<think>", "").strip()
+    return replace(caption, text=answer.strip(), meta={**caption.meta, "reasoning": reasoning})
 
 
 class TransformersCaptioner(ChatTemplateCaptioner):
