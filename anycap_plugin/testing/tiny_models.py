@@ -350,9 +350,14 @@ def build_tiny_qwen2_5_omni(
 
 
 def build_tiny_internvl(
-    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    init_std: float = 0.02,
+    text_model: str = "qwen2",
 ) -> Path:
-    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""
+    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`;
+    `text_model="qwen3"` is InternVL3.5's `-HF` layout (a Qwen3 language model inside)."""
     import torch
     from transformers import (
         InternVLConfig,
@@ -393,7 +398,11 @@ def build_tiny_internvl(
             "patch_size": [14, 14],
             "initializer_range": init_std,
         },
-        text_config=_tiny_text_config(tok, hidden_size, init_std),
+        text_config={
+            **_tiny_text_config(tok, hidden_size, init_std),
+            "model_type": text_model,
+            "head_dim": hidden_size // 4,
+        },
         image_token_id=tok.context_image_token_id,
         downsample_ratio=0.5,
         image_seq_length=4,
