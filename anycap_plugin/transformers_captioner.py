@@ -11,7 +11,7 @@ from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .captioner import BaseCaptioner, Caption, CaptionOptions
+from .captioner import BaseCaptioner, Caption, CaptionOptions, prompt_for
 from .errors import OptionsError
 from .media import Media
 from .model_loading import choose_device, choose_dtype, load_pretrained, preflight_model
@@ -53,6 +53,9 @@ class HFChatCaptioner(BaseCaptioner[GO]):
     Options = GenerationOptions
     modalities = frozenset({"image", "video"})
     spec_name = "hf"
+    # pad the texts only, leaving audio features at the window the feature extractor pads them to
+    # (a top-level `padding=True` reaches the feature extractor too: Audio Flamingo 3 then breaks)
+    pad_text_only = False
 
     def __init__(
         self,
@@ -125,7 +128,7 @@ class HFChatCaptioner(BaseCaptioner[GO]):
 
     @abstractmethod
     def build_prompt(
-        self, media: Media, instruction: str | None, options: GenerationOptions
+        self, media: Media, instruction: str | None, options: GO
     ) -> tuple[str, dict[str, Any]]:
         """The prompt text for one item and its inputs: {"images": [...]}, {"videos": [...]} and/or {"audio":
         [16 kHz samples]}; "meta" says what went in (stamped on its `Caption.meta`)."""
@@ -152,22 +155,24 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         """One left-padded `generate` for the batch's prompts (`build_prompt`'s output)."""
         import torch
 
-        texts, images, videos, audio = [], [], [], []
+        texts, images, videos, audio, video_metadata = [], [], [], [], []
         for text, parts in prompts:
             texts.append(text)
             images += parts.get("images", [])
             videos += parts.get("videos", [])
             audio += parts.get("audio", [])
+            video_metadata += parts.get("video_metadata", [])
         extra = dict(processor_kwargs or {})
         if audio:
             extra.update(audio=audio, sampling_rate=SAMPLING_RATE)
+        if video_metadata:  # frames sampled here, with their times: the processor samples none
+            extra.update(video_metadata=video_metadata, do_sample_frames=False)
+        if self.pad_text_only:
+            extra["text_kwargs"] = {"padding": True, **extra.get("text_kwargs", {})}
+        else:
+            extra["padding"] = True
         inputs = self.processor(
-            text=texts,
-            images=images or None,
-            videos=videos or None,
-            return_tensors="pt",
-            padding=True,
-            **extra,
+            text=texts, images=images or None, videos=videos or None, return_tensors="pt", **extra
         )
         inputs = inputs.to(self.device, dtype=self.dtype)
         with torch.inference_mode():
@@ -196,10 +201,12 @@ class HFChatCaptioner(BaseCaptioner[GO]):
 SAMPLING_RATE = 16000  # what the Whisper-style feature extractors of the audio models take
 
 
-def fit_audio(samples: Any, feature_extractor: Any, family: str) -> tuple[Any, dict[str, Any]]:
-    """Audio as long as the model's feature extractor takes (its window: 30 s for Qwen2-Audio), cut
-    there, never silently: the returned meta says how much was heard."""
-    window = int(getattr(feature_extractor, "n_samples", 0) or 0)
+def fit_audio(
+    samples: Any, feature_extractor: Any, family: str, window: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Audio as long as the model takes (`window` samples, else its feature extractor's window: 30 s
+    for Qwen2-Audio), cut there, never silently: the returned meta says how much was heard."""
+    window = window or int(getattr(feature_extractor, "n_samples", 0) or 0)
     seconds = len(samples) / SAMPLING_RATE
     if window and len(samples) > window:
         heard = window / SAMPLING_RATE
@@ -219,3 +226,99 @@ def generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
         n = next((i + 1 for i, t in enumerate(row) if t in eos_ids), None)
         lengths.append(n if n is not None else sum(1 for t in row if t != pad))
     return lengths
+
+
+class ChatTemplateOptions(GenerationOptions):
+    fps: float | None = (
+        None  # video frames per second; None: the model's own rate (its video processor's)
+    )
+    max_frames: int = 32
+
+
+class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
+    """Any transformers chat model through its processor's own chat template, as model cards send it:
+    one user turn holding the media, then the instruction as text (no system turn unless the template
+    adds one). Images go in whole; video as frames at the model's rate (cut at `max_frames`, with
+    their times); audio at 16 kHz up to what the model hears. `meta` says what went in.
+
+    A family subclasses this only where its model truly differs (`model_class`, `sends_instruction`)."""
+
+    Options = ChatTemplateOptions
+    spec_name = "transformers"
+    family = "the model"  # named where meta says the audio was cut
+    model_class: str | None = None  # transformers' class that loads it; None: the Auto classes
+    sends_instruction = True  # False: the model takes no text (a captioner such as Qwen3-Omni's)
+    pad_text_only = True
+
+    def load_model(self, model: str, **kwargs: Any) -> Any:
+        import transformers
+
+        if self.model_class is None:
+            return super().load_model(model, **kwargs)
+        return load_pretrained(getattr(transformers, self.model_class), model, **kwargs)
+
+    def build_prompt(
+        self, media: Media, instruction: str | None, options: ChatTemplateOptions
+    ) -> tuple[str, dict[str, Any]]:
+        content: list[dict[str, Any]] = [{"type": media.modality}]
+        if self.sends_instruction:
+            content.append({"type": "text", "text": prompt_for(media, instruction)})
+        prompt = self.processor.apply_chat_template(
+            [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False
+        )
+        parts = self.media_inputs(media, options)
+        if not self.sends_instruction:
+            parts.setdefault("meta", {})["instruction"] = (
+                "not sent: the model takes the media alone (a post-processor makes it follow one)"
+            )
+        return prompt, parts
+
+    def media_inputs(self, media: Media, options: ChatTemplateOptions) -> dict[str, Any]:
+        """The item's media as the processor takes them, and `meta` on what went in."""
+        if media.modality == "image":
+            return {"images": [media.image()]}
+        if media.modality == "audio":
+            samples, meta = fit_audio(
+                media.audio().samples,
+                getattr(self.processor, "feature_extractor", None),
+                self.family,
+                audio_window(self.processor),
+            )
+            return {"audio": [samples], "meta": meta}
+        return self.video_inputs(media, options)
+
+    def video_inputs(self, media: Media, options: ChatTemplateOptions) -> dict[str, Any]:
+        """Frames at `fps` (the video processor's own rate unless given), at most `max_frames`, an even
+        count where the vision encoder pairs frames; each with its time, so the processor samples none."""
+        from transformers.video_utils import VideoMetadata
+
+        video_processor = self.processor.video_processor
+        fps = options.fps or getattr(video_processor, "fps", None)
+        limit = min(options.max_frames, getattr(video_processor, "max_frames", None) or 10**6)
+        if fps:
+            frames = media.frames(fps=fps, max_frames=limit)
+        else:
+            frames = media.frames(num_frames=min(options.num_frames, limit))
+        if len(frames) % 2 and getattr(video_processor, "temporal_patch_size", 1) > 1:
+            frames = media.frames(num_frames=len(frames) + (1 if len(frames) < limit else -1))
+        rate = round(len(frames) / max(frames.duration, 1e-3), 4)
+        meta: dict[str, Any] = {"frames": len(frames), "fps": rate}
+        if fps and frames.duration * fps > limit:
+            meta["frames_cut"] = f"{len(frames)} frames over {frames.duration:.1f} s (max_frames)"
+        ticks = [round(t * 100) for t in frames.timestamps]  # times in hundredths of a second
+        metadata = VideoMetadata(
+            total_num_frames=len(frames),
+            fps=100.0,
+            duration=frames.duration,
+            frames_indices=ticks,
+            width=frames.images[0].width,
+            height=frames.images[0].height,
+        )
+        return {"videos": [frames.images], "video_metadata": [metadata], "meta": meta}
+
+
+def audio_window(processor: Any) -> int | None:
+    """How many 16 kHz samples a processor takes: its `max_audio_len` seconds where it chunks long
+    audio itself (Audio Flamingo 3: 10 minutes), else its feature extractor's window."""
+    seconds = getattr(processor, "max_audio_len", None)
+    return int(seconds * SAMPLING_RATE) if seconds else None

@@ -112,3 +112,22 @@ def test_generated_token_counts_are_counted_one_way():
     assert generated_lengths(rows, eos=2, pad=0) == [3, 5, 1, 2]
     assert generated_lengths(rows, eos=[7, 2], pad=0) == [3, 3, 1, 2]
     assert generated_lengths(rows, eos=None, pad=None) == [5, 5, 5, 5]
+
+
+def test_internvl_loads_an_hf_native_internvl3_5_folder_with_qwen3_inside(
+    tmp_path, monkeypatch, image_path
+):
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "anycap-internvl")
+    plugins.reset()
+    from anycap_plugin.testing import sample_image
+
+    folder = testing.build_tiny_internvl(
+        tmp_path / "internvl3_5-hf", init_std=0.5, text_model="qwen3"
+    )
+    cap = get_captioner(f"internvl:{folder}")
+    assert type(cap.model.model.language_model).__name__ == "Qwen3Model"
+    media, asks = [image_path, sample_image("chelsea")], ["Describe it.", None]
+    batched = cap.caption_batch(media, asks, max_new_tokens=6)
+    assert [b.text for b in batched] == [
+        cap.caption(m, a, max_new_tokens=6).text for m, a in zip(media, asks)
+    ]

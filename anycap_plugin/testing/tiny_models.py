@@ -350,9 +350,14 @@ def build_tiny_qwen2_5_omni(
 
 
 def build_tiny_internvl(
-    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    init_std: float = 0.02,
+    text_model: str = "qwen2",
 ) -> Path:
-    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`."""
+    """A random-weight InternVL (transformers' native class) with its processor, saved to `folder`;
+    `text_model="qwen3"` is InternVL3.5's `-HF` layout (a Qwen3 language model inside)."""
     import torch
     from transformers import (
         InternVLConfig,
@@ -393,7 +398,11 @@ def build_tiny_internvl(
             "patch_size": [14, 14],
             "initializer_range": init_std,
         },
-        text_config=_tiny_text_config(tok, hidden_size, init_std),
+        text_config={
+            **_tiny_text_config(tok, hidden_size, init_std),
+            "model_type": text_model,
+            "head_dim": hidden_size // 4,
+        },
         image_token_id=tok.context_image_token_id,
         downsample_ratio=0.5,
         image_seq_length=4,
@@ -563,4 +572,226 @@ def _save_acm(
     ]
     model.generation_config.pad_token_id = tok.pad_token_id
     model.save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_qwen3_vl(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    init_std: float = 0.02,
+    moe: bool = False,
+) -> Path:
+    """A random-weight Qwen3-VL (dense, or `moe` with 4 experts: transformers' native classes) with its
+    processor (16 px patches, video frames with their timestamps), saved to `folder`."""
+    import torch
+    from transformers import Qwen3VLProcessor
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    if moe:
+        from transformers import Qwen3VLMoeConfig as Config
+        from transformers import Qwen3VLMoeForConditionalGeneration as Model
+    else:
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
+
+    folder = Path(folder)
+    marks = ("<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>")
+    tok = build_tokenizer(folder, extra_special_tokens=marks)
+    pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
+    Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=16),
+        video_processor=Qwen3VLVideoProcessor(size=pixels, cap_pixels_per_frame=True),
+        tokenizer=tok,
+        chat_template=_chat_template(
+            "<|vision_start|><|image_pad|><|vision_end|>",
+            "<|vision_start|><|video_pad|><|vision_end|>",
+        ),
+    ).save_pretrained(str(folder))
+    ids = {t: tok.convert_tokens_to_ids(t) for t in marks}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    half = hidden_size // text["num_attention_heads"] // 2
+    t = half // 4
+    text["head_dim"] = hidden_size // text["num_attention_heads"]
+    text["rope_parameters"] = {
+        "rope_type": "default",
+        "rope_theta": 5e6,
+        "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
+        "mrope_interleaved": True,
+    }
+    if moe:
+        text.update(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=hidden_size)
+    config = Config(
+        text_config=text,
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 16,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+            "initializer_range": init_std,
+        },
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    Model(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_audio_flamingo3(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
+    """A random-weight Audio Flamingo 3 (transformers' native class) with its processor (Whisper
+    features in 30 s windows, up to 10 minutes), saved to `folder`."""
+    import torch
+    from transformers import (
+        AudioFlamingo3Config,
+        AudioFlamingo3ForConditionalGeneration,
+        AudioFlamingo3Processor,
+        WhisperFeatureExtractor,
+    )
+
+    folder = Path(folder)
+    tok = build_tokenizer(folder, extra_special_tokens=("<sound>",))
+    AudioFlamingo3Processor(
+        feature_extractor=WhisperFeatureExtractor(feature_size=128, return_attention_mask=True),
+        tokenizer=tok,
+        chat_template=_chat_template("", "").replace(
+            "{% elif part['type'] == 'text' %}",
+            "{% elif part['type'] == 'audio' %}<sound>{% elif part['type'] == 'text' %}",
+        ),
+    ).save_pretrained(str(folder))
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    config = AudioFlamingo3Config(
+        audio_config={
+            "num_mel_bins": 128,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 2,
+            "intermediate_size": 32,
+            "hidden_size": 16,
+            "initializer_range": init_std,
+        },
+        text_config=text,
+        audio_token_id=tok.convert_tokens_to_ids("<sound>"),
+    )
+    torch.manual_seed(seed)
+    AudioFlamingo3ForConditionalGeneration(config).save_pretrained(str(folder))
+    return folder
+
+
+def build_tiny_qwen3_omni(
+    folder: str | os.PathLike,
+    seed: int = 0,
+    hidden_size: int = 32,
+    whole: bool = False,
+    init_std: float = 0.02,
+) -> Path:
+    """A random-weight Qwen3-Omni MoE Thinker (transformers' native class, 4 experts) with its processor
+    (16 px patches, Whisper features), saved to `folder`; `whole` saves it inside the whole model
+    (`Qwen3OmniMoeForConditionalGeneration`, the published layout; its talker not built)."""
+    import json
+
+    import torch
+    from transformers import (
+        PreTrainedTokenizerFast,
+        Qwen3OmniMoeConfig,
+        Qwen3OmniMoeForConditionalGeneration,
+        Qwen3OmniMoeProcessor,
+        Qwen3OmniMoeThinkerConfig,
+        Qwen3OmniMoeThinkerForConditionalGeneration,
+        WhisperFeatureExtractor,
+    )
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+    folder = Path(folder)
+    build_tokenizer(folder, extra_special_tokens=tuple(OMNI_TOKENS.values()))
+    config_file = folder / "tokenizer_config.json"
+    tok_config = json.loads(config_file.read_text())
+    tok_config["extra_special_tokens"] = OMNI_TOKENS
+    config_file.write_text(json.dumps(tok_config))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    pixels = {"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 16}
+    template = _chat_template(
+        "<|vision_bos|><|IMAGE|><|vision_eos|>", "<|vision_bos|><|VIDEO|><|vision_eos|>"
+    ).replace(
+        "{% elif part['type'] == 'text' %}",
+        "{% elif part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+        "{% elif part['type'] == 'text' %}",
+    )
+    Qwen3OmniMoeProcessor(
+        image_processor=Qwen2VLImageProcessor(size=pixels, patch_size=16),
+        video_processor=Qwen3VLVideoProcessor(size=pixels, cap_pixels_per_frame=True),
+        feature_extractor=WhisperFeatureExtractor(feature_size=128),
+        tokenizer=tok,
+        chat_template=template,
+    ).save_pretrained(str(folder))
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in OMNI_TOKENS.items()}
+    text = _tiny_text_config(tok, hidden_size, init_std)
+    text.pop("model_type")
+    half = hidden_size // text["num_attention_heads"] // 2
+    t = half // 4
+    text.update(
+        head_dim=hidden_size // text["num_attention_heads"],
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=hidden_size,
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": [t, (half - t) // 2, half - t - (half - t) // 2],
+            "mrope_interleaved": True,
+        },
+    )
+    thinker = Qwen3OmniMoeThinkerConfig(
+        audio_config={
+            "num_mel_bins": 128,
+            "encoder_layers": 1,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 32,
+            "d_model": 16,
+            "output_dim": hidden_size,
+            "downsample_hidden_size": 8,
+            "initializer_range": init_std,
+        },
+        vision_config={
+            "depth": 1,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": hidden_size,
+            "patch_size": 16,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+            "initializer_range": init_std,
+        },
+        text_config=text,
+        audio_token_id=ids["audio_token"],
+        image_token_id=ids["image_token"],
+        video_token_id=ids["video_token"],
+        audio_start_token_id=ids["audio_bos_token"],
+        user_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
+        initializer_range=init_std,
+        tie_word_embeddings=True,
+    )
+    thinker.vision_start_token_id = ids["vision_bos_token"]
+    thinker.vision_end_token_id = ids["vision_eos_token"]
+    torch.manual_seed(seed)
+    if whole:
+        Qwen3OmniMoeForConditionalGeneration(
+            Qwen3OmniMoeConfig(thinker_config=thinker.to_dict(), enable_audio_output=False)
+        ).save_pretrained(str(folder))
+    else:
+        Qwen3OmniMoeThinkerForConditionalGeneration(thinker).save_pretrained(str(folder))
     return folder

@@ -1,0 +1,240 @@
+"""Today's open captioners on the one HF engine (`anycap-transformers`): tiny random Qwen3-VL (dense and
+MoE) and Audio Flamingo 3 models built offline by transformers' own classes, captioning real media as
+users name them (`qwen3-vl:`, `audio-flamingo-3:`, `transformers:`); each caption equals transformers'
+own greedy `generate` on the model card's message, token for token, and a mixed batch equals the same
+items one by one."""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+
+import pytest
+
+from anycap_plugin import ModalityNotSupportedError, get_captioner, plugins, testing, wrap
+from anycap_plugin.errors import CheckpointError
+
+ENTRY_POINT = "[anycap]\ntransformers_models = anycap_transformers\n"
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The plugin as pip installs it: found through its `anycap` entry point. Where the distribution is
+    not installed yet, the metadata pip would write is put on the path (the code is importable)."""
+    import sys
+
+    try:
+        metadata.distribution("anycap-transformers")
+        extra = None
+    except metadata.PackageNotFoundError:
+        extra = tmp_path_factory.mktemp("site")
+        info = extra / "anycap_transformers-0.1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            "Metadata-Version: 2.1\nName: anycap-transformers\nVersion: 0.1.0\n"
+        )
+        (info / "entry_points.txt").write_text(ENTRY_POINT)
+        sys.path.insert(0, str(extra))
+    yield
+    if extra is not None:
+        sys.path.remove(str(extra))
+
+
+@pytest.fixture(autouse=True)
+def load_plugin(installed, monkeypatch):
+    monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "anycap-transformers")
+    plugins.reset()
+
+
+@pytest.fixture(scope="module")
+def qwen3_vl(tmp_path_factory):
+    # a wide initialisation makes the random models' greedy outputs differ from item to item
+    return testing.build_tiny_qwen3_vl(tmp_path_factory.mktemp("qwen3-vl"), init_std=0.5)
+
+
+@pytest.fixture(scope="module")
+def qwen3_vl_moe(tmp_path_factory):
+    return testing.build_tiny_qwen3_vl(
+        tmp_path_factory.mktemp("qwen3-vl-moe"), init_std=0.5, moe=True
+    )
+
+
+@pytest.fixture(scope="module")
+def audio_flamingo_3(tmp_path_factory):
+    return testing.build_tiny_audio_flamingo3(tmp_path_factory.mktemp("af3"), init_std=0.5)
+
+
+def card_generate(captioner, media_part: dict, text: str | None, max_new_tokens: int) -> list[int]:
+    """What the model card runs: the processor's chat template over one user turn (the media, then
+    the instruction), tokenized by `apply_chat_template`, then a bare greedy `generate`."""
+    content = [media_part] + ([{"type": "text", "text": text}] if text is not None else [])
+    inputs = captioner.processor.apply_chat_template(
+        [{"role": "user", "content": content}],
+        tokenize=True,
+        add_generation_prompt=True,
+        return_dict=True,
+        return_tensors="pt",
+    )
+    out = captioner.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+    return out[0, inputs["input_ids"].shape[1] :].tolist()
+
+
+def ours(captioner, caption) -> list[int]:
+    return captioner.processor.tokenizer(caption.text, add_special_tokens=False)["input_ids"]
+
+
+def decoded(captioner, tokens: list[int]) -> str:
+    return captioner.processor.decode(tokens, skip_special_tokens=True).strip()
+
+
+@pytest.mark.parametrize("layout", ["dense", "moe"])
+def test_qwen3_vl_captions_an_image_as_the_model_card_generates(
+    layout, qwen3_vl, qwen3_vl_moe, image_path
+):
+    from PIL import Image
+
+    folder = qwen3_vl if layout == "dense" else qwen3_vl_moe
+    captioner = get_captioner(f"qwen3-vl:{folder}")
+    assert "qwen3-vl" in plugins.list_captioners()
+    assert type(captioner.model).__name__ == (
+        "Qwen3VLForConditionalGeneration"
+        if layout == "dense"
+        else "Qwen3VLMoeForConditionalGeneration"
+    )
+    caption = captioner.caption(image_path, "Describe the background.", max_new_tokens=8)
+    card = card_generate(
+        captioner, {"type": "image", "image": Image.open(image_path)}, "Describe the background.", 8
+    )
+    assert caption.text == decoded(captioner, card)
+    assert caption.usage["base"]["completion_tokens"] == len(card)
+
+
+def test_qwen3_vl_mixed_batch_equals_one_by_one_and_video_frames_are_timed(qwen3_vl, video_path):
+    captioner = get_captioner(f"qwen3-vl:{qwen3_vl}")
+    media = [testing.sample_image("chelsea"), video_path, testing.sample_image("coffee")]
+    asks = ["Describe it.", "What happens?", None]
+    alone = [captioner.caption(m, a, max_new_tokens=8) for m, a in zip(media, asks)]
+    batch = captioner.caption_batch(media, asks, max_new_tokens=8)
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert len({c.text for c in alone}) > 1  # the check means something: outputs differ per item
+    video = batch[1]
+    assert video.modality == "video" and video.meta["frames"] % 2 == 0
+    assert 1.5 <= video.meta["fps"] <= 2.5  # Qwen3-VL's own rate, 2 frames a second
+    short = captioner.caption(video_path, "What happens?", max_new_tokens=4, max_frames=4)
+    assert short.meta["frames"] == 4 and "max_frames" in short.meta["frames_cut"]
+    prompt, _ = captioner.build_prompt(
+        captioner._prepare(video_path, {})[0], None, captioner.Options(max_frames=4)
+    )
+    assert prompt.count("<|video_pad|>") == 1  # the processor expands it, with each frame's time
+
+
+def test_audio_flamingo_3_hears_audio_as_the_model_card_and_refuses_video(
+    audio_flamingo_3, audio_path, video_path, tmp_path
+):
+    from anycap_plugin.media import Media
+
+    captioner = get_captioner(f"audio-flamingo-3:{audio_flamingo_3}")
+    samples = Media.load(audio_path).audio().samples
+    caption = captioner.caption(audio_path, "What do you hear?", max_new_tokens=8)
+    card = card_generate(captioner, {"type": "audio", "audio": samples}, "What do you hear?", 8)
+    assert caption.text == decoded(captioner, card) and caption.meta == {}
+
+    tone = testing.generate_wav(tmp_path / "tone.wav", seconds=3.0)
+    track = Media.load(video_path).as_modality("audio")  # bigbuckbunny's sound
+    items, asks = [Media.load(audio_path), track, Media.load(tone)], ["Hear it.", None, "Sound?"]
+    alone = [captioner.caption(m, a, max_new_tokens=6) for m, a in zip(items, asks)]
+    batch = captioner.caption_batch(items, asks, max_new_tokens=6)
+    assert [c.text for c in batch] == [c.text for c in alone]
+
+    captioner.processor.max_audio_len = (
+        30  # 10 minutes in the real model: the cut is said, not silent
+    )
+    cut = captioner.caption(testing.generate_wav(tmp_path / "long.wav", 35.0), max_new_tokens=4)
+    assert cut.meta["audio"] == "the first 30.0 s of 35.0 s (Audio Flamingo 3 hears 30 s at most)"
+    with pytest.raises(ModalityNotSupportedError, match="does not take video"):
+        captioner.caption(video_path, "What happens?")
+
+
+def test_transformers_spec_loads_any_native_chat_model_and_refuses_what_it_cannot(
+    qwen3_vl, audio_flamingo_3, tmp_path, image_path
+):
+    from transformers import AutoProcessor, Qwen3VLForConditionalGeneration
+
+    generic = get_captioner(f"transformers:{qwen3_vl}")
+    assert generic.modalities == {"image", "video"}
+    named = get_captioner(f"qwen3-vl:{qwen3_vl}")
+    assert (
+        generic.caption(image_path, "Describe it.", max_new_tokens=6).text
+        == named.caption(image_path, "Describe it.", max_new_tokens=6).text
+    )
+
+    model = Qwen3VLForConditionalGeneration.from_pretrained(qwen3_vl)
+    wrapped = wrap(model, processor=AutoProcessor.from_pretrained(qwen3_vl))
+    assert wrapped.base.id.startswith("qwen3-vl:")
+    assert (
+        wrapped.caption(image_path, "Describe it.", max_new_tokens=6).text
+        == named.caption(image_path, "Describe it.", max_new_tokens=6).text
+    )
+
+    text_only = testing.build_tiny_causal_lm(tmp_path / "lm")
+    with pytest.raises(CheckpointError, match="not one transformers loads as a multimodal"):
+        get_captioner(f"transformers:{text_only}")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "model.safetensors").write_bytes(b"")
+    (remote / "config.json").write_text(
+        json.dumps({"model_type": "minicpmo", "auto_map": {"AutoModel": "modeling_minicpmo.X"}})
+    )
+    with pytest.raises(CheckpointError, match="needs remote code") as refused:
+        get_captioner(f"transformers:{remote}")
+    assert "openai:" in refused.value.hint
+    with pytest.raises(CheckpointError, match="'audioflamingo3' model"):
+        get_captioner(f"transformers:{audio_flamingo_3}")
+
+
+@pytest.fixture(scope="module")
+def qwen3_omni(tmp_path_factory):
+    return testing.build_tiny_qwen3_omni(tmp_path_factory.mktemp("qwen3-omni"), init_std=0.5)
+
+
+def test_qwen3_omni_thinker_sees_and_hears_batched_as_one_by_one(
+    qwen3_omni, audio_path, video_path
+):
+    captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
+    media = [testing.sample_image("chelsea"), audio_path, video_path]
+    asks = ["Describe it.", "What is this sound?", "What happens?"]
+    alone = [captioner.caption(m, a, max_new_tokens=6, max_frames=4) for m, a in zip(media, asks)]
+    batch = captioner.caption_batch(media, asks, max_new_tokens=6, max_frames=4)
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert len({c.text for c in alone}) > 1 and batch[2].meta["frames"] == 4
+
+
+def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(
+    tmp_path, audio_path, image_path
+):
+    from transformers import Qwen3OmniMoeThinkerForConditionalGeneration
+
+    from anycap_plugin.media import Media
+
+    whole = testing.build_tiny_qwen3_omni(
+        tmp_path / "Qwen3-Omni-30B-A3B-Captioner", init_std=0.5, whole=True
+    )
+    captioner = get_captioner(f"qwen3-omni:{whole}")
+    assert isinstance(captioner.model, Qwen3OmniMoeThinkerForConditionalGeneration)
+    caption = captioner.caption(audio_path, "Describe only the background.", max_new_tokens=8)
+    samples = Media.load(audio_path).audio().samples
+    card = card_generate(captioner, {"type": "audio", "audio": samples}, None, 8)
+    assert caption.text == decoded(captioner, card)
+    assert caption.meta["instruction"].startswith("not sent")
+    with pytest.raises(ModalityNotSupportedError):
+        captioner.caption(image_path)
+
+
+def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
+    from anycap_transformers.captioner import without_reasoning
+
+    from anycap_plugin import Caption
+
+    thought = without_reasoning(Caption(text="<think>a dog, so…</think>\n\nA dog runs.", meta={}))
+    assert thought.text == "A dog runs." and thought.meta == {"reasoning": "a dog, so…"}
+    assert without_reasoning(Caption(text="A dog runs.")).text == "A dog runs."
