@@ -7,41 +7,15 @@ items one by one."""
 from __future__ import annotations
 
 import json
-from importlib import metadata
 
 import pytest
 
 from anycap_plugin import ModalityNotSupportedError, get_captioner, plugins, testing, wrap
 from anycap_plugin.errors import CheckpointError
 
-ENTRY_POINT = "[anycap]\ntransformers_models = anycap_transformers\n"
-
-
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory):
-    """The plugin as pip installs it: found through its `anycap` entry point. Where the distribution is
-    not installed yet, the metadata pip would write is put on the path (the code is importable)."""
-    import sys
-
-    try:
-        metadata.distribution("anycap-transformers")
-        extra = None
-    except metadata.PackageNotFoundError:
-        extra = tmp_path_factory.mktemp("site")
-        info = extra / "anycap_transformers-0.1.0.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            "Metadata-Version: 2.1\nName: anycap-transformers\nVersion: 0.1.0\n"
-        )
-        (info / "entry_points.txt").write_text(ENTRY_POINT)
-        sys.path.insert(0, str(extra))
-    yield
-    if extra is not None:
-        sys.path.remove(str(extra))
-
 
 @pytest.fixture(autouse=True)
-def load_plugin(installed, monkeypatch):
+def load_plugin(monkeypatch):  # installed by `make venv`, found through its entry point
     monkeypatch.setenv("ANYCAP_LOAD_PLUGINS", "anycap-transformers")
     plugins.reset()
 
