@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from ..access import bearer_matches
+from ..access import HostGuard, bearer_matches
 from ..errors import EvalDataError, MediaRefused, OptionsError
 from .display import summary
 from .index import Query, RunIndex
@@ -95,7 +95,13 @@ def _int(value: Any, default: int, low: int = 0, high: int | None = None) -> int
     return min(n, high) if high is not None else n
 
 
-def create_app(runs: Runs, token: str | None = None) -> Any:
+def create_app(
+    runs: Runs,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
+) -> Any:
+    """The page and its API behind a `Host` check (`access.HostGuard`); `host` is the bound address."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import (
@@ -331,7 +337,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             return JSONResponse({"error": "No such chart."}, 404)
         return FileResponse(path, media_type="image/png")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/info", info),
@@ -345,6 +351,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             Route("/api/eval/radar/{modality}", radar),
         ]
     )
+    return HostGuard(app, host, allowed_hosts, keyed=token is not None)
 
 
 # the page runs its own script only; media and pictures come from this server
