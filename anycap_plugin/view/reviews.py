@@ -171,6 +171,24 @@ def _change(change: dict[str, Any], record: dict[str, Any] | None) -> dict[str, 
     return out
 
 
+def _next(
+    key: str, record: dict[str, Any] | None, current: Review | None, fields: dict[str, Any]
+) -> Review:
+    """Item `key`'s review after `fields` change it: built on the current review where it applies
+    to the record (a stale one's caption and tags were for another record)."""
+    base = current if current is not None and current.applies_to(record) else None
+    return Review(
+        key=key,
+        status=fields.get("status", base.status if base else "pending"),
+        caption=fields.get("caption", base.caption if base else None),
+        tags=fields.get("tags", base.tags if base else ()),
+        note=fields.get("note", base.note if base else ""),
+        at=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        of=record_hash(record),
+        version=(current.version if current else 0) + 1,
+    )
+
+
 class ReviewJournal:
     """The reviews of one local run: read at open, written one line per change. A run another
     viewer is reviewing (its lock held), or whose folder cannot be written, opens read-only:
@@ -211,21 +229,34 @@ class ReviewJournal:
                     f"Item {key!r} was reviewed elsewhere since (version {have}, not {version}).",
                     hint="Reload the item and review it again.",
                 )
-            base = current if current is not None and current.applies_to(record) else None
-            review = Review(
-                key=key,
-                status=fields.get("status", base.status if base else "pending"),
-                caption=fields.get("caption", base.caption if base else None),
-                tags=fields.get("tags", base.tags if base else ()),
-                note=fields.get("note", base.note if base else ""),
-                at=datetime.now(UTC).isoformat(timespec="milliseconds"),
-                of=record_hash(record),
-                version=have + 1,
-            )
+            review = _next(key, record, current, fields)
             self._journal.append([review.line()])
             self._journal.sync()
             self.reviews[key] = review
             return review
+
+    def write_many(
+        self, items: list[tuple[str, dict[str, Any] | None]], change: dict[str, Any]
+    ) -> int:
+        """One change to many items (a bulk action over a filter), each on its current review;
+        `tags` are added to each item's own. One append, one sync."""
+        if self._journal is None:
+            raise ReviewError(
+                self.read_only or "This run is read-only.", hint="Close the other viewer."
+            )
+        fields = _change({k: v for k, v in change.items() if k != "caption"}, None)
+        with self._lock:
+            written: dict[str, Review] = {}
+            for key, record in items:
+                current = written.get(key) or self.reviews.get(key)
+                mine = dict(fields)
+                if "tags" in fields and current is not None and current.applies_to(record):
+                    mine["tags"] = tuple(dict.fromkeys((*current.tags, *fields["tags"])))
+                written[key] = _next(key, record, current, mine)
+            self._journal.append([r.line() for r in written.values()])
+            self._journal.sync()
+            self.reviews.update(written)
+            return len(written)
 
     def close(self) -> None:
         if self._journal is not None:
