@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx2 as httpx
@@ -84,3 +88,43 @@ def test_serve_refuses_foreign_hosts_and_bodies_that_are_not_json():
     with running(ServeConfig(spec="stats", api_key=KEY)) as url:  # a key: any name, with the key
         health = url.removesuffix("/v1") + "/health"
         assert status(health, "box.example", Authorization=f"Bearer {KEY}") == 200
+
+
+LMDEPLOY_STANDIN = """
+import sys
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from anycap_plugin.serve.lmdeploy.launcher import UvicornBehindBodyLimit
+
+async def health(request):
+    return JSONResponse({"status": "ok"})
+
+app = Starlette(routes=[Route("/health", health)])
+UvicornBehindBodyLimit(1000, keyed=False, allowed_hosts=["gpu.lan"]).run(
+    app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning"
+)
+"""
+
+
+def test_the_lmdeploy_backend_runs_its_app_behind_the_same_host_check(tmp_path):
+    """LMDeploy's api_server calls `uvicorn.run(app, host=...)`; ours stands in for that module."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-c", LMDEPLOY_STANDIN, str(port)])
+    try:
+        url = f"http://127.0.0.1:{port}/health"
+        for _ in range(300):  # until it listens (not a timing assertion: a bound on the wait)
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, "the stand-in server exited"
+                time.sleep(0.1)
+        assert status(url) == 200 and status(url, "gpu.lan") == 200
+        r = httpx.get(url, headers={"Host": "evil.example"})
+        assert r.status_code == 421 and r.json()["error"]["code"] == "wrong_host"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         max_body_bytes: int
         media_policy: MediaPolicy
         trust_remote_code: bool
+        allowed_hosts: list[str]
 
 
 @click.command("serve", cls=AnyCapCommand)
@@ -164,6 +165,7 @@ def serve(
             "max_body_bytes": config.max_body_bytes,
             "media_policy": config.media_policy,
             "trust_remote_code": trust_remote_code,
+            "allowed_hosts": list(allowed_hosts),
         }
         if print_config:
             click.echo(json.dumps(launcher.launch_config(spec, **options), indent=2))

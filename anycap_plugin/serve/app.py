@@ -66,6 +66,13 @@ def _error(status: int, message: str, code: str) -> Any:
     )
 
 
+def wrong_host(message: str) -> bytes:
+    """The 421 body `access.HostGuard` sends, as an OpenAI-style error (both backends)."""
+    return json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "code": "wrong_host"}}
+    ).encode()
+
+
 def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
     """The ASGI app; `served` lets a caller reuse a model already loaded."""
     from starlette.applications import Starlette
@@ -218,12 +225,7 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
         lifespan=lifespan,
     )
 
-    def refusal(message: str) -> bytes:
-        return json.dumps(
-            {"error": {"message": message, "type": "invalid_request_error", "code": "wrong_host"}}
-        ).encode()
-
-    return HostGuard(guard, config.host, config.allowed_hosts, key is not None, refusal)
+    return HostGuard(guard, config.host, config.allowed_hosts, key is not None, wrong_host)
 
 
 async def _stream(reply_id: str, name: str, text: str, usage: dict[str, int]) -> AsyncIterator[str]:
