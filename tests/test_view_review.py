@@ -59,6 +59,7 @@ def test_an_export_whose_captions_could_end_a_script_renders_every_row(page, tmp
     shown = page.inner_text("#rows")
     assert all(c in shown for c in captions)
     assert page.evaluate("window.__xss === undefined")
+    assert page.locator("#review-controls").is_hidden()  # an export is read-only
 
 
 def review_run(folder: Path) -> tuple[Path, list[dict]]:
