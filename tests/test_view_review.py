@@ -132,6 +132,7 @@ def test_review_by_mouse_keyboard_edit_bulk_two_pages_and_a_restart(browser, tmp
         )
         assert "a corrected caption </script><!--" in pg.inner_text("#rows tr:nth-child(2)")
         assert cell(pg, 1) == "rejected ✎ · blurry, dark"
+        assert pg.locator("#f-tag option[value='blurry']").count() == 1  # a filter at once
         shot(pg, "review")
         # bulk over a filter: reject every failed item
         pg.keyboard.press("Escape")
@@ -146,6 +147,13 @@ def test_review_by_mouse_keyboard_edit_bulk_two_pages_and_a_restart(browser, tmp
         pg.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
         assert "review=rejected" in pg.url
         pg.select_option("#f-review", "")
+        pg.select_option("#f-tag", "blurry")
+        pg.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+        pg.select_option("#f-tag", "")
+        pg.check("#f-edited")
+        pg.wait_for_function("document.querySelectorAll('#rows tr').length === 1")
+        assert "a corrected caption" in pg.inner_text("#rows")
+        pg.uncheck("#f-edited")
         pg.wait_for_function("document.querySelectorAll('#rows tr').length === 6")
         # two pages on one item: the later write, made on what it saw, is refused and reloaded
         other = context.new_page()
