@@ -196,6 +196,15 @@ class MediaRefused(AnyCapError):
     """The record names a file outside the folders the viewer may serve."""
 
 
+class ReviewError(AnyCapError):
+    """A review the viewer cannot keep: an unknown status, a caption or tag that is not text, a run
+    that is read-only here."""
+
+
+class StaleReviewError(ReviewError):
+    """A review written against an older version of its item (another tab or page wrote since)."""
+
+
 # ---- evaluation and training data -------------------------------------------------------------
 
 

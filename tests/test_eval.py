@@ -247,6 +247,45 @@ def test_cache_makes_a_rerun_free(tmp_path):
         assert len(server.requests) == 12  # only the changed caption is judged again
 
 
+def test_judge_reasons_are_reported_cached_and_old_caches_still_read(tmp_path):
+    from anycap_plugin.eval.cache import verdict_key
+
+    a, s = item("a", ["the cat is gray", "a wooden chair"]), item("s", dim="poem")
+    captions = {a.key: TEN, s.key: TEN}
+
+    def reply(body):
+        text = body["messages"][-1]["content"]
+        text = text if isinstance(text, str) else text[-1]["text"]
+        if "Key points" in text:
+            return json.dumps(
+                {
+                    "key_points": [
+                        {"index": 2, "matched": 0, "reason": "no chair is named"},
+                        {"index": 1, "matched": 1, "reason": "says gray"},
+                    ]
+                }
+            )
+        return '{"score": 3, "reason": "as good as the reference"}'
+
+    with ChatCompletionsServer(responder=reply) as server:
+        with JudgeCache(tmp_path / "c.sqlite") as cache:
+            first = evaluate([a, s], captions, judge_for(server), cache=cache)
+        with JudgeCache(tmp_path / "c.sqlite") as cache:
+            again = evaluate([a, s], captions, judge_for(server), cache=cache)
+            assert again["meta"]["cache"]["hits"] == 2
+            # an entry written before reasons were kept: the bare verdict
+            old = item("old", ["p"])
+            cache.put(verdict_key(judge_for(server).id, "content", old, TEN, 0), [1])
+            older = evaluate([old], {old.key: TEN}, judge_for(server), cache=cache)
+        assert len(server.requests) == 2
+    for report in (first, again):
+        by_id = {i["id"]: i for i in report["items"]}
+        assert by_id["a"]["verdicts"] == [[1, 0]]
+        assert by_id["a"]["reasons"] == [["says gray", "no chair is named"]]  # in key-point order
+        assert by_id["s"]["reasons"] == ["as good as the reference"]
+    assert older["items"][0]["verdicts"] == [[1]] and older["items"][0]["reasons"] == [None]
+
+
 @pytest.fixture(scope="module")
 def offline_judge():
     from anycap_plugin.eval import OfflineJudge

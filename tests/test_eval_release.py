@@ -256,6 +256,23 @@ def test_release_content_replies(scores, expected):
     assert parse_release_content("```json\n" + release_reply(scores) + "\n```", POINTS) == expected
 
 
+def test_release_reasons_follow_the_key_points_however_keyed():
+    from anycap_plugin.eval.protocols.release import release_reasons
+
+    reply = json.dumps(
+        {
+            "caption_evaluation": {
+                "key_points_scores": {"key_point_3": 1, "describe the dog's action": 0},
+                "score_reasons": {
+                    "key_point_3": "a red hat",
+                    "Describe the dog\u2019s action.": "no dog",
+                },
+            }
+        }
+    )
+    assert release_reasons(reply, POINTS) == [None, "no dog", "a red hat"]
+
+
 @pytest.mark.parametrize(
     "reply",
     [

@@ -358,7 +358,12 @@ def test_per_media_and_chunked_body_limits_answer_413():
             for _ in range(40):
                 yield b"x" * (64 * 1024)
 
-        r = httpx.post(url + "/chat/completions", content=chunks(), timeout=30)
+        r = httpx.post(
+            url + "/chat/completions",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+            timeout=30,
+        )
         assert "content-length" not in {k.lower() for k in r.request.headers}
         assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
         assert httpx.get(url.removesuffix("/v1") + "/health").status_code == 200

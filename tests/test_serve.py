@@ -177,7 +177,7 @@ def test_api_key_is_required_and_never_echoed(acm_server):
 
 def test_client_mistakes_are_4xx_with_clear_messages(acm_server, image_path, tmp_path):
     url, root = acm_server
-    h = {"Authorization": f"Bearer {KEY}"}
+    h = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     post = lambda **kw: httpx.post(url + "/chat/completions", headers=h, timeout=30, **kw)
     img = {"type": "image_url", "image_url": {"url": data_url(image_path)}}
     outside = tmp_path / "outside.png"
@@ -467,7 +467,10 @@ bodies = st.one_of(
 @given(body=bodies)
 def test_fuzzed_requests_get_4xx_and_the_server_stays_healthy(stats_server, body):
     r = httpx.post(
-        stats_server + "/chat/completions", content=json.dumps(body).encode(), timeout=30
+        stats_server + "/chat/completions",
+        content=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
     )
     assert 400 <= r.status_code < 500, r.text
     assert r.json()["error"]["message"]

@@ -261,6 +261,7 @@ def test_an_evaluation_run_shows_matched_key_points(runs, page):
         assert (
             page.locator("#detail mark.key").count() >= 1
         )  # the matched key points' words, in the caption
+        assert "judge: loopback" in page.inner_text("#detail ul.points")  # the judge's reasons
         shot(page, "evaluation")
 
 

@@ -103,6 +103,10 @@ class Journal:
                 ):
                     self._superseded = True
 
+    def sync(self) -> None:
+        """Make what was appended durable now (a person's review, not a batch's record)."""
+        os.fsync(self._fd)
+
     def close(self) -> None:
         """Flush, drop the failures this run superseded, and let the next run in."""
         try:

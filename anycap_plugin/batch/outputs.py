@@ -66,13 +66,20 @@ def run_files(output: str) -> frozenset[str]:
     names = {
         out,
         out.with_name(out.name + ".tmp"),
+        *_journal_files(journal),
+        *_journal_files(Path(reviews_for(str(out)))),
+    }
+    return frozenset(str(n) for n in names)
+
+
+def _journal_files(journal: Path) -> tuple[Path, ...]:
+    """A journal and the files `batch.journal.Journal` keeps beside it."""
+    return (
         journal,
         journal.with_name(journal.name + ".lock"),
         journal.with_name(journal.stem + ".rejected.jsonl"),
         journal.with_name(journal.name + ".tmp"),
-        Path(reviews_for(str(out))),
-    }
-    return frozenset(str(n) for n in names)
+    )
 
 
 def probe_writable(journal: Path) -> None:

@@ -10,6 +10,7 @@ from .checkpoints import convert, train
 from .demo import demo
 from .eval import eval_group
 from .exit_codes import AnyCapGroup
+from .export import export_command
 from .lmms_eval import lmms_eval_tasks_command
 from .registry import bench_command, models, plugins_command
 from .serve import serve
@@ -36,6 +37,7 @@ for command in (
     vlmeval_command,
     eval_group,
     view_command,
+    export_command,
     synth_command,
     lmms_eval_tasks_command,
 ):

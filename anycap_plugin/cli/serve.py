@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         max_body_bytes: int
         media_policy: MediaPolicy
         trust_remote_code: bool
+        allowed_hosts: list[str]
 
 
 @click.command("serve", cls=AnyCapCommand)
@@ -95,6 +96,13 @@ if TYPE_CHECKING:
     help="Folder whose files requests may name by path (repeatable).",
 )
 @click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    help="A name clients may reach the server by besides its address and loopback names (repeatable); "
+    "other Host headers get 421.",
+)
+@click.option(
     "--no-auth", is_flag=True, help="Serve beyond loopback without an API key, on purpose."
 )
 @click.option(
@@ -126,6 +134,7 @@ def serve(
     allow_remote_media: bool,
     allowed_media_hosts: tuple[str, ...],
     media_roots: tuple[str, ...],
+    allowed_hosts: tuple[str, ...],
     no_auth: bool,
     trust_remote_code: bool,
     print_config: bool,
@@ -157,6 +166,8 @@ def serve(
         allow_remote_media=allow_remote_media,
         allowed_media_hosts=list(allowed_media_hosts),
         media_roots=list(media_roots),
+        host=host,
+        allowed_hosts=list(allowed_hosts),
     )
     if (trust_remote_code or print_config) and backend != "lmdeploy":
         raise click.UsageError("--trust-remote-code and --print-config go with --backend lmdeploy.")
@@ -172,6 +183,7 @@ def serve(
             "max_body_bytes": config.max_body_bytes,
             "media_policy": config.media_policy,
             "trust_remote_code": trust_remote_code,
+            "allowed_hosts": list(allowed_hosts),
         }
         if print_config:
             click.echo(json.dumps(launcher.launch_config(served, **launch), indent=2))

@@ -24,6 +24,13 @@ from .exit_codes import AnyCapCommand
     show_default=True,
     help="Bind address; anything but loopback needs a token.",
 )
+@click.option(
+    "--allow-host",
+    "allowed_hosts",
+    multiple=True,
+    help="A name the page may be opened by besides its address and loopback names (repeatable); "
+    "other Host headers get 421.",
+)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option(
     "--token", envvar="ANYCAP_VIEW_TOKEN", help="Require this token [env ANYCAP_VIEW_TOKEN]."
@@ -41,6 +48,7 @@ def view_command(
     runs: tuple[Path, ...],
     media_roots: tuple[Path, ...],
     host: str,
+    allowed_hosts: tuple[str, ...],
     port: int,
     token: str | None,
     export: Path | None,
@@ -78,7 +86,12 @@ def view_command(
     sys.setswitchinterval(0.0005)
 
     viewed = open_runs(list(runs), list(media_roots), start=False)
-    config = uvicorn.Config(create_app(viewed, token), host=host, port=port, log_level="warning")
+    config = uvicorn.Config(
+        create_app(viewed, token, host=host, allowed_hosts=list(allowed_hosts)),
+        host=host,
+        port=port,
+        log_level="warning",
+    )
     server = uvicorn.Server(config)
 
     async def announce() -> None:

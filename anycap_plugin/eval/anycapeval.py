@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import AnyCapError
 from ..version import __version__
-from .cache import JudgeCache, verdict_key
+from .cache import JudgeCache, cache_entry, read_entry, verdict_key
 from .judges import Judge
 from .length_rules import COUNTING_RULE
 from .references import EvalItem
@@ -28,22 +28,33 @@ async def _verdicts(
     cache: JudgeCache | None,
     repeats: int,
     slots: asyncio.Semaphore,
-) -> list[Any]:
-    out = []
+) -> tuple[list[Any], list[Any]]:
+    """Each repeat's verdict and the judge's reasons (None where the judge, or an older cache
+    entry, keeps none)."""
+    verdicts, reasons = [], []
     for r in range(repeats):
         key = verdict_key(judge.id, item.axis, item, caption, r)
         cached = cache.get(key) if cache is not None else None
         if cached is None:
             async with slots:
-                cached = await (
-                    judge.judge_content(item, caption)
-                    if item.axis == "content"
-                    else judge.judge_style(item, caption)
-                )
+                verdict, reason = await _judge(judge, item, caption)
             if cache is not None:
-                cache.put(key, cached)
-        out.append(cached)
-    return out
+                cache.put(key, cache_entry(verdict, reason))
+        else:
+            verdict, reason = read_entry(cached)
+        verdicts.append(verdict)
+        reasons.append(reason)
+    return verdicts, reasons
+
+
+async def _judge(judge: Judge, item: EvalItem, caption: str) -> tuple[Any, Any]:
+    """A verdict and its reasons, from judges that give them (`judge_content_why`); else None."""
+    content = item.axis == "content"
+    why = getattr(judge, "judge_content_why" if content else "judge_style_why", None)
+    if why is not None:
+        return await why(item, caption)
+    plain = judge.judge_content if content else judge.judge_style
+    return await plain(item, caption), None
 
 
 async def evaluate_async(
@@ -98,7 +109,7 @@ async def evaluate_async(
                 }
             )
         else:
-            groups[g].append(Judged(item, captions[item.key], verdicts))
+            groups[g].append(Judged(item, captions[item.key], *verdicts))
     report: dict[str, Any] = {}
     for g in sorted(set(groups) | set(failed) | set(missing) | set(no_points)):
         modality, axis, dimension = g

@@ -40,6 +40,8 @@ class Judge(Protocol):
     async def judge_style(self, item: EvalItem, caption: str) -> int: ...
 
     # optional: `prefetch(pairs)` is called once with every (item, caption) before judging
+    # optional: `judge_content_why` / `judge_style_why` return (verdict, the judge's reasons), which
+    # reports and the cache keep; a judge without them reports no reasons
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
@@ -210,13 +212,29 @@ class OpenAIJudge(ChatJudge):
         }
 
     async def judge_content(self, item: EvalItem, caption: str) -> list[int]:
+        return (await self.judge_content_why(item, caption))[0]
+
+    async def judge_style(self, item: EvalItem, caption: str) -> int:
+        return (await self.judge_style_why(item, caption))[0]
+
+    async def judge_content_why(
+        self, item: EvalItem, caption: str
+    ) -> tuple[list[int], list[str | None] | None]:
+        """The flags and the judge's reason for each key point (None where it gives none)."""
+
+        def parse(text: str) -> tuple[list[int], list[str | None] | None]:
+            return self.protocol.parse_content(text, item), self.protocol.content_reasons(
+                text, item
+            )
+
         return await self._verdict(
             self.protocol.content_prompt(item, caption),
-            lambda t: self.protocol.parse_content(t, item),
+            parse,
             f"{item.modality} content item {item.id}",
         )
 
-    async def judge_style(self, item: EvalItem, caption: str) -> int:
+    async def judge_style_why(self, item: EvalItem, caption: str) -> tuple[int, str | None]:
+        """The score and the judge's reason."""
         text = self.protocol.style_prompt(item, caption)
         parts = await asyncio.to_thread(self._media_parts, item)
         text_part = {"type": "text", "text": text}
@@ -226,7 +244,9 @@ class OpenAIJudge(ChatJudge):
             else ([*parts, text_part] if self.protocol.media_first else [text_part, *parts])
         )
         return await self._verdict(
-            content, self.protocol.parse_style, f"{item.modality} style item {item.id}"
+            content,
+            lambda t: (self.protocol.parse_style(t), self.protocol.style_reason(t)),
+            f"{item.modality} style item {item.id}",
         )
 
     def _media_parts(self, item: EvalItem) -> list[dict[str, Any]]:

@@ -29,6 +29,7 @@ class Judged:
     item: EvalItem
     caption: str
     verdicts: list[Any]
+    reasons: list[Any] | None = None  # per repeat: a reason per key point (content), one (style)
 
     @cached_property
     def broken(self) -> bool:
@@ -65,6 +66,7 @@ def item_verdicts(j: Judged) -> dict[str, Any]:
         "reference": j.item.reference,
         "key_points": list(j.item.key_points or []),
         "verdicts": j.verdicts,
+        "reasons": j.reasons or [None] * len(j.verdicts),
         "scores": scores,
         "words": j.words,
         "length": {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..access import auth_rule, bearer_matches
+from ..access import HostGuard, auth_rule, bearer_matches
 from ..errors import RequestError
 from .batching import DynamicBatcher
 from .protocol import CaptionRequest, MediaPolicy, parse_request
@@ -45,6 +46,8 @@ class ServeConfig:
     allow_remote_media: bool = False
     allowed_media_hosts: list[str] = field(default_factory=list)
     media_roots: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"  # the bound address: a request's Host may name it
+    allowed_hosts: list[str] = field(default_factory=list)  # other names (--allow-host)
 
     @property
     def media_policy(self) -> MediaPolicy:
@@ -63,6 +66,13 @@ def _error(status: int, message: str, code: str) -> Any:
     return JSONResponse(
         {"error": {"message": message, "type": kind, "code": code}}, status_code=status
     )
+
+
+def wrong_host(message: str) -> bytes:
+    """The 421 body `access.HostGuard` sends, as an OpenAI-style error (both backends)."""
+    return json.dumps(
+        {"error": {"message": message, "type": "invalid_request_error", "code": "wrong_host"}}
+    ).encode()
 
 
 def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
@@ -86,6 +96,15 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
         return key is None or bearer_matches(request.headers.get("authorization", ""), key)
 
     async def read_json(request: Request) -> Any:
+        # a browser sends text/plain, form and typeless bodies cross-site without asking first:
+        # JSON only, so no page on another site can make this server run the model
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":
+            raise RequestError(
+                "Request bodies must be JSON sent as `Content-Type: application/json`.",
+                415,
+                "unsupported_media_type",
+            )
         declared = request.headers.get("content-length")
         if declared is not None and (
             not declared.isdigit() or int(declared) > config.max_body_bytes
@@ -209,7 +228,8 @@ def create_app(config: ServeConfig, served: ServedModel | None = None) -> Any:
         exception_handlers={404: not_found, 405: not_found, Exception: internal_error},
         lifespan=lifespan,
     )
-    return guard
+
+    return HostGuard(guard, config.host, config.allowed_hosts, key is not None, wrong_host)
 
 
 async def _stream(reply_id: str, name: str, text: str, usage: dict[str, int]) -> AsyncIterator[str]:
@@ -251,7 +271,7 @@ def serve(
     )  # before the model loads: a refusal costs nothing
     logging.basicConfig(level=logging.INFO)
     (log.warning if "NONE" in rule else log.info)(rule)
-    app = create_app(config)
+    app = create_app(dataclasses.replace(config, host=host))
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

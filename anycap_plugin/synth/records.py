@@ -30,6 +30,7 @@ def acd_record(
     dimension: str,
     key: str,
     extra: dict[str, Any] | None = None,
+    source: str = "anycap synth",
 ) -> dict[str, Any]:
     human = PLACEHOLDER[modality] + ALIGNER.replace("{question}", question).replace(
         "{existing}", existing
@@ -42,5 +43,5 @@ def acd_record(
         "_sample_type": SAMPLE_TYPES[kind],
         "_dimension": dimension,
         "_key": key,
-        "_source": "anycap synth",
+        "_source": source,
     }

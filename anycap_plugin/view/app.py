@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +17,13 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from ..access import bearer_matches
+from ..access import HostGuard, bearer_matches
 from ..errors import EvalDataError, MediaRefused, OptionsError
 from .display import summary
 from .index import Query, RunIndex
 from .media import picture, resolve
+from .review_api import ReviewedRun, review_routes
+from .reviews import ReviewJournal
 
 STATIC = Path(__file__).parent / "static"
 PAGE_LIMIT = 500
@@ -35,6 +38,7 @@ class Runs:
     media_roots: list[Path] = field(default_factory=list)
     report: dict[str, Any] | None = None
     report_dir: Path | None = None
+    reviewed: dict[str, ReviewedRun] = field(default_factory=dict)  # a caption run viewed alone
 
     @property
     def mode(self) -> str:
@@ -67,11 +71,12 @@ def open_runs(paths: list[Path], media_roots: list[Path] | None = None, start: b
             ) from None
         return Runs(media_roots=roots, report=report, report_dir=report_file.parent)
     pair = len(paths) == 2
-    runs = {name: RunIndex(Path(p).resolve(), keys=pair) for name, p in zip("ab", paths)}
+    runs = {name: RunIndex(Path(p).resolve(), keys=True) for name, p in zip("ab", paths)}
     for index in runs.values():
         if start:
             index.start()
-    return Runs(runs=runs, media_roots=roots)
+    reviewed = {} if pair else {"a": ReviewedRun(runs["a"], ReviewJournal(runs["a"].path))}
+    return Runs(runs=runs, media_roots=roots, reviewed=reviewed)
 
 
 def _query(params: Any) -> Query:
@@ -95,7 +100,13 @@ def _int(value: Any, default: int, low: int = 0, high: int | None = None) -> int
     return min(n, high) if high is not None else n
 
 
-def create_app(runs: Runs, token: str | None = None) -> Any:
+def create_app(
+    runs: Runs,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    allowed_hosts: list[str] | tuple[str, ...] = (),
+) -> Any:
+    """The page and its API behind a `Host` check (`access.HostGuard`); `host` is the bound address."""
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import (
@@ -107,7 +118,16 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
     )
     from starlette.routing import Route
 
-    page = (STATIC / "index.html").read_text()
+    write_token = secrets.token_urlsafe(24)  # the page holds it; a page on another site cannot
+    page = (
+        (STATIC / "index.html")
+        .read_text()
+        .replace(
+            '<meta name="anycap-write" content="">',
+            f'<meta name="anycap-write" content="{write_token}">',
+            1,
+        )
+    )
 
     def authorized(request: Request) -> bool:
         if token is None:
@@ -160,11 +180,24 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
                         "done": r.done,
                         "failure": r.failure,
                         "error_types": list(r.error_types),
+                        "review": review_info(name),
                     }
                     for name, r in runs.runs.items()
                 },
             }
         )
+
+    def review_info(name: str) -> dict[str, Any] | None:
+        reviewed = runs.reviewed.get(name)
+        if reviewed is None:
+            return None
+        return {
+            "path": str(reviewed.journal.path),
+            "read_only": reviewed.journal.read_only,
+            "moved_aside": reviewed.journal.moved_aside,
+            "reviewed": reviewed.reviewed(),
+            "tags": reviewed.tags(),
+        }
 
     def pair_of(n: int) -> dict[str, Any] | None:
         """Run B's row with run A's row `n`'s key, summarised."""
@@ -193,11 +226,17 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
                 break
         # column filters take milliseconds; a text search reads lines, so it runs off the event loop
         rows = await asyncio.to_thread(run.select, query) if query.text else run.select(query)
+        reviewed = next((r for r in runs.reviewed.values() if r.index is run), None)
+        if reviewed is not None:
+            review, tag = params.get("review") or "", params.get("tag") or ""
+            rows = reviewed.narrow(rows, review, tag, params.get("edited") in ("1", "true"))
         out = []
         for n in rows[offset : offset + limit]:
             row = summary(run.display(int(n)))
             if runs.mode == "compare" and run is runs.runs["a"]:
                 row["pair"] = pair_of(int(n))
+            if reviewed is not None:
+                row["review"] = reviewed.state(int(n))
             out.append(row)
         return JSONResponse(
             {
@@ -207,6 +246,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
                 "failure": run.failure,
                 "offset": offset,
                 "items": out,
+                "reviewed": None if reviewed is None else reviewed.reviewed(),
             }
         )
 
@@ -223,6 +263,8 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             other = runs.runs["b" if run is runs.runs["a"] else "a"]
             m = other.find_hash(run.key_at(n))
             d["pair"] = None if m is None else other.display(m)
+        if request.query_params.get("run", "a") in runs.reviewed:
+            d["review"] = runs.reviewed[request.query_params.get("run", "a")].state(n)
         return JSONResponse(d)
 
     def only(request: Request) -> Response:  # sync: Starlette runs it in its thread pool
@@ -331,7 +373,7 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             return JSONResponse({"error": "No such chart."}, 404)
         return FileResponse(path, media_type="image/png")
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", index),
             Route("/api/info", info),
@@ -343,8 +385,10 @@ def create_app(runs: Runs, token: str | None = None) -> Any:
             Route("/api/eval", evaluation),
             Route("/api/eval/items", evaluation_items),
             Route("/api/eval/radar/{modality}", radar),
+            *review_routes(runs.reviewed, authorized, refuse, write_token, _query),
         ]
     )
+    return HostGuard(app, host, allowed_hosts, keyed=token is not None)
 
 
 # the page runs its own script only; media and pictures come from this server

@@ -43,8 +43,7 @@ def export_page(
         "items": items,
         "pictures": pictures,
     }
-    # inside <script>: "</" would end the element, so it is written as "<\/" (the same string to JSON)
-    embedded = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    embedded = script_json(data)
     page = (
         (STATIC / "index.html")
         .read_text()
@@ -56,3 +55,15 @@ def export_page(
     )
     target.write_text(page)
     return {"items": len(items), "pictures": len(pictures), "of": index.count}
+
+
+def script_json(data: Any) -> str:
+    """JSON safe inside a `<script>` element: `</script`, `<!--` and `<script` change how an HTML
+    parser reads a script's text (the last two hide the next `</script>`, so the page ends early),
+    so every `<`, `>` and `&` is written as its `\\u` escape: the same string to `JSON.parse`."""
+    return (
+        json.dumps(data, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )

@@ -43,6 +43,17 @@ class JudgeProtocol:
     def parse_style(self, text: str) -> int:
         raise NotImplementedError
 
+    def content_reasons(self, text: str, item: EvalItem) -> list[str | None] | None:
+        """The judge's reason for each key point of a reply `parse_content` accepted, where it gives them."""
+        return None
+
+    def style_reason(self, text: str) -> str | None:
+        """The style judge's reason: both protocols' replies are `{"score": n, "reason": ...}`."""
+        from ...openai_compat import json_object
+
+        reason = json_object(text).get("reason")
+        return reason if isinstance(reason, str) else None
+
     def style_media(self, media: Media, send_audio: bool) -> list[dict[str, Any]]:
         """The media as chat content parts for the style judge ([] = judge on text alone)."""
         raise NotImplementedError

@@ -121,6 +121,15 @@ class AnyCapProtocol(JudgeProtocol):
     def parse_content(self, text: str, item: EvalItem) -> list[int]:
         return parse_content_reply(text, len(item.key_points or ()))
 
+    def content_reasons(self, text: str, item: EvalItem) -> list[str | None] | None:
+        by_index = {
+            e.get("index"): e.get("reason") for e in json_object(text)["key_points"]
+        }  # checked by parse_content first
+        return [
+            r if isinstance(r := by_index.get(i), str) else None
+            for i in range(1, len(item.key_points or ()) + 1)
+        ]
+
     def style_prompt(self, item: EvalItem, caption: str) -> str:
         return style_prompt(item, caption)
 

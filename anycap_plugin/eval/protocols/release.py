@@ -123,6 +123,26 @@ def parse_release_content(text: str, key_points: tuple[str, ...]) -> list[int]:
     return flags  # type: ignore[return-value]
 
 
+def release_reasons(text: str, key_points: tuple[str, ...]) -> list[str | None] | None:
+    """`score_reasons` in key-point order, keyed as the scores are (text, short form, key_point_<i>)."""
+    evaluation = json_object(text).get("caption_evaluation") or {}
+    reasons = evaluation.get("score_reasons") if isinstance(evaluation, dict) else None
+    if not isinstance(reasons, dict):
+        return None
+    index = key_point_index(key_points)
+    out: list[str | None] = [None] * len(key_points)
+    for key, reason in reasons.items():
+        positional = _POSITIONAL.fullmatch(str(key).strip())
+        i = (
+            int(positional.group(1)) - 1
+            if positional
+            else index.get(_norm(str(key)), index.get(_norm(_PAREN_TAIL.sub("", str(key)))))
+        )
+        if i is not None and 0 <= i < len(key_points) and isinstance(reason, str):
+            out[i] = reason
+    return out
+
+
 class ReleaseProtocol(JudgeProtocol):
     name = "release"
     temperature = 0.7
@@ -195,6 +215,9 @@ class ReleaseProtocol(JudgeProtocol):
 
     def parse_style(self, text: str) -> int:
         return rubric_score(json_object(text))
+
+    def content_reasons(self, text: str, item: EvalItem) -> list[str | None] | None:
+        return release_reasons(text, item.key_points or ())
 
     def style_media(self, media: Media, send_audio: bool) -> list[dict[str, Any]]:
         return media_parts(media, VIDEO_FRAMES, JPEG_QUALITY, own_bytes=True, spread="ends")

@@ -193,6 +193,7 @@ def launch_config(
     max_body_bytes: int = 64 * 2**20,
     media_policy: MediaPolicy = MediaPolicy(),  # noqa: B008 - frozen, so one shared default is safe
     trust_remote_code: bool = False,
+    allowed_hosts: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Everything `serve` hands LMDeploy, as JSON (`anycap serve ... --print-config`): nothing starts.
     The API key is shown as set or not, never itself."""
@@ -216,6 +217,7 @@ def launch_config(
         "engine": engine,
         "server": server,
         "max_body_bytes": max_body_bytes,
+        "allowed_hosts": list(allowed_hosts),
         "media_policy": {
             "allow_remote": media_policy.allow_remote,
             "max_media_bytes": media_policy.max_media_bytes,
@@ -226,17 +228,32 @@ def launch_config(
 
 
 class UvicornBehindBodyLimit:
-    """Stands in for the `uvicorn` module inside LMDeploy's api_server: runs its app behind `BodyLimit`."""
+    """Stands in for the `uvicorn` module inside LMDeploy's api_server: runs its app behind `BodyLimit`
+    and the `Host` check both servers make (`access.HostGuard`)."""
 
-    def __init__(self, max_body_bytes: int) -> None:
-        self.max_body_bytes = max_body_bytes
+    def __init__(
+        self,
+        max_body_bytes: int,
+        keyed: bool = False,
+        allowed_hosts: tuple[str, ...] | list[str] = (),
+    ) -> None:
+        self.max_body_bytes, self.keyed, self.allowed_hosts = max_body_bytes, keyed, allowed_hosts
 
     def run(self, app: Any, **kwargs: Any) -> None:
         import uvicorn
 
+        from ...access import HostGuard
+        from ..app import wrong_host
         from .guards import BodyLimit
 
-        uvicorn.run(app=BodyLimit(app, self.max_body_bytes), **kwargs)
+        guarded = HostGuard(
+            BodyLimit(app, self.max_body_bytes),
+            kwargs.get("host", "127.0.0.1"),
+            self.allowed_hosts,
+            self.keyed,
+            wrong_host,
+        )
+        uvicorn.run(app=guarded, **kwargs)
 
 
 def serve(
@@ -252,6 +269,7 @@ def serve(
     max_body_bytes: int = 64 * 2**20,
     media_policy: MediaPolicy = MediaPolicy(),  # noqa: B008 - frozen, so one shared default is safe
     trust_remote_code: bool = False,
+    allowed_hosts: tuple[str, ...] | list[str] = (),
 ) -> None:
     """Blocks, serving until interrupted."""
     served = acm_source(spec, trust_remote_code)
@@ -271,7 +289,7 @@ def serve(
     from .guards import enforce_media_policy
 
     enforce_media_policy(media_policy)
-    api_server.uvicorn = UvicornBehindBodyLimit(max_body_bytes)
+    api_server.uvicorn = UvicornBehindBodyLimit(max_body_bytes, api_key is not None, allowed_hosts)
     config = PytorchEngineConfig(
         max_batch_size=max_batch_size, session_len=session_len, tp=tp, **engine
     )

@@ -1,0 +1,139 @@
+"""`anycap export`: a reviewed run's curated set as records (JSONL, Parquet) and as ACD lines that
+`anycap train --acd` trains the tiny ACM on, through the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from anycap_plugin import testing
+from anycap_plugin.train import read_acd
+from anycap_plugin.view.reviews import ReviewJournal
+
+ANYCAP = Path(sys.executable).with_name("anycap")
+
+
+def anycap(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(ANYCAP), *args], capture_output=True, text=True, cwd=cwd, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def reviewed(tmp_path_factory) -> Path:
+    """A run of six items (one failed, one without an instruction, one reviewed before a resume
+    re-captioned it) and its reviews."""
+    folder = tmp_path_factory.mktemp("reviewed")
+    (folder / "media").mkdir()
+    for name in ("astronaut", "chelsea", "coffee"):
+        shutil.copy(testing.sample_image(name), folder / "media" / f"{name}.png")
+    ask = "Describe it in one sentence."
+
+    def record(key, media, caption, instruction=ask, **more):
+        return {
+            "key": key,
+            "media": f"media/{media}.png",
+            "modality": "image",
+            "instruction": instruction,
+            "caption": caption,
+            "error": None,
+            **more,
+        }
+
+    records = [
+        record("k0", "astronaut", "an astronaut", base_caption="a person in a suit"),
+        record("k1", "chelsea", "a cat"),
+        record("k2", "coffee", "a cup of coffee"),
+        record("k3", "coffee", "coffee again"),
+        {**record("k4", "coffee", None), "error": {"type": "MediaError", "message": "x"}},
+        record("k5", "chelsea", "a cat, no instruction", instruction=None),
+    ]
+    run = folder / "captions.jsonl"
+    journal = ReviewJournal(run)
+    journal.write(
+        "k0", records[0], {"status": "accepted", "caption": "an astronaut in a white suit"}, 0
+    )
+    journal.write("k1", records[1], {"status": "accepted", "tags": ["cat"]}, 0)
+    journal.write("k2", records[2], {"status": "rejected", "note": "wrong cup"}, 0)
+    journal.write("k3", {**records[3], "caption": "before the resume"}, {"status": "accepted"}, 0)
+    journal.write("k5", records[5], {"status": "accepted"}, 0)
+    journal.close()
+    run.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def test_records_carry_the_reviewed_caption_and_the_review(reviewed, tmp_path):
+    out = tmp_path / "curated.jsonl"
+    done = anycap("export", str(reviewed), "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "6 items" in done.stderr
+    rows = {r["key"]: r for r in read_lines(out)}
+    assert len(rows) == 6
+    k0 = rows["k0"]
+    assert k0["caption"] == "an astronaut in a white suit"
+    assert k0["review"] == {
+        "status": "accepted",
+        "tags": [],
+        "note": "",
+        "edited": True,
+        "original_caption": "an astronaut",
+        "stale": False,
+    }
+    assert rows["k1"]["review"]["tags"] == ["cat"] and rows["k1"]["caption"] == "a cat"
+    assert rows["k3"]["review"]["status"] == "pending" and rows["k3"]["review"]["stale"]
+    assert rows["k4"]["review"]["status"] == "pending"  # never reviewed
+    rejected = tmp_path / "rejected.parquet"
+    done = anycap("export", str(reviewed), "--status", "rejected", "-o", str(rejected))
+    assert done.returncode == 0, done.stderr
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(rejected).to_pylist()
+    assert [r["key"] for r in table] == ["k2"]
+    assert json.loads(table[0]["review"])["note"] == "wrong cup"
+    bad = anycap("export", str(reviewed), "--as", "acd", "-o", str(tmp_path / "x.parquet"))
+    assert bad.returncode == 2 and "JSONL" in bad.stderr
+
+
+def test_an_acd_export_trains_the_tiny_acm_for_one_step(reviewed, tmp_path):
+    out = tmp_path / "acd" / "corrections.jsonl"
+    done = anycap("export", str(reviewed), "--as", "acd", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "2 items (2 accepted)" in done.stderr and "1 no instruction" in done.stderr
+    examples, problems = read_acd([out])
+    assert not problems and len(examples) == 2
+    by_target = {e.target: e for e in examples}
+    corrected = by_target["an astronaut in a white suit"]
+    assert corrected.existing == "a person in a suit" and corrected.kind == "weaker"
+    assert by_target["a cat"].kind == "correct"  # kept as it was
+    assert (out.parent / corrected.media).resolve() == (reviewed.parent / "media/astronaut.png")
+    acm = testing.build_tiny_acm(tmp_path / "acm")
+    trained = anycap(
+        "train",
+        "--acm",
+        str(acm),
+        "--acd",
+        str(out),
+        "--media-root",
+        str(out.parent),
+        "--ratio",
+        "0:1:1",  # corrections (weaker -> reviewed) and kept captions; no degraded ones here
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "1",
+        "--max-length",
+        "384",
+        "-o",
+        str(tmp_path / "run"),
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert list((tmp_path / "run").rglob("model.safetensors"))
