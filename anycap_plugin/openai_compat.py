@@ -183,13 +183,14 @@ class ChatTransport:
 
     @property
     def client(self) -> openai.OpenAI:
-        """The sync client, built on first use and shared by every thread."""
-        with self._lock:
-            if self._sync is None:
-                import openai
+        """The sync client, built on first use and shared by every thread (no lock once built)."""
+        if self._sync is None:
+            with self._lock:
+                if self._sync is None:
+                    import openai
 
-                self._sync = openai.OpenAI(**self._client_args())
-            return self._sync
+                    self._sync = openai.OpenAI(**self._client_args())
+        return self._sync
 
     def _loop_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
         loop = asyncio.get_running_loop()
