@@ -160,13 +160,18 @@ class ChatTransport:
         timeout: float | openai.Timeout = 60.0,
         max_retries: int = 5,
         concurrency: int = 16,
+        sync: bool = False,
     ) -> None:
+        """The SDK loads here, not in the first request's time (its import takes seconds on a busy
+        machine); `sync=True` builds the sync client now too, for callers that call from threads."""
+        import openai
+
         self.base_url, self.key = base_url, key
         self.timeout, self.max_retries, self.concurrency = timeout, max_retries, concurrency
         self._per_loop: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, tuple[openai.AsyncOpenAI, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
-        self._sync: openai.OpenAI | None = None
+        self._sync = openai.OpenAI(**self._client_args()) if sync else None
         self._sync_slots = threading.BoundedSemaphore(concurrency)
         self._lock = threading.Lock()
 

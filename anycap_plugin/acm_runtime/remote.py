@@ -49,7 +49,12 @@ class RemoteACM(ConstraintCheckedRefiner):
             api_key, ("ANYCAP_ACM_API_KEY", "OPENAI_API_KEY"), base_url, who="the remote ACM"
         )
         self.transport = ChatTransport(
-            base_url, key, timeout=timeout, max_retries=max_retries, concurrency=concurrency
+            base_url,
+            key,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+            sync=True,
         )
         self.concurrency = concurrency
         self.audio_part = audio_part

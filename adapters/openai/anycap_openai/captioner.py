@@ -59,7 +59,12 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         self.model = model
         self.modalities = frozenset(modalities)  # type: ignore[misc]
         self.transport = ChatTransport(
-            base_url, key, timeout=timeout, max_retries=max_retries, concurrency=concurrency
+            base_url,
+            key,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+            sync=True,  # `caption` and the batch runner's threads
         )
         self.concurrency = concurrency
 
