@@ -1,10 +1,11 @@
 """Many model calls per item against OpenAI-compatible endpoints: the engine CapFlow and
 `anycap synth` share.
 
-- Endpoints (vLLM, LMDeploy, `anycap serve`, hosted APIs) each bound how many calls are in
-  flight; roles (router, agent, judge, ...) name an endpoint, a model and sampling settings.
+- Endpoints (vLLM, LMDeploy, `anycap serve`, hosted APIs) are one `openai_compat.ChatTransport`
+  each, bounding how many calls are in flight; roles (router, agent, judge, ...) name an
+  endpoint, a model and sampling settings.
 - Retries are the OpenAI SDK's own (429/5xx/timeouts, Retry-After honoured); a reply that is
-  not the JSON asked for is asked again a bounded number of times.
+  not the JSON asked for is asked again a bounded number of times (`openai_compat.ask_parsed`).
 - A call cache (SQLite) keyed by everything a call sends: a re-run pays only for what failed.
 - Tokens, calls, cache hits and cost are counted per role.
 
