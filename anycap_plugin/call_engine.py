@@ -1,10 +1,11 @@
 """Many model calls per item against OpenAI-compatible endpoints: the engine CapFlow and
 `anycap synth` share.
 
-- Endpoints (vLLM, LMDeploy, `anycap serve`, hosted APIs) each bound how many calls are in
-  flight; roles (router, agent, judge, ...) name an endpoint, a model and sampling settings.
+- Endpoints (vLLM, LMDeploy, `anycap serve`, hosted APIs) are one `openai_compat.ChatTransport`
+  each, bounding how many calls are in flight; roles (router, agent, judge, ...) name an
+  endpoint, a model and sampling settings.
 - Retries are the OpenAI SDK's own (429/5xx/timeouts, Retry-After honoured); a reply that is
-  not the JSON asked for is asked again a bounded number of times.
+  not the JSON asked for is asked again a bounded number of times (`openai_compat.ask_parsed`).
 - A call cache (SQLite) keyed by everything a call sends: a re-run pays only for what failed.
 - Tokens, calls, cache hits and cost are counted per role.
 
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from .errors import CallError, OptionsError, ReplyFormatError
-from .openai_compat import api_key, failure, reask, reply_text
+from .openai_compat import ChatTransport, api_key, ask_parsed, reply_text
 from .sqlite_cache import JsonCache
 
 T = TypeVar("T")
@@ -92,14 +93,20 @@ class CallEngine:
                     hint="Defined endpoints: " + ", ".join(sorted(endpoints)) + ".",
                 )
         self.endpoints, self.roles, self.json_attempts = endpoints, roles, json_attempts
-        self._keys = {
-            name: api_key(
-                (api_keys or {}).get(name),
-                (ep.api_key_env,),
+        self._transports = {
+            name: ChatTransport(
                 ep.base_url,
-                who=f"endpoint {name!r}",
-                hint=f"Set {ep.api_key_env}, or give the endpoint a base_url of a server "
-                "that needs none.",
+                api_key(
+                    (api_keys or {}).get(name),
+                    (ep.api_key_env,),
+                    ep.base_url,
+                    who=f"endpoint {name!r}",
+                    hint=f"Set {ep.api_key_env}, or give the endpoint a base_url of a server "
+                    "that needs none.",
+                ),
+                timeout=ep.timeout,
+                max_retries=ep.max_retries,
+                concurrency=ep.concurrency,
             )
             for name, ep in endpoints.items()
         }  # a missing key is refused here, before any call
@@ -107,8 +114,6 @@ class CallEngine:
         self.usage: dict[str, RoleUsage] = {name: RoleUsage() for name in roles}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._clients: dict[str, Any] = {}
-        self._slots: dict[str, asyncio.Semaphore] = {}
 
     # ---- the loop --------------------------------------------------------------------
     def run(self, coro: Awaitable[T]) -> T:
@@ -123,26 +128,12 @@ class CallEngine:
 
     def close(self) -> None:
         if self._loop is not None:
-            for client in self._clients.values():
-                asyncio.run_coroutine_threadsafe(client.close(), self._loop).result()
+            for transport in self._transports.values():
+                asyncio.run_coroutine_threadsafe(transport.aclose(), self._loop).result()
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop = None
         if self.cache is not None:
             self.cache.close()
-
-    def _client(self, endpoint: str) -> tuple[Any, asyncio.Semaphore]:
-        if endpoint not in self._clients:
-            import openai
-
-            ep = self.endpoints[endpoint]
-            self._clients[endpoint] = openai.AsyncOpenAI(
-                base_url=ep.base_url,
-                api_key=self._keys[endpoint],
-                timeout=ep.timeout,
-                max_retries=ep.max_retries,
-            )
-            self._slots[endpoint] = asyncio.Semaphore(ep.concurrency)
-        return self._clients[endpoint], self._slots[endpoint]
 
     # ---- calls -----------------------------------------------------------------------
     async def chat(
@@ -173,35 +164,33 @@ class CallEngine:
             return Reply(
                 cached["text"], parse(cached["text"]) if parse else None, usage, cached=True
             )
-        problem, request = "", body
-        for _ in range(self.json_attempts if parse else 1):
-            text, usage = await self._post(role, spec, request)
-            try:
-                data = parse(text) if parse else None
-            except (ValueError, KeyError, TypeError) as e:
-                problem = str(e)
-                request = {
-                    **body,
-                    "messages": reask(messages, text, problem),
-                }  # says what was wrong
-                continue
-            if self.cache is not None:
-                self.cache.put(key, {"text": text})
-            return Reply(text, data, usage)
-        self._account(role, RoleUsage(failures=1))
-        raise ReplyFormatError(
-            f"The {role} reply is not what its prompt asks for, {self.json_attempts} times: "
-            f"{problem}",
-            hint="Check that the role's model follows JSON instructions.",
+        last = RoleUsage()
+
+        async def ask(asked: list[dict[str, Any]]) -> str:
+            nonlocal last
+            text, last = await self._post(role, spec, {**body, "messages": asked})
+            return text
+
+        def unusable(problems: list[str]) -> ReplyFormatError:
+            self._account(role, RoleUsage(failures=1))
+            return ReplyFormatError(
+                f"The {role} reply is not what its prompt asks for, {self.json_attempts} times: "
+                f"{problems[-1]}",
+                hint="Check that the role's model follows JSON instructions.",
+            )
+
+        text, data = await ask_parsed(
+            ask, messages, parse or _unparsed, self.json_attempts if parse else 1, unusable
         )
+        if self.cache is not None:
+            self.cache.put(key, {"text": text})
+        return Reply(text, data, last)
 
     async def _post(self, role: str, spec: Role, body: dict[str, Any]) -> tuple[str, RoleUsage]:
         import openai
 
-        client, slots = self._client(spec.endpoint)
         try:
-            async with slots:
-                response = await client.post("/chat/completions", body=body, cast_to=dict)
+            response = await self._transports[spec.endpoint].post(body)
         except openai.OpenAIError as e:
             self._account(role, RoleUsage(failures=1))
             raise self._failure(role, spec, e) from None
@@ -236,7 +225,7 @@ class CallEngine:
         ).hexdigest()
 
     def _failure(self, role: str, spec: Role, error: Exception) -> CallError:
-        status, what = failure(error, self._keys[spec.endpoint])
+        status, what = self._transports[spec.endpoint].failure(error)
         return CallError(
             f"The {role} call ({spec.model} at endpoint {spec.endpoint!r}) failed {what}",
             hint={
@@ -255,6 +244,10 @@ class CallEngine:
                 role: {**asdict(u), "cost_usd": round(u.cost_usd, 6)}
                 for role, u in self.usage.items()
             }
+
+
+def _unparsed(text: str) -> None:
+    """The `parse` of a call that asks for no JSON: every reply is usable, nothing is parsed."""
 
 
 def fill(template: str, **values: str) -> str:

@@ -197,3 +197,32 @@ def test_adapters_import_only_public_modules():
                     if a.name.startswith("anycap_plugin.") and a.name.count(".") > 1
                 ]
     assert deep == []
+
+
+SDK_CLIENTS = {"OpenAI", "AsyncOpenAI", "AzureOpenAI", "AsyncAzureOpenAI"}
+
+
+def sdk_client_calls(path: Path) -> list[int]:
+    """Lines where `path` builds an OpenAI SDK client (`openai.OpenAI(...)`, `AsyncOpenAI(...)`):
+    calls in the code, so a docstring's example (`testing/server.py`'s) is not one."""
+    return [
+        node.lineno
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "attr", None) or getattr(node.func, "id", None)) in SDK_CLIENTS
+    ]
+
+
+def test_one_module_builds_openai_sdk_clients(tmp_path):
+    """Every OpenAI-compatible call (openai adapter, judges, remote ACM, call engine) goes through
+    `openai_compat.ChatTransport`: its limits, per-loop clients and key redaction hold everywhere."""
+    sources = [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "adapters").glob("*/anycap_*/**/*.py")]
+    builders = sorted(str(p.relative_to(PACKAGE.parent)) for p in sources if sdk_client_calls(p))
+    assert builders == ["anycap_plugin/openai_compat.py"]
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        '"""`OpenAI(base_url=u)` in prose."""\n'
+        "import openai\nfrom openai import AsyncOpenAI\n"
+        "a = openai.OpenAI(api_key='k')\nb = AsyncOpenAI(api_key='k')\n"
+    )
+    assert sdk_client_calls(probe) == [4, 5]

@@ -120,9 +120,7 @@ def test_an_image_is_routed_described_by_parallel_agents_summarised_and_judged(
     slow, state = concurrency_tracking(respond, 0.2)
     with ChatCompletionsServer(slow) as server:
         captioner = build(server, cache=tmp_path / "calls.sqlite")
-        t0 = time.perf_counter()
         caption = captioner.caption(image_path, instruction="Describe the person.")
-        wall = time.perf_counter() - t0
         sent = [prompt_and_images(r) for r in server.requests]
     flow = caption.meta["capflow"]
     assert (flow["domain"], flow["confidence"], flow["routed"]) == ("natural", 3, "router")
@@ -135,7 +133,7 @@ def test_an_image_is_routed_described_by_parallel_agents_summarised_and_judged(
         "core_intent",
         "professionalism",
     }
-    assert state["peak"] == 3 and wall < 5 * 0.2  # the 3 agents at once: 4 steps of 0.2 s, not 6
+    assert state["peak"] == 3  # the 3 agents ran at once (each server reply waits 0.2 s)
     by_role = caption.usage["base"]["by_role"]
     assert {r: u["calls"] for r, u in by_role.items()} == {
         "router": 1,

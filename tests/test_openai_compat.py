@@ -1,17 +1,22 @@
 """The one OpenAI-compatible client layer: keys refused before any call, one JSON-reply parser,
-re-asks that say what was wrong (call engine and judges), failures without the key."""
+re-asks that say what was wrong (call engine and judges), one transport (clients per event loop and
+a sync one, each under the concurrency limit), failures without the key."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import openai
 import pytest
 
 from anycap_plugin.call_engine import CallEngine, Endpoint, Role
 from anycap_plugin.errors import OptionsError
 from anycap_plugin.eval.judges import ChatJudge
-from anycap_plugin.openai_compat import api_key, json_object, reask
+from anycap_plugin.openai_compat import ChatTransport, api_key, ask_parsed, json_object, reask
 from anycap_plugin.testing.server import ChatCompletionsServer
 
 
@@ -87,3 +92,81 @@ def test_the_judge_reasks_saying_what_was_wrong():
         and "score 9 is not 0..4" in again[2]["content"]
     )
     assert reask([], "x", "why")[-1]["content"].startswith("That reply could not be used: why.")
+
+
+def test_one_transport_serves_every_event_loop_and_thread_within_its_limit():
+    """Async clients belong to the loop that made them: two `asyncio.run`s each get theirs; sync
+    callers share one client; at most `concurrency` requests are in flight either way."""
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def counting(body):
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)  # so that requests overlap; nothing below is timed
+        with lock:
+            state["now"] -= 1
+        return body["messages"][-1]["content"]
+
+    with ChatCompletionsServer(responder=counting) as server:
+        transport = ChatTransport(server.base_url, "k-123456", max_retries=0, concurrency=3)
+
+        async def eight(tag: str) -> list[str]:
+            replies = await asyncio.gather(
+                *(
+                    transport.post({"model": "m", "messages": [{"role": "user", "content": t}]})
+                    for t in (f"{tag}{i}" for i in range(8))
+                )
+            )
+            await transport.aclose()
+            return [r["choices"][0]["message"]["content"] for r in replies]
+
+        assert asyncio.run(eight("a")) == [f"a{i}" for i in range(8)]
+        assert asyncio.run(eight("b")) == [f"b{i}" for i in range(8)]  # a new loop, a new client
+        async_peak, state["peak"] = state["peak"], 0
+        with ThreadPoolExecutor(8) as pool:
+            sync = list(
+                pool.map(
+                    lambda t: transport.post_sync(
+                        {"model": "m", "messages": [{"role": "user", "content": t}]}
+                    ),
+                    [f"s{i}" for i in range(8)],
+                )
+            )
+        assert [r["choices"][0]["message"]["content"] for r in sync] == [f"s{i}" for i in range(8)]
+    assert async_peak == 3 and state["peak"] == 3
+    assert "k-123456" not in repr(transport)
+
+    def echoes_the_key(body):
+        raise ValueError("bad key k-123456")  # the loopback server answers 400 with this
+
+    with ChatCompletionsServer(responder=echoes_the_key) as server:
+        transport = ChatTransport(server.base_url, "k-123456", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as e:
+            transport.post_sync({"model": "m", "messages": []})
+    assert "k-123456" in str(e.value)
+    assert transport.failure(e.value) == (
+        400,
+        "after 1 attempt(s): HTTP 400: Error code: 400 - bad key ***",
+    )
+
+
+def test_ask_parsed_re_asks_from_the_first_request_then_raises_the_callers_error():
+    asked = []
+
+    async def ask(messages):
+        asked.append(messages)
+        return f"reply {len(asked)}"
+
+    def parse(text):
+        raise KeyError(f"no score in {text!r}")
+
+    with pytest.raises(OptionsError, match="reply 1.*reply 2.*reply 3"):
+        asyncio.run(
+            ask_parsed(
+                ask, [{"role": "user", "content": "q"}], parse, 3, lambda p: OptionsError(str(p))
+            )
+        )
+    assert len(asked) == 3 and len(asked[2]) == 3  # the first request plus one re-ask, never a pile
+    assert asked[2][1] == {"role": "assistant", "content": "reply 2"}

@@ -11,18 +11,15 @@ chat template and media placeholders.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal
 
 from ..acm.prompt import question as remote_prompt
 from ..errors import CaptionerError, OptionsError
 from ..media import Media
 from ..media.chat_parts import media_parts
+from ..openai_compat import ChatTransport, reply_text
 from ..openai_compat import api_key as resolve_key
-from ..openai_compat import failure, reply_text
 from .postprocessor import ACMOptions, ConstraintCheckedRefiner
-
-if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionMessageParam
 
 
 class RemoteACM(ConstraintCheckedRefiner):
@@ -41,7 +38,7 @@ class RemoteACM(ConstraintCheckedRefiner):
     ) -> None:
         """`audio_part="audio_url"` for an ACM served by LMDeploy (`anycap serve --backend lmdeploy`)."""
         try:
-            import openai
+            import openai  # noqa: F401 - refused here, not at the first request
         except ImportError:
             raise OptionsError(
                 "A remote ACM needs the openai package.", hint="pip install 'anycap-plugin[eval]'"
@@ -51,8 +48,13 @@ class RemoteACM(ConstraintCheckedRefiner):
         key = resolve_key(
             api_key, ("ANYCAP_ACM_API_KEY", "OPENAI_API_KEY"), base_url, who="the remote ACM"
         )
-        self.client = openai.OpenAI(
-            base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries
+        self.transport = ChatTransport(
+            base_url,
+            key,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+            sync=True,
         )
         self.concurrency = concurrency
         self.audio_part = audio_part
@@ -69,23 +71,21 @@ class RemoteACM(ConstraintCheckedRefiner):
             {"type": "text", "text": remote_prompt(instruction, existing)},
         ]
         try:
-            reply = self.client.chat.completions.create(
-                model=self.model_name,
-                # cast: the parts are plain dicts (LMDeploy's `audio_url` is not in openai's types)
-                messages=cast(
-                    "list[ChatCompletionMessageParam]", [{"role": "user", "content": content}]
-                ),
-                max_tokens=options.max_new_tokens,
-                temperature=1.0 if options.do_sample else 0.0,
+            reply = self.transport.post_sync(
+                {
+                    "model": self.model_name,
+                    "messages": [{"role": "user", "content": content}],
+                    "max_tokens": options.max_new_tokens,
+                    "temperature": 1.0 if options.do_sample else 0.0,
+                }
             )
         except openai.OpenAIError as e:
-            raise CaptionerError(f"{self.id} failed {failure(e, self.client.api_key)[1]}") from None
-        text = reply_text(reply).strip()
-        usage = reply.usage
+            raise CaptionerError(f"{self.id} failed {self.transport.failure(e)[1]}") from None
+        usage = (reply.get("usage") if isinstance(reply, dict) else None) or {}
         return (
-            text,
-            (usage.prompt_tokens if usage else 0),
-            (usage.completion_tokens if usage else 0),
+            reply_text(reply).strip(),
+            int(usage.get("prompt_tokens") or 0),
+            int(usage.get("completion_tokens") or 0),
         )
 
     def _generate(

@@ -9,13 +9,12 @@ into a `JudgeError`: counted as that item's failure, never scored as zero, never
 from __future__ import annotations
 
 import asyncio
-import weakref
 from pathlib import Path
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol
 
 from ..errors import AnyCapError, JudgeError
+from ..openai_compat import ChatTransport, ask_parsed, reply_text
 from ..openai_compat import api_key as resolve_key
-from ..openai_compat import failure, reask, reply_text
 from .protocols import JudgeProtocol
 from .protocols.anycap import PROMPT_VERSION, AnyCapProtocol
 from .references import EvalItem
@@ -45,15 +44,6 @@ class Judge(Protocol):
 
 
 # ---- the OpenAI-compatible judge -------------------------------------------------------
-class _ClientArgs(TypedDict):
-    """What `ChatJudge` passes to `openai.AsyncOpenAI`."""
-
-    base_url: str | None
-    api_key: str
-    timeout: float
-    max_retries: int
-
-
 class ChatJudge:
     """Any chat-completions endpoint asked for verdicts; async, with a concurrency limit.
 
@@ -81,16 +71,10 @@ class ChatJudge:
             hint="Set OPENAI_API_KEY, or pass --judge-base-url for a server that needs none.",
         )
         self.model = model
-        self._client_args: _ClientArgs = {
-            "base_url": base_url,
-            "api_key": key,
-            "timeout": timeout,
-            "max_retries": max_retries,
-        }
-        self.concurrency = concurrency
-        self._per_loop: weakref.WeakKeyDictionary[Any, tuple[Any, asyncio.Semaphore]] = (
-            weakref.WeakKeyDictionary()
+        self.transport = ChatTransport(
+            base_url, key, timeout=timeout, max_retries=max_retries, concurrency=concurrency
         )
+        self.concurrency = concurrency
         self.invalid_retries = invalid_retries
         self.temperature = temperature
         self._json_mode = json_mode  # dropped once if the server rejects response_format
@@ -103,52 +87,37 @@ class ChatJudge:
             "temperature": self.temperature,
             "messages": messages,
         }
-        loop = asyncio.get_running_loop()
-        if loop not in self._per_loop:  # async clients and semaphores belong to one event loop
-            self._per_loop[loop] = (
-                openai.AsyncOpenAI(**self._client_args),
-                asyncio.Semaphore(self.concurrency),
-            )
-        client, slots = self._per_loop[loop]
-        async with slots:
-            if json_reply and self._json_mode:
-                try:
-                    reply = await client.post(
-                        "/chat/completions",
-                        cast_to=dict,
-                        body={**request, "response_format": {"type": "json_object"}},
+        if json_reply and self._json_mode:
+            try:
+                return reply_text(
+                    await self.transport.post(
+                        {**request, "response_format": {"type": "json_object"}}
                     )
-                    return reply_text(reply)
-                except openai.BadRequestError as e:
-                    if "response_format" not in str(e):
-                        raise
-                    self._json_mode = False
-            # plain JSON both ways: `post` skips the SDK's per-call TypedDict transform (~1 ms) and
-            # `cast_to=dict` its response models (~0.3 ms); the client's CPU bounds judging throughput
-            reply = await client.post("/chat/completions", cast_to=dict, body=request)
-            return reply_text(reply)
+                )
+            except openai.BadRequestError as e:
+                if "response_format" not in str(e):
+                    raise
+                self._json_mode = False
+        return reply_text(await self.transport.post(request))
 
     async def _verdict(self, content: Any, parse: Any, what: str, json_reply: bool = True) -> Any:
         import openai
 
-        problems: list[str] = []
-        first = [{"role": "user", "content": content}]
-        messages = first
-        for _ in range(self.invalid_retries + 1):
-            try:
-                text = await self._ask(messages, json_reply)
-            except openai.OpenAIError as e:
-                raise JudgeError(
-                    f"Judge request for {what} failed {failure(e, self._client_args['api_key'])[1]}"
-                ) from None
-            try:
-                return parse(text)
-            except ValueError as e:
-                problems.append(str(e))
-                messages = reask(
-                    first, text, str(e)
-                )  # not the same request again: it says what was wrong
-        raise JudgeError(f"Invalid judge replies for {what}: {'; '.join(problems)}.")
+        try:
+            _, verdict = await ask_parsed(
+                lambda messages: self._ask(messages, json_reply),
+                [{"role": "user", "content": content}],
+                parse,
+                self.invalid_retries + 1,
+                lambda problems: JudgeError(
+                    f"Invalid judge replies for {what}: {'; '.join(problems)}."
+                ),
+            )
+        except openai.OpenAIError as e:
+            raise JudgeError(
+                f"Judge request for {what} failed {self.transport.failure(e)[1]}"
+            ) from None
+        return verdict
 
 
 class OpenAIJudge(ChatJudge):

@@ -4,15 +4,14 @@ Media go as chat-completions content parts: an image as a base64 data URL, a vid
 sampled frames in order, audio as `input_audio` (wav) for models configured to take it.
 Retries are the SDK's own (408/409/429/5xx, timeouts and dropped connections, exponential
 backoff with jitter, Retry-After honoured; `benchmarks/api_throughput.py` measures them against
-faults with and without Retry-After). The key is never logged or shown.
+faults with and without Retry-After). Requests go through `openai_compat.ChatTransport`, the
+one transport the judges, the remote ACM and the call engine share. The key is never shown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import threading
-import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
 from anycap_plugin import (
@@ -25,8 +24,8 @@ from anycap_plugin import (
 )
 from anycap_plugin.captioner import instructions_for, prompt_for
 from anycap_plugin.media import Modality, audio_part, encoded, image_data_url, image_url_part
+from anycap_plugin.openai_compat import ChatTransport
 from anycap_plugin.openai_compat import api_key as resolve_key
-from anycap_plugin.openai_compat import failure
 
 if TYPE_CHECKING:  # the SDK loads when a captioner is built, not when the plugin registers
     import openai
@@ -55,25 +54,19 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         timeout: float | openai.Timeout = 60.0,
         max_retries: int = 5,
     ) -> None:
-        import openai
-
         base_url, key = self.preflight(model, base_url=base_url, api_key=api_key)
         self.id = f"openai:{model}"
         self.model = model
         self.modalities = frozenset(modalities)  # type: ignore[misc]
-        self._key = key
-        self._client_args = {
-            "base_url": base_url,
-            "api_key": key,
-            "timeout": timeout,
-            "max_retries": max_retries,
-        }
-        self.client = openai.OpenAI(**self._client_args)  # type: ignore[arg-type]
-        self._per_loop: weakref.WeakKeyDictionary[
-            Any, tuple[openai.AsyncOpenAI, asyncio.Semaphore]
-        ] = weakref.WeakKeyDictionary()
+        self.transport = ChatTransport(
+            base_url,
+            key,
+            timeout=timeout,
+            max_retries=max_retries,
+            concurrency=concurrency,
+            sync=True,  # `caption` and the batch runner's threads
+        )
         self.concurrency = concurrency
-        self._slots = threading.BoundedSemaphore(concurrency)
 
     @classmethod
     def preflight(
@@ -115,8 +108,15 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
             **{"timeout": client.timeout, "max_retries": client.max_retries, **options},
         )
 
+    @property
+    def client(self) -> openai.OpenAI:
+        """The SDK client sync calls go through (its timeout and retries are the captioner's)."""
+        return self.transport.client
+
     def __repr__(self) -> str:  # never show the key
-        return f"<OpenAICaptioner {self.model} base_url={self._client_args['base_url'] or 'api.openai.com'}>"
+        return (
+            f"<OpenAICaptioner {self.model} base_url={self.transport.base_url or 'api.openai.com'}>"
+        )
 
     # ---- request and reply ---------------------------------------------------------
     def build_messages(
@@ -183,7 +183,7 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
         return Caption(text=text.strip(), usage=usage)
 
     def _failure(self, error: openai.OpenAIError) -> CaptionerError:
-        status, what = failure(error, self._key)
+        status, what = self.transport.failure(error)
         hint = {
             401: "Check OPENAI_API_KEY.",
             404: "Check the model name and base_url.",
@@ -197,37 +197,18 @@ class OpenAICaptioner(BaseCaptioner[OpenAIOptions]):
 
         request = self._request(media, instruction, options)
         try:
-            with self._slots:
-                # plain JSON both ways: no TypedDict transform (~1 ms a call), no response models
-                return self._to_caption(
-                    self.client.post("/chat/completions", body=request, cast_to=dict)
-                )
+            return self._to_caption(self.transport.post_sync(request))
         except openai.OpenAIError as e:
             raise self._failure(e) from None
-
-    def _async_state(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
-        import openai
-
-        loop = asyncio.get_running_loop()  # async clients and semaphores belong to one event loop
-        if loop not in self._per_loop:
-            self._per_loop[loop] = (
-                openai.AsyncOpenAI(**self._client_args),  # type: ignore[arg-type]
-                asyncio.Semaphore(self.concurrency),
-            )
-        return self._per_loop[loop]
 
     async def _acaption(
         self, media: Media, instruction: str | None, options: OpenAIOptions
     ) -> Caption:
         import openai
 
-        client, slots = self._async_state()
         request = await asyncio.to_thread(self._request, media, instruction, options)
         try:
-            async with slots:
-                return self._to_caption(
-                    await client.post("/chat/completions", body=request, cast_to=dict)
-                )
+            return self._to_caption(await self.transport.post(request))
         except openai.OpenAIError as e:
             raise self._failure(e) from None
 
