@@ -248,6 +248,7 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
     family = "the model"  # named where meta says the audio was cut
     model_class: str | None = None  # transformers' class that loads it; None: the Auto classes
     sends_instruction = True  # False: the model takes no text (a captioner such as Qwen3-Omni's)
+    audio_seconds: float | None = None  # the most it hears, where its processor does not say
     pad_text_only = True
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
@@ -282,7 +283,8 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
                 media.audio().samples,
                 getattr(self.processor, "feature_extractor", None),
                 self.family,
-                audio_window(self.processor),
+                audio_window(self.processor)
+                or (int(self.audio_seconds * SAMPLING_RATE) if self.audio_seconds else None),
             )
             return {"audio": [samples], "meta": meta}
         return self.video_inputs(media, options)

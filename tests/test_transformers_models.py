@@ -212,3 +212,49 @@ def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
     thought = without_reasoning(Caption(text="<think>a dog, so…</think>\n\nA dog runs.", meta={}))
     assert thought.text == "A dog runs." and thought.meta == {"reasoning": "a dog, so…"}
     assert without_reasoning(Caption(text="A dog runs.")).text == "A dog runs."
+
+
+@pytest.fixture(scope="module")
+def gemma3n(tmp_path_factory):
+    return testing.build_tiny_gemma3n(tmp_path_factory.mktemp("gemma3n"), init_std=0.5)
+
+
+def test_gemma3n_sees_and_hears_as_the_model_card_batched_as_one_by_one(
+    gemma3n, image_path, audio_path, video_path, tmp_path
+):
+    from PIL import Image
+
+    from anycap_plugin.media import Media
+
+    captioner = get_captioner(f"gemma3n:{gemma3n}")
+    assert type(captioner.model).__name__ == "Gemma3nForConditionalGeneration"
+    caption = captioner.caption(image_path, "Describe the background.", max_new_tokens=8)
+    card = card_generate(
+        captioner, {"type": "image", "image": Image.open(image_path)}, "Describe the background.", 8
+    )
+    assert caption.text == decoded(captioner, card)
+    assert caption.usage["base"]["completion_tokens"] == len(card)
+    heard = captioner.caption(audio_path, "What do you hear?", max_new_tokens=8)
+    samples = Media.load(audio_path).audio().samples
+    card = card_generate(captioner, {"type": "audio", "audio": samples}, "What do you hear?", 8)
+    assert heard.text == decoded(captioner, card) and heard.meta == {}
+
+    tone = testing.generate_wav(tmp_path / "tone.wav", seconds=3.0)
+    media = [testing.sample_image("chelsea"), audio_path, testing.sample_image("coffee"), tone]
+    asks = ["Describe it.", "What is this sound?", None, "Sound?"]
+    alone = [captioner.caption(m, a, max_new_tokens=6) for m, a in zip(media, asks)]
+    batch = captioner.caption_batch(media, asks, max_new_tokens=6)
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert len({c.text for c in alone}) > 1
+
+    cut = captioner.caption(testing.generate_wav(tmp_path / "long.wav", 35.0), max_new_tokens=4)
+    assert cut.meta["audio"] == "the first 30.0 s of 35.0 s (Gemma 3n hears 30 s at most)"
+    with pytest.raises(ModalityNotSupportedError, match="does not take video"):
+        captioner.caption(video_path, "What happens?")
+    track = Media.load(video_path).as_modality("audio")  # a video's sound, named so, is heard
+    assert captioner.caption(track, max_new_tokens=4).modality == "audio"
+    wrapped = wrap(captioner.model, processor=captioner.processor)
+    assert wrapped.base.id.startswith("gemma3n:")
+    assert wrapped.caption(image_path, "Describe the background.", max_new_tokens=8).text == (
+        caption.text
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from anycap_plugin import Caption
-from anycap_plugin.errors import CheckpointError, ModelNotFoundError
+from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
 from anycap_plugin.model_loading import load_pretrained, looks_like_path
 from anycap_plugin.transformers_captioner import ChatTemplateCaptioner
 
@@ -34,6 +34,28 @@ class AudioFlamingo3Captioner(ChatTemplateCaptioner):
     family = "Audio Flamingo 3"
     modalities = frozenset({"audio"})
     model_class = "AudioFlamingo3ForConditionalGeneration"
+
+
+class Gemma3nCaptioner(ChatTemplateCaptioner):
+    """Gemma 3n: images (each 256 soft tokens) and audio (30 s windows: longer is cut there and
+    `meta["audio"]` says so). Video is refused, as its card lists text, image and audio input only:
+    caption frames as images, or a video's sound through `Media.as_modality("audio")`."""
+
+    spec_name = "gemma3n"
+    family = "Gemma 3n"
+    modalities = frozenset({"image", "audio"})
+    model_class = "Gemma3nForConditionalGeneration"
+    audio_seconds = 30.0  # its feature extractor's max_length (480,000 samples at 16 kHz)
+
+    def load_model(self, model: str, **kwargs: Any) -> Any:
+        import importlib.util
+
+        if importlib.util.find_spec("timm") is None:
+            raise OptionsError(
+                "Gemma 3n's vision tower (MobileNetV5) is built by timm, which is not installed.",
+                hint="pip install 'anycap-transformers[gemma3n]' (or: pip install timm).",
+            )
+        return super().load_model(model, **kwargs)
 
 
 class Qwen3OmniCaptioner(ChatTemplateCaptioner):
