@@ -1,5 +1,5 @@
 """Today's open captioners on the one HF engine (`anycap-transformers`): tiny random Qwen3-VL (dense and
-MoE) and Audio Flamingo 3 models built offline by transformers' own classes, captioning real media as
+MoE), Audio Flamingo 3, Qwen3-Omni and Gemma 3n models built offline by transformers' own classes, captioning real media as
 users name them (`qwen3-vl:`, `audio-flamingo-3:`, `transformers:`); each caption equals transformers'
 own greedy `generate` on the model card's message, token for token, and a mixed batch equals the same
 items one by one."""
@@ -171,16 +171,43 @@ def qwen3_omni(tmp_path_factory):
     return testing.build_tiny_qwen3_omni(tmp_path_factory.mktemp("qwen3-omni"), init_std=0.5)
 
 
-def test_qwen3_omni_thinker_sees_and_hears_batched_as_one_by_one(
-    qwen3_omni, audio_path, video_path
+def test_qwen3_omni_thinker_sees_and_hears_video_with_its_sound_batched_as_one_by_one(
+    qwen3_omni, audio_path, video_path, tmp_path
 ):
     captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
-    media = [testing.sample_image("chelsea"), audio_path, video_path]
-    asks = ["Describe it.", "What is this sound?", "What happens?"]
+    silent = testing.generate_video(tmp_path / "silent.mp4", seconds=2.0, audio=False)
+    media = [testing.sample_image("chelsea"), audio_path, video_path, silent]
+    asks = ["Describe it.", "What is this sound?", "What happens?", None]
     alone = [captioner.caption(m, a, max_new_tokens=6, max_frames=4) for m, a in zip(media, asks)]
     batch = captioner.caption_batch(media, asks, max_new_tokens=6, max_frames=4)
     assert [c.text for c in batch] == [c.text for c in alone]
     assert len({c.text for c in alone}) > 1 and batch[2].meta["frames"] == 4
+    assert batch[2].meta["video_inputs"] == "frames and sound"  # bigbuckbunny has a track
+    assert batch[3].meta["video_inputs"] == "frames only: no audio track"
+
+    # the sound is interleaved with the frames by time, inside the video's own span
+    options = captioner.Options(max_new_tokens=6, max_frames=4)
+    item = captioner._prepare(video_path, {})[0]
+    prompt, parts = captioner.build_prompt(item, "What happens?", options)
+    inputs = captioner.processor(
+        text=[prompt],
+        videos=parts["videos"],
+        audio=parts["audio"],
+        video_metadata=parts["video_metadata"],
+        do_sample_frames=False,
+        videos_kwargs={"fps": parts["fps"]},
+        load_audio_from_video=True,
+        audio_from_video_indices=[0],
+    )
+    tokens = captioner.processor.tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    span = "".join(t for t in tokens if t in ("<|VIDEO|>", "<|AUDIO|>"))
+    assert span.startswith("<|VIDEO|>") and "<|AUDIO|><|VIDEO|>" in span  # frames, sound, frames
+    quiet = captioner.caption(
+        video_path, "What happens?", max_new_tokens=6, max_frames=4, use_audio_in_video=False
+    )
+    assert quiet.meta["video_inputs"] == "frames only"
+    assert batch[2].usage["base"]["prompt_tokens"] == len(tokens)  # what the caption was given
+    assert quiet.usage["base"]["prompt_tokens"] < len(tokens) - span.count("<|AUDIO|>") // 2
 
 
 def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(

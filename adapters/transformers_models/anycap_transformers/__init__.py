@@ -13,7 +13,8 @@ transformers' native classes and its processor's own chat template, batched (one
 - `qwen3-omni:PATH_OR_ID`: Qwen3-Omni's Thinker (a whole folder gives its Thinker): Instruct and
   Thinking (its reasoning kept in `meta["reasoning"]`, not in the caption); the Captioner (a name
   with "Captioner", or `captioner=True`) hears audio alone and is sent no instruction, as its card
-  says (`meta["instruction"]` says so: a post-processor makes it follow one). Video as frames.
+  says (`meta["instruction"]` says so: a post-processor makes it follow one). Video as frames with
+  its sound interleaved by time, as `qwen2.5-omni` does (`use_audio_in_video=False`: frames only).
 - `transformers:PATH_OR_ID`: any other checkpoint `AutoModelForMultimodalLM` loads with a chat
   template; it takes what its processor takes. Checkpoints that need remote code are refused.
 

@@ -9,8 +9,13 @@ from typing import Any
 
 from anycap_plugin import Caption
 from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
+from anycap_plugin.media import Media
 from anycap_plugin.model_loading import load_pretrained, looks_like_path
-from anycap_plugin.transformers_captioner import ChatTemplateCaptioner
+from anycap_plugin.transformers_captioner import (
+    ChatTemplateCaptioner,
+    ChatTemplateOptions,
+    with_video_sound,
+)
 
 REMOTE_CODE_HINT = (
     "AnyCap runs no code shipped with a checkpoint. Use the model's transformers-native version "
@@ -58,6 +63,10 @@ class Gemma3nCaptioner(ChatTemplateCaptioner):
         return super().load_model(model, **kwargs)
 
 
+class Qwen3OmniOptions(ChatTemplateOptions):
+    use_audio_in_video: bool = True  # a video's sound with its frames, as the card sends it
+
+
 class Qwen3OmniCaptioner(ChatTemplateCaptioner):
     """Qwen3-Omni's Thinker (text out; a whole folder gives its Thinker, never its talker): Instruct,
     Thinking (its reasoning goes to `meta["reasoning"]`, not the caption) and Captioner, which hears
@@ -67,6 +76,7 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
     family = "Qwen3-Omni"
     modalities = frozenset({"image", "video", "audio"})
     model_class = "Qwen3OmniMoeThinkerForConditionalGeneration"
+    Options = Qwen3OmniOptions
 
     def __init__(
         self, model: str | None = None, *, captioner: bool | None = None, **kw: Any
@@ -84,6 +94,16 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
         if captioner if captioner is not None else "captioner" in str(name).lower():
             self.sends_instruction = False
             self.modalities = frozenset({"audio"})  # type: ignore[misc]
+
+    def video_inputs(self, media: Media, options: Any) -> dict[str, Any]:
+        """Frames at the model's rate, and the video's sound interleaved with them by time (unless
+        `use_audio_in_video=False`); the rate goes to the processor, which times each frame grid."""
+        parts = super().video_inputs(media, options)
+        parts["fps"] = parts["meta"]["fps"]
+        parts["meta"]["video_inputs"] = "frames only"
+        if options.use_audio_in_video:
+            with_video_sound(parts, media, self.processor.feature_extractor, self.family)
+        return parts
 
     def generate(self, prompts: Any, options: Any, *args: Any, **kwargs: Any) -> list[Caption]:
         return [without_reasoning(c) for c in super().generate(prompts, options, *args, **kwargs)]
