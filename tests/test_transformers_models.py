@@ -285,3 +285,39 @@ def test_gemma3n_sees_and_hears_as_the_model_card_batched_as_one_by_one(
     assert wrapped.caption(image_path, "Describe the background.", max_new_tokens=8).text == (
         caption.text
     )
+
+
+def test_gemma3n_by_hub_id_from_a_local_hugging_face_cache_offline(gemma3n, image_path, tmp_path):
+    """`gemma3n:google/gemma-3n-E4B-it` with no network: `anycap caption`, run as a user runs it with
+    HF_HOME and HF_HUB_OFFLINE=1, reads the checkpoint from the cache layout
+    (hub/models--org--name/snapshots/REV, refs/main) and captions as the folder itself does."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = tmp_path / "hf" / "hub" / "models--google--gemma-3n-E4B-it"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(gemma3n, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    out = tmp_path / "caps.jsonl"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("anycap")), "caption", str(image_path)]
+        + ["-m", "gemma3n:google/gemma-3n-E4B-it", "-O", "max_new_tokens=8", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "1",
+            "ANYCAP_LOAD_PLUGINS": "anycap-transformers",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    local = get_captioner(f"gemma3n:{gemma3n}").caption(image_path, None, max_new_tokens=8)
+    assert record["caption"] == local.text
+    assert record["models"] == {"base": "gemma3n:google/gemma-3n-E4B-it"}
