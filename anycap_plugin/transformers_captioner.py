@@ -143,7 +143,37 @@ class HFChatCaptioner(BaseCaptioner[GO]):
                     lambda mi: self.build_prompt(mi[0], mi[1], options), zip(media, instructions)
                 )
             )
-        return self.generate(prompts, options)
+        return self.generate_grouped(prompts, options)
+
+    def generate_grouped(
+        self, prompts: list[tuple[str, dict[str, Any]]], options: GenerationOptions
+    ) -> list[Caption]:
+        """One `generate` per group of items the processor takes in one call, in the batch's order.
+
+        A call takes one frame rate (`parts["fps"]`, which times the video's position ids), and an
+        omni processor interleaves videos' sound with their frames for a whole call
+        (`parts["audio_of_video"]`, see `with_video_sound`): such items go in calls of their own."""
+        groups: dict[tuple[bool, float | None], list[int]] = {}
+        for i, (_, parts) in enumerate(prompts):
+            groups.setdefault((bool(parts.get("audio_of_video")), parts.get("fps")), []).append(i)
+        out: list[Caption | None] = [None] * len(prompts)
+        for (interleaved, fps), members in groups.items():
+            processor_kwargs: dict[str, Any] = {}
+            if fps is not None:
+                processor_kwargs["videos_kwargs"] = {"fps": fps}
+            if interleaved:  # each item's sound belongs to its own video, the i-th of the call
+                processor_kwargs.update(
+                    load_audio_from_video=True, audio_from_video_indices=list(range(len(members)))
+                )
+            captions = self.generate(
+                [prompts[i] for i in members],
+                options,
+                processor_kwargs,
+                {"use_audio_in_video": True} if interleaved else None,
+            )
+            for i, caption in zip(members, captions):
+                out[i] = caption
+        return out  # type: ignore[return-value]
 
     def generate(
         self,
@@ -217,6 +247,29 @@ def fit_audio(
     return samples, {}
 
 
+def with_video_sound(
+    parts: dict[str, Any],
+    media: Media,
+    feature_extractor: Any,
+    family: str,
+    window: int | None = None,
+) -> dict[str, Any]:
+    """A video's sound beside its frames (`video_inputs` output), for an omni model that hears it:
+    the processor interleaves it with the frames by time (`generate_grouped`). Cut as `fit_audio`
+    cuts audio; `meta["video_inputs"]` says whether sound went in (a silent video: frames only)."""
+    from .errors import MediaError
+
+    meta = parts.setdefault("meta", {})
+    try:
+        samples, heard = fit_audio(media.audio().samples, feature_extractor, family, window)
+    except MediaError:  # no track, or frames with no container behind them
+        meta["video_inputs"] = "frames only: no audio track"
+        return parts
+    parts.update(audio=[samples], audio_of_video=True)
+    meta.update(heard, video_inputs="frames and sound")
+    return parts
+
+
 def generated_lengths(new_tokens: Any, eos: Any, pad: int | None) -> list[int]:
     """Tokens generated per row: up to and including the first end-of-sequence token; a row that
     never stopped counts its tokens that are not padding (a batch pads rows that ended early)."""
@@ -248,6 +301,9 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
     family = "the model"  # named where meta says the audio was cut
     model_class: str | None = None  # transformers' class that loads it; None: the Auto classes
     sends_instruction = True  # False: the model takes no text (a captioner such as Qwen3-Omni's)
+    # the most it hears, where its processor does not say (its `max_audio_len`, as Audio Flamingo 3's
+    # does: 10 minutes) and its feature extractor's window is not it
+    audio_seconds: float | None = None
     pad_text_only = True
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
@@ -282,10 +338,16 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
                 media.audio().samples,
                 getattr(self.processor, "feature_extractor", None),
                 self.family,
-                audio_window(self.processor),
+                self.audio_window(),
             )
             return {"audio": [samples], "meta": meta}
         return self.video_inputs(media, options)
+
+    def audio_window(self) -> int | None:
+        """How many 16 kHz samples the model hears (None: its feature extractor's window)."""
+        if seconds := getattr(self.processor, "max_audio_len", None) or self.audio_seconds:
+            return int(seconds * SAMPLING_RATE)
+        return None
 
     def video_inputs(self, media: Media, options: ChatTemplateOptions) -> dict[str, Any]:
         """Frames at `fps` (the video processor's own rate unless given), at most `max_frames`, an even
@@ -315,10 +377,3 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
             height=frames.images[0].height,
         )
         return {"videos": [frames.images], "video_metadata": [metadata], "meta": meta}
-
-
-def audio_window(processor: Any) -> int | None:
-    """How many 16 kHz samples a processor takes: its `max_audio_len` seconds where it chunks long
-    audio itself (Audio Flamingo 3: 10 minutes), else its feature extractor's window."""
-    seconds = getattr(processor, "max_audio_len", None)
-    return int(seconds * SAMPLING_RATE) if seconds else None

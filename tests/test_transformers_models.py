@@ -1,5 +1,5 @@
 """Today's open captioners on the one HF engine (`anycap-transformers`): tiny random Qwen3-VL (dense and
-MoE) and Audio Flamingo 3 models built offline by transformers' own classes, captioning real media as
+MoE), Audio Flamingo 3, Qwen3-Omni and Gemma 3n models built offline by transformers' own classes, captioning real media as
 users name them (`qwen3-vl:`, `audio-flamingo-3:`, `transformers:`); each caption equals transformers'
 own greedy `generate` on the model card's message, token for token, and a mixed batch equals the same
 items one by one."""
@@ -171,16 +171,43 @@ def qwen3_omni(tmp_path_factory):
     return testing.build_tiny_qwen3_omni(tmp_path_factory.mktemp("qwen3-omni"), init_std=0.5)
 
 
-def test_qwen3_omni_thinker_sees_and_hears_batched_as_one_by_one(
-    qwen3_omni, audio_path, video_path
+def test_qwen3_omni_thinker_sees_and_hears_video_with_its_sound_batched_as_one_by_one(
+    qwen3_omni, audio_path, video_path, tmp_path
 ):
     captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
-    media = [testing.sample_image("chelsea"), audio_path, video_path]
-    asks = ["Describe it.", "What is this sound?", "What happens?"]
+    silent = testing.generate_video(tmp_path / "silent.mp4", seconds=2.0, audio=False)
+    media = [testing.sample_image("chelsea"), audio_path, video_path, silent]
+    asks = ["Describe it.", "What is this sound?", "What happens?", None]
     alone = [captioner.caption(m, a, max_new_tokens=6, max_frames=4) for m, a in zip(media, asks)]
     batch = captioner.caption_batch(media, asks, max_new_tokens=6, max_frames=4)
     assert [c.text for c in batch] == [c.text for c in alone]
     assert len({c.text for c in alone}) > 1 and batch[2].meta["frames"] == 4
+    assert batch[2].meta["video_inputs"] == "frames and sound"  # bigbuckbunny has a track
+    assert batch[3].meta["video_inputs"] == "frames only: no audio track"
+
+    # the sound is interleaved with the frames by time, inside the video's own span
+    options = captioner.Options(max_new_tokens=6, max_frames=4)
+    item = captioner._prepare(video_path, {})[0]
+    prompt, parts = captioner.build_prompt(item, "What happens?", options)
+    inputs = captioner.processor(
+        text=[prompt],
+        videos=parts["videos"],
+        audio=parts["audio"],
+        video_metadata=parts["video_metadata"],
+        do_sample_frames=False,
+        videos_kwargs={"fps": parts["fps"]},
+        load_audio_from_video=True,
+        audio_from_video_indices=[0],
+    )
+    tokens = captioner.processor.tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
+    span = "".join(t for t in tokens if t in ("<|VIDEO|>", "<|AUDIO|>"))
+    assert span.startswith("<|VIDEO|>") and "<|AUDIO|><|VIDEO|>" in span  # frames, sound, frames
+    quiet = captioner.caption(
+        video_path, "What happens?", max_new_tokens=6, max_frames=4, use_audio_in_video=False
+    )
+    assert quiet.meta["video_inputs"] == "frames only"
+    assert batch[2].usage["base"]["prompt_tokens"] == len(tokens)  # what the caption was given
+    assert quiet.usage["base"]["prompt_tokens"] < len(tokens) - span.count("<|AUDIO|>") // 2
 
 
 def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(
@@ -212,3 +239,85 @@ def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
     thought = without_reasoning(Caption(text="<think>a dog, so…</think>\n\nA dog runs.", meta={}))
     assert thought.text == "A dog runs." and thought.meta == {"reasoning": "a dog, so…"}
     assert without_reasoning(Caption(text="A dog runs.")).text == "A dog runs."
+
+
+@pytest.fixture(scope="module")
+def gemma3n(tmp_path_factory):
+    return testing.build_tiny_gemma3n(tmp_path_factory.mktemp("gemma3n"), init_std=0.5)
+
+
+def test_gemma3n_sees_and_hears_as_the_model_card_batched_as_one_by_one(
+    gemma3n, image_path, audio_path, video_path, tmp_path
+):
+    from PIL import Image
+
+    from anycap_plugin.media import Media
+
+    captioner = get_captioner(f"gemma3n:{gemma3n}")
+    assert type(captioner.model).__name__ == "Gemma3nForConditionalGeneration"
+    caption = captioner.caption(image_path, "Describe the background.", max_new_tokens=8)
+    card = card_generate(
+        captioner, {"type": "image", "image": Image.open(image_path)}, "Describe the background.", 8
+    )
+    assert caption.text == decoded(captioner, card)
+    assert caption.usage["base"]["completion_tokens"] == len(card)
+    heard = captioner.caption(audio_path, "What do you hear?", max_new_tokens=8)
+    samples = Media.load(audio_path).audio().samples
+    card = card_generate(captioner, {"type": "audio", "audio": samples}, "What do you hear?", 8)
+    assert heard.text == decoded(captioner, card) and heard.meta == {}
+
+    tone = testing.generate_wav(tmp_path / "tone.wav", seconds=3.0)
+    media = [testing.sample_image("chelsea"), audio_path, testing.sample_image("coffee"), tone]
+    asks = ["Describe it.", "What is this sound?", None, "Sound?"]
+    alone = [captioner.caption(m, a, max_new_tokens=6) for m, a in zip(media, asks)]
+    batch = captioner.caption_batch(media, asks, max_new_tokens=6)
+    assert [c.text for c in batch] == [c.text for c in alone]
+    assert len({c.text for c in alone}) > 1
+
+    cut = captioner.caption(testing.generate_wav(tmp_path / "long.wav", 35.0), max_new_tokens=4)
+    assert cut.meta["audio"] == "the first 30.0 s of 35.0 s (Gemma 3n hears 30 s at most)"
+    with pytest.raises(ModalityNotSupportedError, match="does not take video"):
+        captioner.caption(video_path, "What happens?")
+    track = Media.load(video_path).as_modality("audio")  # a video's sound, named so, is heard
+    assert captioner.caption(track, max_new_tokens=4).modality == "audio"
+    wrapped = wrap(captioner.model, processor=captioner.processor)
+    assert wrapped.base.id.startswith("gemma3n:")
+    assert wrapped.caption(image_path, "Describe the background.", max_new_tokens=8).text == (
+        caption.text
+    )
+
+
+def test_gemma3n_by_hub_id_from_a_local_hugging_face_cache_offline(gemma3n, image_path, tmp_path):
+    """`gemma3n:google/gemma-3n-E4B-it` with no network: `anycap caption`, run as a user runs it with
+    HF_HOME and HF_HUB_OFFLINE=1, reads the checkpoint from the cache layout
+    (hub/models--org--name/snapshots/REV, refs/main) and captions as the folder itself does."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = tmp_path / "hf" / "hub" / "models--google--gemma-3n-E4B-it"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    shutil.copytree(gemma3n, repo / "snapshots" / revision)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    out = tmp_path / "caps.jsonl"
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("anycap")), "caption", str(image_path)]
+        + ["-m", "gemma3n:google/gemma-3n-E4B-it", "-O", "max_new_tokens=8", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "HF_HOME": str(tmp_path / "hf"),
+            "HF_HUB_OFFLINE": "1",
+            "ANYCAP_LOAD_PLUGINS": "anycap-transformers",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    local = get_captioner(f"gemma3n:{gemma3n}").caption(image_path, None, max_new_tokens=8)
+    assert record["caption"] == local.text
+    assert record["models"] == {"base": "gemma3n:google/gemma-3n-E4B-it"}

@@ -1,5 +1,5 @@
 """Tiny random-weight models saved to disk, offline: a tokenizer trained here with the `tokenizers`
-library, then Qwen2, Qwen2.5-VL, InternVL and ACM at toy sizes (and ACM at the real 2B size for
+library, then Qwen2, Qwen2.5-VL, InternVL, Qwen3-VL, Qwen3-Omni, Audio Flamingo 3, Gemma 3n and ACM at toy sizes (and ACM at the real 2B size for
 serving benchmarks). `anycap demo` runs its smoke chain on the tiny ACM; tests and benchmarks
 load them through the same code paths as real checkpoints.
 """
@@ -794,4 +794,131 @@ def build_tiny_qwen3_omni(
         ).save_pretrained(str(folder))
     else:
         Qwen3OmniMoeThinkerForConditionalGeneration(thinker).save_pretrained(str(folder))
+    return folder
+
+
+GEMMA3N_TOKENS = {  # the named tokens Gemma3nProcessor reads off the tokenizer
+    "boi_token": "<start_of_image>",
+    "boa_token": "<start_of_audio>",
+    "eoi_token": "<end_of_image>",
+    "image_token": "<image_soft_token>",
+    "eoa_token": "<end_of_audio>",
+    "audio_token": "<audio_soft_token>",
+}
+
+
+def build_tiny_gemma3n(
+    folder: str | os.PathLike, seed: int = 0, hidden_size: int = 32, init_std: float = 0.02
+) -> Path:
+    """A random-weight Gemma 3n (transformers' native class; its vision tower timm's
+    `mobilenetv5_300m_enc` at 1/16 of its channels, its Conformer audio tower one layer deep) with its
+    processor (64 px images as 4 soft tokens, audio in 30 s windows), saved to `folder`.
+
+    The token layout is Gemma 3n's: text ids, then the vision ids (from `<end_of_image>`, the image
+    soft token among them), then the audio ids (from `<end_of_audio>`), each embedded by its tower's
+    own table; `<start_of_image>` and `<start_of_audio>` are text ids, as in the published vocabulary."""
+    import json
+
+    import torch
+    from tokenizers import AddedToken
+    from transformers import (
+        Gemma3nAudioFeatureExtractor,
+        Gemma3nConfig,
+        Gemma3nForConditionalGeneration,
+        Gemma3nProcessor,
+        PreTrainedTokenizerFast,
+        SiglipImageProcessor,
+    )
+
+    folder = Path(folder)
+    text_vocab, tower_vocab = 512, 4
+    turns = ("<start_of_turn>", "<end_of_turn>")
+    tok = build_tokenizer(
+        folder,
+        extra_special_tokens=(*turns, GEMMA3N_TOKENS["boi_token"], GEMMA3N_TOKENS["boa_token"]),
+        pad_vocab_to=text_vocab,
+    )
+    tower_tokens = []
+    for first, soft in (("eoi_token", "image_token"), ("eoa_token", "audio_token")):
+        tower_tokens += [GEMMA3N_TOKENS[first], GEMMA3N_TOKENS[soft]]
+        tower_tokens += [f"<unused_{first}_{i}>" for i in range(tower_vocab - 2)]
+    tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in tower_tokens])
+    tok.save_pretrained(str(folder))
+    config_file = folder / "tokenizer_config.json"
+    tok_config = json.loads(config_file.read_text())
+    tok_config["extra_special_tokens"] = GEMMA3N_TOKENS
+    config_file.write_text(json.dumps(tok_config))
+    tok = PreTrainedTokenizerFast.from_pretrained(str(folder))
+    template = (  # Gemma's turn markers, media parts as their soft tokens (our own template)
+        "{% for message in messages %}<start_of_turn>"
+        "{{ 'model' if message['role'] == 'assistant' else message['role'] }}\n"
+        "{% if message['content'] is string %}{{ message['content'] | trim }}{% else %}"
+        "{% for part in message['content'] %}"
+        "{% if part['type'] == 'image' %}<image_soft_token>"
+        "{% elif part['type'] == 'audio' %}<audio_soft_token>"
+        "{% elif part['type'] == 'text' %}{{ part['text'] | trim }}{% endif %}{% endfor %}{% endif %}"
+        "<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+    )
+    soft_tokens = 4  # msfa_output_resolution 2: a 2 x 2 grid per image
+    Gemma3nProcessor(
+        feature_extractor=Gemma3nAudioFeatureExtractor(),
+        image_processor=SiglipImageProcessor(size={"height": 64, "width": 64}),
+        tokenizer=tok,
+        chat_template=template,
+        image_seq_length=soft_tokens,
+    ).save_pretrained(str(folder))
+    ids = {k: tok.convert_tokens_to_ids(v) for k, v in GEMMA3N_TOKENS.items()}
+    heads = 4
+    config = Gemma3nConfig(
+        text_config={
+            "vocab_size": text_vocab + 2 * tower_vocab,
+            "vocab_size_per_layer_input": text_vocab,
+            "hidden_size": hidden_size,
+            "hidden_size_per_layer_input": 8,
+            "intermediate_size": hidden_size * 2,
+            "num_hidden_layers": 2,
+            "num_attention_heads": heads,
+            "num_key_value_heads": 2,
+            "head_dim": hidden_size // heads,
+            "layer_types": ["sliding_attention", "full_attention"],
+            "num_kv_shared_layers": 0,
+            "laurel_rank": 4,
+            "sliding_window": 64,
+            "max_position_embeddings": 4096,
+            "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id,
+            "bos_token_id": None,
+            "initializer_range": init_std,
+        },
+        vision_config={
+            "architecture": "mobilenetv5_300m_enc",
+            "model_args": {"channel_multiplier": 0.0625, "msfa_output_resolution": 2},
+            "vocab_size": tower_vocab,
+            "vocab_offset": ids["eoi_token"],
+            "initializer_range": init_std,
+        },
+        audio_config={
+            "vocab_size": tower_vocab,
+            "vocab_offset": ids["eoa_token"],
+            "hidden_size": 16,
+            "conf_num_attention_heads": 2,
+            "conf_num_hidden_layers": 1,
+            "sscp_conv_channel_size": [8, 4],
+            "initializer_range": init_std,
+        },
+        vision_soft_tokens_per_image=soft_tokens,
+        boi_token_id=ids["boi_token"],
+        eoi_token_id=ids["eoi_token"],
+        image_token_id=ids["image_token"],
+        boa_token_id=ids["boa_token"],
+        eoa_token_id=ids["eoa_token"],
+        audio_token_id=ids["audio_token"],
+        initializer_range=init_std,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Gemma3nForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(str(folder))
     return folder

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from anycap_plugin import Caption, prompt_for
-from anycap_plugin.errors import MediaError
+from anycap_plugin import prompt_for
 from anycap_plugin.media import Media
 from anycap_plugin.model_loading import load_pretrained
-from anycap_plugin.transformers_captioner import GenerationOptions, HFChatCaptioner, fit_audio
+from anycap_plugin.transformers_captioner import (
+    GenerationOptions,
+    HFChatCaptioner,
+    fit_audio,
+    with_video_sound,
+)
 
 
 class OmniOptions(GenerationOptions):
@@ -59,43 +63,7 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
         frames = media.frames(num_frames=count)
         fps = round(count / duration, 4)
         parts: dict[str, Any] = {"videos": [frames.images], "fps": fps}
-        meta: dict[str, Any] = {"frames": count, "fps": fps, "video_inputs": "frames only"}
+        parts["meta"] = {"frames": count, "fps": fps, "video_inputs": "frames only"}
         if options.use_audio_in_video:
-            try:
-                samples, heard = fit_audio(
-                    media.audio().samples, self.processor.feature_extractor, "Qwen2.5-Omni"
-                )
-                parts.update(audio=[samples], audio_of_video=True)
-                meta.update(heard, video_inputs="frames and sound")
-            except MediaError:  # no track, or frames with no container behind them
-                meta["video_inputs"] = "frames only: no audio track"
-        parts["meta"] = meta
+            with_video_sound(parts, media, self.processor.feature_extractor, "Qwen2.5-Omni")
         return parts
-
-    def _caption_batch(
-        self, media: list[Media], instructions: list[str | None], options: OmniOptions
-    ) -> list[Caption]:
-        """Items whose videos bring their sound, and items at another frame rate, go in separate calls:
-        the processor takes one frame rate per call, and interleaves sound for a whole call."""
-        prompts = [self.build_prompt(m, i, options) for m, i in zip(media, instructions)]
-        groups: dict[tuple[bool, float | None], list[int]] = {}
-        for i, (_, parts) in enumerate(prompts):
-            groups.setdefault((bool(parts.get("audio_of_video")), parts.get("fps")), []).append(i)
-        out: list[Caption | None] = [None] * len(prompts)
-        for (interleaved, fps), members in groups.items():
-            processor_kwargs: dict[str, Any] = {}
-            if fps is not None:
-                processor_kwargs["videos_kwargs"] = {"fps": fps}
-            if interleaved:  # each item's sound belongs to its own video, the i-th of the call
-                processor_kwargs.update(
-                    load_audio_from_video=True, audio_from_video_indices=list(range(len(members)))
-                )
-            captions = self.generate(
-                [prompts[i] for i in members],
-                options,
-                processor_kwargs,
-                {"use_audio_in_video": True} if interleaved else None,
-            )
-            for i, caption in zip(members, captions):
-                out[i] = caption
-        return out  # type: ignore[return-value]

@@ -8,9 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from anycap_plugin import Caption
-from anycap_plugin.errors import CheckpointError, ModelNotFoundError
+from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsError
+from anycap_plugin.media import Media
 from anycap_plugin.model_loading import load_pretrained, looks_like_path
-from anycap_plugin.transformers_captioner import ChatTemplateCaptioner
+from anycap_plugin.transformers_captioner import (
+    ChatTemplateCaptioner,
+    ChatTemplateOptions,
+    with_video_sound,
+)
 
 REMOTE_CODE_HINT = (
     "AnyCap runs no code shipped with a checkpoint. Use the model's transformers-native version "
@@ -36,6 +41,32 @@ class AudioFlamingo3Captioner(ChatTemplateCaptioner):
     model_class = "AudioFlamingo3ForConditionalGeneration"
 
 
+class Gemma3nCaptioner(ChatTemplateCaptioner):
+    """Gemma 3n: images (each 256 soft tokens) and audio (30 s windows: longer is cut there and
+    `meta["audio"]` says so). Video is refused, as its card lists text, image and audio input only:
+    caption frames as images, or a video's sound through `Media.as_modality("audio")`."""
+
+    spec_name = "gemma3n"
+    family = "Gemma 3n"
+    modalities = frozenset({"image", "audio"})
+    model_class = "Gemma3nForConditionalGeneration"
+    audio_seconds = 30.0  # its feature extractor's max_length (480,000 samples at 16 kHz)
+
+    def load_model(self, model: str, **kwargs: Any) -> Any:
+        import importlib.util
+
+        if importlib.util.find_spec("timm") is None:
+            raise OptionsError(
+                "Gemma 3n's vision tower (MobileNetV5) is built by timm, which is not installed.",
+                hint="pip install 'anycap-transformers[gemma3n]' (or: pip install timm).",
+            )
+        return super().load_model(model, **kwargs)
+
+
+class Qwen3OmniOptions(ChatTemplateOptions):
+    use_audio_in_video: bool = True  # a video's sound with its frames, as the card sends it
+
+
 class Qwen3OmniCaptioner(ChatTemplateCaptioner):
     """Qwen3-Omni's Thinker (text out; a whole folder gives its Thinker, never its talker): Instruct,
     Thinking (its reasoning goes to `meta["reasoning"]`, not the caption) and Captioner, which hears
@@ -45,6 +76,7 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
     family = "Qwen3-Omni"
     modalities = frozenset({"image", "video", "audio"})
     model_class = "Qwen3OmniMoeThinkerForConditionalGeneration"
+    Options = Qwen3OmniOptions
 
     def __init__(
         self, model: str | None = None, *, captioner: bool | None = None, **kw: Any
@@ -62,6 +94,16 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
         if captioner if captioner is not None else "captioner" in str(name).lower():
             self.sends_instruction = False
             self.modalities = frozenset({"audio"})  # type: ignore[misc]
+
+    def video_inputs(self, media: Media, options: Any) -> dict[str, Any]:
+        """Frames at the model's rate, and the video's sound interleaved with them by time (unless
+        `use_audio_in_video=False`); the rate goes to the processor, which times each frame grid."""
+        parts = super().video_inputs(media, options)
+        parts["fps"] = parts["meta"]["fps"]
+        parts["meta"]["video_inputs"] = "frames only"
+        if options.use_audio_in_video:
+            with_video_sound(parts, media, self.processor.feature_extractor, self.family)
+        return parts
 
     def generate(self, prompts: Any, options: Any, *args: Any, **kwargs: Any) -> list[Caption]:
         return [without_reasoning(c) for c in super().generate(prompts, options, *args, **kwargs)]
