@@ -394,7 +394,7 @@ def test_auth_rule():
 )
 def test_serve_refuses_to_start_open_by_accident(args, message, monkeypatch):
     monkeypatch.delenv("ANYCAP_API_KEY", raising=False)
-    done = CliRunner().invoke(cli, ["serve", "stats", *args])
+    done = CliRunner().invoke(cli, ["serve", "-m", "stats", *args])
     assert done.exit_code == 2 and message in done.output
 
 

@@ -489,6 +489,7 @@ def test_anycap_serve_command_starts_a_server(tmp_path):
             "-m",
             "anycap_plugin.cli",
             "serve",
+            "-m",
             "stats",
             "--port",
             str(port),

@@ -270,6 +270,7 @@ def test_api_server_on_gpu_answers_like_transformers(tiny_acm, image_path, tmp_p
             "-m",
             "anycap_plugin",
             "serve",
+            "-m",
             f"acm:{tiny_acm}",
             "--backend",
             "lmdeploy",
@@ -315,6 +316,7 @@ def test_cli_hands_the_lmdeploy_backend_its_batch_size(tiny_acm, monkeypatch):
             cli,
             [
                 "serve",
+                "-m",
                 f"acm:{tiny_acm}",
                 "--backend",
                 "lmdeploy",
@@ -334,6 +336,7 @@ def test_cli_hands_the_lmdeploy_backend_its_batch_size(tiny_acm, monkeypatch):
         cli,
         [
             "serve",
+            "-m",
             f"acm:{tiny_acm}",
             "--backend",
             "lmdeploy",
@@ -748,6 +751,7 @@ def test_remote_code_only_when_asked_and_only_with_its_files(published, tiny_acm
 
     refused = anycap(
         "serve",
+        "-m",
         f"acm:{published}",
         "--backend",
         "lmdeploy",
@@ -770,11 +774,24 @@ def test_remote_code_only_when_asked_and_only_with_its_files(published, tiny_acm
     assert "custom_module_map" not in config["engine"] and config["server"]["api_keys"] == ["<set>"]
     assert "sk-secret" not in json.dumps(config)
     ours = anycap(
-        "serve", f"acm:{tiny_acm}", "--backend", "lmdeploy", "--trust-remote-code", "--print-config"
+        "serve",
+        "-m",
+        f"acm:{tiny_acm}",
+        "--backend",
+        "lmdeploy",
+        "--trust-remote-code",
+        "--print-config",
     )
     assert ours.returncode == 2 and "need no remote code" in ours.stderr
     printed = anycap(
-        "serve", f"acm:{published}", "--backend", "lmdeploy", "--print-config", "--batch-size", "16"
+        "serve",
+        "-m",
+        f"acm:{published}",
+        "--backend",
+        "lmdeploy",
+        "--print-config",
+        "--batch-size",
+        "16",
     )
     assert printed.returncode == 0, printed.stderr
     shown = json.loads(printed.stdout)
