@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from anycap_plugin import testing
 from anycap_plugin.train import read_acd
@@ -103,8 +105,8 @@ def test_records_carry_the_reviewed_caption_and_the_review(reviewed, tmp_path):
     assert bad.returncode == 2 and "JSONL" in bad.stderr
 
 
-def test_an_acd_export_trains_the_tiny_acm_for_one_step(reviewed, tmp_path):
-    out = tmp_path / "acd" / "corrections.jsonl"
+def acd_export_of(reviewed: Path, out: Path) -> None:
+    """Export the reviewed run's ACD lines to `out` and check them."""
     done = anycap("export", str(reviewed), "--as", "acd", "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert "2 items (2 accepted)" in done.stderr and "1 no instruction" in done.stderr
@@ -115,11 +117,80 @@ def test_an_acd_export_trains_the_tiny_acm_for_one_step(reviewed, tmp_path):
     assert corrected.existing == "a person in a suit" and corrected.kind == "weaker"
     assert by_target["a cat"].kind == "correct"  # kept as it was
     assert (out.parent / corrected.media).resolve() == (reviewed.parent / "media/astronaut.png")
+
+
+@pytest.fixture(scope="module")
+def shard_run(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """A run captioned (by `stats`) from a WebDataset shard and a Parquet table of image bytes, every
+    item accepted, half of them corrected; and each item's media bytes by its input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from resume_inputs import write_shard
+
+    folder = tmp_path_factory.mktemp("shards")
+    png = {n: testing.sample_image(n).read_bytes() for n in ("astronaut", "chelsea")}
+    jpeg = io.BytesIO()
+    Image.open(testing.sample_image("coffee")).convert("RGB").save(jpeg, "JPEG")
+    png["coffee"] = jpeg.getvalue()  # the table's bytes: a JPEG, told by its bytes alone
+    shard = write_shard(folder / "s0.tar", [("a.png", png["astronaut"]), ("c.png", png["chelsea"])])
+    pq.write_table(pa.table({"image": [png["coffee"]]}), folder / "t.parquet")
+    run = folder / "captions.jsonl"
+    done = anycap(
+        "caption",
+        "-m",
+        "stats",
+        "-i",
+        "Describe it.",
+        str(shard),
+        str(folder / "t.parquet"),
+        "-o",
+        str(run),
+    )
+    assert done.returncode == 0, done.stderr
+    records = read_lines(run)
+    journal = ReviewJournal(run)
+    for i, r in enumerate(records):
+        journal.write(
+            r["key"],
+            r,
+            {"status": "accepted", "caption": f"corrected {i}" if i % 2 == 0 else None},
+            0,
+        )
+    journal.close()
+    by_input = {
+        f"{shard}#a.png": png["astronaut"],
+        f"{shard}#c.png": png["chelsea"],
+        f"{folder / 't.parquet'}#row=0": png["coffee"],
+    }
+    return run, by_input
+
+
+def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
+    reviewed, shard_run, tmp_path
+):
+    """Both exports in one folder, trained on together for one step (one training run: CI time)."""
+    acd_export_of(reviewed, tmp_path / "acd" / "reviewed.jsonl")
+    run, by_input = shard_run
+    out = tmp_path / "acd" / "corrections.jsonl"
+    done = anycap("export", str(run), "--as", "acd", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "3 items (3 accepted)" in done.stderr and "skipped" not in done.stderr
+    examples, problems = read_acd([out])
+    assert not problems and len(examples) == 3
+    records = {r["key"]: r for r in read_lines(run)}
+    for line in read_lines(out):
+        media = out.parent / line["image"]
+        assert media.parent == out.parent / "corrections.media"
+        assert media.read_bytes() == by_input[records[line["_key"]]["input"]]
+    suffixes = sorted(Path(line["image"]).suffix for line in read_lines(out))
+    assert suffixes == [".jpg", ".png", ".png"]  # the table's JPEG bytes sniffed, members named
     acm = testing.build_tiny_acm(tmp_path / "acm")
     trained = anycap(
         "train",
         "--acm",
         str(acm),
+        "--acd",
+        str(tmp_path / "acd" / "reviewed.jsonl"),
         "--acd",
         str(out),
         "--media-root",
@@ -137,3 +208,10 @@ def test_an_acd_export_trains_the_tiny_acm_for_one_step(reviewed, tmp_path):
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert list((tmp_path / "run").rglob("model.safetensors"))
+    # a source gone since the run: its items are skipped and counted, the others still written
+    (run.parent / "t.parquet").rename(run.parent / "t.moved")
+    again = anycap("export", str(run), "--as", "acd", "-o", str(tmp_path / "again.jsonl"))
+    (run.parent / "t.moved").rename(run.parent / "t.parquet")
+    assert again.returncode == 0, again.stderr
+    assert "2 items (2 accepted)" in again.stderr and "1 media not found" in again.stderr
+    assert len(read_lines(tmp_path / "again.jsonl")) == 2

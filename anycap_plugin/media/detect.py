@@ -3,6 +3,7 @@ FFmpeg's stream probe; what it holds said in words when it is not media."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ..errors import UnsupportedMediaError
@@ -86,3 +87,35 @@ def _detect_modality(head: bytes, opener: Any, ref: str) -> Modality:
             hint="Check that the file is complete; supported: common image formats, and anything FFmpeg reads.",
         ) from None
     raise UnsupportedMediaError(f"{ref!r} holds no image, video or audio stream.")
+
+
+def extension_for(path: Path, name: str = "") -> str:
+    """The extension a file's media goes by: the one `name` ends with (a shard member `KEY.png`, a
+    URL) when it is a media extension, else one sniffed from its bytes; '' when none fits."""
+    from .kinds import MEDIA_EXTENSIONS
+
+    known = set().union(*MEDIA_EXTENSIONS.values())
+    tail = name.split("?", 1)[0].rsplit("#", 1)[-1].rsplit("/", 1)[-1]
+    suffix = Path(tail).suffix.lower()
+    if suffix in known:
+        return suffix
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+    except Exception:  # not an image PIL reads: FFmpeg's probe is next
+        kind = None
+    if kind is not None:
+        exts = [e for e, f in Image.registered_extensions().items() if f == kind]
+        return next((e for e in exts if e in known), exts[0] if exts else "")
+    try:
+        import av
+
+        with av.open(str(path)) as c:
+            names = c.format.name.split(",")
+    except Exception:  # nothing FFmpeg reads either
+        return ""
+    return next(
+        (f".{n}" for n in names if f".{n}" in known), {"matroska": ".mkv"}.get(names[0], "")
+    )

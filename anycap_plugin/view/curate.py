@@ -6,11 +6,14 @@ or as ACD training lines that `anycap train --acd` reads as they are.
 - `acd`: one line per item, the base caption as the draft and the reviewed caption as the target,
   in `synth.records.acd_record`'s format (`_sample_type` q-8b-c, a weaker caption corrected; q-c-c
   when the reviewer kept it). Media paths are written relative to the output's folder, so
-  `anycap train --acd OUT --media-root OUT_FOLDER` opens them; items without an instruction, without
-  a caption, or whose media is not a local file are skipped and counted.
+  `anycap train --acd OUT --media-root OUT_FOLDER` opens them; media inside a WebDataset shard, a
+  table or a dataset, or behind a URL, are written to `OUT.media/` first (`view.export_media`).
+  Items without an instruction, without a caption, or whose media cannot be found are skipped and
+  counted.
 
 Items without a review, or whose review is stale (the record changed since), count as `pending`.
-The run is read a line (a Parquet row group) at a time; only the reviews are held.
+The run is read a line (a Parquet row group) at a time; only the reviews (and the places whose
+media an ACD export fetches) are held.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 from ..errors import ReviewError
 from ..synth.records import acd_record
 from .display import key_of
+from .export_media import ExportMedia, place_of
 from .reviews import STATUSES, Review, read_reviews
 
 AS = ("records", "acd")
@@ -106,6 +110,7 @@ def export_reviewed(
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = _parquet_sink(tmp) if parquet else _jsonl_sink(tmp)
     next(lines)
+    fetched = ExportMedia(target)
     try:
         for n, record in run_records(run):
             if record is None:
@@ -121,13 +126,16 @@ def export_reviewed(
                     out["caption"] = latest[key].caption
                 lines.send(out)
             else:
-                line, why = _acd_line(record, key, review, latest.get(key), run, target)
+                line, why = _acd_line(record, key, review, latest.get(key), run, target, fetched)
                 if line is None:
                     skipped[why] += 1
                     continue
                 lines.send(line)
             counts[review["status"]] += 1
         lines.close()
+        if fetched.wanted:
+            skipped.update(fetched.fetch())
+            _fill_media(tmp, fetched, counts)
     except BaseException:
         lines.close()
         tmp.unlink(missing_ok=True)
@@ -149,6 +157,7 @@ def _acd_line(
     latest: Review | None,
     run: Path,
     target: Path,
+    fetched: ExportMedia,
 ) -> tuple[dict[str, Any] | None, str]:
     instruction = record.get("instruction")
     if not isinstance(instruction, str) or not instruction.strip():
@@ -157,9 +166,13 @@ def _acd_line(
     if record.get("error") is not None or not isinstance(caption, str) or not caption.strip():
         return None, "no caption"
     modality = record.get("modality")
+    if modality not in ("image", "video", "audio"):
+        return None, "no media"
     media = _media_path(record, run, target)
-    if modality not in ("image", "video", "audio") or media is None:
-        return None, "media not a local file"
+    if media is None:
+        if not fetched.want(key, record.get("media")):
+            return None, "media not found"
+        media = ""  # filled in by `_fill_media` once fetched
     draft = str(record.get("base_caption") or record.get("caption") or caption)
     return (
         acd_record(
@@ -177,6 +190,24 @@ def _acd_line(
         ),
         "",
     )
+
+
+def _fill_media(path: Path, fetched: ExportMedia, counts: Counter[str]) -> None:
+    """Point each line whose media was fetched at its file; drop (and uncount) those not found."""
+    filled = path.with_name(path.name + ".media")
+    with open(path, encoding="utf-8") as src, open(filled, "w", encoding="utf-8") as dst:
+        for raw in src:
+            line = json.loads(raw)
+            modality = next(m for m in ("image", "video", "audio") if m in line)
+            if line[modality] == "":
+                written = fetched.written.get(place_of(line["_key"]))
+                if written is None:
+                    counts[line["_review"]["status"]] -= 1
+                    continue
+                line[modality] = written
+            dst.write(json.dumps(line, ensure_ascii=False) + "\n")
+    os.replace(filled, path)
+    counts += Counter()  # drops statuses left at zero
 
 
 def _jsonl_sink(path: Path) -> Any:
