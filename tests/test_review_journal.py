@@ -119,3 +119,37 @@ def test_bad_reviews_get_typed_errors_and_a_second_viewer_reads_only(run):
     with pytest.raises(ReviewError, match="Another viewer"):
         other.write("k1", RECORDS[1], {"status": "accepted"}, 0)
     journal.close()
+
+
+def test_filters_and_sorts_by_review_state_leave_stale_reviews_out(tmp_path):
+    """The index side of the page's review filters and sorts, over a run a resume appended to."""
+    import numpy as np
+
+    from anycap_plugin.view.index import Query, RunIndex
+    from anycap_plugin.view.review_api import ReviewedRun
+
+    records = [{"key": f"k{i}", "caption": f"c{i}", "error": None} for i in range(4)]
+    path = tmp_path / "captions.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    journal = ReviewJournal(path)
+    journal.write("k1", records[1], {"status": "rejected"}, 0)
+    journal.write("k2", records[2], {"status": "accepted", "caption": "better", "tags": ["x"]}, 0)
+    journal.write("k3", records[3], {"status": "accepted"}, 0)
+    journal.close()
+    with path.open("a") as f:  # a resume re-captioned k2: its review is stale for the new record
+        f.write(json.dumps({**records[2], "caption": "c2 again"}) + "\n")
+    index = RunIndex(path, keys=True).start()
+    assert index.wait(30)
+    reviewed = ReviewedRun(index, ReviewJournal(path))
+    rows = index.select(Query())
+
+    def narrow(review="", tag="", edited=False) -> list[int]:
+        return reviewed.narrow(rows, review, tag, edited).tolist()
+
+    assert narrow("accepted") == [2, 3] and narrow("pending") == [0, 4]
+    assert narrow(tag="x") == [2] and narrow(edited=True) == [2]
+    assert reviewed.order(rows, "review", False).tolist() == [2, 3, 1, 0, 4]
+    assert reviewed.order(rows, "review", True).tolist() == [0, 4, 1, 2, 3]
+    assert reviewed.order(rows, "edited", False).tolist() == [2, 0, 1, 3, 4]
+    assert reviewed.order(np.array([4, 3]), "words", False).tolist() == [4, 3]  # not ours
+    reviewed.journal.close()

@@ -155,6 +155,23 @@ def test_review_by_mouse_keyboard_edit_bulk_two_pages_and_a_restart(browser, tmp
         assert "a corrected caption" in pg.inner_text("#rows")
         pg.uncheck("#f-edited")
         pg.wait_for_function("document.querySelectorAll('#rows tr').length === 6")
+        # review state as sorts: accepted, rejected, pending; then the edited caption first
+        pg.select_option("#sort", "review")
+        pg.wait_for_function(
+            "document.querySelector('#rows tr td:last-child').textContent === 'accepted'"
+        )
+        assert [cell(pg, i).split(" ")[0] for i in range(6)] == ["accepted"] + ["rejected"] * 3 + [
+            "pending"
+        ] * 2
+        assert "sort=review" in pg.url
+        pg.select_option("#sort", "edited")
+        pg.wait_for_function(
+            "document.querySelector('#rows tr td:last-child').textContent.includes('✎')"
+        )
+        pg.select_option("#sort", "")
+        pg.wait_for_function(
+            "document.querySelector('#rows tr td:last-child').textContent === 'accepted'"
+        )
         # two pages on one item: the later write, made on what it saw, is refused and reloaded
         other = context.new_page()
         other.goto(url + "?sel=2&open=1")
@@ -187,11 +204,22 @@ def test_review_by_mouse_keyboard_edit_bulk_two_pages_and_a_restart(browser, tmp
             assert r.status_code == 403, headers
         lines = journal.read_text().splitlines()
     assert len(lines) == 6 and run.read_bytes() == before  # the run never written
+    # a resume re-captions the failed k4 (its new record appended): the rejection of the failure
+    # is stale for the new record, which filters and sorts as pending
+    with run.open("a") as f:
+        f.write(json.dumps({**records[4], "caption": "a cat, at last", "error": None}) + "\n")
     # a restart shows every review
     with viewer(str(run)) as url:
+        pg.goto(url + "?review=pending")  # k3, never reviewed, and k4's new record
+        pg.wait_for_function("document.querySelectorAll('#rows tr').length === 2")
+        assert "a cat, at last" in pg.inner_text("#rows tr:nth-child(2)")
+        pg.goto(url + "?sort=review&desc=1")
+        pg.wait_for_function("document.querySelectorAll('#rows tr').length === 7")
+        assert "a cat, at last" in pg.inner_text("#rows tr:nth-child(2)")  # pending, file order
+        assert cell(pg, 2).startswith("rejected")
         pg.goto(url + "?review=rejected")
         pg.wait_for_function("document.querySelectorAll('#rows tr').length === 3")
-        assert "5 of 6 reviewed" in pg.inner_text("#reviewed")
+        assert "5 of 7 reviewed" in pg.inner_text("#reviewed")
         assert "a corrected caption" in pg.inner_text("#rows")
         pg.locator("#rows tr").first.click()
         pg.wait_for_selector("#edit-caption")

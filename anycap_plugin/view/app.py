@@ -230,6 +230,7 @@ def create_app(
         if reviewed is not None:
             review, tag = params.get("review") or "", params.get("tag") or ""
             rows = reviewed.narrow(rows, review, tag, params.get("edited") in ("1", "true"))
+            rows = reviewed.order(rows, query.sort, query.descending)
         out = []
         for n in rows[offset : offset + limit]:
             row = summary(run.display(int(n)))

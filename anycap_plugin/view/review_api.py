@@ -24,16 +24,24 @@ from .reviews import STATUSES, Review, ReviewJournal
 
 WRITE_HEADER = "x-anycap-write"
 BULK_LIMIT = 200_000
+SORTS = ("review", "edited")  # sorts by review state, beside the index's NUMERIC ones
 
 
 class ReviewedRun:
-    """One run and its reviews. Filters use each review's latest status (a stale review is found
-    by its old status until the item is opened or written)."""
+    """One run and its reviews, as filters and sorts over the index's rows. A stale review (its
+    record changed since: a resume re-captioned it) is not applied here either: its row counts as
+    pending, unedited and untagged, as `anycap export` counts it."""
 
     def __init__(self, index: RunIndex, journal: ReviewJournal) -> None:
         self.index, self.journal = index, journal
         self._lock = threading.Lock()
-        self._hashes: dict[str, np.ndarray] | None = None  # per status, tag:T, edited
+        # per status, tag:T, edited: key hashes; "stale": row numbers; kept until a write or growth
+        self._hashes: tuple[int, dict[str, np.ndarray]] | None = None
+        self._applies: dict[int, tuple[str, bool]] = {}  # row -> (the review's `of`, applies)
+        # key -> its stale rows (keys with none left out), for `count` rows; `_dirty`: keys written since
+        self._stale: tuple[int, dict[str, list[int]]] | None = None
+        self._dirty: set[str] = set()
+        self._dirty_lock = threading.Lock()  # writes add to `_dirty` while a query may read it
 
     def key(self, n: int) -> tuple[str, dict[str, Any] | None]:
         record = self.index.record(n)
@@ -52,47 +60,112 @@ class ReviewedRun:
 
     def _sets(self) -> dict[str, np.ndarray]:
         with self._lock:
-            if self._hashes is None:
+            count = self.index.count
+            if self._hashes is None or self._hashes[0] != count:
                 groups: dict[str, list[int]] = {}
-                for r in self.journal.reviews.values():
+                reviews = list(self.journal.reviews.values())
+                for r in reviews:
                     h = key_hash(r.key)
                     groups.setdefault(r.status, []).append(h)
                     for t in r.tags:
                         groups.setdefault("tag:" + t, []).append(h)
                     if r.caption is not None:
                         groups.setdefault("edited", []).append(h)
-                self._hashes = {k: np.array(v, np.int64) for k, v in groups.items()}
-            return self._hashes
+                sets = {k: np.array(v, np.int64) for k, v in groups.items()}
+                sets["stale"] = self._stale_rows(count, reviews)
+                self._hashes = (count, sets)
+            return self._hashes[1]
+
+    def _stale_rows(self, count: int, reviews: list[Review]) -> np.ndarray:
+        """Rows whose review does not apply to their record. Worked out for every review once (and
+        again while the index grows), then only for the keys written since."""
+        with self._dirty_lock:
+            dirty, self._dirty = self._dirty, set()
+        if self._stale is None or self._stale[0] != count:
+            self._stale, dirty = (count, {}), {r.key for r in reviews}
+        by_key = self._stale[1]
+        for key in dirty:
+            by_key.pop(key, None)
+            review = self.journal.get(key)
+            rows = self._stale_of(review) if review is not None else []
+            if rows:
+                by_key[key] = rows
+        return np.array([n for rows in by_key.values() for n in rows], np.int64)
+
+    def _stale_of(self, review: Review) -> list[int]:
+        """The rows of `review`'s key it does not apply to; each row's record read once per `of`."""
+        if review.of is None:
+            return []  # written by hand or another tool: applies to the record as it is
+        keys, rows = self.index.rows_by_key()
+        h = key_hash(review.key)
+        stale = []
+        for n in rows[np.searchsorted(keys, h, "left") : np.searchsorted(keys, h, "right")]:
+            known = self._applies.get(int(n))
+            if known is None or known[0] != review.of:
+                known = self._applies[int(n)] = (
+                    review.of,
+                    review.applies_to(self.index.record(int(n))),
+                )
+            if not known[1]:
+                stale.append(int(n))
+        return stale
+
+    def _review_columns(
+        self, rows: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        """(the sets, each row's key hash, whether each row's review (if any) applies)."""
+        sets = self._sets()
+        keys = self.index.columns("key")["key"][rows]
+        return sets, keys, ~np.isin(rows, sets["stale"])
 
     def narrow(self, rows: np.ndarray, review: str, tag: str, edited: bool) -> np.ndarray:
         """`rows` (from the index's query) with a review status, a tag, an edited caption."""
         if not (review or tag or edited):
             return rows
-        sets, keys = self._sets(), self.index.columns("key")["key"][rows]
+        sets, keys, applies = self._review_columns(rows)
         empty = np.zeros(0, np.int64)
         mask = np.ones(len(rows), bool)
         if review == "pending":
             done = np.concatenate([sets.get("accepted", empty), sets.get("rejected", empty)])
-            mask &= ~np.isin(keys, done)
+            mask &= ~(np.isin(keys, done) & applies)
         elif review in STATUSES:
-            mask &= np.isin(keys, sets.get(review, empty))
+            mask &= np.isin(keys, sets.get(review, empty)) & applies
         if tag:
-            mask &= np.isin(keys, sets.get("tag:" + tag, empty))
+            mask &= np.isin(keys, sets.get("tag:" + tag, empty)) & applies
         if edited:
-            mask &= np.isin(keys, sets.get("edited", empty))
+            mask &= np.isin(keys, sets.get("edited", empty)) & applies
         return rows[mask]
+
+    def order(self, rows: np.ndarray, by: str | None, descending: bool) -> np.ndarray:
+        """`rows` sorted by review state (`SORTS`): `review` puts accepted, then rejected, then
+        pending first; `edited` puts edited captions first; ties keep their order."""
+        if by not in SORTS:
+            return rows
+        sets, keys, applies = self._review_columns(rows)
+        empty = np.zeros(0, np.int64)
+        if by == "review":
+            value = np.full(len(rows), 2, np.int8)
+            value[np.isin(keys, sets.get("rejected", empty)) & applies] = 1
+            value[np.isin(keys, sets.get("accepted", empty)) & applies] = 0
+        else:
+            value = (~(np.isin(keys, sets.get("edited", empty)) & applies)).astype(np.int8)
+        return rows[np.argsort(-value if descending else value, kind="stable")]
 
     def write(self, n: int, change: dict[str, Any], version: int) -> dict[str, Any]:
         key, record = self.key(n)
         review = self.journal.write(key, record, change, version)
-        self._hashes = None
+        with self._dirty_lock:
+            self._hashes = None
+            self._dirty.add(key)
         return review.shown(record)
 
     def write_rows(self, rows: np.ndarray, change: dict[str, Any]) -> int:
         """One change to every row (a bulk action over a filter), each on its current version."""
         items = [self.key(int(n)) for n in rows]
         written = self.journal.write_many(items, change)
-        self._hashes = None
+        with self._dirty_lock:
+            self._hashes = None
+            self._dirty.update(key for key, _ in items)
         return written
 
 
