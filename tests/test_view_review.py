@@ -224,4 +224,42 @@ def test_review_by_mouse_keyboard_edit_bulk_two_pages_and_a_restart(browser, tmp
         pg.locator("#rows tr").first.click()
         pg.wait_for_selector("#edit-caption")
         assert pg.input_value("#edit-caption") == "a corrected caption </script><!--"
+    # the same run as Parquet (`anycap caption -o X.parquet`'s columns), reviewed by keyboard; its
+    # journal is X.parquet.reviews.jsonl, which `anycap export` applies
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from anycap_plugin.batch.records import arrow_schema, to_arrow_row
+
+    table = tmp_path / "captions.parquet"
+    pq.write_table(pa.Table.from_pylist([to_arrow_row(r) for r in records], arrow_schema()), table)
+    with viewer(str(table)) as url:
+        pg.goto(url)
+        pg.wait_for_function("document.querySelectorAll('#rows tr').length === 6")
+        pg.locator("#rows tr").nth(1).click()
+        pg.keyboard.press("a")
+        pg.wait_for_function(
+            "document.getElementById('reviewed').textContent === '1 of 6 reviewed'"
+        )
+        pg.keyboard.press("e")
+        pg.wait_for_function("document.activeElement.id === 'edit-caption'")
+        pg.fill("#edit-caption", "a cat, seen in a table")
+        pg.keyboard.press("Control+Enter")
+        pg.wait_for_function(
+            "document.getElementById('review-status').textContent.includes('edited')"
+        )
+    reviews = lines_of(tmp_path / "captions.parquet.reviews.jsonl")
+    assert [(r["key"], r["status"], r["caption"]) for r in reviews][-1] == (
+        "k1",
+        "accepted",
+        "a cat, seen in a table",
+    )
+    out = tmp_path / "accepted.jsonl"
+    done = anycap("export", str(table), "--status", "accepted", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert [(r["key"], r["caption"]) for r in lines_of(out)] == [("k1", "a cat, seen in a table")]
     context.close()
+
+
+def lines_of(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()]
