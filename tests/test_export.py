@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import io
 import json
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -120,9 +124,10 @@ def acd_export_of(reviewed: Path, out: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def shard_run(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
-    """A run captioned (by `stats`) from a WebDataset shard and a Parquet table of image bytes, every
-    item accepted, half of them corrected; and each item's media bytes by its input."""
+def shard_run(tmp_path_factory) -> Iterator[tuple[Path, dict[str, bytes]]]:
+    """A run captioned (by `stats`) from a WebDataset shard, a Parquet table of image bytes and an
+    image at a URL (a loopback server, up while the module runs), every item accepted, half of
+    them corrected; and each item's media bytes by its input."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from resume_inputs import write_shard
@@ -134,35 +139,45 @@ def shard_run(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
     png["coffee"] = jpeg.getvalue()  # the table's bytes: a JPEG, told by its bytes alone
     shard = write_shard(folder / "s0.tar", [("a.png", png["astronaut"]), ("c.png", png["chelsea"])])
     pq.write_table(pa.table({"image": [png["coffee"]]}), folder / "t.parquet")
+    (folder / "web").mkdir()
+    (folder / "web" / "u.png").write_bytes(png["chelsea"])
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder / "web"))
+    handler.log_message = lambda *a: None  # type: ignore[method-assign]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/u.png"
     run = folder / "captions.jsonl"
-    done = anycap(
-        "caption",
-        "-m",
-        "stats",
-        "-i",
-        "Describe it.",
-        str(shard),
-        str(folder / "t.parquet"),
-        "-o",
-        str(run),
-    )
-    assert done.returncode == 0, done.stderr
-    records = read_lines(run)
-    journal = ReviewJournal(run)
-    for i, r in enumerate(records):
-        journal.write(
-            r["key"],
-            r,
-            {"status": "accepted", "caption": f"corrected {i}" if i % 2 == 0 else None},
-            0,
+    try:
+        done = anycap(
+            "caption",
+            "-m",
+            "stats",
+            "-i",
+            "Describe it.",
+            str(shard),
+            str(folder / "t.parquet"),
+            url,
+            "-o",
+            str(run),
         )
-    journal.close()
-    by_input = {
-        f"{shard}#a.png": png["astronaut"],
-        f"{shard}#c.png": png["chelsea"],
-        f"{folder / 't.parquet'}#row=0": png["coffee"],
-    }
-    return run, by_input
+        assert done.returncode == 0, done.stderr
+        records = read_lines(run)
+        journal = ReviewJournal(run)
+        for i, r in enumerate(records):
+            caption = f"corrected {i}" if i % 2 == 0 else None
+            journal.write(r["key"], r, {"status": "accepted", "caption": caption}, 0)
+        journal.close()
+        yield (
+            run,
+            {
+                f"{shard}#a.png": png["astronaut"],
+                f"{shard}#c.png": png["chelsea"],
+                f"{folder / 't.parquet'}#row=0": png["coffee"],
+                url: png["chelsea"],
+            },
+        )
+    finally:
+        server.shutdown()
 
 
 def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
@@ -174,16 +189,21 @@ def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
     out = tmp_path / "acd" / "corrections.jsonl"
     done = anycap("export", str(run), "--as", "acd", "-o", str(out))
     assert done.returncode == 0, done.stderr
-    assert "3 items (3 accepted)" in done.stderr and "skipped" not in done.stderr
+    assert "4 items (4 accepted)" in done.stderr and "skipped" not in done.stderr
     examples, problems = read_acd([out])
-    assert not problems and len(examples) == 3
+    assert not problems and len(examples) == 4
     records = {r["key"]: r for r in read_lines(run)}
     for line in read_lines(out):
         media = out.parent / line["image"]
         assert media.parent == out.parent / "corrections.media"
         assert media.read_bytes() == by_input[records[line["_key"]]["input"]]
     suffixes = sorted(Path(line["image"]).suffix for line in read_lines(out))
-    assert suffixes == [".jpg", ".png", ".png"]  # the table's JPEG bytes sniffed, members named
+    assert suffixes == [
+        ".jpg",
+        ".png",
+        ".png",
+        ".png",
+    ]  # the table's JPEG bytes sniffed, members named
     acm = testing.build_tiny_acm(tmp_path / "acm")
     trained = anycap(
         "train",
@@ -213,5 +233,5 @@ def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
     again = anycap("export", str(run), "--as", "acd", "-o", str(tmp_path / "again.jsonl"))
     (run.parent / "t.moved").rename(run.parent / "t.parquet")
     assert again.returncode == 0, again.stderr
-    assert "2 items (2 accepted)" in again.stderr and "1 media not found" in again.stderr
-    assert len(read_lines(tmp_path / "again.jsonl")) == 2
+    assert "3 items (3 accepted)" in again.stderr and "1 media not found" in again.stderr
+    assert len(read_lines(tmp_path / "again.jsonl")) == 3

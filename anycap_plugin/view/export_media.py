@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO
 
 from ..batch.keys import SEP
+from ..errors import AnyCapError
 from ..media.detect import extension_for
 from ..storage import Storage, is_url
 
@@ -69,7 +70,7 @@ class ExportMedia:
                         self._write(place, src, location)
                 else:
                     self._from_source(location, kind, places)
-            except (OSError, ValueError) as e:
+            except (AnyCapError, OSError, ValueError) as e:  # gone, unreadable, columns renamed
                 missing[f"media unreadable ({type(e).__name__})"] += len(
                     places - self.written.keys()
                 )
