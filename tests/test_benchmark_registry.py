@@ -158,7 +158,9 @@ def test_a_benchmark_in_one_module_reaches_the_cli_vlmeval_and_lmms_eval(
     made = anycap(env, "lmms-eval-tasks", "-o", str(tmp_path / "tasks"), "--tinybench", str(refs))
     assert made.returncode == 0, made.stderr
     assert "tinybench: 2 samples, 1 metrics" in made.stderr
-    pytest.importorskip("lmms_eval")
+    from anycap_plugin.contained.lmms_eval import import_lmms_eval
+
+    import_lmms_eval()  # first: a bare lmms_eval import would reconfigure this test process
     from lmms_eval.tasks import TaskManager
 
     found = TaskManager(include_path=str(tmp_path / "tasks"), include_defaults=False)
@@ -172,10 +174,11 @@ def test_a_benchmark_in_one_module_reaches_the_cli_vlmeval_and_lmms_eval(
     records = [tasks.process_results(d, [a])["exact"] for d, a in zip(docs, ["a cat", "a bird"])]
     assert tasks.aggregate(records) == 0.5
     # VLMEvalKit: registration adds its dataset class beside ours
-    vlmeval = pytest.importorskip("vlmeval.dataset")
     from anycap_plugin.integrations.vlmeval import import_vlmeval, register
 
-    import_vlmeval()
+    import_vlmeval()  # first: a bare vlmeval import turns autograd off for this whole process
+    import vlmeval.dataset as vlmeval
+
     before = list(vlmeval.DATASET_CLASSES), list(vlmeval.SUPPORTED_DATASETS)
     try:
         names = register()

@@ -5,15 +5,18 @@ started without it, a worker node removed mid-run: one record per input in the b
 same command from another folder finds everything done in the store. (A driver killed mid-run
 and restarted elsewhere with no local state: `test_storage.py`.)"""
 
+import itertools
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 from test_cli import ANYCAP
 
+from anycap_plugin.testing.responders import echo_responder
 from anycap_plugin.testing.server import ChatCompletionsServer
 
 ITEMS = 160
@@ -37,8 +40,10 @@ def test_a_run_over_a_bucket_survives_a_lost_node(
     assert "OPENAI_API_KEY" not in os.environ  # the cluster was started without it
     bucket = s3.bucket(f"c{time.time_ns()}")
     s3.upload(image_path, f"{bucket}/media/a.png")
-    for part in range(4):  # four manifests: four read tasks, on whichever nodes Ray puts them
-        rows = [{"media": "../media/a.png", "id": f"{part}-{i}"} for i in range(ITEMS // 4)]
+    # eight manifests: eight read tasks, on whichever nodes Ray puts them, and eight blocks, which
+    # the 4 actors take in two rounds: the first round is flushed while the second waits
+    for part in range(8):
+        rows = [{"media": "../media/a.png", "id": f"{part}-{i}"} for i in range(ITEMS // 8)]
         (tmp_path / f"m{part}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         s3.upload(tmp_path / f"m{part}.jsonl", f"{bucket}/lists/m{part}.jsonl")
     extra = ray_cluster.add_node(num_cpus=2, node_ip_address="127.0.0.1")
@@ -48,7 +53,16 @@ def test_a_run_over_a_bucket_survives_a_lost_node(
     host, port = ray_cluster.address.rsplit(":", 1)
     assert host == "127.0.0.1"
     seen = _Parts(s3, parts)
-    with ChatCompletionsServer(delay=0.25) as api:
+    node_gone, answered = threading.Event(), itertools.count()
+
+    def held_until_the_node_is_gone(body):
+        # the second round waits for the node's removal, so that it happens mid-run however
+        # slowly this machine polls the store (records reach the driver a whole block at a time)
+        if next(answered) >= ITEMS // 2:
+            node_gone.wait(timeout=120)
+        return echo_responder(body)
+
+    with ChatCompletionsServer(held_until_the_node_is_gone, delay=0.25) as api:
         env = {
             **os.environ,
             **s3.env,
@@ -81,6 +95,7 @@ def test_a_run_over_a_bucket_survives_a_lost_node(
         first.stderr = log
         removed_at = len(seen.wait_for(24, first))
         ray_cluster.remove_node(extra, allow_graceful=False)  # a worker node lost mid-run
+        node_gone.set()
         assert first.wait(timeout=300) == 0, _tail(first)
         assert removed_at < ITEMS and "sk-loopback-not-printed" not in _tail(first)
 
