@@ -123,3 +123,27 @@ def pytest_runtest_teardown(item, nextitem):
     if "cluster" in _RAY and (nextitem is None or nextitem.get_closest_marker("ray") is None):
         _RAY.pop("ray").shutdown()
         _RAY.pop("cluster").shutdown()
+
+
+# ---- pages, in Debian's Chromium (never a downloaded browser) ----------------------------------
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium per page-test module, driven by Playwright."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    # Playwright evaluates its waits as strings; the page's CSP forbids eval (the escaping is what
+    # the tests check)
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+    pg = context.new_page()
+    yield pg
+    context.close()

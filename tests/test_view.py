@@ -16,13 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import CHROMIUM
 from eval_data import SHARED
 
 from anycap_plugin import testing
 from anycap_plugin.testing import ChatCompletionsServer, judge_responder
 
-playwright = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+pytest.importorskip("playwright.sync_api")
 SHOTS = Path(__file__).resolve().parents[1] / "out" / "screenshots"
 XSS = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
 pytestmark = pytest.mark.skipif(
@@ -132,23 +132,6 @@ def runs(tmp_path_factory) -> Path:
         )
     assert done.returncode == 0, done.stderr
     return folder
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser):
-    # Playwright evaluates its waits as strings; the page's CSP forbids eval. The escaping is what the tests check.
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-    pg = context.new_page()
-    yield pg
-    context.close()
 
 
 def shot(pg, name: str) -> None:

@@ -9,30 +9,14 @@ from pathlib import Path
 
 import httpx2 as httpx
 import pytest
-from test_view import CHROMIUM, anycap, shot, viewer
+from conftest import CHROMIUM
+from test_view import anycap, shot, viewer
 
-playwright = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="needs Debian's chromium (make test installs it)"
 )
 TRICKY = ["<!--<script>", "</script><script>window.__xss = 1</script>", "a <!-- b", "&amp;"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture()
-def page(browser):
-    # Playwright evaluates its waits as strings, which the page's CSP forbids
-    context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
-    pg = context.new_page()
-    yield pg
-    context.close()
 
 
 def write_run(path: Path, captions: list[str]) -> Path:
