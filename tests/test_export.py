@@ -227,6 +227,12 @@ def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
         str(tmp_path / "run"),
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
+    # the trainer's summary, after the HF Trainer's own log lines: every exported line read, none
+    # skipped (their media all found), one step taken
+    result = json.loads(trained.stdout[trained.stdout.rindex("\n{\n") + 1 :])
+    exported = len(read_lines(tmp_path / "acd" / "reviewed.jsonl")) + len(read_lines(out))
+    assert result["train_examples"] + result["val_examples"] == exported
+    assert result["skipped_lines"] == 0 and result["steps"] == 1
     assert list((tmp_path / "run").rglob("model.safetensors"))
     # a source gone since the run: its items are skipped and counted, the others still written
     (run.parent / "t.parquet").rename(run.parent / "t.moved")
