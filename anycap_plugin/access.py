@@ -59,7 +59,8 @@ class HostGuard:
     """ASGI middleware against DNS rebinding: a page on another site that points its own name at
     127.0.0.1 reaches a loopback server, but its requests carry that name in `Host`. Refused with 421:
     without a key (a loopback server), any name but the bound address, a loopback name or one given
-    with `--allow-host`; with a key, names outside `--allow-host` when some are given. `refusal`
+    with `--allow-host`; with a key, any name outside `--allow-host` when some are given (the
+    address and loopback names too: a keyed server behind a proxy answers to its public names). `refusal`
     makes the body (each server answers in its own error format)."""
 
     def __init__(
@@ -73,7 +74,9 @@ class HostGuard:
         self.app, self.refusal = app, refusal
         self.allowed = {_host_name(h) for h in allowed}
         self.check = bool(self.allowed) or not keyed
-        self.allowed |= {_host_name(bound)}
+        self.local = not keyed  # the bound address and loopback names pass only without a key
+        if self.local:
+            self.allowed |= {_host_name(bound)}
 
     def allows(self, header: str | None) -> bool:
         if not self.check:
@@ -81,7 +84,7 @@ class HostGuard:
         if header is None:
             return False
         name = _host_name(header)
-        return name in self.allowed or is_loopback(name)
+        return name in self.allowed or (self.local and is_loopback(name))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":

@@ -1,5 +1,5 @@
 """The command line's vocabulary (docs/cli.md, "One vocabulary"): `-O/-P` and KEY=VALUE options,
-`--num-frames`, the judge (`--judge-model/--judge-base-url/--judge-option`), `-c/--concurrency`, each
+`--num-frames`, `--storage-option`, `--media-column`, the judge (`--judge-model/--judge-base-url/--judge-option`), `-c/--concurrency`, each
 declared once; and the one way an old name lives on (`renamed_option`: hidden, still works, warns on
 stderr naming the new one). Below the CLI and the benchmarks, which declare their options with it;
 it imports click alone."""
@@ -30,6 +30,19 @@ post_option_flag = click.option(
     multiple=True,
     metavar="KEY=VALUE",
     help="Per-call option of the post-processor, e.g. max_new_tokens=128 (repeatable).",
+)
+
+
+storage_option_flag = click.option(
+    "--storage-option",
+    "storage_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="fsspec option for inputs and outputs in object storage (PROTOCOL.KEY=VALUE for one protocol), "
+    "e.g. endpoint_url=http://127.0.0.1:9000.",
+)
+media_column_flag = click.option(
+    "--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path})."
 )
 
 

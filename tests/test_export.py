@@ -239,5 +239,46 @@ def test_acd_exports_of_a_file_run_and_a_shard_run_train_the_tiny_acm(
     again = anycap("export", str(run), "--as", "acd", "-o", str(tmp_path / "again.jsonl"))
     (run.parent / "t.moved").rename(run.parent / "t.parquet")
     assert again.returncode == 0, again.stderr
-    assert "3 items (3 accepted)" in again.stderr and "1 media not found" in again.stderr
+    assert "3 items (3 accepted)" in again.stderr and "1 media unreadable" in again.stderr
     assert len(read_lines(tmp_path / "again.jsonl")) == 3
+
+
+def test_an_acd_export_reads_a_bucket_table_with_the_run_s_storage_option_and_media_column(
+    s3, tmp_path
+):
+    """A run over a table in a bucket, its media in a column of another name: the export reads the
+    media back with the same `--storage-option` and `--media-column` the run was captioned with."""
+    import os
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from s3_server import CREDENTIALS
+
+    png = testing.sample_image("astronaut").read_bytes()
+    pq.write_table(pa.table({"pixels": [png], "thumb": [b"not an image"]}), tmp_path / "t.parquet")
+    table = s3.upload(tmp_path / "t.parquet", s3.bucket("export-table") + "/t.parquet")
+    flags = ["--storage-option", f"endpoint_url={s3.endpoint}", "--media-column", "pixels"]
+    env = {**os.environ, **CREDENTIALS}  # the endpoint only through --storage-option
+    env.pop("AWS_ENDPOINT_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(ANYCAP), *args], capture_output=True, text=True, env=env, timeout=600
+        )
+
+    captions = tmp_path / "captions.jsonl"
+    done = run("caption", "-m", "stats", "-i", "Describe it.", table, *flags, "-o", str(captions))
+    assert done.returncode == 0, done.stderr
+    (record,) = read_lines(captions)
+    journal = ReviewJournal(captions)
+    journal.write(record["key"], record, {"status": "accepted", "caption": "an astronaut"}, 0)
+    journal.close()
+    out = tmp_path / "acd.jsonl"
+    without = run("export", str(captions), "--as", "acd", "-o", str(out))
+    assert without.returncode == 0, without.stderr
+    assert "0 items" in without.stderr and "1 media unreadable" in without.stderr
+    done = run("export", str(captions), "--as", "acd", "-o", str(out), *flags)
+    assert done.returncode == 0, done.stderr
+    (line,) = read_lines(out)
+    assert (out.parent / line["image"]).read_bytes() == png
+    assert CREDENTIALS["AWS_SECRET_ACCESS_KEY"] not in done.stderr + out.read_text()

@@ -59,6 +59,9 @@ def test_a_viewer_with_a_token_checks_host_only_against_allowed_names(run_file):
         base = url.split("?")[0].rstrip("/")
         assert status(base + "/api/item?n=0", "box.example", **auth) == 200
         assert status(base + "/api/item?n=0", "rebound.example", **auth) == 421
+        port = base.rsplit(":", 1)[1]  # with a key, only the names given: not even loopback ones
+        assert status(base + "/api/item?n=0", f"127.0.0.1:{port}", **auth) == 421
+        assert status(base + "/api/item?n=0", "localhost", **auth) == 421
 
 
 def test_serve_refuses_foreign_hosts_and_bodies_that_are_not_json():

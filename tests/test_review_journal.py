@@ -135,6 +135,7 @@ def test_filters_and_sorts_by_review_state_leave_stale_reviews_out(tmp_path):
     journal.write("k1", records[1], {"status": "rejected"}, 0)
     journal.write("k2", records[2], {"status": "accepted", "caption": "better", "tags": ["x"]}, 0)
     journal.write("k3", records[3], {"status": "accepted"}, 0)
+    journal.write("gone", {"key": "gone"}, {"status": "accepted"}, 0)  # a key the run lacks
     journal.close()
     with path.open("a") as f:  # a resume re-captioned k2: its review is stale for the new record
         f.write(json.dumps({**records[2], "caption": "c2 again"}) + "\n")
@@ -152,4 +153,11 @@ def test_filters_and_sorts_by_review_state_leave_stale_reviews_out(tmp_path):
     assert reviewed.order(rows, "review", True).tolist() == [0, 4, 1, 2, 3]
     assert reviewed.order(rows, "edited", False).tolist() == [2, 0, 1, 3, 4]
     assert reviewed.order(np.array([4, 3]), "words", False).tolist() == [4, 3]  # not ours
+    # "n of N reviewed" counts the rows the filters count: k1, k2's first record and k3; not
+    # k2's new record (stale) nor the key the run does not hold
+    assert reviewed.reviewed() == len(narrow("accepted")) + len(narrow("rejected")) == 3
+    path.write_text("".join(json.dumps({**r, "caption": "new"}) + "\n" for r in records))
+    rerun = RunIndex(path, keys=True).start()  # every record re-captioned: every review stale
+    assert rerun.wait(30)
+    assert ReviewedRun(rerun, reviewed.journal).reviewed() == 0
     reviewed.journal.close()

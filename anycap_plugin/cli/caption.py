@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ..command_line import concurrency_option
+from ..command_line import concurrency_option, media_column_flag, storage_option_flag
 from .common import build_chain, chain_options
 from .exit_codes import AnyCapCommand, finish
 
@@ -42,9 +42,7 @@ from .exit_codes import AnyCapCommand, finish
     "--media-root",
     help="Where relative media paths of conversation JSON start (default: its folder).",
 )
-@click.option(
-    "--media-column", help="Parquet / hf: column with the media (path, bytes or {bytes, path})."
-)
+@media_column_flag
 @click.option("--id-column", help="Parquet / hf: column with the item id.")
 @click.option("--instruction-column", help="Parquet / hf: column with each item's instruction.")
 @click.option(
@@ -73,14 +71,7 @@ from .exit_codes import AnyCapCommand, finish
     type=click.FloatRange(0),
     help="With --engine ray; below 1 for API captioners.",
 )
-@click.option(
-    "--storage-option",
-    "storage_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="fsspec option for inputs and outputs in object storage (PROTOCOL.KEY=VALUE for one protocol), "
-    "e.g. endpoint_url=http://127.0.0.1:9000.",
-)
+@storage_option_flag
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal only)."
 )

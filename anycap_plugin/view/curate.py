@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReviewError
+from ..storage import Storage
 from ..synth.records import acd_record
 from .display import key_of
 from .export_media import ExportMedia, place_of
@@ -90,8 +91,12 @@ def export_reviewed(
     reviews: Path | None = None,
     statuses: tuple[str, ...] = (),
     kind: str = "records",
+    storage: Storage | None = None,
+    columns: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
-    """Write `target` (JSONL; Parquet for records); returns what was written and what was skipped."""
+    """Write `target` (JSONL; Parquet for records); returns what was written and what was skipped.
+    `storage` and `columns` read the media back as the run read them (`--storage-option`,
+    `--media-column`)."""
     from ..batch.outputs import reviews_for
 
     if kind not in AS:
@@ -110,7 +115,7 @@ def export_reviewed(
     target.parent.mkdir(parents=True, exist_ok=True)
     lines = _parquet_sink(tmp) if parquet else _jsonl_sink(tmp)
     next(lines)
-    fetched = ExportMedia(target)
+    fetched = ExportMedia(target, storage, columns)
     try:
         for n, record in run_records(run):
             if record is None:

@@ -39,8 +39,14 @@ def place_of(key: str) -> str:
 class ExportMedia:
     """Collects the places an export needs media for (`want`), then writes them all (`fetch`)."""
 
-    def __init__(self, target: Path, storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        target: Path,
+        storage: Storage | None = None,
+        columns: dict[str, str | None] | None = None,
+    ) -> None:
         self.folder = media_folder(target)
+        self.columns: dict[str, str | None] = dict(columns or {})
         self.relative_to = target.resolve().parent
         self.storage = storage or Storage()
         self.wanted: dict[tuple[str, str], set[str]] = {}  # (location, kind) -> places
@@ -84,10 +90,12 @@ class ExportMedia:
         from ..batch.inputs import ReadContext, Source, read_source
 
         left = set(places)
-        ctx = ReadContext(storage=self.storage)
+        ctx = ReadContext(storage=self.storage, columns=self.columns)
         items = read_source(Source(location, kind), ctx)
         try:
             for item in items:
+                if item.problem is not None and "#" not in (item.place or "#"):
+                    raise item.problem  # the whole source is unreadable (a bucket unreachable, a column gone)
                 if item.place not in left or item.problem is not None:
                     continue
                 if item.data is not None:

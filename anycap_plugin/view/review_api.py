@@ -53,7 +53,17 @@ class ReviewedRun:
         return review.shown(record)
 
     def reviewed(self) -> int:
-        return sum(r.status != "pending" for r in self.journal.reviews.values())
+        """Rows whose accepted or rejected review applies to their record, as the filters count
+        them: a stale review, or one for a key the run does not hold, is not counted."""
+        done = [r.key for r in self.journal.reviews.values() if r.status != "pending"]
+        if not done:
+            return 0
+        self._sets()  # brings the stale rows up to date
+        keys, _ = self.index.rows_by_key()
+        hashes = np.array([key_hash(k) for k in done], np.int64)
+        rows = np.searchsorted(keys, hashes, "right") - np.searchsorted(keys, hashes, "left")
+        stale = self._stale[1] if self._stale is not None else {}
+        return int(rows.sum()) - sum(len(stale.get(k, ())) for k in done)
 
     def tags(self) -> list[str]:
         return sorted({t for r in self.journal.reviews.values() for t in r.tags})
