@@ -73,8 +73,12 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
         self.processor = load_pretrained(AutoProcessor, model)
-        self.processor.tokenizer.padding_side = "left"
+        self.ready_processor()
         self.model = self.load_model(model, dtype=self.dtype, **model_kwargs).to(self.device).eval()
+
+    def ready_processor(self) -> None:
+        """The engine's own processor made ready for batches: left padding."""
+        self.processor.tokenizer.padding_side = "left"
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
         """The model itself (image-text-to-text models through the Auto class; others override this)."""
@@ -122,7 +126,7 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         self.id = f"{cls.spec_name}:{getattr(model, 'name_or_path', '') or type(model).__name__}"
         self.device, self.dtype = model.device, model.dtype
         self.processor = copy.deepcopy(processor)
-        self.processor.tokenizer.padding_side = "left"
+        self.ready_processor()
         self.model = model.eval()
         return self
 
@@ -247,6 +251,49 @@ def fit_audio(
     return samples, {}
 
 
+def features_over_audio_only(feature_extractor: Any) -> None:
+    """Let a Whisper feature extractor that pads every clip to its whole window (30 s: Audio Flamingo
+    3's processor, in windows of up to 10 minutes) compute log-mel frames over the audio only.
+
+    The model still gets the whole window: its encoder adds one position embedding to each of the
+    window's 3,000 frames, so the padding is part of what it sees. But a frame of the padding is a
+    constant (silence, clamped to the window's loudest frame less 80 dB), so the frames past the
+    audio (and past one STFT window of silence after it) are copies of the first silent frame rather
+    than transforms of zeros. The result equals the extractor's own bit for bit: checked on the first
+    batch it computes, which turns the shortcut off for good where it does not (another torch build,
+    dither, another extractor). Only `WhisperFeatureExtractor` itself, on the CPU, is changed, and only
+    the instance given (the engine's own processor: `from_loaded` copies the user's)."""
+    import numpy as np
+    from transformers import WhisperFeatureExtractor
+
+    if type(feature_extractor) is not WhisperFeatureExtractor or feature_extractor.dither:
+        return
+    whole = feature_extractor._torch_extract_fbank_features
+    hop, n_fft = feature_extractor.hop_length, feature_extractor.n_fft
+    checked: list[bool] = []  # [True] once the first batch matched; [False]: the shortcut is off
+
+    def features(waveform: Any, device: str = "cpu") -> Any:
+        if checked == [False] or device != "cpu" or waveform.ndim != 2:
+            return whole(waveform, device)
+        heard = np.flatnonzero(np.any(waveform != 0, axis=0))
+        end = int(heard[-1]) + 1 if len(heard) else 0
+        # past `end`, one STFT window and two hops of silence: the last frame computed is silent
+        cut = -(-(end + n_fft + 2 * hop) // hop) * hop
+        if cut >= waveform.shape[1]:
+            return whole(waveform, device)
+        head = whole(np.ascontiguousarray(waveform[:, :cut]), device)
+        out = np.empty((*head.shape[:2], waveform.shape[1] // hop), dtype=head.dtype)
+        out[:, :, : head.shape[2]] = head
+        out[:, :, head.shape[2] :] = head[:, :, -1:]
+        if not checked:
+            checked.append(bool(np.array_equal(out, reference := whole(waveform, device))))
+            return reference
+        return out
+
+    features.checked = checked  # type: ignore[attr-defined]
+    feature_extractor._torch_extract_fbank_features = features
+
+
 def with_video_sound(
     parts: dict[str, Any],
     media: Media,
@@ -305,6 +352,10 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
     # does: 10 minutes) and its feature extractor's window is not it
     audio_seconds: float | None = None
     pad_text_only = True
+
+    def ready_processor(self) -> None:
+        super().ready_processor()
+        features_over_audio_only(getattr(self.processor, "feature_extractor", None))
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
         import transformers

@@ -129,6 +129,33 @@ def test_audio_flamingo_3_hears_audio_as_the_model_card_and_refuses_video(
         captioner.caption(video_path, "What happens?")
 
 
+def test_audio_flamingo_3_features_skip_the_silent_padding_bit_for_bit(
+    audio_flamingo_3, audio_path, tmp_path
+):
+    """The engine computes Whisper frames over the audio only and copies the silent frame over the
+    rest of the 30 s window: the model's input equals what transformers' own processor gives."""
+    import numpy as np
+    from transformers import AutoProcessor
+
+    from anycap_plugin.media import Media
+
+    captioner = get_captioner(f"audio-flamingo-3:{audio_flamingo_3}")
+    clips = [
+        Media.load(audio_path).audio().samples,
+        Media.load(testing.generate_wav(tmp_path / "tone.wav", seconds=3.0)).audio().samples,
+        np.zeros(8000, np.float32),  # silence: every frame is the padding's
+    ]
+    own = AutoProcessor.from_pretrained(str(audio_flamingo_3))
+    for batch in (clips, clips[1:2], clips[2:]):
+        texts = ["<sound>"] * len(batch)
+        ours = captioner.processor(text=texts, audio=batch, text_kwargs={"padding": True})
+        theirs = own(text=texts, audio=batch, text_kwargs={"padding": True})
+        assert np.array_equal(ours["input_features"].numpy(), theirs["input_features"].numpy())
+        assert ours["input_features"].shape[-1] == 3000  # the model still gets its whole window
+    shortcut = captioner.processor.feature_extractor._torch_extract_fbank_features
+    assert shortcut.checked == [True]  # taken, after its first batch matched the whole computation
+
+
 def test_transformers_spec_loads_any_native_chat_model_and_refuses_what_it_cannot(
     qwen3_vl, audio_flamingo_3, tmp_path, image_path
 ):
