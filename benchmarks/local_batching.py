@@ -9,9 +9,13 @@ Models: Qwen2.5-VL and InternVL (their adapters), Qwen3-VL and Audio Flamingo 3 
 `anycap-transformers`). For the last two, the engine also runs against a bare transformers loop on
 the same decoded media (chat template, processor, `generate`, decode: what a model card runs),
 batched the same way with the same outputs: its own overhead per item, and where a per-item call's
-time goes (preprocessing against `generate`), which bounds what batching can gain. Prints JSON.
+time goes (preprocessing against `generate`), which bounds what batching can gain. Every comparison
+runs its paths in turn, `--repeats` rounds (A B A B ...), and reports the median of the per-round
+ratios with their spread: on a shared machine a burst of load falls on both paths. One torch thread on
+the CPU by default (`--threads`). Prints JSON, with the load average at the start and end.
 
     python benchmarks/local_batching.py [--images 16] [--clips 16] [--models qwen3-vl,...] [--batch-size 8] [--max-new-tokens 64]
+    python benchmarks/local_batching.py --models qwen3-vl,audio-flamingo-3 --repeats 5   # the issue's figures
     python benchmarks/local_batching.py --acm-2b      # ACM at the 2B size on a GPU (gpu_check.py runs it)
 """
 
@@ -20,13 +24,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from _timing import best_of
+from _timing import best_of, interleaved, ratio_stats
 
 from anycap_plugin import get_captioner, testing
 from anycap_plugin.batch import WorkItem, run
@@ -59,18 +64,19 @@ def measure(cap, media: list[Path], instructions: list[str], batch_size: int, ma
                 options={"max_new_tokens": max_new_tokens}, progress=False)
             return {r["instruction"]: r["caption"] for r in map(json.loads, out.read_text().splitlines())}
 
-    t_loop, loop = best_of(repeats, per_item)
-    t_batch, batch = best_of(repeats, batched)
-    t_runner, by_instruction = best_of(repeats, through_runner)
+    times, out = interleaved(repeats, {"loop": per_item, "batch": batched, "runner": through_runner})
+    loop, batch, by_instruction = out["loop"], out["batch"], out["runner"]
     same = sum(a.text == b.text for a, b in zip(loop, batch))
     same_runner = sum(a.text == by_instruction.get(i) for a, i in zip(loop, instructions))
     assert same == len(media) == same_runner, f"{cap.id}: batched outputs differ from one by one"
-    return {"per_item_loop_captions_per_s": round(len(media) / t_loop, 2),
-            "caption_batch_captions_per_s": round(len(media) / t_batch, 2),
-            "runner_batched_captions_per_s": round(len(media) / t_runner, 2),
-            "speedup_caption_batch": round(t_loop / t_batch, 2),
-            "speedup_runner": round(t_loop / t_runner, 2),
-            "identical_outputs": f"{same}/{len(media)}", "identical_outputs_runner": f"{same_runner}/{len(media)}",
+    n = len(media)
+    return {"per_item_loop_captions_per_s": round(n / statistics.median(times["loop"]), 2),
+            "caption_batch_captions_per_s": round(n / statistics.median(times["batch"]), 2),
+            "runner_batched_captions_per_s": round(n / statistics.median(times["runner"]), 2),
+            # per round (loop, batch, runner in turn): the loop's time over the batched path's
+            "speedup_caption_batch": ratio_stats(times["loop"], times["batch"]),
+            "speedup_runner": ratio_stats(times["loop"], times["runner"]),
+            "identical_outputs": f"{same}/{n}", "identical_outputs_runner": f"{same_runner}/{n}",
             "distinct_outputs": len({c.text for c in loop})}
 
 
@@ -109,32 +115,41 @@ def measure_engine(cap, media: list[Path], instructions: list[str], batch_size: 
                    repeats: int) -> dict:
     """The engine (`caption_batch`) against `bare_loop` on the same items, batched the same way (the
     overhead goal: under 5%), and the bare loop one item a call: where its time goes says what batching
-    can gain at all (preprocessing is per item in both paths)."""
+    can gain at all. The three run in turn, `repeats` rounds (engine, bare, bare one a call, ...): the
+    overhead is the median of the rounds' engine/bare ratios, with their spread. Both paths do the same
+    per-item work (decode the media, render the chat template, the processor over the batch, one
+    `generate`, decode the tokens); the engine adds its media checks, `meta` and token counts."""
     n = len(media)
 
-    def engine() -> list[str]:
-        return [c.text for s in range(0, n, batch_size) for c in cap.caption_batch(
-            media[s:s + batch_size], instructions[s:s + batch_size], max_new_tokens=max_new_tokens)]
+    def engine() -> dict:
+        return {"texts": [c.text for s in range(0, n, batch_size) for c in cap.caption_batch(
+            media[s:s + batch_size], instructions[s:s + batch_size], max_new_tokens=max_new_tokens)]}
 
-    t_engine, engine_texts = best_of(repeats, engine)
-    t_bare, bare = best_of(repeats, lambda: bare_loop(cap, media, instructions, batch_size, max_new_tokens))
-    t_bare1, bare1 = best_of(repeats, lambda: bare_loop(cap, media, instructions, 1, max_new_tokens))
+    times, out = interleaved(repeats, {
+        "engine": engine,
+        "bare": lambda: bare_loop(cap, media, instructions, batch_size, max_new_tokens),
+        "bare1": lambda: bare_loop(cap, media, instructions, 1, max_new_tokens)})
+    engine_texts, bare, bare1 = out["engine"]["texts"], out["bare"], out["bare1"]
     same = sum(a == b for a, b in zip(engine_texts, bare["texts"]))
     same1 = sum(a == b for a, b in zip(engine_texts, bare1["texts"]))
     assert same == n == same1, f"{cap.id}: the engine's captions differ from the bare loop's"
+    overhead = ratio_stats(times["engine"], times["bare"])
+    t_bare, t_bare1 = statistics.median(times["bare"]), statistics.median(times["bare1"])
     # Amdahl: batching shrinks `generate` only; the per-item preprocessing stays as it is
     bound = t_bare1 / (bare1["preprocess_s"] + bare["generate_s"])
     return {
-        "engine_batched_captions_per_s": round(n / t_engine, 2),
+        "engine_batched_captions_per_s": round(n / statistics.median(times["engine"]), 2),
         "bare_batched_captions_per_s": round(n / t_bare, 2),
-        "engine_overhead_ms_per_item": round(1000 * (t_engine - t_bare) / n, 2),
-        "engine_overhead_pct": round(100 * (t_engine / t_bare - 1), 1),
+        "engine_overhead_pct": {k: round(100 * (v - 1), 1) for k, v in overhead.items()},
+        "engine_overhead_ms_per_item": round(1000 * statistics.median(
+            e - b for e, b in zip(times["engine"], times["bare"])) / n, 2),
         "identical_to_bare": f"{same}/{n}", "identical_to_bare_one_a_call": f"{same1}/{n}",
+        # the last round's split of the bare loop's time
         "bare_one_a_call_ms_per_item": {"preprocess": round(1000 * bare1["preprocess_s"] / n, 2),
                                          "generate": round(1000 * bare1["generate_s"] / n, 2)},
         "bare_batched_ms_per_item": {"preprocess": round(1000 * bare["preprocess_s"] / n, 2),
                                       "generate": round(1000 * bare["generate_s"] / n, 2)},
-        "bare_speedup": round(t_bare1 / t_bare, 2),
+        "bare_speedup": ratio_stats(times["bare1"], times["bare"]),
         "generate_speedup": round(bare1["generate_s"] / bare["generate_s"], 2),
         "speedup_bound_with_per_item_preprocessing": round(bound, 2),
     }
@@ -180,19 +195,26 @@ def main() -> None:
     # a caption is tens to hundreds of tokens; at 16, decoding and resizing the images (~13 ms each
     # on this CPU, the same in both paths) bound the ratio near 2.5x for Qwen2.5-VL
     p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--repeats", type=int, default=3, help="runs per path; the fastest counts")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="rounds, each running every path once in turn; medians and spreads are reported")
+    # on a busy 2-core machine, two torch threads wait on each other's descheduled thread at every
+    # parallel region (the same run took 2 s with 1 thread, 20-38 s with 2, at load 4-7)
+    p.add_argument("--threads", type=int, default=1, help="torch threads on the CPU (0: torch's default)")
     p.add_argument("--hidden-size", type=int, default=32, help="language-model width of the tiny models")
     p.add_argument("--clips", type=int, default=16, help="generated audio clips (1 to 8 s) for Audio Flamingo 3")
     p.add_argument("--models", default=",".join(MODELS), help=f"which of {','.join(MODELS)}")
     p.add_argument("--acm-2b", action="store_true", help="ACM at the real 2B size instead of the tiny base models "
                                                           "(needs a CUDA GPU)")
     args = p.parse_args()
+    if args.threads and not torch.cuda.is_available():
+        torch.set_num_threads(args.threads)
     os.environ["ANYCAP_LOAD_PLUGINS"] = "anycap-qwen2-5-vl,anycap-internvl,anycap-transformers"
     images = [testing.sample_image(SKIMAGE_PHOTOS[i % len(SKIMAGE_PHOTOS)]) for i in range(args.images)]
     result = {"benchmark": "local_batching", "images": args.images, "clips": args.clips, "batch_size": args.batch_size,
               "max_new_tokens": args.max_new_tokens, "hidden_size": args.hidden_size, "repeats": args.repeats,
               "device": "cuda" if torch.cuda.is_available() else "cpu",
-              "torch_threads": torch.get_num_threads(), "goal_speedup": 3.0}
+              "torch_threads": torch.get_num_threads(), "goal_speedup": 3.0,
+              "load_average_at_start": os.getloadavg()[0]}
     if args.acm_2b:
         if not torch.cuda.is_available():
             raise SystemExit("--acm-2b needs a CUDA GPU")
@@ -214,6 +236,7 @@ def main() -> None:
             if engine:
                 result[name].update(measure_engine(cap, media, instructions, args.batch_size,
                                                    args.max_new_tokens, args.repeats))
+    result["load_average_at_end"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
 
 

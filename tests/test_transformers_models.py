@@ -258,6 +258,20 @@ def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(
         captioner.caption(image_path)
 
 
+def test_qwen3_omni_hears_past_whispers_30_s_up_to_what_its_context_holds(qwen3_omni, tmp_path):
+    """Qwen3-Omni's processor cuts no audio (its encoder reads 1 s chunks): a 35 s clip goes in whole;
+    the limit is the Thinker's context, 13 tokens a second, and a clip past it is cut, said in meta."""
+    captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
+    whole = captioner.caption(testing.generate_wav(tmp_path / "35s.wav", 35.0), max_new_tokens=4)
+    assert "audio" not in whole.meta
+    assert whole.usage["base"]["prompt_tokens"] > 35 * 13  # all of it reached the model
+    # a context of 1,024 + 13 x 40 tokens holds 40 s of audio (4,096 in the tiny model: 236 s)
+    captioner.model.config.text_config.max_position_embeddings = 1024 + 13 * 40
+    cut = captioner.caption(testing.generate_wav(tmp_path / "45s.wav", 45.0), max_new_tokens=4)
+    assert cut.meta["audio"] == "the first 40.0 s of 45.0 s (Qwen3-Omni hears 40 s at most)"
+    assert whole.usage["base"]["prompt_tokens"] < cut.usage["base"]["prompt_tokens"] < 41 * 13 + 64
+
+
 def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
     from anycap_transformers.captioner import without_reasoning
 
