@@ -300,20 +300,18 @@ def with_video_sound(
     feature_extractor: Any,
     family: str,
     window: int | None = None,
+    wanted: bool = True,
 ) -> dict[str, Any]:
     """A video's sound beside its frames (`video_inputs` output), for an omni model that hears it:
     the processor interleaves it with the frames by time (`generate_grouped`). Cut as `fit_audio`
-    cuts audio; `meta["video_inputs"]` says whether sound went in (a silent video: frames only)."""
-    from .errors import MediaError
-
+    cuts audio; `meta["video_inputs"]` says what went in (`Media.video_inputs`: a silent video, or
+    `wanted=False`, gives frames only)."""
     meta = parts.setdefault("meta", {})
-    try:
+    meta["video_inputs"] = used = media.video_inputs(wanted)
+    if used == "frames and sound":
         samples, heard = fit_audio(media.audio().samples, feature_extractor, family, window)
-    except MediaError:  # no track, or frames with no container behind them
-        meta["video_inputs"] = "frames only: no audio track"
-        return parts
-    parts.update(audio=[samples], audio_of_video=True)
-    meta.update(heard, video_inputs="frames and sound")
+        parts.update(audio=[samples], audio_of_video=True)
+        meta.update(heard)
     return parts
 
 

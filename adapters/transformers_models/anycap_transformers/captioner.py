@@ -106,12 +106,10 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
         `use_audio_in_video=False`); the rate goes to the processor, which times each frame grid."""
         parts = super().video_inputs(media, options)
         parts["fps"] = parts["meta"]["fps"]
-        parts["meta"]["video_inputs"] = "frames only"
-        if options.use_audio_in_video:
-            with_video_sound(
-                parts, media, self.processor.feature_extractor, self.family, self.audio_window()
-            )
-        return parts
+        feature_extractor, window = self.processor.feature_extractor, self.audio_window()
+        return with_video_sound(
+            parts, media, feature_extractor, self.family, window, options.use_audio_in_video
+        )
 
     def audio_window(self) -> int:
         """Qwen3-Omni's processor takes audio of any length: it pads a call's clips to the longest and
