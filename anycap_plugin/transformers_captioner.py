@@ -351,6 +351,21 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
     audio_seconds: float | None = None
     pad_text_only = True
 
+    @classmethod
+    def at_scale(cls) -> list[str]:
+        """How to run the same checkpoint at corpus scale (`anycap models --options NAME` prints it;
+        docs/adapters.md explains it): an engine serving the OpenAI API, captioned through `openai:`."""
+        return [
+            "this spec runs one process's batched generate; for a corpus, serve the checkpoint",
+            "with vLLM or LMDeploy and caption through openai: (many requests in flight, -c):",
+            "  vllm serve MODEL --port 8000",
+            "  # or: lmdeploy serve api_server MODEL --server-port 8000",
+            "  OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=unused \\",
+            "    anycap caption FILES -m openai:MODEL -c 32 -o captions.jsonl",
+            "where the engine's list of supported models names the family (its chat template and",
+            "media preprocessing are its own: captions match this spec's only as far as those do)",
+        ]
+
     def ready_processor(self) -> None:
         super().ready_processor()
         features_over_audio_only(getattr(self.processor, "feature_extractor", None))

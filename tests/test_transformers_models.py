@@ -272,6 +272,26 @@ def test_qwen3_omni_hears_past_whispers_30_s_up_to_what_its_context_holds(qwen3_
     assert whole.usage["base"]["prompt_tokens"] < cut.usage["base"]["prompt_tokens"] < 41 * 13 + 64
 
 
+def test_models_options_says_how_to_serve_the_family_at_scale_through_openai():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    anycap = str(Path(sys.executable).with_name("anycap"))
+    env = {**os.environ, "ANYCAP_LOAD_PLUGINS": "anycap-transformers,anycap-qwen2-5-vl"}
+
+    def shown(name: str) -> str:
+        run = [anycap, "models", "--options", name]
+        return subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+
+    for name in ("qwen3-vl", "audio-flamingo-3", "gemma3n", "qwen3-omni", "transformers"):
+        out = shown(name)
+        assert "at scale:" in out and "vllm serve MODEL" in out, name
+        assert "lmdeploy serve api_server MODEL" in out and "-m openai:MODEL" in out, name
+    assert "at scale" not in shown("qwen2.5-vl")  # said only where a class says it
+
+
 def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():
     from anycap_transformers.captioner import without_reasoning
 
