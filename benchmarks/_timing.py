@@ -17,17 +17,20 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
     return best, result
 
 
-def interleaved(repeats: int, fns: dict[str, Callable[[], Any]]) -> tuple[dict[str, list[float]], dict[str, Any]]:
+def interleaved(repeats: int, fns: dict[str, Callable[[], Any]]) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
     """Each of `fns` run `repeats` times in turn (A B C A B C ...): on a shared machine a burst of
     load then falls on every path alike, so per-round ratios (`ratio_stats`) are fairer than
-    comparing each path's best. Returns the seconds of every run per name, and each one's last result."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    comparing each path's best. Each run is timed twice: wall-clock seconds, and this process's CPU
+    seconds (all its threads), which other processes' load barely moves. Returns, per name, both
+    lists of seconds ({"wall": [...], "cpu": [...]}), and each one's last result."""
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
     results: dict[str, Any] = {}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            w0, c0 = time.perf_counter(), time.process_time()
             results[name] = fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name]["cpu"].append(time.process_time() - c0)
+            times[name]["wall"].append(time.perf_counter() - w0)
     return times, results
 
 
