@@ -259,7 +259,7 @@ def features_over_audio_only(feature_extractor: Any) -> None:
     window's 3,000 frames, so the padding is part of what it sees. But a frame of the padding is a
     constant (silence, clamped to the window's loudest frame less 80 dB), so the frames past the
     audio (and past one STFT window of silence after it) are copies of the first silent frame rather
-    than transforms of zeros. The result equals the extractor's own bit for bit: checked on the first
+    than transforms of zeros; each clip of a batch over its own length. The result equals the extractor's own bit for bit: checked on the first
     batch it computes, which turns the shortcut off for good where it does not (another torch build,
     dither, another extractor). Only `WhisperFeatureExtractor` itself, on the CPU, is changed, and only
     the instance given (the engine's own processor: `from_loaded` copies the user's)."""
@@ -275,16 +275,16 @@ def features_over_audio_only(feature_extractor: Any) -> None:
     def features(waveform: Any, device: str = "cpu") -> Any:
         if checked == [False] or device != "cpu" or waveform.ndim != 2:
             return whole(waveform, device)
-        heard = np.flatnonzero(np.any(waveform != 0, axis=0))
-        end = int(heard[-1]) + 1 if len(heard) else 0
-        # past `end`, one STFT window and two hops of silence: the last frame computed is silent
-        cut = -(-(end + n_fft + 2 * hop) // hop) * hop
-        if cut >= waveform.shape[1]:
-            return whole(waveform, device)
-        head = whole(np.ascontiguousarray(waveform[:, :cut]), device)
-        out = np.empty((*head.shape[:2], waveform.shape[1] // hop), dtype=head.dtype)
-        out[:, :, : head.shape[2]] = head
-        out[:, :, head.shape[2] :] = head[:, :, -1:]
+        width = waveform.shape[1]
+        out = np.empty((len(waveform), feature_extractor.feature_size, width // hop), np.float32)
+        for row, samples in enumerate(waveform):  # each clip over its own length
+            heard = np.flatnonzero(samples)
+            end = int(heard[-1]) + 1 if len(heard) else 0
+            # past `end`, one STFT window and two hops of silence: the last frame computed is silent
+            cut = min(-(-(end + n_fft + 2 * hop) // hop) * hop, width)
+            head = whole(np.ascontiguousarray(samples[None, :cut]), device)[0]
+            out[row, :, : head.shape[1]] = head
+            out[row, :, head.shape[1] :] = head[:, -1:]
         if not checked:
             checked.append(bool(np.array_equal(out, reference := whole(waveform, device))))
             return reference
