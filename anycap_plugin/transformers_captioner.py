@@ -7,6 +7,7 @@ pixels (`build_prompt`); everything a batch needs is here once.
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -259,39 +260,52 @@ def features_over_audio_only(feature_extractor: Any) -> None:
     window's 3,000 frames, so the padding is part of what it sees. But a frame of the padding is a
     constant (silence, clamped to the window's loudest frame less 80 dB), so the frames past the
     audio (and past one STFT window of silence after it) are copies of the first silent frame rather
-    than transforms of zeros; each clip of a batch over its own length. The result equals the extractor's own bit for bit: checked on the first
-    batch it computes, which turns the shortcut off for good where it does not (another torch build,
-    dither, another extractor). Only `WhisperFeatureExtractor` itself, on the CPU, is changed, and only
-    the instance given (the engine's own processor: `from_loaded` copies the user's)."""
+    than transforms of zeros; each clip of a batch over its own length. The result equals the
+    extractor's own bit for bit: checked on the first batch it computes, which turns the shortcut off
+    for good where it does not (another torch build, another extractor). Only a
+    `WhisperFeatureExtractor` without dither is changed, and only the instance given (the engine's
+    own processor: `from_loaded` copies the user's); it still saves and prints as one."""
+    from transformers import WhisperFeatureExtractor
+
+    if type(feature_extractor) is WhisperFeatureExtractor and not feature_extractor.dither:
+        feature_extractor.__class__ = _audio_only_frames()
+        feature_extractor._frames_checked = []  # [True]: the first batch matched; [False]: off
+
+
+@functools.cache
+def _audio_only_frames() -> type:
+    """`WhisperFeatureExtractor` computing its frames over the audio only (`features_over_audio_only`)."""
     import numpy as np
     from transformers import WhisperFeatureExtractor
 
-    if type(feature_extractor) is not WhisperFeatureExtractor or feature_extractor.dither:
-        return
-    whole = feature_extractor._torch_extract_fbank_features
-    hop, n_fft = feature_extractor.hop_length, feature_extractor.n_fft
-    checked: list[bool] = []  # [True] once the first batch matched; [False]: the shortcut is off
+    class AudioOnlyFrames(WhisperFeatureExtractor):  # type: ignore[misc]
+        def _torch_extract_fbank_features(self, waveform: Any, device: str = "cpu") -> Any:
+            whole = super()._torch_extract_fbank_features
+            checked = self._frames_checked
+            if checked == [False] or device != "cpu" or waveform.ndim != 2:
+                return whole(waveform, device)
+            hop, width = self.hop_length, waveform.shape[1]
+            out = np.empty((len(waveform), self.feature_size, width // hop), np.float32)
+            for row, samples in enumerate(waveform):  # each clip over its own length
+                heard = np.flatnonzero(samples)
+                end = int(heard[-1]) + 1 if len(heard) else 0
+                # past `end`, one STFT window and two hops of silence: the last frame computed is silent
+                cut = min(-(-(end + self.n_fft + 2 * hop) // hop) * hop, width)
+                head = whole(np.ascontiguousarray(samples[None, :cut]), device)[0]
+                out[row, :, : head.shape[1]] = head
+                out[row, :, head.shape[1] :] = head[:, -1:]
+            if not checked:
+                checked.append(bool(np.array_equal(out, reference := whole(waveform, device))))
+                return reference
+            return out
 
-    def features(waveform: Any, device: str = "cpu") -> Any:
-        if checked == [False] or device != "cpu" or waveform.ndim != 2:
-            return whole(waveform, device)
-        width = waveform.shape[1]
-        out = np.empty((len(waveform), feature_extractor.feature_size, width // hop), np.float32)
-        for row, samples in enumerate(waveform):  # each clip over its own length
-            heard = np.flatnonzero(samples)
-            end = int(heard[-1]) + 1 if len(heard) else 0
-            # past `end`, one STFT window and two hops of silence: the last frame computed is silent
-            cut = min(-(-(end + n_fft + 2 * hop) // hop) * hop, width)
-            head = whole(np.ascontiguousarray(samples[None, :cut]), device)[0]
-            out[row, :, : head.shape[1]] = head
-            out[row, :, head.shape[1] :] = head[:, -1:]
-        if not checked:
-            checked.append(bool(np.array_equal(out, reference := whole(waveform, device))))
-            return reference
-        return out
+        def to_dict(self) -> dict[str, Any]:  # saved and printed as the extractor it is
+            out = super().to_dict()
+            out.pop("_frames_checked", None)
+            out["feature_extractor_type"] = WhisperFeatureExtractor.__name__
+            return dict(out)
 
-    features.checked = checked  # type: ignore[attr-defined]
-    feature_extractor._torch_extract_fbank_features = features
+    return AudioOnlyFrames
 
 
 def with_video_sound(

@@ -152,8 +152,13 @@ def test_audio_flamingo_3_features_skip_the_silent_padding_bit_for_bit(
         theirs = own(text=texts, audio=batch, text_kwargs={"padding": True})
         assert np.array_equal(ours["input_features"].numpy(), theirs["input_features"].numpy())
         assert ours["input_features"].shape[-1] == 3000  # the model still gets its whole window
-    shortcut = captioner.processor.feature_extractor._torch_extract_fbank_features
-    assert shortcut.checked == [True]  # taken, after its first batch matched the whole computation
+    extractor = captioner.processor.feature_extractor
+    assert extractor._frames_checked == [True]  # taken, after its first batch matched the whole one
+    saved = json.loads(extractor.to_json_string())  # it saves (and prints) as what it is
+    assert saved["feature_extractor_type"] == "WhisperFeatureExtractor"
+    assert "_frames_checked" not in saved and saved == json.loads(
+        own.feature_extractor.to_json_string()
+    )
 
 
 def test_transformers_spec_loads_any_native_chat_model_and_refuses_what_it_cannot(
