@@ -7,6 +7,7 @@ pixels (`build_prompt`); everything a batch needs is here once.
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -73,8 +74,12 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         self.device = choose_device(device)
         self.dtype = choose_dtype(dtype, self.device)
         self.processor = load_pretrained(AutoProcessor, model)
-        self.processor.tokenizer.padding_side = "left"
+        self.ready_processor()
         self.model = self.load_model(model, dtype=self.dtype, **model_kwargs).to(self.device).eval()
+
+    def ready_processor(self) -> None:
+        """The engine's own processor made ready for batches: left padding."""
+        self.processor.tokenizer.padding_side = "left"
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
         """The model itself (image-text-to-text models through the Auto class; others override this)."""
@@ -122,7 +127,7 @@ class HFChatCaptioner(BaseCaptioner[GO]):
         self.id = f"{cls.spec_name}:{getattr(model, 'name_or_path', '') or type(model).__name__}"
         self.device, self.dtype = model.device, model.dtype
         self.processor = copy.deepcopy(processor)
-        self.processor.tokenizer.padding_side = "left"
+        self.ready_processor()
         self.model = model.eval()
         return self
 
@@ -247,26 +252,80 @@ def fit_audio(
     return samples, {}
 
 
+def features_over_audio_only(feature_extractor: Any) -> None:
+    """Let a Whisper feature extractor that pads every clip to its whole window (30 s: Audio Flamingo
+    3's processor, in windows of up to 10 minutes) compute log-mel frames over the audio only.
+
+    The model still gets the whole window: its encoder adds one position embedding to each of the
+    window's 3,000 frames, so the padding is part of what it sees. But a frame of the padding is a
+    constant (silence, clamped to the window's loudest frame less 80 dB), so the frames past the
+    audio (and past one STFT window of silence after it) are copies of the first silent frame rather
+    than transforms of zeros; each clip of a batch over its own length. The result equals the
+    extractor's own bit for bit: checked on the first batch it computes, which turns the shortcut off
+    for good where it does not (another torch build, another extractor). Only a
+    `WhisperFeatureExtractor` without dither is changed, and only the instance given (the engine's
+    own processor: `from_loaded` copies the user's); it still saves and prints as one."""
+    from transformers import WhisperFeatureExtractor
+
+    if type(feature_extractor) is WhisperFeatureExtractor and not feature_extractor.dither:
+        feature_extractor.__class__ = _audio_only_frames()
+        feature_extractor._frames_checked = []  # [True]: the first batch matched; [False]: off
+
+
+@functools.cache
+def _audio_only_frames() -> type:
+    """`WhisperFeatureExtractor` computing its frames over the audio only (`features_over_audio_only`)."""
+    import numpy as np
+    from transformers import WhisperFeatureExtractor
+
+    class AudioOnlyFrames(WhisperFeatureExtractor):  # type: ignore[misc]
+        def _torch_extract_fbank_features(self, waveform: Any, device: str = "cpu") -> Any:
+            whole = super()._torch_extract_fbank_features
+            checked = self._frames_checked
+            if checked == [False] or device != "cpu" or waveform.ndim != 2:
+                return whole(waveform, device)
+            hop, width = self.hop_length, waveform.shape[1]
+            out = np.empty((len(waveform), self.feature_size, width // hop), np.float32)
+            for row, samples in enumerate(waveform):  # each clip over its own length
+                heard = np.flatnonzero(samples)
+                end = int(heard[-1]) + 1 if len(heard) else 0
+                # past `end`, one STFT window and two hops of silence: the last frame computed is silent
+                cut = min(-(-(end + self.n_fft + 2 * hop) // hop) * hop, width)
+                head = whole(np.ascontiguousarray(samples[None, :cut]), device)[0]
+                out[row, :, : head.shape[1]] = head
+                out[row, :, head.shape[1] :] = head[:, -1:]
+            if not checked:
+                checked.append(bool(np.array_equal(out, reference := whole(waveform, device))))
+                return reference
+            return out
+
+        def to_dict(self) -> dict[str, Any]:  # saved and printed as the extractor it is
+            out = super().to_dict()
+            out.pop("_frames_checked", None)
+            out["feature_extractor_type"] = WhisperFeatureExtractor.__name__
+            return dict(out)
+
+    return AudioOnlyFrames
+
+
 def with_video_sound(
     parts: dict[str, Any],
     media: Media,
     feature_extractor: Any,
     family: str,
     window: int | None = None,
+    wanted: bool = True,
 ) -> dict[str, Any]:
     """A video's sound beside its frames (`video_inputs` output), for an omni model that hears it:
     the processor interleaves it with the frames by time (`generate_grouped`). Cut as `fit_audio`
-    cuts audio; `meta["video_inputs"]` says whether sound went in (a silent video: frames only)."""
-    from .errors import MediaError
-
+    cuts audio; `meta["video_inputs"]` says what went in (`Media.video_inputs`: a silent video, or
+    `wanted=False`, gives frames only)."""
     meta = parts.setdefault("meta", {})
-    try:
+    meta["video_inputs"] = used = media.video_inputs(wanted)
+    if used == "frames and sound":
         samples, heard = fit_audio(media.audio().samples, feature_extractor, family, window)
-    except MediaError:  # no track, or frames with no container behind them
-        meta["video_inputs"] = "frames only: no audio track"
-        return parts
-    parts.update(audio=[samples], audio_of_video=True)
-    meta.update(heard, video_inputs="frames and sound")
+        parts.update(audio=[samples], audio_of_video=True)
+        meta.update(heard)
     return parts
 
 
@@ -305,6 +364,25 @@ class ChatTemplateCaptioner(HFChatCaptioner[ChatTemplateOptions]):
     # does: 10 minutes) and its feature extractor's window is not it
     audio_seconds: float | None = None
     pad_text_only = True
+
+    @classmethod
+    def at_scale(cls) -> list[str]:
+        """How to run the same checkpoint at corpus scale (`anycap models --options NAME` prints it;
+        docs/adapters.md explains it): an engine serving the OpenAI API, captioned through `openai:`."""
+        return [
+            "this spec runs one process's batched generate; for a corpus, serve the checkpoint",
+            "with vLLM or LMDeploy and caption through openai: (many requests in flight, -c):",
+            "  vllm serve MODEL --port 8000",
+            "  # or: lmdeploy serve api_server MODEL --server-port 8000",
+            "  OPENAI_BASE_URL=http://127.0.0.1:8000/v1 OPENAI_API_KEY=unused \\",
+            "    anycap caption FILES -m openai:MODEL -c 32 -o captions.jsonl",
+            "where the engine's list of supported models names the family (its chat template and",
+            "media preprocessing are its own: captions match this spec's only as far as those do)",
+        ]
+
+    def ready_processor(self) -> None:
+        super().ready_processor()
+        features_over_audio_only(getattr(self.processor, "feature_extractor", None))
 
     def load_model(self, model: str, **kwargs: Any) -> Any:
         import transformers

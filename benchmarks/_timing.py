@@ -15,3 +15,29 @@ def best_of(repeats: int, fn: Callable[[], Any]) -> tuple[float, Any]:
         if (elapsed := time.perf_counter() - t0) < best:
             best, result = elapsed, out
     return best, result
+
+
+def interleaved(repeats: int, fns: dict[str, Callable[[], Any]]) -> tuple[dict[str, dict[str, list[float]]], dict[str, Any]]:
+    """Each of `fns` run `repeats` times in turn (A B C A B C ...): on a shared machine a burst of
+    load then falls on every path alike, so per-round ratios (`ratio_stats`) are fairer than
+    comparing each path's best. Each run is timed twice: wall-clock seconds, and this process's CPU
+    seconds (all its threads), which other processes' load barely moves. Returns, per name, both
+    lists of seconds ({"wall": [...], "cpu": [...]}), and each one's last result."""
+    times: dict[str, dict[str, list[float]]] = {name: {"wall": [], "cpu": []} for name in fns}
+    results: dict[str, Any] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            results[name] = fn()
+            times[name]["cpu"].append(time.process_time() - c0)
+            times[name]["wall"].append(time.perf_counter() - w0)
+    return times, results
+
+
+def ratio_stats(numerator: list[float], denominator: list[float]) -> dict[str, float]:
+    """The per-round ratios of two `interleaved` paths: their median, and their spread (min, max)."""
+    import statistics
+
+    ratios = sorted(a / b for a, b in zip(numerator, denominator))
+    return {"median": round(statistics.median(ratios), 3), "min": round(ratios[0], 3),
+            "max": round(ratios[-1], 3)}

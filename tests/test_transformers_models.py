@@ -129,6 +129,38 @@ def test_audio_flamingo_3_hears_audio_as_the_model_card_and_refuses_video(
         captioner.caption(video_path, "What happens?")
 
 
+def test_audio_flamingo_3_features_skip_the_silent_padding_bit_for_bit(
+    audio_flamingo_3, audio_path, tmp_path
+):
+    """The engine computes Whisper frames over the audio only and copies the silent frame over the
+    rest of the 30 s window: the model's input equals what transformers' own processor gives."""
+    import numpy as np
+    from transformers import AutoProcessor
+
+    from anycap_plugin.media import Media
+
+    captioner = get_captioner(f"audio-flamingo-3:{audio_flamingo_3}")
+    clips = [
+        Media.load(audio_path).audio().samples,
+        Media.load(testing.generate_wav(tmp_path / "tone.wav", seconds=3.0)).audio().samples,
+        np.zeros(8000, np.float32),  # silence: every frame is the padding's
+    ]
+    own = AutoProcessor.from_pretrained(str(audio_flamingo_3))
+    for batch in (clips, clips[1:2], clips[2:]):
+        texts = ["<sound>"] * len(batch)
+        ours = captioner.processor(text=texts, audio=batch, text_kwargs={"padding": True})
+        theirs = own(text=texts, audio=batch, text_kwargs={"padding": True})
+        assert np.array_equal(ours["input_features"].numpy(), theirs["input_features"].numpy())
+        assert ours["input_features"].shape[-1] == 3000  # the model still gets its whole window
+    extractor = captioner.processor.feature_extractor
+    assert extractor._frames_checked == [True]  # taken, after its first batch matched the whole one
+    saved = json.loads(extractor.to_json_string())  # it saves (and prints) as what it is
+    assert saved["feature_extractor_type"] == "WhisperFeatureExtractor"
+    assert "_frames_checked" not in saved and saved == json.loads(
+        own.feature_extractor.to_json_string()
+    )
+
+
 def test_transformers_spec_loads_any_native_chat_model_and_refuses_what_it_cannot(
     qwen3_vl, audio_flamingo_3, tmp_path, image_path
 ):
@@ -229,6 +261,40 @@ def test_qwen3_omni_captioner_hears_audio_alone_from_a_whole_folder(
     assert caption.meta["instruction"].startswith("not sent")
     with pytest.raises(ModalityNotSupportedError):
         captioner.caption(image_path)
+
+
+def test_qwen3_omni_hears_past_whispers_30_s_up_to_what_its_context_holds(qwen3_omni, tmp_path):
+    """Qwen3-Omni's processor cuts no audio (its encoder reads 1 s chunks): a 35 s clip goes in whole;
+    the limit is the Thinker's context, 13 tokens a second, and a clip past it is cut, said in meta."""
+    captioner = get_captioner(f"qwen3-omni:{qwen3_omni}")
+    whole = captioner.caption(testing.generate_wav(tmp_path / "35s.wav", 35.0), max_new_tokens=4)
+    assert "audio" not in whole.meta
+    assert whole.usage["base"]["prompt_tokens"] > 35 * 13  # all of it reached the model
+    # a context of 1,024 + 13 x 40 tokens holds 40 s of audio (4,096 in the tiny model: 236 s)
+    captioner.model.config.text_config.max_position_embeddings = 1024 + 13 * 40
+    cut = captioner.caption(testing.generate_wav(tmp_path / "45s.wav", 45.0), max_new_tokens=4)
+    assert cut.meta["audio"] == "the first 40.0 s of 45.0 s (Qwen3-Omni hears 40 s at most)"
+    assert whole.usage["base"]["prompt_tokens"] < cut.usage["base"]["prompt_tokens"] < 41 * 13 + 64
+
+
+def test_models_options_says_how_to_serve_the_family_at_scale_through_openai():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    anycap = str(Path(sys.executable).with_name("anycap"))
+    env = {**os.environ, "ANYCAP_LOAD_PLUGINS": "anycap-transformers,anycap-qwen2-5-vl"}
+
+    def shown(name: str) -> str:
+        run = [anycap, "models", "--options", name]
+        return subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+
+    for name in ("qwen3-vl", "audio-flamingo-3", "gemma3n", "qwen3-omni", "transformers"):
+        out = shown(name)
+        assert "at scale:" in out and "vllm serve MODEL" in out, name
+        assert "lmdeploy serve api_server MODEL" in out and "-m openai:MODEL" in out, name
+    assert "at scale" not in shown("qwen2.5-vl")  # said only where a class says it
 
 
 def test_a_thinking_models_reasoning_is_kept_in_meta_not_in_the_caption():

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..captioner import Caption, CaptionOptions, PostProcessor
-from ..errors import MediaError, ModalityNotSupportedError
+from ..errors import ModalityNotSupportedError
 from ..instructions import parse_length_constraint
 from ..media import Media
 
@@ -100,18 +100,14 @@ class ACMPostProcessor(ConstraintCheckedRefiner):
         )
 
     def video_inputs(self, media: Media, options: ACMOptions) -> str | None:
-        """What of a video goes in: its frames, and its sound where this ACM can hear (None: not a video)."""
+        """What of a video goes in (`Media.video_inputs`): its frames, and its sound where this ACM can
+        hear (None: not a video)."""
         if media.modality != "video":
             return None
-        if getattr(self.model.config, "audio_config", None) is None:
-            return "frames only: this ACM has no audio branch"
-        if not options.use_audio_in_video:
-            return "frames only"
-        try:
-            media.as_modality("audio")
-        except MediaError:  # no track, or frames with no container behind them
-            return "frames only: no audio track"
-        return "frames and sound"
+        deaf = getattr(self.model.config, "audio_config", None) is None
+        return media.video_inputs(
+            options.use_audio_in_video, "this ACM has no audio branch" if deaf else None
+        )
 
     def _refine_batch(
         self,

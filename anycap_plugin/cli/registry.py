@@ -115,6 +115,19 @@ def _show_options(name: str) -> None:
                 "typing.", ""
             )
             click.echo(f"  {field_name}: {kind} = {field.default!r}")
+        _show_at_scale(r.factory)
+
+
+def _show_at_scale(factory: object) -> None:
+    """What a captioner class says of running it at scale (`at_scale()`: the HF engine's families)."""
+    from ..hookspecs import Deferred
+
+    cls = factory.load() if isinstance(factory, Deferred) else factory
+    at_scale = getattr(cls, "at_scale", None)
+    if callable(at_scale):
+        click.echo("  at scale:")
+        for line in at_scale():
+            click.echo(f"    {line}")
 
 
 @click.command("plugins", cls=AnyCapCommand)

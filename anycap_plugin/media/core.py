@@ -162,6 +162,21 @@ class Media:
             hint="Leave the modality out to detect it from the content.",
         )
 
+    def video_inputs(self, wanted: bool = True, deaf: str | None = None) -> str:
+        """What of this video goes into a model that hears a video's sound beside its frames, as
+        `meta["video_inputs"]` says it (the HF engine's omni models and ACM both): "frames and
+        sound"; "frames only" (sound not `wanted`); "frames only: DEAF" (the model has no ears, `deaf`
+        says why); "frames only: no audio track" (none, or frames with no container behind them)."""
+        if deaf:
+            return f"frames only: {deaf}"
+        if not wanted:
+            return "frames only"
+        try:
+            self.as_modality("audio")
+        except MediaError:
+            return "frames only: no audio track"
+        return "frames and sound"
+
     @property
     def decoded(self) -> bool:
         """Whether the pixels are in memory (an image decoded, or given decoded): what a batch runner

@@ -63,7 +63,11 @@ class Qwen25OmniCaptioner(HFChatCaptioner[OmniOptions]):
         frames = media.frames(num_frames=count)
         fps = round(count / duration, 4)
         parts: dict[str, Any] = {"videos": [frames.images], "fps": fps}
-        parts["meta"] = {"frames": count, "fps": fps, "video_inputs": "frames only"}
-        if options.use_audio_in_video:
-            with_video_sound(parts, media, self.processor.feature_extractor, "Qwen2.5-Omni")
-        return parts
+        parts["meta"] = {"frames": count, "fps": fps}
+        return with_video_sound(
+            parts,
+            media,
+            self.processor.feature_extractor,
+            "Qwen2.5-Omni",
+            wanted=options.use_audio_in_video,
+        )

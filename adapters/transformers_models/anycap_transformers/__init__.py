@@ -10,7 +10,8 @@ transformers' native classes and its processor's own chat template, batched (one
 - `gemma3n:PATH_OR_ID`: Gemma 3n (`Gemma3nForConditionalGeneration`); images, and audio up to 30 s
   (longer is cut there and `meta["audio"]` says so); video is refused: its card lists text, image
   and audio input only.
-- `qwen3-omni:PATH_OR_ID`: Qwen3-Omni's Thinker (a whole folder gives its Thinker): Instruct and
+- `qwen3-omni:PATH_OR_ID`: Qwen3-Omni's Thinker (a whole folder gives its Thinker; audio as long as its
+  context holds, about 40 minutes, not Whisper's 30 s: its processor cuts none): Instruct and
   Thinking (its reasoning kept in `meta["reasoning"]`, not in the caption); the Captioner (a name
   with "Captioner", or `captioner=True`) hears audio alone and is sent no instruction, as its card
   says (`meta["instruction"]` says so: a post-processor makes it follow one). Video as frames with

@@ -12,6 +12,7 @@ from anycap_plugin.errors import CheckpointError, ModelNotFoundError, OptionsErr
 from anycap_plugin.media import Media
 from anycap_plugin.model_loading import load_pretrained, looks_like_path
 from anycap_plugin.transformers_captioner import (
+    SAMPLING_RATE,
     ChatTemplateCaptioner,
     ChatTemplateOptions,
     with_video_sound,
@@ -67,6 +68,11 @@ class Qwen3OmniOptions(ChatTemplateOptions):
     use_audio_in_video: bool = True  # a video's sound with its frames, as the card sends it
 
 
+CONTEXT_RESERVED = (
+    1024  # of Qwen3-Omni's context, tokens kept for the prompt's text and the caption
+)
+
+
 class Qwen3OmniCaptioner(ChatTemplateCaptioner):
     """Qwen3-Omni's Thinker (text out; a whole folder gives its Thinker, never its talker): Instruct,
     Thinking (its reasoning goes to `meta["reasoning"]`, not the caption) and Captioner, which hears
@@ -100,10 +106,25 @@ class Qwen3OmniCaptioner(ChatTemplateCaptioner):
         `use_audio_in_video=False`); the rate goes to the processor, which times each frame grid."""
         parts = super().video_inputs(media, options)
         parts["fps"] = parts["meta"]["fps"]
-        parts["meta"]["video_inputs"] = "frames only"
-        if options.use_audio_in_video:
-            with_video_sound(parts, media, self.processor.feature_extractor, self.family)
-        return parts
+        feature_extractor, window = self.processor.feature_extractor, self.audio_window()
+        return with_video_sound(
+            parts, media, feature_extractor, self.family, window, options.use_audio_in_video
+        )
+
+    def audio_window(self) -> int:
+        """Qwen3-Omni's processor takes audio of any length: it pads a call's clips to the longest and
+        cuts none (its feature extractor is called with `truncation=False`, not at Whisper's 30 s), and
+        the encoder reads the features in 1 s chunks. What bounds it is the Thinker's context: 13 audio
+        tokens a second (the processor's own count), less `CONTEXT_RESERVED` tokens for the prompt
+        and the caption (about 40 minutes for a 32,768-token context)."""
+        from transformers.models.qwen3_omni_moe.processing_qwen3_omni_moe import (
+            _get_feat_extract_output_lengths,
+        )
+
+        frames_per_second = SAMPLING_RATE // self.processor.feature_extractor.hop_length
+        per_second = int(_get_feat_extract_output_lengths(frames_per_second))
+        context = self.model.config.text_config.max_position_embeddings
+        return (context - CONTEXT_RESERVED) // per_second * SAMPLING_RATE
 
     def generate(self, prompts: Any, options: Any, *args: Any, **kwargs: Any) -> list[Caption]:
         return [without_reasoning(c) for c in super().generate(prompts, options, *args, **kwargs)]
