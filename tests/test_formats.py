@@ -6,6 +6,8 @@ import io
 import json
 import os
 import random
+import shutil
+import subprocess
 import tarfile
 import threading
 import tracemalloc
@@ -339,3 +341,22 @@ def test_a_dictionary_encoded_column_larger_than_its_footer_says_gets_smaller_ba
     assert batches[0].num_rows > 2  # sized by the footer: over twice the target
     assert all(b.nbytes <= 128 << 10 for b in batches[1:])
     assert [v for b in batches for v in b.column("image").to_pylist()] == images
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse member")
+def test_a_sparse_member_reads_whole(tmp_path):
+    """GNU tar's sparse members (holes left out of the shard) read as their whole bytes."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(folder / "k1.png", "wb") as f:
+        f.write(b"\x89PNG")
+        f.seek(1 << 20)
+        f.write(b"tail")
+    subprocess.run(
+        ["tar", "--format=gnu", "-cSf", str(tmp_path / "s.tar"), "k1.png"], cwd=folder, check=True
+    )
+    with tarfile.open(tmp_path / "s.tar") as tar:
+        assert tar.next().sparse  # the shard holds it sparse
+    assert _read(tmp_path / "s.tar") == [
+        (f"shard:{tmp_path / 's.tar'}#k1", "k1", (folder / "k1.png").read_bytes(), False)
+    ]

@@ -104,6 +104,16 @@ def _read_mode(head: bytes) -> Literal["r:", "r:gz", "r:bz2", "r:xz"]:
     return "r:"
 
 
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    """A regular member's bytes, read at its offset in one read (what `extractfile` does under a
+    buffered reader of its own, a third slower); a sparse member through `extractfile`."""
+    if member.sparse is None and tar.fileobj is not None:
+        tar.fileobj.seek(member.offset_data)
+        return tar.fileobj.read(member.size)
+    g = tar.extractfile(member)
+    return g.read() if g is not None else b""
+
+
 def shard_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
     path, instruction = source.location, ctx.instruction
     sample: dict[str, bytes] = {}
@@ -124,9 +134,8 @@ def shard_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
                     yield _sample_item(path, key, sample, instruction, keys)
                     sample = {}
                 key = m.group(1)
-                g = tar.extractfile(member)
-                data = g.read() if g is not None else b""
-                if g is not None and len(data) != member.size:
+                data = _member_bytes(tar, member)
+                if len(data) != member.size:
                     raise tarfile.ReadError("unexpected end of data")
                 sample[m.group(2).lower()] = data
     except (tarfile.TarError, EOFError, OSError) as e:
