@@ -1,10 +1,11 @@
 """WebDataset tar shards: members grouped into samples by `__key__` (the name up to the first dot
 of its basename, as `webdataset` splits it); the sample's media member is picked by extension.
 
-Shards are read as streams (local or from a bucket), one sample in memory at a time. A truncated shard ends with an
-item that records the error; a sample with no media member is that item's error. A member
-`instruction.txt` (or `.instruction`) gives that sample's instruction. A sample's place is
-`shard:SHARD#__key__`; a key that comes back later in the same shard is a sample of its own.
+Shards are read front to back (local, from a bucket, or from a pipe), one sample in memory at a
+time. A truncated shard ends with an item that records the error; a sample with no media member is
+that item's error. A member `instruction.txt` (or `.instruction`) gives that sample's instruction.
+A sample's place is `shard:SHARD#__key__`; a key that comes back later in the same shard is a
+sample of its own.
 """
 
 from __future__ import annotations
