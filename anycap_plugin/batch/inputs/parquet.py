@@ -1,7 +1,8 @@
 """Parquet tables: one item per row, read in record batches of about `BATCH_BYTES`. The media
 column holds a path, the bytes, or the Hugging Face `Image`/`Audio`/`Video` struct `{bytes, path}`;
-a null is that row's error. A row's place is its row number (`table:TABLE#row=N`): Parquet files do not change, and an id
-column may repeat or hold nulls. A table in a bucket is read by row group with range reads.
+a null is that row's error. A row's place is its row number (`table:TABLE#row=N`): Parquet files do
+not change, and an id column may repeat or hold nulls. A table in a bucket is read by row group
+with range reads.
 
 Columns: `media_column` (default: the first of image, media, video, audio, path, file that exists),
 `id_column` (default: `id` if present), `instruction_column` (default: `instruction` if present).
