@@ -2,7 +2,15 @@
 sidecars, Parquet (paths, bytes, the HF Image struct) in and out, Hugging Face datasets, LLaVA /
 InternVL conversation JSON. Bad records are per-item errors; the run goes on and resumes."""
 
+import io
 import json
+import os
+import random
+import shutil
+import subprocess
+import tarfile
+import threading
+import tracemalloc
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -12,6 +20,10 @@ from test_cli import anycap
 
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import expand_inputs, run
+from anycap_plugin.batch.inputs import parquet as parquet_input
+from anycap_plugin.batch.inputs.base import ReadContext, Source
+from anycap_plugin.batch.inputs.parquet import record_batches
+from anycap_plugin.batch.inputs.webdataset import shard_items
 from anycap_plugin.testing import sample_image
 
 
@@ -219,3 +231,132 @@ def test_llava_conversation_json_and_jsonl(tmp_path, photos, video_path):
     assert (
         rows[0]["instruction"] == "Override." and "Bad manifest line" in rows[2]["error"]["message"]
     )
+
+
+def _shard_of(path, members):
+    """A shard of `members` (name, bytes), plain or gzipped by its name."""
+    with tarfile.open(path, "w:gz" if path.name.endswith(".gz") else "w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def _read(location):
+    return [
+        (i.place, i.id, i.data, i.problem is not None)
+        for i in shard_items(Source(str(location), "shard"), ReadContext("Describe it."))
+    ]
+
+
+def test_a_shard_that_cannot_seek_streams_to_the_same_items(tmp_path, photos):
+    members = [
+        ("a/k1.png", photos["chelsea"]),
+        ("a/k1.instruction.txt", b"Name the animal."),
+        ("a/k2.jpg", photos["coffee"]),
+        ("a/k1.png", photos["astronaut"]),  # k1 again: a sample of its own
+    ]
+    shard = _shard_of(tmp_path / "s.tar", members)
+    fifo = tmp_path / "pipe.tar"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(shard.read_bytes()))
+    writer.start()
+    try:
+        streamed = _read(fifo)
+    finally:
+        writer.join()
+    from_file = _read(shard)
+    places = [p.removeprefix(f"shard:{shard}") for p, *_ in from_file]
+    assert places == ["#a/k1", "#a/k2", "#a/k1@2"]
+    assert [(p.removeprefix(f"shard:{fifo}"), *rest) for p, *rest in streamed] == [
+        (place, *rest) for place, (_, *rest) in zip(places, from_file)
+    ]
+    assert [d for _, _, d, _ in from_file] == [
+        photos["chelsea"],
+        photos["coffee"],
+        photos["astronaut"],
+    ]
+
+
+def test_a_gzipped_shard_reads_and_a_truncated_one_ends_with_its_error(tmp_path, photos):
+    members = [("k1.png", photos["chelsea"]), ("k2.png", photos["astronaut"])]
+    whole = _read(_shard_of(tmp_path / "s.tar.gz", members))
+    assert [(d, bad) for _, _, d, bad in whole] == [
+        (photos["chelsea"], False),
+        (photos["astronaut"], False),
+    ]
+    data = (tmp_path / "s.tar.gz").read_bytes()
+    (tmp_path / "cut.tar.gz").write_bytes(data[: len(data) * 3 // 4])  # ends inside k2's bytes
+    cut = _read(tmp_path / "cut.tar.gz")
+    assert [(i, bad) for _, i, _, bad in cut] == [("k1", False), ("k2", True)]
+
+
+def test_a_long_shard_keeps_no_member_header_in_memory(tmp_path):
+    """tarfile keeps every member header it read; 10,000 of them take about 4.5 MB."""
+    with tarfile.open(tmp_path / "long.tar", "w") as tar:
+        for i in range(10_000):
+            info = tarfile.TarInfo(f"{i:06d}.jpg")
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"\xff\xd8\xff"))
+    tracemalloc.start()
+    try:
+        read = sum(
+            1 for _ in shard_items(Source(str(tmp_path / "long.tar"), "shard"), ReadContext())
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert read == 10_000
+    assert peak < 3.5e6  # the keys seen (each key's place depends on those before it): about 2 MB
+
+
+def test_a_parquet_table_of_large_rows_is_read_in_batches_bounded_by_bytes(tmp_path, monkeypatch):
+    rng = random.Random(0)
+    images = [rng.randbytes(256 << 10) for _ in range(48)]  # 12 MB in one row group
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"id": [str(i) for i in range(48)], "image": images}), path)
+    with pq.ParquetFile(path) as table:
+        assert table.metadata.num_row_groups == 1
+        batches = list(record_batches(table, ["image", "id"], target=1 << 20))
+    assert all(b.nbytes <= 1 << 20 for b in batches) and len(batches) >= 12
+    assert [v for b in batches for v in b.column("image").to_pylist()] == images
+    monkeypatch.setattr(parquet_input, "BATCH_BYTES", 1 << 20)  # what the reader itself reads by
+    items = list(expand_inputs([str(path)]))
+    assert [i.data for i in items] == images
+    assert [i.place for i in items] == [f"table:{path}#row={n}" for n in range(48)]
+
+
+def test_a_dictionary_encoded_column_larger_than_its_footer_says_gets_smaller_batches(tmp_path):
+    """Three values of 100 KB over 120 rows: the footer holds the dictionary (300 KB a row group),
+    the rows 12 MB. The first batch is sized by the footer; the rest by what it held."""
+    rng = random.Random(1)
+    values = [rng.randbytes(100_000) for _ in range(3)]
+    images = [values[i % 3] for i in range(120)]
+    path = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"image": images}), path, row_group_size=60)
+    with pq.ParquetFile(path) as table:
+        assert "RLE_DICTIONARY" in table.metadata.row_group(0).column(0).encodings
+        batches = list(record_batches(table, ["image"], target=128 << 10))
+    assert batches[0].num_rows > 2  # sized by the footer: over twice the target
+    assert all(b.nbytes <= 128 << 10 for b in batches[1:])
+    assert [v for b in batches for v in b.column("image").to_pylist()] == images
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse member")
+def test_a_sparse_member_reads_whole(tmp_path):
+    """GNU tar's sparse members (holes left out of the shard) read as their whole bytes."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    with open(folder / "k1.png", "wb") as f:
+        f.write(b"\x89PNG")
+        f.seek(1 << 20)
+        f.write(b"tail")
+    subprocess.run(
+        ["tar", "--format=gnu", "-cSf", str(tmp_path / "s.tar"), "k1.png"], cwd=folder, check=True
+    )
+    with tarfile.open(tmp_path / "s.tar") as tar:
+        assert tar.next().sparse  # the shard holds it sparse
+    assert _read(tmp_path / "s.tar") == [
+        (f"shard:{tmp_path / 's.tar'}#k1", "k1", (folder / "k1.png").read_bytes(), False)
+    ]

@@ -1,7 +1,8 @@
-"""Parquet tables: one item per row, read in record batches. The media column holds a path, the
-bytes, or the Hugging Face `Image`/`Audio`/`Video` struct `{bytes, path}`; a null is that row's error.
-A row's place is its row number (`table:TABLE#row=N`): Parquet files do not change, and an id
-column may repeat or hold nulls. A table in a bucket is read by row group with range reads.
+"""Parquet tables: one item per row, read in record batches of about `BATCH_BYTES`. The media
+column holds a path, the bytes, or the Hugging Face `Image`/`Audio`/`Video` struct `{bytes, path}`;
+a null is that row's error. A row's place is its row number (`table:TABLE#row=N`): Parquet files do
+not change, and an id column may repeat or hold nulls. A table in a bucket is read by row group
+with range reads.
 
 Columns: `media_column` (default: the first of image, media, video, audio, path, file that exists),
 `id_column` (default: `id` if present), `instruction_column` (default: `instruction` if present).
@@ -13,11 +14,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ...errors import OptionsError
-from ...storage import is_url, join, parent_of
+from ...storage import is_url, join, local_path, parent_of
 from .base import InputFormat, ReadContext, Source, name_of
 from .items import WorkItem, bad_item
 
 MEDIA_COLUMNS = ("image", "media", "video", "audio", "path", "file")
+# bytes of rows aimed at in one record batch: rows of image or clip bytes are held a batch at a time
+BATCH_BYTES = 16 << 20
+# pyarrow's own batch size: rows of paths still come this many at a time
+MAX_BATCH_ROWS = 65_536
 
 
 def _pyarrow_parquet() -> Any:
@@ -49,12 +54,19 @@ class Table(InputFormat):
 
 
 class _parquet:
-    """A `ParquetFile` over the storage layer (range reads from a bucket), closed with its file."""
+    """A `ParquetFile` over the storage layer (range reads from a bucket), closed with its file. A
+    local table is read by pyarrow's own file, not a Python one: no lock held and no copy per read."""
 
     def __init__(self, source: Source, ctx: ReadContext) -> None:
         pq = _pyarrow_parquet()
-        kwargs = {"block_size": 1 << 20, "cache_type": "none"} if is_url(source.location) else {}
-        self._file = ctx.storage.open(source.location, "rb", **kwargs)
+        if is_url(source.location):
+            self._file = ctx.storage.open(
+                source.location, "rb", block_size=1 << 20, cache_type="none"
+            )
+        else:
+            import pyarrow as pa
+
+            self._file = pa.OSFile(str(local_path(source.location)), "r")
         try:
             self.table = pq.ParquetFile(self._file)
         except BaseException:
@@ -101,7 +113,7 @@ def table_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
         media, id_col, instr_col = pick_columns(names, columns, path)
         batches = (
             b.to_pylist()
-            for b in table.iter_batches(columns=[c for c in (media, id_col, instr_col) if c])
+            for b in record_batches(table, [c for c in (media, id_col, instr_col) if c])
         )
         yield from rows_to_items(
             (row for batch in batches for row in batch),
@@ -113,6 +125,44 @@ def table_items(source: Source, ctx: ReadContext) -> Iterator[WorkItem]:
             instr_col,
             instruction,
         )
+
+
+def record_batches(table: Any, columns: list[str], target: int | None = None) -> Iterator[Any]:
+    """The table's rows in order, in record batches of about `target` bytes (`BATCH_BYTES`) and at
+    least one row, not pyarrow's 65,536 rows (as many images at once). Rows per batch come from each
+    row group's footer (the read columns' uncompressed size over its rows), or from the batches read
+    so far where those hold more per row: a dictionary-encoded column's footer size is its
+    dictionary's, not its rows'. A batch over twice the target is the last of its size: its row
+    group is read again past the rows already given, in smaller batches."""
+    target = target or BATCH_BYTES
+    meta = table.metadata
+    per_row = 0.0  # the most bytes per row seen so far
+    for group in range(meta.num_row_groups):
+        rg = meta.row_group(group)
+        chunks = [rg.column(j) for j in range(rg.num_columns)]
+        size = sum(
+            c.total_uncompressed_size
+            for c in chunks
+            if any(c.path_in_schema == n or c.path_in_schema.startswith(n + ".") for n in columns)
+        )
+        per_row = max(per_row, size / max(rg.num_rows, 1))
+        done = 0
+        while done < rg.num_rows:
+            rows = max(1, min(rg.num_rows, MAX_BATCH_ROWS, int(target // max(per_row, 1.0))))
+            skip, too_large = done, False
+            for batch in table.iter_batches(batch_size=rows, row_groups=[group], columns=columns):
+                if skip:  # rows given before: read again, in the smaller batches, and passed over
+                    batch, skip = batch.slice(skip), max(skip - batch.num_rows, 0)
+                if batch.num_rows == 0:
+                    continue
+                per_row = max(per_row, batch.nbytes / batch.num_rows)
+                done += batch.num_rows
+                yield batch
+                too_large = batch.nbytes > 2 * target and batch.num_rows > 1
+                if too_large:
+                    break
+            if not too_large:
+                break
 
 
 def pick_columns(
