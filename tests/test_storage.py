@@ -364,7 +364,6 @@ def test_a_driver_killed_and_restarted_elsewhere_resumes_from_the_store_alone(
 
     # a second driver while nobody renews the lease: it waits for the lease to lapse, then resumes
     elsewhere = tmp_path_factory.mktemp("another-machine")
-    started = time.monotonic()
     second = subprocess.run(
         [sys.executable, "-c", SLOW, f"{bucket}/many.jsonl", out],
         env=env,
@@ -378,7 +377,6 @@ def test_a_driver_killed_and_restarted_elsewhere_resumes_from_the_store_alone(
     assert len(final) == 40 and len({r["key"] for r in final}) == 40
     by_key = {r["key"]: r for r in final}
     assert all(by_key[r["key"]] == r for r in flushed)  # every flushed caption kept as it was
-    assert time.monotonic() - started < 60
 
 
 def test_two_drivers_on_one_run_are_refused(s3, bucket, root, monkeypatch):
@@ -394,10 +392,16 @@ def test_two_drivers_on_one_run_are_refused(s3, bucket, root, monkeypatch):
         assert result.returncode == 2 and "Another driver is writing" in result.stderr, (
             result.stderr[-2000:]
         )
-    started = time.monotonic()
-    free = anycap("caption", f"{bucket}/data/photos/", "-m", "stats", "-o", out, env=env, cwd=root)
+    # the lease was let go at the end: its newest object says so, and a driver that would wait
+    # 10 minutes for an unreleased lease to lapse (past `anycap`'s 120 s timeout) takes it at once
+    leases = s3.keys(f"{out}.state/lease/")
+    newest = f"{bucket}/{leases[-1]}"
+    assert json.loads(s3.get(newest))["released"] is True
+    patient = {**env, "ANYCAP_LEASE_SECONDS": "600"}
+    free = anycap(
+        "caption", f"{bucket}/data/photos/", "-m", "stats", "-o", out, env=patient, cwd=root
+    )
     assert free.returncode == 1 and "2 captioned, 1 failed" in free.stderr, free.stderr[-2000:]
-    assert time.monotonic() - started < 3  # the lease was let go at the end: no wait
 
 
 def test_plain_https_single_files_through_the_same_layer(root, image_path):
