@@ -28,6 +28,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -501,29 +502,43 @@ def run_on_ray(
         )
     _quiet_ray_data()
     with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
-        from .ray_read import ROWS_PER_BLOCK, read_sources, source_rows
+        from .ray_read import ROWS_PER_BLOCK, media_blocks, read_sources, source_rows
 
-        rows = source_rows(plan)
-        for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows else ():
-            reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
-            done = ray.put(
-                _done_sets(batch.journal, batch.taken)
-            )  # again: what this run recorded is done too
-            items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                # ray's types want a one-argument function; fn_kwargs gives the rest
-                read_sources,  # type: ignore[arg-type]
-                batch_size=1,
-                batch_format="pyarrow",
-                fn_kwargs={
-                    "context": plan.context,
-                    "done": done,
-                    "cwd": os.getcwd(),
-                    "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size),
-                },
-                # reads wait on disks, and must not wait for the CPUs the actors hold
-                num_cpus=0,
-                compute=ray.data.TaskPoolStrategy(size=reads),
+        rows, media = source_rows(plan)
+        here = ray.get_runtime_context().get_node_id()
+        for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows or media else ():
+            parts = []
+            blocks = media_blocks(
+                media, plan.context.instruction, partial(_finished, batch, attempt == 1), here
             )
+            if blocks:  # items made here, as a listing has no media to read
+                # from_blocks: as made, their metadata taken here (from_arrow waits for a task)
+                parts.append(ray.data.from_blocks(blocks))
+            if rows:  # shards, tables and manifests: read on the cluster, their media never here
+                reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
+                done = ray.put(
+                    _done_sets(batch.journal, batch.taken)
+                )  # again: what this run recorded is done too
+                parts.append(
+                    ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                        # ray's types want a one-argument function; fn_kwargs gives the rest
+                        read_sources,  # type: ignore[arg-type]
+                        batch_size=1,
+                        batch_format="pyarrow",
+                        fn_kwargs={
+                            "context": plan.context,
+                            "done": done,
+                            "cwd": os.getcwd(),
+                            "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size),
+                        },
+                        # reads wait on disks, and must not wait for the CPUs the actors hold
+                        num_cpus=0,
+                        compute=ray.data.TaskPoolStrategy(size=reads),
+                    )
+                )
+            if not parts:
+                break
+            items = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
             records = _map(
                 items,
                 captioner,
@@ -548,6 +563,16 @@ def run_on_ray(
                     "items recorded (none is captioned twice)"
                 )
     return batch.summary
+
+
+def _finished(batch: BatchRun, first: bool, item: WorkItem) -> bool:
+    """Whether a media file listed by the driver is not to be sent: done before this run
+    (counted as skipped, on the `first` attempt only), or recorded by it."""
+    if batch.journal.is_done(item.key, item.identity, item.aliases):
+        if first:
+            batch.take(item.key, item.identity, item.id, item.aliases)
+        return True
+    return item.key in batch.taken
 
 
 def _quiet_ray_data() -> None:

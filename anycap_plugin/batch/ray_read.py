@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -24,10 +24,8 @@ from .. import storage
 from ..errors import ManifestError
 from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 
-# Loose media files per read task. Ray Data joins what one task yields into one block (up to its
-# target block size), so this is also the block an actor call takes and the driver gets back:
-# a few model batches, and few enough tasks that Ray's cost per task (tens of ms) stays small
-# next to the items' (64 to a task spent longer in Ray than in reading).
+# Media files (listed by the driver) per block: what an actor call takes and the driver gets back,
+# a few model batches.
 MEDIA_PER_ROW = 256
 ITEM_SCHEMA = pa.schema(
     [
@@ -52,9 +50,12 @@ _done_sets: dict[
 ] = {}  # per worker process, by object ref
 
 
-def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
-    """The plan as rows for the read tasks: a shard, a table or a manifest per row; media files
-    (named, or listed from folders and prefixes on the driver) up to `MEDIA_PER_ROW` to a row."""
+def source_rows(plan: InputPlan) -> tuple[list[dict[str, Any]], list[tuple[str, str | None]]]:
+    """The plan split for the cluster: the sources its read tasks read (a shard, a table or a
+    manifest per row, `read_sources`), and the media files, named or listed from folders and
+    prefixes here as the local engine lists them (path and spelling), which `media_blocks` turns
+    into items here: a listing holds no media, and reading it again in a task would only wait for
+    a worker process to start (Ray starts actors' processes first)."""
     rows: list[dict[str, Any]] = []
     media: list[tuple[str, str | None]] = []
     for source in plan.sources:
@@ -64,12 +65,34 @@ def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
             )
             continue
         media += [(item.input, item.spelled) for item in read_source(source, plan.context)]
-    for i in range(0, len(media), MEDIA_PER_ROW):
-        chunk = media[i : i + MEDIA_PER_ROW]
-        rows.append(
-            {"kind": "media", "paths": [m for m, _ in chunk], "spelled": [s for _, s in chunk]}
-        )
-    return rows
+    return rows, media
+
+
+def media_blocks(
+    media: list[tuple[str, str | None]],
+    instruction: str | None,
+    skip: Callable[[WorkItem], bool],
+    node: str,
+) -> list[pa.Table]:
+    """The media files' items (`ITEM_SCHEMA`) that `skip` keeps, `MEDIA_PER_ROW` to a block."""
+    blocks: list[pa.Table] = []
+    rows: list[dict[str, Any]] = []
+    for path, spelled in media:
+        item = media_item(path, spelled, instruction)
+        if skip(item):
+            continue
+        rows.append({**item_row(item), "read_node": node})
+        if len(rows) == MEDIA_PER_ROW:
+            blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
+            rows = []
+    if rows:
+        blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
+    return blocks
+
+
+def media_item(path: str, spelled: str | None, instruction: str | None) -> WorkItem:
+    """A media file listed by the driver, keyed as the local engine keys it."""
+    return WorkItem(path, instruction, place=f"file:{path}", spelled=spelled)
 
 
 def read_sources(
@@ -106,11 +129,6 @@ def read_sources(
 
 
 def _items(source: dict[str, Any], context: ReadContext) -> Iterator[WorkItem]:
-    if source["kind"] == "media":  # listed by the driver, as the local engine lists them
-        return (
-            WorkItem(path, context.instruction, place=f"file:{path}", spelled=spelled)
-            for path, spelled in zip(source["paths"], source["spelled"])
-        )
     return read_source(Source(source["paths"][0], source["kind"], source["spelled"][0]), context)
 
 
