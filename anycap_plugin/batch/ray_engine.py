@@ -2,11 +2,13 @@
 model load per actor, `batch_size` items per call, GPUs per actor when asked.
 
 Two ways in:
-- `run_on_ray(spec, inputs, output, ...)` behind `anycap caption --engine ray`: the inputs are read
-  on the cluster (`ray_read.read_sources`: the local engine's readers in Ray Data tasks), items
-  already done are dropped there, and only records (text) come back to the driver, which appends
-  them to the same resumable journal as the local engine (`loop.BatchRun`). The driver holds no
-  media, so its memory does not grow with the number or the size of the media.
+- `run_on_ray(spec, inputs, output, ...)` behind `anycap caption --engine ray`: shards, tables
+  and manifests are read on the cluster (`ray_read.read_sources`: the local engine's readers in
+  Ray Data tasks), items already done are dropped there, and only records come back to the
+  driver, each as its journal line, which it appends to the same resumable journal as the local
+  engine (`loop.BatchRun`). The driver holds no media, so its memory does not grow with the
+  number or the size of the media; media files it lists itself (as the local engine does) become
+  item blocks there (paths, no media), with no read task to wait for.
 - `caption_dataset(ds, "qwen2.5-vl:/m+acm:/acm", ...)` takes and returns a `ray.data.Dataset`, for
   pipelines already on Ray: the rows gain the record fields (`caption`, `error`, `key`, ...).
 

@@ -1,13 +1,15 @@
 """Reading on the cluster: an `InputPlan`'s sources as Ray Data read tasks.
 
 The driver turns the plan into a small table of sources (text: a shard, a table or a manifest per
-row, loose media files up to `MEDIA_PER_ROW` to a row) and Ray Data tasks read them with the readers
+row) and Ray Data tasks read them with the readers
 the local engine uses (`inputs.read_source`, through the same storage layer: a bucket is read on
 whichever node the task runs), so both engines see the same items, the same keys and the same bad
 records. Ray's `read_webdataset` fails the whole dataset on a truncated shard or on a
 `__key__` that comes back later in a shard, `read_json` on one broken line, and neither says where
 an item was (line, place), which keys need; hence these tasks. Items already finished are dropped
-in the read task, so their media never leave it; the driver only ever sees records.
+in the read task, so their media never leave it; the driver only ever sees records. Media files
+named or listed from folders and prefixes are listed by the driver, as the local engine lists
+them, and made into item blocks there (`media_blocks`: paths, `MEDIA_PER_ROW` to a block).
 """
 
 from __future__ import annotations
