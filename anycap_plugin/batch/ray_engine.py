@@ -508,10 +508,15 @@ def run_on_ray(
 
         rows, media = source_rows(plan)
         here = ray.get_runtime_context().get_node_id()
+        rows_per_block = max(ROWS_PER_BLOCK, 4 * batch_size)  # a few model batches
         for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows or media else ():
             parts = []
             blocks = media_blocks(
-                media, plan.context.instruction, partial(_finished, batch, attempt == 1), here
+                media,
+                plan.context.instruction,
+                partial(_finished, batch, attempt == 1),
+                here,
+                rows_per_block,
             )
             if blocks:  # items made here, as a listing has no media to read
                 # from_blocks: as made, their metadata taken here (from_arrow waits for a task)
@@ -531,7 +536,7 @@ def run_on_ray(
                             "context": plan.context,
                             "done": done,
                             "cwd": os.getcwd(),
-                            "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size),
+                            "rows_per_block": rows_per_block,
                         },
                         # reads wait on disks, and must not wait for the CPUs the actors hold
                         num_cpus=0,

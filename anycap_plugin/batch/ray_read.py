@@ -9,7 +9,7 @@ records. Ray's `read_webdataset` fails the whole dataset on a truncated shard or
 an item was (line, place), which keys need; hence these tasks. Items already finished are dropped
 in the read task, so their media never leave it; the driver only ever sees records. Media files
 named or listed from folders and prefixes are listed by the driver, as the local engine lists
-them, and made into item blocks there (`media_blocks`: paths, `MEDIA_PER_ROW` to a block).
+them, and made into item blocks there (`media_blocks`: paths, a few model batches to a block).
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ from .. import storage
 from ..errors import ManifestError
 from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 
-# Media files (listed by the driver) per block: what an actor call takes and the driver gets back,
-# a few model batches.
-MEDIA_PER_ROW = 256
 ITEM_SCHEMA = pa.schema(
     [
         ("place", pa.string()),
@@ -75,8 +72,10 @@ def media_blocks(
     instruction: str | None,
     skip: Callable[[WorkItem], bool],
     node: str,
+    rows_per_block: int = ROWS_PER_BLOCK,
 ) -> list[pa.Table]:
-    """The media files' items (`ITEM_SCHEMA`) that `skip` keeps, `MEDIA_PER_ROW` to a block."""
+    """The media files' items (`ITEM_SCHEMA`) that `skip` keeps, `rows_per_block` to a block: a
+    block is what one actor works through, so there are enough of them for every actor."""
     blocks: list[pa.Table] = []
     rows: list[dict[str, Any]] = []
     for path, spelled in media:
@@ -84,7 +83,7 @@ def media_blocks(
         if skip(item):
             continue
         rows.append({**item_row(item), "read_node": node})
-        if len(rows) == MEDIA_PER_ROW:
+        if len(rows) == rows_per_block:
             blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
             rows = []
     if rows:
