@@ -42,17 +42,18 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-# The peak is VmHWM, this process's own high-water mark: Linux carries ru_maxrss across exec, so
-# getrusage would report the parent's size at the fork when the parent is larger.
-DRIVER = """
-import sys
+from _timing import child_script
+
+# The peak is VmHWM, this process's own high-water mark (`_timing.peak_rss_kb`): Linux carries
+# ru_maxrss across exec, so getrusage would report the parent's size at the fork when it is larger.
+DRIVER = child_script("""
+from _timing import peak_rss_kb
 from anycap_plugin import get_captioner
 from anycap_plugin.batch import plan_inputs, run
 s = run(get_captioner("instant"), plan_inputs([sys.argv[1]]).items(), sys.argv[2], batch_size=64, progress=False)
 assert s.failed == 0, s.errors
-hwm = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-print("BENCH", s.succeeded, hwm, file=sys.stderr)
-"""
+print("BENCH", s.succeeded, peak_rss_kb(), file=sys.stderr)
+""")
 
 
 def payloads(size: int, count: int) -> list[bytes]:

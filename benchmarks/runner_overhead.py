@@ -18,17 +18,20 @@ import tempfile
 import time
 from pathlib import Path
 
+from _timing import child_script
 from PIL import Image
 
-CHILD = """
-import resource, sys, time
+# the peak is the child's own (VmHWM): ru_maxrss is carried across exec from the parent
+CHILD = child_script("""
+import time
+from _timing import peak_rss_kb
 from anycap_plugin.cli import main
 t0 = time.perf_counter()
 try:
     main(sys.argv[1:])
 finally:
-    print("BENCH", time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
+    print("BENCH", time.perf_counter() - t0, peak_rss_kb(), file=sys.stderr)
+""")
 
 
 def make_inputs(folder: Path, n: int) -> Path:

@@ -226,6 +226,28 @@ def test_bad_shards_and_lines_that_stop_ray_data_readers_are_items_on_both_engin
     )  # k1, k2 in both; k1 again
 
 
+def test_media_files_and_a_manifest_in_one_run_and_its_resume(cluster, media_dir, tmp_path):
+    """Media files listed by the driver (items made there) and a manifest read on the cluster, in
+    one pipeline: the local engine's records, and a resume that finds each done (none sent)."""
+    photo = media_dir / "chelsea.png"
+    (tmp_path / "m.jsonl").write_text(
+        "".join(json.dumps({"media": str(photo), "id": f"m{i}"}) + "\n" for i in range(3))
+    )
+    inputs = [str(media_dir), str(tmp_path / "m.jsonl")]
+    local, on_ray = tmp_path / "local.jsonl", tmp_path / "ray.jsonl"
+    run(get_captioner("stats"), expand_inputs(inputs, "Describe it."), local)
+    summary = run_on_ray(
+        "stats", inputs, on_ray, instruction="Describe it.", batch_size=2, concurrency=2
+    )
+    assert summary.total == 7 and summary.succeeded == 7, summary
+    assert {r["key"]: _comparable(r) for r in _rows(on_ray)} == {
+        r["key"]: _comparable(r) for r in _rows(local)
+    }
+    again = run_on_ray("stats", inputs, on_ray, instruction="Describe it.", batch_size=2)
+    assert (again.total, again.skipped, again.succeeded) == (7, 7, 0)
+    assert len(_rows(on_ray)) == 7
+
+
 def test_an_item_that_always_kills_its_worker_is_recorded_and_the_run_finishes(
     cluster, media_dir, tmp_path
 ):

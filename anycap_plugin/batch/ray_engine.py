@@ -2,11 +2,13 @@
 model load per actor, `batch_size` items per call, GPUs per actor when asked.
 
 Two ways in:
-- `run_on_ray(spec, inputs, output, ...)` behind `anycap caption --engine ray`: the inputs are read
-  on the cluster (`ray_read.read_sources`: the local engine's readers in Ray Data tasks), items
-  already done are dropped there, and only records (text) come back to the driver, which appends
-  them to the same resumable journal as the local engine (`loop.BatchRun`). The driver holds no
-  media, so its memory does not grow with the number or the size of the media.
+- `run_on_ray(spec, inputs, output, ...)` behind `anycap caption --engine ray`: shards, tables
+  and manifests are read on the cluster (`ray_read.read_sources`: the local engine's readers in
+  Ray Data tasks), items already done are dropped there, and only records come back to the
+  driver, each as its journal line, which it appends to the same resumable journal as the local
+  engine (`loop.BatchRun`). The driver holds no media, so its memory does not grow with the
+  number or the size of the media; media files it lists itself (as the local engine does) become
+  item blocks there (paths, no media), with no read task to wait for.
 - `caption_dataset(ds, "qwen2.5-vl:/m+acm:/acm", ...)` takes and returns a `ray.data.Dataset`, for
   pipelines already on Ray: the rows gain the record fields (`caption`, `error`, `key`, ...).
 
@@ -22,11 +24,13 @@ few restarts, not the run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +40,7 @@ from .journal import Journal
 from .keys import identity
 from .local import caption_records
 from .loop import BatchRun, RunSummary
-from .records import arrow_schema, failure_record, from_arrow_row, to_arrow_row
+from .records import arrow_schema, failure_record, to_arrow_row
 
 ACTOR_RETRIES = 3
 
@@ -144,16 +148,32 @@ class _AttemptLedger:
             self.starts.pop(name, None)
 
 
+_LEDGERS: dict[tuple[str, str], Any] = {}  # per (driver's node, job): one Ray session's
+
+
 def _ledger() -> Any:
-    """On the driver's node: a ledger on a node that is lost would fail every actor that asks it."""
+    """On the driver's node: a ledger on a node that is lost would fail every actor that asks it.
+    One per driver session, kept for its later runs: an actor is a process to start, and what a
+    finished run leaves in it (nothing, or the starts of a batch that crashed) is what the next run
+    would count anyway (keys are content, not runs)."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-    # ray's overloads list only some scheduling strategies; node affinity is one it takes
-    return ray.remote(  # type: ignore[call-overload]
-        num_cpus=0, scheduling_strategy=here
-    )(_AttemptLedger).remote()
+    context = ray.get_runtime_context()
+    session = (context.get_node_id(), context.get_job_id())
+    if session in _LEDGERS:
+        try:  # alive (one round trip a run)
+            ray.get(_LEDGERS[session].forget.remote([]), timeout=30)
+        except Exception:
+            del _LEDGERS[session]
+    if session not in _LEDGERS:
+        _LEDGERS.clear()  # an earlier session's actor went with it
+        here = NodeAffinitySchedulingStrategy(session[0], soft=True)
+        # ray's overloads list only some scheduling strategies; node affinity is one it takes
+        _LEDGERS[session] = ray.remote(  # type: ignore[call-overload]
+            num_cpus=0, scheduling_strategy=here
+        )(_AttemptLedger).remote()
+    return _LEDGERS[session]
 
 
 class CaptionActor:
@@ -188,6 +208,9 @@ class CaptionActor:
             ledger,
             done,
         )
+        import ray
+
+        self.node = ray.get_runtime_context().get_node_id()
         self.refused: AnyCapError | None = None
         try:
             self.captioner = captioner() if callable(captioner) else _from_spec(captioner)
@@ -199,6 +222,16 @@ class CaptionActor:
 
         if self.refused is not None and self.columns is not None:
             raise self.refused
+        if self.columns is not None:  # a user's Dataset: rows gain the record's fields
+            items = [
+                i
+                for i in map(self._dataset_item, batch.to_pylist())
+                if i.key not in self.done and i.id not in self.done
+            ]
+            records = [
+                {**to_arrow_row(r), "skipped": False, "aliases": None} for r in self._caption(items)
+            ]
+            return pa.Table.from_pylist(records, schema=_records_schema())
         if (
             self.refused is not None
         ):  # Ray Data passes on a UDF error's type only: the driver raises it again
@@ -207,57 +240,37 @@ class CaptionActor:
                 "message": self.refused.message,
                 "hint": self.refused.hint,
             }
-            return pa.Table.from_pylist(
-                [{"refused": json.dumps(refusal)}], schema=_records_schema()
-            )
-        rows = batch.to_pylist()
-        if self.columns is None:
-            from .ray_read import row_item
+            return pa.Table.from_pylist([{"refused": json.dumps(refusal)}], schema=_result_schema())
+        return self._results(batch)
 
-            skipped = [r for r in rows if r["skipped"]]
-            items = [row_item(r) for r in rows if not r["skipped"]]
-        else:
-            skipped = []
-            items = [
-                i
-                for i in map(self._dataset_item, rows)
-                if i.key not in self.done and i.id not in self.done
-            ]
-        aliases = {i.key: json.dumps(i.aliases) for i in items if i.aliases}
-        read_nodes = (
-            {row_item(r).key: r.get("read_node") for r in rows} if self.columns is None else {}
-        )
-        out = [
-            {
-                **to_arrow_row(self._placed(r, read_nodes.get(r["key"]))),
-                "skipped": False,
-                "aliases": aliases.get(r["key"]),
-            }
-            for r in self._caption(items)
-        ]
-        out += [
-            {
-                **to_arrow_row(
-                    {
-                        "key": row_item(r).key,
-                        "input": r["input"],
-                        "id": r["id"],
-                        "instruction": r["instruction"],
-                    }
-                ),
-                "skipped": True,
-                "aliases": r.get("aliases"),
-            }
-            for r in skipped
-        ]
-        return pa.Table.from_pylist(out, schema=_records_schema())
+    def _results(self, batch: Any) -> Any:
+        """`run_on_ray`'s items in; out, each item's record as its journal line (JSON, made once,
+        here) beside the fields the driver takes it by, and markers of the items found done."""
+        import pyarrow as pa
+
+        from .ray_read import row_item
+
+        todo: list[WorkItem] = []
+        read_nodes: dict[str, str | None] = {}
+        out: list[dict[str, Any]] = []
+        for row in batch.to_pylist():
+            item = row_item(row)
+            if row["skipped"]:
+                out.append(_result(item.key, row, skipped=True, aliases=row["aliases"]))
+            else:
+                todo.append(item)
+                read_nodes[item.key] = row.get("read_node")
+        aliases = {i.key: json.dumps(i.aliases) for i in todo if i.aliases}
+        for record in self._caption(todo):
+            key = record["key"]
+            line = json.dumps(self._placed(record, read_nodes.get(key)), ensure_ascii=False)
+            out.append(_result(key, record, line=line, aliases=aliases.get(key)))
+        return pa.Table.from_pylist(out, schema=_result_schema())
 
     def _placed(self, record: dict[str, Any], read_node: str | None) -> dict[str, Any]:
         """A caption says which nodes read and captioned it (`meta.ray`), for a run on many nodes."""
         if record.get("error") is None:
-            import ray
-
-            where = {"caption_node": ray.get_runtime_context().get_node_id()}
+            where = {"caption_node": self.node}
             if read_node:
                 where["read_node"] = read_node
             record["meta"] = {**(record.get("meta") or {}), "ray": where}
@@ -318,9 +331,42 @@ class CaptionActor:
         )
 
 
+def _result(
+    key: str,
+    fields: dict[str, Any],
+    *,
+    line: str | None = None,
+    skipped: bool = False,
+    aliases: str | None = None,
+) -> dict[str, Any]:
+    """One row of `RESULT_SCHEMA`: a record (`line`) or a marker of an item found done."""
+    return {
+        "key": key,
+        "input": fields["input"],
+        "id": fields["id"],
+        "instruction": fields["instruction"],
+        "line": line,
+        "skipped": skipped,
+        "aliases": aliases,
+        "refused": None,
+    }
+
+
+@functools.cache
+def _result_schema() -> Any:
+    """What `run_on_ray`'s actors return: a record as its journal line (`line`) with its key and
+    the fields its identity is made of, a marker of an item found done (`skipped`), or an actor's
+    refusal to build its captioner (`refused`)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [(c, pa.string()) for c in ("key", "input", "id", "instruction", "line")]
+        + [("skipped", pa.bool_()), ("aliases", pa.string()), ("refused", pa.string())]
+    )
+
+
 def _records_schema() -> Any:
-    """What actors return: records, markers of items found done (`skipped`), or an actor's refusal
-    to build its captioner (`refused`)."""
+    """What `caption_dataset`'s actors return: the records' fields as columns."""
     import pyarrow as pa
 
     return (
@@ -458,29 +504,48 @@ def run_on_ray(
         )
     _quiet_ray_data()
     with BatchRun(output, on_record=on_record, progress=progress, total=plan.count) as batch:
-        from .ray_read import ROWS_PER_BLOCK, read_sources, source_rows
+        from .ray_read import ROWS_PER_BLOCK, media_blocks, read_sources, source_rows
 
-        rows = source_rows(plan)
-        for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows else ():
-            reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
-            done = ray.put(
-                _done_sets(batch.journal, batch.taken)
-            )  # again: what this run recorded is done too
-            items = ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
-                # ray's types want a one-argument function; fn_kwargs gives the rest
-                read_sources,  # type: ignore[arg-type]
-                batch_size=1,
-                batch_format="pyarrow",
-                fn_kwargs={
-                    "context": plan.context,
-                    "done": done,
-                    "cwd": os.getcwd(),
-                    "rows_per_block": max(ROWS_PER_BLOCK, 4 * batch_size),
-                },
-                # reads wait on disks, and must not wait for the CPUs the actors hold
-                num_cpus=0,
-                compute=ray.data.TaskPoolStrategy(size=reads),
+        rows, media = source_rows(plan)
+        here = ray.get_runtime_context().get_node_id()
+        rows_per_block = max(ROWS_PER_BLOCK, 4 * batch_size)  # a few model batches
+        for attempt in range(1, PIPELINE_ATTEMPTS + 1) if rows or media else ():
+            parts = []
+            blocks = media_blocks(
+                media,
+                plan.context.instruction,
+                partial(_finished, batch, attempt == 1),
+                here,
+                rows_per_block,
             )
+            if blocks:  # items made here, as a listing has no media to read
+                # from_blocks: as made, their metadata taken here (from_arrow waits for a task)
+                parts.append(ray.data.from_blocks(blocks))
+            if rows:  # shards, tables and manifests: read on the cluster, their media never here
+                reads = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
+                done = ray.put(
+                    _done_sets(batch.journal, batch.taken)
+                )  # again: what this run recorded is done too
+                parts.append(
+                    ray.data.from_items(rows, override_num_blocks=len(rows)).map_batches(
+                        # ray's types want a one-argument function; fn_kwargs gives the rest
+                        read_sources,  # type: ignore[arg-type]
+                        batch_size=1,
+                        batch_format="pyarrow",
+                        fn_kwargs={
+                            "context": plan.context,
+                            "done": done,
+                            "cwd": os.getcwd(),
+                            "rows_per_block": rows_per_block,
+                        },
+                        # reads wait on disks, and must not wait for the CPUs the actors hold
+                        num_cpus=0,
+                        compute=ray.data.TaskPoolStrategy(size=reads),
+                    )
+                )
+            if not parts:
+                break
+            items = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
             records = _map(
                 items,
                 captioner,
@@ -505,6 +570,16 @@ def run_on_ray(
                     "items recorded (none is captioned twice)"
                 )
     return batch.summary
+
+
+def _finished(batch: BatchRun, first: bool, item: WorkItem) -> bool:
+    """Whether a media file listed by the driver is not to be sent: done before this run
+    (counted as skipped, on the `first` attempt only), or recorded by it."""
+    if batch.journal.is_done(item.key, item.identity, item.aliases):
+        if first:
+            batch.take(item.key, item.identity, item.id, item.aliases)
+        return True
+    return item.key in batch.taken
 
 
 def _quiet_ray_data() -> None:
@@ -579,18 +654,17 @@ def _arrived(batch: BatchRun, rows: list[dict[str, Any]], again: bool = False) -
     `again`: the pipeline was started again; what this run already recorded comes back as markers."""
     fresh = []
     for row in rows:
-        refused = row.pop("refused")
-        if refused:
-            raise _refusal(json.loads(refused))
-        skipped = row.pop("skipped")
-        aliases = tuple(json.loads(row.pop("aliases") or "[]"))
-        if again and skipped and row["key"] in batch.taken:
+        if row["refused"]:
+            raise _refusal(json.loads(row["refused"]))
+        key, skipped = row["key"], row["skipped"]
+        if again and skipped and key in batch.taken:
             continue  # counted when it was recorded
+        aliases = tuple(json.loads(row["aliases"])) if row["aliases"] else ()
         taken = batch.take(
-            row["key"], identity(row["input"], row["instruction"], row["id"]), row["id"], aliases
+            key, identity(row["input"], row["instruction"], row["id"]), row["id"], aliases
         )
         if taken and not skipped:
-            fresh.append(from_arrow_row(row))
+            fresh.append(json.loads(row["line"]))
     batch.write(fresh)
 
 

@@ -1,20 +1,22 @@
 """Reading on the cluster: an `InputPlan`'s sources as Ray Data read tasks.
 
 The driver turns the plan into a small table of sources (text: a shard, a table or a manifest per
-row, loose media files up to `MEDIA_PER_ROW` to a row) and Ray Data tasks read them with the readers
+row) and Ray Data tasks read them with the readers
 the local engine uses (`inputs.read_source`, through the same storage layer: a bucket is read on
 whichever node the task runs), so both engines see the same items, the same keys and the same bad
 records. Ray's `read_webdataset` fails the whole dataset on a truncated shard or on a
 `__key__` that comes back later in a shard, `read_json` on one broken line, and neither says where
 an item was (line, place), which keys need; hence these tasks. Items already finished are dropped
-in the read task, so their media never leave it; the driver only ever sees records.
+in the read task, so their media never leave it; the driver only ever sees records. Media files
+named or listed from folders and prefixes are listed by the driver, as the local engine lists
+them, and made into item blocks there (`media_blocks`: paths, a few model batches to a block).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -24,7 +26,6 @@ from .. import storage
 from ..errors import ManifestError
 from .inputs import InputPlan, ReadContext, Source, WorkItem, read_source
 
-MEDIA_PER_ROW = 64
 ITEM_SCHEMA = pa.schema(
     [
         ("place", pa.string()),
@@ -48,9 +49,12 @@ _done_sets: dict[
 ] = {}  # per worker process, by object ref
 
 
-def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
-    """The plan as rows for the read tasks: a shard, a table or a manifest per row; media files
-    (named, or listed from folders and prefixes on the driver) up to `MEDIA_PER_ROW` to a row."""
+def source_rows(plan: InputPlan) -> tuple[list[dict[str, Any]], list[tuple[str, str | None]]]:
+    """The plan split for the cluster: the sources its read tasks read (a shard, a table or a
+    manifest per row, `read_sources`), and the media files, named or listed from folders and
+    prefixes here as the local engine lists them (path and spelling), which `media_blocks` turns
+    into items here: a listing holds no media, and reading it again in a task would only wait for
+    a worker process to start (Ray starts actors' processes first)."""
     rows: list[dict[str, Any]] = []
     media: list[tuple[str, str | None]] = []
     for source in plan.sources:
@@ -60,12 +64,36 @@ def source_rows(plan: InputPlan) -> list[dict[str, Any]]:
             )
             continue
         media += [(item.input, item.spelled) for item in read_source(source, plan.context)]
-    for i in range(0, len(media), MEDIA_PER_ROW):
-        chunk = media[i : i + MEDIA_PER_ROW]
-        rows.append(
-            {"kind": "media", "paths": [m for m, _ in chunk], "spelled": [s for _, s in chunk]}
-        )
-    return rows
+    return rows, media
+
+
+def media_blocks(
+    media: list[tuple[str, str | None]],
+    instruction: str | None,
+    skip: Callable[[WorkItem], bool],
+    node: str,
+    rows_per_block: int = ROWS_PER_BLOCK,
+) -> list[pa.Table]:
+    """The media files' items (`ITEM_SCHEMA`) that `skip` keeps, `rows_per_block` to a block: a
+    block is what one actor works through, so there are enough of them for every actor."""
+    blocks: list[pa.Table] = []
+    rows: list[dict[str, Any]] = []
+    for path, spelled in media:
+        item = media_item(path, spelled, instruction)
+        if skip(item):
+            continue
+        rows.append({**item_row(item), "read_node": node})
+        if len(rows) == rows_per_block:
+            blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
+            rows = []
+    if rows:
+        blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
+    return blocks
+
+
+def media_item(path: str, spelled: str | None, instruction: str | None) -> WorkItem:
+    """A media file listed by the driver, keyed as the local engine keys it."""
+    return WorkItem(path, instruction, place=f"file:{path}", spelled=spelled)
 
 
 def read_sources(
@@ -102,11 +130,6 @@ def read_sources(
 
 
 def _items(source: dict[str, Any], context: ReadContext) -> Iterator[WorkItem]:
-    if source["kind"] == "media":  # listed by the driver, as the local engine lists them
-        return (
-            WorkItem(path, context.instruction, place=f"file:{path}", spelled=spelled)
-            for path, spelled in zip(source["paths"], source["spelled"])
-        )
     return read_source(Source(source["paths"][0], source["kind"], source["spelled"][0]), context)
 
 
