@@ -513,7 +513,6 @@ def run_on_ray(
             parts = []
             blocks = media_blocks(
                 media,
-                plan.context.instruction,
                 partial(_finished, batch, attempt == 1),
                 here,
                 rows_per_block,

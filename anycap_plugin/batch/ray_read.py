@@ -49,27 +49,26 @@ _done_sets: dict[
 ] = {}  # per worker process, by object ref
 
 
-def source_rows(plan: InputPlan) -> tuple[list[dict[str, Any]], list[tuple[str, str | None]]]:
+def source_rows(plan: InputPlan) -> tuple[list[dict[str, Any]], list[WorkItem]]:
     """The plan split for the cluster: the sources its read tasks read (a shard, a table or a
     manifest per row, `read_sources`), and the media files, named or listed from folders and
-    prefixes here as the local engine lists them (path and spelling), which `media_blocks` turns
-    into items here: a listing holds no media, and reading it again in a task would only wait for
+    prefixes here as items by the local engine's own readers, which `media_blocks` puts in blocks
+    here: a listing holds no media, and reading it again in a task would only wait for
     a worker process to start (Ray starts actors' processes first)."""
     rows: list[dict[str, Any]] = []
-    media: list[tuple[str, str | None]] = []
+    media: list[WorkItem] = []
     for source in plan.sources:
         if source.kind not in ("media", "folder"):
             rows.append(
                 {"kind": source.kind, "paths": [source.location], "spelled": [source.spelled]}
             )
             continue
-        media += [(item.input, item.spelled) for item in read_source(source, plan.context)]
+        media += read_source(source, plan.context)
     return rows, media
 
 
 def media_blocks(
-    media: list[tuple[str, str | None]],
-    instruction: str | None,
+    media: list[WorkItem],
     skip: Callable[[WorkItem], bool],
     node: str,
     rows_per_block: int = ROWS_PER_BLOCK,
@@ -78,8 +77,7 @@ def media_blocks(
     block is what one actor works through, so there are enough of them for every actor."""
     blocks: list[pa.Table] = []
     rows: list[dict[str, Any]] = []
-    for path, spelled in media:
-        item = media_item(path, spelled, instruction)
+    for item in media:
         if skip(item):
             continue
         rows.append({**item_row(item), "read_node": node})
@@ -89,11 +87,6 @@ def media_blocks(
     if rows:
         blocks.append(pa.Table.from_pylist(rows, schema=ITEM_SCHEMA))
     return blocks
-
-
-def media_item(path: str, spelled: str | None, instruction: str | None) -> WorkItem:
-    """A media file listed by the driver, keyed as the local engine keys it."""
-    return WorkItem(path, instruction, place=f"file:{path}", spelled=spelled)
 
 
 def read_sources(
